@@ -1,0 +1,77 @@
+# Kestrel: non-recursive GNU Makefile.  Sources are found by directory, so a
+# new device or test is one new file and no edit here.
+
+ifeq ($(wildcard config.mak),)
+$(error run ./configure first)
+endif
+include config.mak
+
+BUILD := build
+DESTDIR ?=
+prefix ?= $(PREFIX)
+bindir ?= $(prefix)/bin
+
+ALL_CFLAGS = $(CFLAGS) -I. -Iinclude $(GLIB_CFLAGS) -MMD -MP
+
+# Everything in the emulator except the entry point, shared by the binary and unit tests.
+CORE_SRCS := $(sort $(wildcard system/*.c accel/*/*.c hw/*/*.c chardev/*.c block/*.c \
+                               net/*.c ui/*.c monitor/*.c))
+CORE_SRCS := $(filter-out system/main.c,$(CORE_SRCS))
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
+LIBS := $(GLIB_LIBS) $(ZLIB_LIBS) -lutil -lm
+
+TESTLIB_OBJS := $(BUILD)/tests/testlib.o
+QTESTLIB_OBJS := $(BUILD)/tests/libqtest.o $(TESTLIB_OBJS)
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test-*.c))
+QTEST_TESTS := $(patsubst tests/qtest/%.c,$(BUILD)/tests/qtest/%,$(wildcard tests/qtest/test-*.c))
+TEST_PROGS := $(UNIT_TESTS) $(QTEST_TESTS)
+
+.PHONY: all check check-slow clean distclean install guests bench
+all: kestrel
+
+kestrel: $(BUILD)/system/main.o $(CORE_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/%.o: %.c config.mak
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Unit tests link the whole core (constructors register every device and accel).
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(CORE_OBJS) $(TESTLIB_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/qtest/%: $(BUILD)/tests/qtest/%.o $(QTESTLIB_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+tests: $(TEST_PROGS)
+
+# Test guests (Debian kernel, busybox initramfs, multiboot test kernel) are
+# built by tests/guests/build-all into $(BUILD)/guests; the boot tests skip
+# with a reason where a guest cannot be built.
+guests:
+	tests/guests/build-all $(BUILD)/guests
+
+check: kestrel $(TEST_PROGS)
+	@KESTREL=$(CURDIR)/kestrel BUILD=$(CURDIR)/$(BUILD) tests/run-tests.sh \
+	    $(TEST_PROGS) $(sort $(wildcard tests/cli/*.sh tests/boot/*.sh))
+
+check-slow: kestrel $(TEST_PROGS)
+	@KESTREL=$(CURDIR)/kestrel BUILD=$(CURDIR)/$(BUILD) KESTREL_SLOW=1 tests/run-tests.sh \
+	    $(TEST_PROGS) $(sort $(wildcard tests/cli/*.sh tests/boot/*.sh tests/slow/*.sh))
+
+bench: kestrel
+	bench/boot-time
+	bench/footprint
+
+install: kestrel
+	install -d $(DESTDIR)$(bindir)
+	install -m 755 kestrel $(DESTDIR)$(bindir)/kestrel
+
+clean:
+	rm -rf $(BUILD)/system $(BUILD)/accel $(BUILD)/hw $(BUILD)/chardev $(BUILD)/tests \
+	       $(BUILD)/block $(BUILD)/net $(BUILD)/ui $(BUILD)/monitor kestrel
+
+distclean: clean
+	rm -rf $(BUILD) config.mak config.h
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,1292 @@
+/*
+ * The KVM accelerator: VM and vCPU creation, the memory listener that turns
+ * RAM/ROM ranges into KVM memory slots, the KVM_RUN loop and its exits,
+ * interrupt lines into the in-kernel PIC/IOAPIC, and system reset.
+ *
+ * Spec: Linux Documentation/virt/kvm/api.rst as restated in
+ * /work/shared/docs/kvm-api.md (section numbers below are that sheet's),
+ * struct layouts from <linux/kvm.h>.  Bring-up order follows §1.1:
+ * open, API version, capabilities, CREATE_VM, identity map, TSS,
+ * CREATE_IRQCHIP, CREATE_PIT2, GSI routing, memory slots, then per vCPU
+ * CREATE_VCPU, mmap, SET_CPUID2 and the reset state.
+ *
+ * The in-kernel PIC, IOAPIC, LAPICs and PIT are used; the PIT also answers
+ * port 0x61 (KVM_PIT_SPEAKER_DUMMY) unless a board device claims that port.
+ * GSI routing follows QEMU: ISA IRQ0 reaches IOAPIC pin 2 (§3.1).
+ *
+ * Not implemented: the userspace irqchip (kernel-irqchip=off) and split
+ * irqchip, coalesced MMIO, ioeventfd/irqfd, MSI injection, dirty logging,
+ * guest debug, XSAVE state beyond KVM_SET_FPU + XCR0, save/restore of state,
+ * TSC frequency control (the host's is used).
+ *
+ * Threads (include/kestrel/lock.h): KVM_RUN runs without the big lock; a
+ * port or MMIO exit takes it around the device call.  A kick sets
+ * kvm_run.immediate_exit and sends KVM_KICK_SIGNAL to the vCPU thread
+ * (§2.5 pattern A); kernels without KVM_CAP_IMMEDIATE_EXIT get pattern B
+ * (the signal is unblocked only inside KVM_RUN via KVM_SET_SIGNAL_MASK).
+ * Reset, get_regs and set_regs run in the main thread while every vCPU is
+ * parked outside KVM_RUN; a parked vCPU never has an I/O exit left
+ * uncompleted (vcpu_run re-enters once with immediate_exit first, §2.1).
+ */
+#include "accel/kvm/kvm-internal.h"
+#include "kestrel/accel.h"
+#include "kestrel/ioport.h"
+#include "kestrel/lock.h"
+#include "kestrel/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KVM_KICK_SIGNAL SIGUSR1
+
+/* ---- ioctl layer ---- */
+
+int kvm_ioctl_real(int fd, unsigned long request, void *arg)
+{
+    return ioctl(fd, request, arg);
+}
+
+KvmIoctlFn kvm_ioctl_fn = kvm_ioctl_real;
+
+static int kvm_open_real(const char *path, int flags)
+{
+    return open(path, flags);
+}
+
+KvmOpenFn kvm_open_fn = kvm_open_real;
+
+static int kvm_ioctl(int fd, unsigned long request, void *arg)
+{
+    return kvm_ioctl_fn(fd, request, arg);
+}
+
+static int kvm_check_extension(int fd, int cap)
+{
+    int r = kvm_ioctl(fd, KVM_CHECK_EXTENSION, (void *)(uintptr_t)cap);
+    return r < 0 ? 0 : r;
+}
+
+/* ---- probe ---- */
+
+KvmCpuinfo kvm_parse_cpuinfo(const char *text)
+{
+    KvmCpuinfo ci = { 0 };
+    if (!text) {
+        return ci;
+    }
+    ci.readable = true;
+    char **lines = g_strsplit(text, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        if (!g_str_has_prefix(*l, "flags")) {
+            continue;
+        }
+        const char *colon = strchr(*l, ':');
+        if (!colon) {
+            continue;
+        }
+        char **words = g_strsplit_set(colon + 1, " \t", -1);
+        for (char **w = words; *w; w++) {
+            ci.vmx |= !strcmp(*w, "vmx");
+            ci.svm |= !strcmp(*w, "svm");
+            ci.hypervisor |= !strcmp(*w, "hypervisor");
+        }
+        g_strfreev(words);
+    }
+    g_strfreev(lines);
+    return ci;
+}
+
+char *kvm_explain_open_error(int err, const KvmCpuinfo *ci)
+{
+    switch (err) {
+    case ENOENT:
+        if (!ci || !ci->readable) {
+            return g_strdup(KVM_DEV_PATH " does not exist (kvm module not loaded, or no "
+                            "VT-x/AMD-V: see kmod/kvm-check)");
+        }
+        if (!ci->vmx && !ci->svm) {
+            if (ci->hypervisor) {
+                return g_strdup(KVM_DEV_PATH " does not exist: this CPU shows no VT-x/AMD-V "
+                                "(no vmx/svm flag in /proc/cpuinfo; we run inside a VM "
+                                "without nested virtualisation: see kmod/kvm-check)");
+            }
+            return g_strdup(KVM_DEV_PATH " does not exist: this CPU shows no VT-x/AMD-V "
+                            "(no vmx/svm flag in /proc/cpuinfo; absent or disabled in the "
+                            "firmware setup: see kmod/kvm-check)");
+        }
+        return g_strdup_printf(KVM_DEV_PATH " does not exist although the CPU has %s "
+                               "(kvm module not loaded? try 'modprobe %s': see kmod/kvm-check)",
+                               ci->vmx ? "VT-x" : "AMD-V", ci->vmx ? "kvm_intel" : "kvm_amd");
+    case EACCES:
+    case EPERM:
+        return g_strdup(KVM_DEV_PATH ": permission denied (add your user to the 'kvm' group: "
+                        "sudo usermod -aG kvm $USER, then log in again; see kmod/kvm-check)");
+    case ENXIO:
+    case ENODEV:
+        return g_strdup(KVM_DEV_PATH ": no such device (kvm is loaded but found no usable "
+                        "VT-x/AMD-V: see kmod/kvm-check)");
+    default:
+        return g_strdup_printf(KVM_DEV_PATH ": %s (see kmod/kvm-check)", g_strerror(err));
+    }
+}
+
+const KvmCapName kvm_required_caps[] = {
+    { KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+    { KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+    { KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP" },
+    { KVM_CAP_PIT2, "KVM_CAP_PIT2" },
+    { KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING" },
+    { KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+    { KVM_CAP_HLT, "KVM_CAP_HLT" },
+    { KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE" },
+};
+const size_t kvm_required_caps_count = ARRAY_LEN(kvm_required_caps);
+
+char *kvm_check_required_caps(int fd)
+{
+    GString *missing = NULL;
+    for (size_t i = 0; i < kvm_required_caps_count; i++) {
+        if (kvm_check_extension(fd, kvm_required_caps[i].cap) > 0) {
+            continue;
+        }
+        if (!missing) {
+            missing = g_string_new("KVM lacks required capabilities: ");
+        } else {
+            g_string_append(missing, ", ");
+        }
+        g_string_append(missing, kvm_required_caps[i].name);
+    }
+    if (missing) {
+        g_string_append(missing, " (host kernel too old?)");
+        return g_string_free(missing, false);
+    }
+    return NULL;
+}
+
+static char *read_cpuinfo(void)
+{
+    char *text = NULL;
+    if (!g_file_get_contents("/proc/cpuinfo", &text, NULL, NULL)) {
+        return NULL;
+    }
+    return text;
+}
+
+/* Open /dev/kvm and check version and caps; -1 with *why set on failure. */
+static int kvm_open_checked(char **why)
+{
+    int fd = kvm_open_fn(KVM_DEV_PATH, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        char *text = read_cpuinfo();
+        KvmCpuinfo ci = kvm_parse_cpuinfo(text);
+        g_free(text);
+        *why = kvm_explain_open_error(err, &ci);
+        return -1;
+    }
+    int api = kvm_ioctl(fd, KVM_GET_API_VERSION, NULL);
+    if (api != KVM_EXPECTED_API) {
+        *why = api < 0 ? g_strdup_printf("KVM_GET_API_VERSION failed: %s", g_strerror(errno))
+                       : g_strdup_printf("KVM API version %d, Kestrel needs %d", api,
+                                         KVM_EXPECTED_API);
+        close(fd);
+        return -1;
+    }
+    *why = kvm_check_required_caps(fd);
+    if (*why) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static bool kvm_probe(char **why)
+{
+    char *reason = NULL;
+    int fd = kvm_open_checked(&reason);
+    if (fd < 0) {
+        if (why) {
+            *why = reason;
+        } else {
+            g_free(reason);
+        }
+        return false;
+    }
+    close(fd);
+    return true;
+}
+
+/* ---- memory slots (§1.5) ---- */
+
+void kvm_slots_init(KvmSlotTable *t, int vm_fd, unsigned nr, bool readonly_mem)
+{
+    memset(t, 0, sizeof(*t));
+    t->vm_fd = vm_fd;
+    t->nr = nr ? nr : 32;            /* api.rst: assume 32 if the cap is absent */
+    t->readonly_mem = readonly_mem;
+    t->slots = g_new0(KvmSlot, t->nr);
+}
+
+void kvm_slots_destroy(KvmSlotTable *t)
+{
+    g_free(t->slots);
+    t->slots = NULL;
+    t->nr = 0;
+}
+
+bool kvm_slot_window(const FlatRange *fr, hwaddr *gpa, uint64_t *size, uint64_t *hva)
+{
+    if (!fr->host || fr->size == 0) {
+        return false;                                   /* MMIO */
+    }
+    uint64_t mask = KVM_PAGE_SIZE - 1;
+    uintptr_t host = (uintptr_t)fr->host;
+    if ((fr->start & mask) != (host & mask)) {
+        return false;                                   /* cannot be congruent */
+    }
+    hwaddr start = (fr->start + mask) & ~mask;
+    if (fr->start + fr->size < fr->start) {
+        return false;                                   /* wraps: malformed */
+    }
+    hwaddr end = (fr->start + fr->size) & ~mask;
+    if (end <= start) {
+        return false;                                   /* no whole page inside */
+    }
+    *gpa = start;
+    *size = end - start;
+    *hva = host + (start - fr->start);
+    return true;
+}
+
+static const char *slot_errno_hint(int err)
+{
+    switch (err) {
+    case EEXIST: return "overlaps another slot or KVM's private TSS/identity-map pages";
+    case EINVAL: return "bad alignment, flags or slot number";
+    case EFAULT: return "host memory not mapped";
+    default:     return g_strerror(err);
+    }
+}
+
+static int slot_set(KvmSlotTable *t, unsigned id, uint32_t flags, hwaddr gpa, uint64_t size,
+                    uint64_t hva)
+{
+    struct kvm_userspace_memory_region r;
+    memset(&r, 0, sizeof(r));
+    r.slot = id;
+    r.flags = flags;
+    r.guest_phys_addr = gpa;
+    r.memory_size = size;
+    r.userspace_addr = hva;
+    return kvm_ioctl(t->vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
+}
+
+bool kvm_slots_region_add(KvmSlotTable *t, const FlatRange *fr, GError **errp)
+{
+    hwaddr gpa;
+    uint64_t size, hva;
+
+    if (!kvm_slot_window(fr, &gpa, &size, &hva)) {
+        return true;                 /* stays slot-less: every access exits as MMIO */
+    }
+    bool rom = fr->readonly || (fr->leaf && memory_region_kind(fr->leaf) == MR_ROM);
+    uint32_t flags = 0;
+    if (rom) {
+        if (t->readonly_mem) {
+            flags = KVM_MEM_READONLY;            /* writes exit as MMIO and are dropped */
+        } else if (!t->warned_rom_as_ram) {
+            /* §1.5: without READONLY_MEM the only way to execute ROM is as RAM. */
+            error_report("warning: KVM lacks KVM_CAP_READONLY_MEM: ROM is guest-writable");
+            t->warned_rom_as_ram = true;
+        }
+    }
+
+    unsigned id;
+    for (id = 0; id < t->nr && t->slots[id].used; id++) {
+    }
+    if (id == t->nr) {
+        kestrel_set_error(errp, "KVM: out of memory slots (%u) mapping %s at 0x%" PRIx64,
+                          t->nr, fr->leaf ? memory_region_name(fr->leaf) : "RAM", gpa);
+        return false;
+    }
+    if (slot_set(t, id, flags, gpa, size, hva) < 0) {
+        int err = errno;
+        kestrel_set_error(errp, "KVM_SET_USER_MEMORY_REGION slot %u [0x%" PRIx64 ", 0x%" PRIx64
+                          ") failed: %s", id, gpa, gpa + size, slot_errno_hint(err));
+        return false;
+    }
+    t->slots[id] = (KvmSlot){ .used = true, .flags = flags, .gpa = gpa, .size = size,
+                              .hva = hva };
+    return true;
+}
+
+void kvm_slots_region_del(KvmSlotTable *t, const FlatRange *fr)
+{
+    hwaddr gpa;
+    uint64_t size, hva;
+
+    if (!kvm_slot_window(fr, &gpa, &size, &hva)) {
+        return;
+    }
+    for (unsigned id = 0; id < t->nr; id++) {
+        KvmSlot *s = &t->slots[id];
+        if (s->used && s->gpa == gpa && s->size == size && s->hva == hva) {
+            /* memory_size 0 deletes; the other fields must still be valid */
+            if (slot_set(t, id, s->flags, gpa, 0, hva) < 0) {
+                error_report("KVM: deleting memory slot %u at 0x%" PRIx64 " failed: %s",
+                             id, gpa, g_strerror(errno));
+            }
+            s->used = false;
+            return;
+        }
+    }
+}
+
+const KvmSlot *kvm_slots_lookup(const KvmSlotTable *t, hwaddr gpa)
+{
+    for (unsigned id = 0; id < t->nr; id++) {
+        const KvmSlot *s = &t->slots[id];
+        if (s->used && gpa >= s->gpa && gpa - s->gpa < s->size) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static void kvm_listener_add(MemoryListener *l, const FlatRange *fr)
+{
+    KvmState *s = l->opaque;
+    GError *err = NULL;
+    if (!kvm_slots_region_add(&s->slots, fr, &err)) {
+        /* The guest would run with a hole where RAM should be: stop now. */
+        machine_request_fatal(err->message);
+        g_error_free(err);
+    }
+}
+
+static void kvm_listener_del(MemoryListener *l, const FlatRange *fr)
+{
+    KvmState *s = l->opaque;
+    kvm_slots_region_del(&s->slots, fr);
+}
+
+/* ---- exits: port I/O and MMIO ---- */
+
+static uint64_t ld_le_n(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+static void st_le_n(uint8_t *p, unsigned n, uint64_t v)
+{
+    for (unsigned i = 0; i < n; i++) {
+        p[i] = v >> (8 * i);
+    }
+}
+
+bool kvm_handle_io(struct kvm_run *run, size_t run_size)
+{
+    unsigned size = run->io.size;
+    uint64_t count = run->io.count;
+    if (size != 1 && size != 2 && size != 4) {
+        return false;
+    }
+    /* §2.3: count items of size bytes, back to back at data_offset. */
+    uint64_t bytes = count * size;
+    if (run->io.data_offset > run_size || bytes > run_size - run->io.data_offset) {
+        return false;
+    }
+    uint8_t *data = (uint8_t *)run + run->io.data_offset;
+    for (uint64_t i = 0; i < count; i++, data += size) {
+        if (run->io.direction == KVM_EXIT_IO_IN) {
+            st_le_n(data, size, ioport_read(run->io.port, size));
+        } else {
+            ioport_write(run->io.port, (uint32_t)ld_le_n(data, size), size);
+        }
+    }
+    return true;
+}
+
+bool kvm_handle_mmio(AddressSpace *as, struct kvm_run *run)
+{
+    unsigned sizes[8];
+    unsigned len = run->mmio.len;
+    if (len == 0 || len > sizeof(run->mmio.data)) {
+        return false;
+    }
+    unsigned n = kvm_mmio_split(run->mmio.phys_addr, len, sizes);
+    unsigned off = 0;
+    for (unsigned i = 0; i < n; i++) {
+        hwaddr addr = run->mmio.phys_addr + off;
+        if (run->mmio.is_write) {
+            address_space_st(as, addr, ld_le_n(run->mmio.data + off, sizes[i]), sizes[i]);
+        } else {
+            st_le_n(run->mmio.data + off, sizes[i], address_space_ld(as, addr, sizes[i]));
+        }
+        off += sizes[i];
+    }
+    return true;
+}
+
+/* ---- the VM ---- */
+
+static KvmState *kvm_state(Machine *m)
+{
+    return m->accel_state;
+}
+
+static KvmVcpu *kvm_vcpu(Machine *m, int id)
+{
+    KvmState *s = kvm_state(m);
+    if (!s || id < 0 || id >= s->nr_vcpus) {
+        return NULL;
+    }
+    return s->vcpus[id];
+}
+
+static void kvm_kick_handler(int sig)
+{
+    /* Nothing: its only job is to make KVM_RUN return EINTR (§2.5). */
+}
+
+static struct kvm_cpuid2 *kvm_get_supported_cpuid(int kvm_fd, GError **errp)
+{
+    /* E2BIG means our array is too small: grow and retry (§1.7). */
+    for (unsigned nent = 64; nent <= 4096; nent *= 2) {
+        struct kvm_cpuid2 *c = kvm_cpuid_alloc(nent);
+        if (kvm_ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+            return c;
+        }
+        int err = errno;
+        g_free(c);
+        if (err != E2BIG) {
+            kestrel_set_error(errp, "KVM_GET_SUPPORTED_CPUID failed: %s", g_strerror(err));
+            return NULL;
+        }
+    }
+    kestrel_set_error(errp, "KVM_GET_SUPPORTED_CPUID: more than 4096 entries");
+    return NULL;
+}
+
+static struct kvm_msr_list *kvm_get_msr_list(int kvm_fd)
+{
+    struct kvm_msr_list probe = { .nmsrs = 0 };
+    /* The first call fails with E2BIG and tells us the count (§1.8). */
+    if (kvm_ioctl(kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG) {
+        return NULL;
+    }
+    unsigned n = probe.nmsrs;
+    struct kvm_msr_list *l = g_malloc0(sizeof(*l) + (n + 1) * sizeof(l->indices[0]));
+    l->nmsrs = n;
+    if (kvm_ioctl(kvm_fd, KVM_GET_MSR_INDEX_LIST, l) < 0) {
+        g_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static void kvm_state_free(KvmState *s)
+{
+    if (!s) {
+        return;
+    }
+    if (s->listener_as) {
+        address_space_remove_listener(s->listener_as, &s->listener);
+    }
+    for (int i = 0; i < s->nr_vcpus; i++) {
+        KvmVcpu *v = s->vcpus[i];
+        if (!v) {
+            continue;
+        }
+        if (v->run) {
+            munmap(v->run, v->run_size);
+        }
+        if (v->fd >= 0) {
+            close(v->fd);
+        }
+        g_free(v);
+    }
+    g_free(s->vcpus);
+    kvm_slots_destroy(&s->slots);
+    g_free(s->supported_cpuid);
+    g_free(s->msr_list);
+    if (s->vm_fd >= 0) {
+        close(s->vm_fd);
+    }
+    if (s->kvm_fd >= 0) {
+        close(s->kvm_fd);
+    }
+    g_free(s);
+}
+
+static bool kvm_vm_ioctl_checked(KvmState *s, unsigned long req, void *arg, const char *what,
+                                 GError **errp)
+{
+    if (kvm_ioctl(s->vm_fd, req, arg) < 0) {
+        kestrel_set_error(errp, "KVM: %s failed: %s", what, g_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+static bool kvm_init(Machine *m, GError **errp)
+{
+    MachineConfig *cfg = m->cfg;
+    char *why = NULL;
+
+    if (cfg && !cfg->kernel_irqchip) {
+        kestrel_set_error(errp, "kernel-irqchip=off needs the userspace interrupt controllers "
+                          "(not implemented yet)");
+        return false;
+    }
+
+    KvmState *s = g_new0(KvmState, 1);
+    s->kvm_fd = s->vm_fd = -1;
+
+    /* Bad -cpu options are the user's: report them before touching the host. */
+    if (!x86_cpu_spec_parse(cfg ? cfg->cpu_model : NULL, &s->cpu_spec, errp)) {
+        goto fail;
+    }
+
+    s->kvm_fd = kvm_open_checked(&why);
+    if (s->kvm_fd < 0) {
+        kestrel_set_error(errp, "KVM: %s", why);
+        g_free(why);
+        goto fail;
+    }
+    s->mmap_size = kvm_ioctl(s->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, NULL);
+    if (s->mmap_size < (int)KVM_PAGE_SIZE) {
+        kestrel_set_error(errp, "KVM_GET_VCPU_MMAP_SIZE failed: %s", g_strerror(errno));
+        goto fail;
+    }
+
+    /* §1.1 step 5: type 0 on x86; EINTR is retried as QEMU does. */
+    do {
+        s->vm_fd = kvm_ioctl(s->kvm_fd, KVM_CREATE_VM, (void *)0);
+    } while (s->vm_fd < 0 && errno == EINTR);
+    if (s->vm_fd < 0) {
+        kestrel_set_error(errp, "KVM_CREATE_VM failed: %s%s", g_strerror(errno),
+                          errno == ENOMEM ? " (host out of memory?)" : "");
+        goto fail;
+    }
+
+    /* Capabilities: prefer the VM's answers (§1.1 step 3). */
+    int capfd = kvm_check_extension(s->kvm_fd, KVM_CAP_CHECK_EXTENSION_VM) ? s->vm_fd
+                                                                            : s->kvm_fd;
+    s->cap_immediate_exit = kvm_check_extension(capfd, KVM_CAP_IMMEDIATE_EXIT) > 0;
+    s->cap_xcrs = kvm_check_extension(capfd, KVM_CAP_XCRS) > 0;
+    s->cap_mp_state = kvm_check_extension(capfd, KVM_CAP_MP_STATE) > 0;
+    s->cap_tsc_deadline = kvm_check_extension(capfd, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+    s->cap_debugregs = kvm_check_extension(capfd, KVM_CAP_DEBUGREGS) > 0;
+    s->cap_vcpu_events = kvm_check_extension(capfd, KVM_CAP_VCPU_EVENTS) > 0;
+    int nr_vcpus = kvm_check_extension(capfd, KVM_CAP_NR_VCPUS);
+    int max_vcpus = kvm_check_extension(capfd, KVM_CAP_MAX_VCPUS);
+    int max_id = kvm_check_extension(capfd, KVM_CAP_MAX_VCPU_ID);
+    /* api.rst "KVM_CREATE_VCPU": NR defaults to 4, MAX to NR, MAX_VCPU_ID to MAX. */
+    if (nr_vcpus <= 0) {
+        nr_vcpus = 4;
+    }
+    if (max_vcpus <= 0) {
+        max_vcpus = nr_vcpus;
+    }
+    if (max_id <= 0) {
+        max_id = max_vcpus;
+    }
+    s->max_vcpus = MIN(max_vcpus, max_id);
+    if (m->smp_cpus > s->max_vcpus) {
+        kestrel_set_error(errp, "-smp %d: KVM on this host allows at most %d vCPUs",
+                          m->smp_cpus, s->max_vcpus);
+        goto fail;
+    }
+    if (m->smp_cpus > nr_vcpus) {
+        error_report("warning: -smp %d is above KVM's recommended maximum of %d vCPUs",
+                     m->smp_cpus, nr_vcpus);
+    }
+
+    /* §1.3: identity map then TSS, both before any vCPU; QEMU's addresses. */
+    if (kvm_check_extension(capfd, KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0) {
+        uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
+        if (!kvm_vm_ioctl_checked(s, KVM_SET_IDENTITY_MAP_ADDR, &idmap,
+                                  "KVM_SET_IDENTITY_MAP_ADDR", errp)) {
+            goto fail;
+        }
+    }
+    if (!kvm_vm_ioctl_checked(s, KVM_SET_TSS_ADDR, (void *)(uintptr_t)KVM_TSS_ADDR,
+                              "KVM_SET_TSS_ADDR", errp)) {
+        goto fail;
+    }
+
+    /* §1.4, §7.3: IRQCHIP before vCPUs, PIT2 after IRQCHIP. */
+    if (!kvm_vm_ioctl_checked(s, KVM_CREATE_IRQCHIP, NULL, "KVM_CREATE_IRQCHIP", errp)) {
+        goto fail;
+    }
+    struct kvm_pit_config pit;
+    memset(&pit, 0, sizeof(pit));
+    /*
+     * §1.4: port 0x61 carries PIT channel 2's gate and OUT2, which Linux
+     * polls to calibrate the TSC.  Unless a board device claims the port,
+     * let the kernel answer it from its own PIT.
+     */
+    if (!ioport_owner(0x61)) {
+        pit.flags = KVM_PIT_SPEAKER_DUMMY;
+    }
+    if (!kvm_vm_ioctl_checked(s, KVM_CREATE_PIT2, &pit, "KVM_CREATE_PIT2", errp)) {
+        goto fail;
+    }
+    struct kvm_irq_routing *routing = kvm_gsi_routing_build();
+    bool routed = kvm_vm_ioctl_checked(s, KVM_SET_GSI_ROUTING, routing,
+                                       "KVM_SET_GSI_ROUTING", errp);
+    g_free(routing);
+    if (!routed) {
+        goto fail;
+    }
+    /* The freshly created PIC/IOAPIC/PIT state is the power-on state reset() restores. */
+    s->have_reset_irqchip = true;
+    for (int chip = 0; chip < 3; chip++) {
+        memset(&s->reset_irqchip[chip], 0, sizeof(s->reset_irqchip[chip]));
+        s->reset_irqchip[chip].chip_id = chip;
+        if (kvm_ioctl(s->vm_fd, KVM_GET_IRQCHIP, &s->reset_irqchip[chip]) < 0) {
+            s->have_reset_irqchip = false;
+        }
+    }
+    memset(&s->reset_pit, 0, sizeof(s->reset_pit));
+    s->have_reset_pit = kvm_ioctl(s->vm_fd, KVM_GET_PIT2, &s->reset_pit) == 0;
+
+    s->supported_cpuid = kvm_get_supported_cpuid(s->kvm_fd, errp);
+    if (!s->supported_cpuid) {
+        goto fail;
+    }
+    X86FeatureSet missing;
+    KvmCpuidConfig ccfg = { .apic_id = 0, .nr_cpus = m->smp_cpus > 0 ? m->smp_cpus : 1,
+                            .tsc_deadline = s->cap_tsc_deadline };
+    g_free(kvm_cpuid_build(s->supported_cpuid, &s->cpu_spec, &ccfg, missing));
+    char *names = x86_feature_set_describe(missing);
+    if (*names) {
+        error_report("warning: KVM on this host cannot provide -cpu feature(s): %s (ignored)",
+                     names);
+    }
+    g_free(names);
+    s->msr_list = kvm_get_msr_list(s->kvm_fd);
+
+    /*
+     * Kick signal: a do-nothing handler.  KVM_RUN returns -EINTR whatever
+     * SA_RESTART says (the kernel does not restart it), while SA_RESTART
+     * spares device code running in the vCPU thread from EINTR surprises.
+     */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = kvm_kick_handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(KVM_KICK_SIGNAL, &sa, NULL);
+
+    s->nr_vcpus = m->smp_cpus > 0 ? m->smp_cpus : 1;
+    s->vcpus = g_new0(KvmVcpu *, s->nr_vcpus);
+
+    kvm_slots_init(&s->slots, s->vm_fd, kvm_check_extension(capfd, KVM_CAP_NR_MEMSLOTS),
+                   kvm_check_extension(capfd, KVM_CAP_READONLY_MEM) > 0);
+    m->accel_state = s;
+    s->listener.region_add = kvm_listener_add;
+    s->listener.region_del = kvm_listener_del;
+    s->listener.opaque = s;
+    if (m->as) {
+        /* Replays every current range: RAM and ROM become slots right here. */
+        s->listener_as = m->as;
+        address_space_add_listener(m->as, &s->listener);
+    }
+    return true;
+
+fail:
+    m->accel_state = NULL;
+    kvm_state_free(s);
+    return false;
+}
+
+/* ---- vCPUs ---- */
+
+static bool kvm_get_x86(KvmState *s, KvmVcpu *v, X86CPUState *x, GError **errp)
+{
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    struct kvm_debugregs dregs;
+
+    memset(&regs, 0, sizeof(regs));
+    memset(&sregs, 0, sizeof(sregs));
+    memset(&dregs, 0, sizeof(dregs));
+    if (kvm_ioctl(v->fd, KVM_GET_REGS, &regs) < 0 ||
+        kvm_ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0) {
+        kestrel_set_error(errp, "KVM: reading vCPU %d registers failed: %s", v->id,
+                          g_strerror(errno));
+        return false;
+    }
+    bool have_dregs = s->cap_debugregs && kvm_ioctl(v->fd, KVM_GET_DEBUGREGS, &dregs) == 0;
+    kvm_state_to_x86(&regs, &sregs, have_dregs ? &dregs : NULL, x);
+    return true;
+}
+
+static bool kvm_set_x86(KvmState *s, KvmVcpu *v, const X86CPUState *x, GError **errp)
+{
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    struct kvm_debugregs dregs;
+
+    /* §7.7: always GET before SET so fields X86CPUState lacks stay valid. */
+    memset(&sregs, 0, sizeof(sregs));
+    if (kvm_ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0) {
+        kestrel_set_error(errp, "KVM_GET_SREGS on vCPU %d failed: %s", v->id,
+                          g_strerror(errno));
+        return false;
+    }
+    kvm_state_from_x86(x, &regs, &sregs, &dregs);
+    if (kvm_ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0) {
+        kestrel_set_error(errp, "KVM_SET_SREGS on vCPU %d failed: %s (inconsistent segment or "
+                          "control register state?)", v->id, g_strerror(errno));
+        return false;
+    }
+    if (kvm_ioctl(v->fd, KVM_SET_REGS, &regs) < 0) {
+        kestrel_set_error(errp, "KVM_SET_REGS on vCPU %d failed: %s", v->id, g_strerror(errno));
+        return false;
+    }
+    if (s->cap_debugregs && kvm_ioctl(v->fd, KVM_SET_DEBUGREGS, &dregs) < 0) {
+        kestrel_set_error(errp, "KVM_SET_DEBUGREGS on vCPU %d failed: %s", v->id,
+                          g_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+static bool kvm_set_reset_msrs(KvmState *s, KvmVcpu *v, GError **errp)
+{
+    enum { MAX_RESET_MSRS = 32 };
+    struct kvm_msr_entry list[MAX_RESET_MSRS];
+    unsigned n = kvm_msrs_reset_list(list, MAX_RESET_MSRS, s->msr_list);
+    struct kvm_msrs *req = g_malloc0(sizeof(*req) + n * sizeof(req->entries[0]));
+    unsigned done = 0;
+    bool ok = true;
+
+    /* §7.6: KVM_SET_MSRS returns how many it set and stops at the first it refuses. */
+    while (done < n) {
+        req->nmsrs = n - done;
+        memcpy(req->entries, &list[done], (n - done) * sizeof(req->entries[0]));
+        int r = kvm_ioctl(v->fd, KVM_SET_MSRS, req);
+        if (r < 0) {
+            kestrel_set_error(errp, "KVM_SET_MSRS on vCPU %d failed: %s", v->id,
+                              g_strerror(errno));
+            ok = false;
+            break;
+        }
+        done += r;
+        if (done < n) {
+            LOG(LOG_UNIMP, "kvm: vCPU %d: KVM refused reset value of MSR 0x%x\n", v->id,
+                list[done].index);
+            done++;
+        }
+    }
+    g_free(req);
+    return ok;
+}
+
+/* One vCPU to its power-on state (§1.9, §1.10). */
+static bool kvm_vcpu_reset(Machine *m, KvmVcpu *v, GError **errp)
+{
+    KvmState *s = kvm_state(m);
+    bool bsp = v->id == 0;
+
+    if (s->cap_vcpu_events) {
+        /* Drop any exception/interrupt/NMI left from before (e.g. the triple fault). */
+        struct kvm_vcpu_events ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SHADOW;
+        if (kvm_ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0) {
+            LOG(LOG_UNIMP, "kvm: vCPU %d: KVM_SET_VCPU_EVENTS: %s\n", v->id,
+                g_strerror(errno));
+        }
+    }
+
+    X86CPUState x;
+    x86_cpu_state_reset(&x, bsp);
+    if (v->cpuid_1_eax) {
+        x.regs[R_EDX] = v->cpuid_1_eax;  /* §1.9: KVM's reset put 0x600 there */
+    }
+    if (!kvm_set_x86(s, v, &x, errp)) {
+        return false;
+    }
+
+    struct kvm_fpu fpu;
+    kvm_fpu_reset_state(&fpu);
+    if (kvm_ioctl(v->fd, KVM_SET_FPU, &fpu) < 0) {
+        kestrel_set_error(errp, "KVM_SET_FPU on vCPU %d failed: %s", v->id, g_strerror(errno));
+        return false;
+    }
+    if (s->cap_xcrs) {
+        struct kvm_xcrs xcrs;
+        memset(&xcrs, 0, sizeof(xcrs));
+        xcrs.nr_xcrs = 1;
+        xcrs.xcrs[0].xcr = 0;
+        xcrs.xcrs[0].value = 1;          /* XCR0 = x87 only (SDM vol. 1 13.3) */
+        if (kvm_ioctl(v->fd, KVM_SET_XCRS, &xcrs) < 0) {
+            kestrel_set_error(errp, "KVM_SET_XCRS on vCPU %d failed: %s", v->id,
+                              g_strerror(errno));
+            return false;
+        }
+    }
+    if (!kvm_set_reset_msrs(s, v, errp)) {
+        return false;
+    }
+
+    struct kvm_lapic_state lapic;
+    memset(&lapic, 0, sizeof(lapic));
+    if (kvm_ioctl(v->fd, KVM_GET_LAPIC, &lapic) < 0) {
+        kestrel_set_error(errp, "KVM_GET_LAPIC on vCPU %d failed: %s", v->id, g_strerror(errno));
+        return false;
+    }
+    kvm_lapic_reset_state(&lapic, v->id, bsp);
+    if (kvm_ioctl(v->fd, KVM_SET_LAPIC, &lapic) < 0) {
+        kestrel_set_error(errp, "KVM_SET_LAPIC on vCPU %d failed: %s", v->id, g_strerror(errno));
+        return false;
+    }
+
+    if (s->cap_mp_state) {
+        /*
+         * BSP runs; APs wait for SIPI inside KVM_RUN, so the in-kernel LAPIC
+         * handles the guest's INIT-SIPI-SIPI without exits (§1.10).
+         */
+        struct kvm_mp_state mp = {
+            .mp_state = bsp ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_INIT_RECEIVED,
+        };
+        if (kvm_ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0) {
+            kestrel_set_error(errp, "KVM_SET_MP_STATE on vCPU %d failed: %s", v->id,
+                              g_strerror(errno));
+            return false;
+        }
+    }
+    v->stopped = false;
+    v->io_pending = false;
+    return true;
+}
+
+static bool kvm_vcpu_init(Machine *m, int id, GError **errp)
+{
+    KvmState *s = kvm_state(m);
+    if (!s || id < 0 || id >= s->nr_vcpus) {
+        kestrel_set_error(errp, "KVM: vCPU %d out of range", id);
+        return false;
+    }
+    if (!s->listener_as && m->as) {
+        s->listener_as = m->as;
+        address_space_add_listener(m->as, &s->listener);
+    }
+
+    KvmVcpu *v = g_new0(KvmVcpu, 1);
+    v->id = id;
+    v->fd = kvm_ioctl(s->vm_fd, KVM_CREATE_VCPU, (void *)(uintptr_t)id);
+    if (v->fd < 0) {
+        kestrel_set_error(errp, "KVM_CREATE_VCPU %d failed: %s", id, g_strerror(errno));
+        g_free(v);
+        return false;
+    }
+    s->vcpus[id] = v;                    /* from here kvm_state_free releases it */
+    v->run_size = s->mmap_size;
+    void *run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+    if (run == MAP_FAILED) {
+        kestrel_set_error(errp, "KVM: mmap of vCPU %d kvm_run failed: %s", id,
+                          g_strerror(errno));
+        return false;
+    }
+    v->run = run;
+
+    KvmCpuidConfig ccfg = { .apic_id = id, .nr_cpus = s->nr_vcpus,
+                            .tsc_deadline = s->cap_tsc_deadline };
+    struct kvm_cpuid2 *cpuid = kvm_cpuid_build(s->supported_cpuid, &s->cpu_spec, &ccfg, NULL);
+    int r = kvm_ioctl(v->fd, KVM_SET_CPUID2, cpuid);
+    int err = errno;
+    struct kvm_cpuid_entry2 *leaf1 = kvm_cpuid_find(cpuid, 1, 0);
+    v->cpuid_1_eax = leaf1 ? leaf1->eax : 0;
+    g_free(cpuid);
+    if (r < 0) {
+        kestrel_set_error(errp, "KVM_SET_CPUID2 on vCPU %d failed: %s (try -cpu host)", id,
+                          g_strerror(err));
+        return false;
+    }
+    return kvm_vcpu_reset(m, v, errp);
+}
+
+static void kvm_vcpu_thread_init(Machine *m, int id)
+{
+    KvmState *s = kvm_state(m);
+    KvmVcpu *v = kvm_vcpu(m, id);
+    if (!v) {
+        return;
+    }
+    sigset_t kick;
+    sigemptyset(&kick);
+    sigaddset(&kick, KVM_KICK_SIGNAL);
+    if (s->cap_immediate_exit) {
+        /* Pattern A: the signal stays deliverable; immediate_exit closes the race. */
+        pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+    } else {
+        /* Pattern B: blocked here, unblocked only while inside KVM_RUN. */
+        sigset_t cur;
+        pthread_sigmask(SIG_BLOCK, &kick, NULL);
+        pthread_sigmask(SIG_BLOCK, NULL, &cur);
+        sigdelset(&cur, KVM_KICK_SIGNAL);
+        /* The kernel's sigset is 64 bits on x86-64: the first 8 bytes of glibc's. */
+        struct kvm_signal_mask *mask = g_malloc0(sizeof(*mask) + 8);
+        mask->len = 8;
+        memcpy(mask->sigset, &cur, 8);
+        int r = kvm_ioctl(v->fd, KVM_SET_SIGNAL_MASK, mask);
+        g_free(mask);
+        if (r < 0) {
+            error_report("KVM_SET_SIGNAL_MASK on vCPU %d failed: %s", id, g_strerror(errno));
+        }
+    }
+    v->thread = pthread_self();
+    __atomic_store_n(&v->thread_known, true, __ATOMIC_RELEASE);
+}
+
+/* Pattern B leaves the kick pending after KVM_RUN returns: consume it. */
+static void kvm_eat_kicks(void)
+{
+    sigset_t kick;
+    struct timespec zero = { 0, 0 };
+    sigemptyset(&kick);
+    sigaddset(&kick, KVM_KICK_SIGNAL);
+    while (sigtimedwait(&kick, NULL, &zero) > 0) {
+    }
+}
+
+static const char *internal_suberror_name(uint32_t sub)
+{
+    switch (sub) {
+    case KVM_INTERNAL_ERROR_EMULATION:
+        return "instruction emulation failed (code or descriptor tables outside RAM?)";
+    case KVM_INTERNAL_ERROR_SIMUL_EX:
+        return "exception while delivering an exception";
+    case KVM_INTERNAL_ERROR_DELIVERY_EV:
+        return "exit during event delivery (IDT or stack outside RAM?)";
+    case KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON:
+        return "unexpected hardware exit reason";
+    default:
+        return "unknown suberror";
+    }
+}
+
+/* Print what the vCPU was doing and stop the machine with status 1. */
+static VcpuRunResult kvm_vcpu_fatal(Machine *m, KvmVcpu *v, const char *why)
+{
+    KvmState *s = kvm_state(m);
+    X86CPUState x;
+    GError *err = NULL;
+
+    if (kvm_get_x86(s, v, &x, &err)) {
+        x86_cpu_state_dump(&x, stderr);
+    } else {
+        error_report("%s", err->message);
+        g_error_free(err);
+    }
+    v->stopped = true;
+    char *msg = g_strdup_printf("KVM: vCPU %d: %s", v->id, why);
+    machine_request_fatal(msg);          /* prints msg, exit status 1 */
+    g_free(msg);
+    return VCPU_RUN_HALTED;
+}
+
+static VcpuRunResult kvm_vcpu_run(Machine *m, int id)
+{
+    KvmState *s = kvm_state(m);
+    KvmVcpu *v = kvm_vcpu(m, id);
+    if (!v || !v->run) {
+        return VCPU_RUN_HALTED;
+    }
+    struct kvm_run *run = v->run;
+
+    if (v->stopped) {
+        return VCPU_RUN_HALTED;          /* until reset() */
+    }
+    for (;;) {
+        /*
+         * Clear a stale kick before looking at the stop flag: cpus.c sets
+         * the flag before kicking, so a kick we clear here is one whose
+         * reason we are about to see.
+         */
+        __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+        if (cpus_should_stop(m, id)) {
+            if (!v->io_pending) {
+                return VCPU_RUN_AGAIN;
+            }
+            /*
+             * §2.1: re-enter once so KVM finishes the IN/MMIO instruction
+             * and returns EINTR before running guest code; the parked
+             * state is then whole.  (A long string I/O may exit once more
+             * first: that exit is handled below and we come back here.)
+             */
+            if (s->cap_immediate_exit) {
+                __atomic_store_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+            } else {
+                pthread_kill(pthread_self(), KVM_KICK_SIGNAL);  /* pending until KVM_RUN */
+            }
+        }
+
+        int r = kvm_ioctl(v->fd, KVM_RUN, NULL);
+        if (r < 0) {
+            int err = errno;
+            if (err == EINTR || err == EAGAIN) {
+                /* Kick, signal, or an AP woken from UNINITIALIZED: pending I/O is done. */
+                v->io_pending = false;
+                if (!s->cap_immediate_exit) {
+                    kvm_eat_kicks();
+                }
+                return VCPU_RUN_AGAIN;
+            }
+            char *why = g_strdup_printf("KVM_RUN failed: %s", g_strerror(err));
+            VcpuRunResult res = kvm_vcpu_fatal(m, v, why);
+            g_free(why);
+            return res;
+        }
+        v->io_pending = false;
+
+        switch (run->exit_reason) {
+        case KVM_EXIT_IO: {
+            bql_lock();
+            bool ok = kvm_handle_io(run, v->run_size);
+            bql_unlock();
+            if (!ok) {
+                return kvm_vcpu_fatal(m, v, "malformed KVM_EXIT_IO data");
+            }
+            v->io_pending = true;
+            break;
+        }
+        case KVM_EXIT_MMIO: {
+            bql_lock();
+            bool ok = kvm_handle_mmio(m->as, run);
+            bql_unlock();
+            if (!ok) {
+                return kvm_vcpu_fatal(m, v, "malformed KVM_EXIT_MMIO data");
+            }
+            v->io_pending = true;
+            break;
+        }
+        case KVM_EXIT_INTR:
+            return VCPU_RUN_AGAIN;
+        case KVM_EXIT_HLT:
+            /* Only without the in-kernel LAPIC, which we always create. */
+            return VCPU_RUN_HALTED;
+        case KVM_EXIT_SHUTDOWN:
+            /* §7.11: triple fault = system reset; the vCPU state is garbage meanwhile. */
+            v->stopped = true;
+            machine_request_cpu_shutdown(id);
+            return VCPU_RUN_HALTED;
+        case KVM_EXIT_SYSTEM_EVENT:
+            switch (run->system_event.type) {
+            case KVM_SYSTEM_EVENT_SHUTDOWN:
+                v->stopped = true;
+                machine_request_poweroff();
+                return VCPU_RUN_HALTED;
+            case KVM_SYSTEM_EVENT_RESET:
+                v->stopped = true;
+                machine_request_reset();
+                return VCPU_RUN_HALTED;
+            case KVM_SYSTEM_EVENT_CRASH:
+                return kvm_vcpu_fatal(m, v, "guest reported a crash (KVM_SYSTEM_EVENT_CRASH)");
+            default:
+                LOG(LOG_UNIMP, "kvm: vCPU %d: system event %u ignored\n", id,
+                    run->system_event.type);
+                break;
+            }
+            break;
+        case KVM_EXIT_INTERNAL_ERROR: {
+            GString *why = g_string_new(NULL);
+            g_string_printf(why, "KVM internal error, suberror %u: %s",
+                            run->internal.suberror,
+                            internal_suberror_name(run->internal.suberror));
+            for (uint32_t i = 0; i < run->internal.ndata && i < ARRAY_LEN(run->internal.data);
+                 i++) {
+                g_string_append_printf(why, "%s0x%" PRIx64, i ? " " : "; data ",
+                                       (uint64_t)run->internal.data[i]);
+            }
+            VcpuRunResult res = kvm_vcpu_fatal(m, v, why->str);
+            g_string_free(why, true);
+            return res;
+        }
+        case KVM_EXIT_FAIL_ENTRY: {
+            char *why = g_strdup_printf("VM entry failed, hardware reason 0x%" PRIx64
+                                        " on host CPU %u (0x80000021 = invalid guest state)",
+                                        (uint64_t)run->fail_entry.hardware_entry_failure_reason,
+                                        run->fail_entry.cpu);
+            VcpuRunResult res = kvm_vcpu_fatal(m, v, why);
+            g_free(why);
+            return res;
+        }
+        case KVM_EXIT_IRQ_WINDOW_OPEN:
+        case KVM_EXIT_IOAPIC_EOI:
+            break;                       /* not requested; nothing to do */
+        case KVM_EXIT_DEBUG:
+            LOG(LOG_UNIMP, "kvm: vCPU %d: unexpected debug exit ignored\n", id);
+            break;
+        default: {
+            char *why = g_strdup_printf("unhandled KVM exit reason %u%s", run->exit_reason,
+                                        run->exit_reason == KVM_EXIT_UNKNOWN
+                                            ? " (KVM_EXIT_UNKNOWN)" : "");
+            if (run->exit_reason == KVM_EXIT_UNKNOWN) {
+                g_free(why);
+                why = g_strdup_printf("KVM_EXIT_UNKNOWN, hardware exit reason 0x%" PRIx64,
+                                      (uint64_t)run->hw.hardware_exit_reason);
+            }
+            VcpuRunResult res = kvm_vcpu_fatal(m, v, why);
+            g_free(why);
+            return res;
+        }
+        }
+    }
+}
+
+static void kvm_vcpu_kick(Machine *m, int id)
+{
+    KvmState *s = kvm_state(m);
+    if (!s) {
+        return;
+    }
+    if (id < 0) {
+        for (int i = 0; i < s->nr_vcpus; i++) {
+            kvm_vcpu_kick(m, i);
+        }
+        return;
+    }
+    KvmVcpu *v = kvm_vcpu(m, id);
+    if (!v || !v->run || !__atomic_load_n(&v->thread_known, __ATOMIC_ACQUIRE)) {
+        return;
+    }
+    if (s->cap_immediate_exit) {
+        __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    }
+    pthread_kill(v->thread, KVM_KICK_SIGNAL);
+}
+
+static void kvm_set_irq(Machine *m, int gsi, int level)
+{
+    KvmState *s = kvm_state(m);
+    if (!s || gsi < 0 || gsi >= MACHINE_NUM_GSI) {
+        return;
+    }
+    /* §3.1: level 1 = asserted; our routing sends GSI 0 to PIC pin 0 and IOAPIC pin 2. */
+    struct kvm_irq_level irq;
+    memset(&irq, 0, sizeof(irq));
+    irq.irq = gsi;
+    irq.level = level ? 1 : 0;
+    if (kvm_ioctl(s->vm_fd, KVM_IRQ_LINE, &irq) < 0) {
+        static bool warned;
+        if (!warned) {
+            warned = true;
+            error_report("warning: KVM_IRQ_LINE gsi %d: %s", gsi, g_strerror(errno));
+        }
+    }
+}
+
+static void kvm_reset(Machine *m)
+{
+    KvmState *s = kvm_state(m);
+    GError *err = NULL;
+    if (!s) {
+        return;
+    }
+
+    /* §7.11: interrupt controllers and PIT back to the state KVM created them in. */
+    if (s->have_reset_irqchip) {
+        for (int chip = 0; chip < 3; chip++) {
+            struct kvm_irqchip c = s->reset_irqchip[chip];
+            if (kvm_ioctl(s->vm_fd, KVM_SET_IRQCHIP, &c) < 0) {
+                error_report("warning: KVM_SET_IRQCHIP %d at reset: %s", chip, g_strerror(errno));
+            }
+        }
+    }
+    if (s->have_reset_pit) {
+        struct kvm_pit_state2 p = s->reset_pit;
+        if (kvm_ioctl(s->vm_fd, KVM_SET_PIT2, &p) < 0) {
+            error_report("warning: KVM_SET_PIT2 at reset: %s", g_strerror(errno));
+        }
+    }
+
+    for (int i = 0; i < s->nr_vcpus; i++) {
+        KvmVcpu *v = s->vcpus[i];
+        if (v && !kvm_vcpu_reset(m, v, &err)) {
+            goto fatal;
+        }
+    }
+    if (m->bsp_state_valid && s->nr_vcpus > 0 && s->vcpus[0]) {
+        /* Direct kernel boot: the loader's entry state on the BSP. */
+        if (!kvm_set_x86(s, s->vcpus[0], &m->bsp_state, &err)) {
+            goto fatal;
+        }
+    }
+    return;
+
+fatal:
+    machine_request_fatal(err->message);
+    g_error_free(err);
+}
+
+static bool kvm_get_regs(Machine *m, int id, X86CPUState *x)
+{
+    KvmVcpu *v = kvm_vcpu(m, id);
+    GError *err = NULL;
+    if (!v) {
+        return false;
+    }
+    if (!kvm_get_x86(kvm_state(m), v, x, &err)) {
+        error_report("%s", err->message);
+        g_error_free(err);
+        return false;
+    }
+    return true;
+}
+
+static bool kvm_set_regs(Machine *m, int id, const X86CPUState *x)
+{
+    KvmVcpu *v = kvm_vcpu(m, id);
+    GError *err = NULL;
+    if (!v) {
+        return false;
+    }
+    if (!kvm_set_x86(kvm_state(m), v, x, &err)) {
+        error_report("%s", err->message);
+        g_error_free(err);
+        return false;
+    }
+    return true;
+}
+
+static void kvm_cleanup(Machine *m)
+{
+    kvm_state_free(kvm_state(m));
+    m->accel_state = NULL;
+}
+
+static const AccelOps kvm_accel_ops = {
+    .name = "kvm",
+    .probe = kvm_probe,
+    .init = kvm_init,
+    .vcpu_init = kvm_vcpu_init,
+    .vcpu_thread_init = kvm_vcpu_thread_init,
+    .vcpu_run = kvm_vcpu_run,
+    .vcpu_kick = kvm_vcpu_kick,
+    .set_irq = kvm_set_irq,
+    .reset = kvm_reset,
+    .get_regs = kvm_get_regs,
+    .set_regs = kvm_set_regs,
+    .cleanup = kvm_cleanup,
+    .single_thread = false,
+    .has_cpu = true,
+};
+
+ACCEL_REGISTER(kvm_accel_ops)

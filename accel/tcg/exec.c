@@ -1,0 +1,527 @@
+/*
+ * The interpreter: threaded dispatch (GCC "labels as values") over the
+ * pre-decoded ops of one TranslatedBlock.  Each handler ends in its own
+ * indirect jump to the next op's handler, so the host branch predictor sees
+ * one site per guest instruction kind instead of one shared switch.
+ *
+ * Conventions: on entry to a handler cpu->rip is the address of the
+ * current instruction (so a fault raised from inside reports it, SDM 3A
+ * §6.5 fault semantics); NEXT advances RIP by the instruction length and
+ * jumps to the next op; END leaves the block with RIP already set.
+ * Exceptions leave through raise_exception() (longjmp to the run loop).
+ */
+#include "accel/tcg/ops.h"
+#include "kestrel/log.h"
+
+void tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb)
+{
+    static const void *const labels[OP__COUNT] = {
+#define TCG_OP_LABEL(n) [OP_##n] = &&L_##n,
+        TCG_OP_LIST(TCG_OP_LABEL)
+#undef TCG_OP_LABEL
+    };
+    const DecodedOp *op = tb->ops;
+    uint64_t a, b, r, lin = 0;
+    int sz;
+
+#define DISPATCH() goto *labels[op->idx]
+#define NEXT() do { cpu->rip += op->len; op++; DISPATCH(); } while (0)
+#define END() return
+#define HELPER(call) do { \
+        switch (call) { \
+        case H_NEXT: NEXT(); \
+        case H_NEXT_END: cpu->rip += op->len; END(); \
+        default: END(); \
+        } \
+    } while (0)
+
+    tb->exec_count++;
+    DISPATCH();
+
+L_EXIT:
+    END();
+L_NOP:
+    NEXT();
+L_UD:
+L_ILLEGAL_LOCK:
+    raise_exception(cpu, EXCP_UD);
+
+L_ALU_EG:
+    sz = op->sz;
+    b = reg_get(cpu, op->reg, sz);
+    if (op->rm != NOREG) {
+        a = reg_get(cpu, op->rm, sz);
+        r = alu_op(cpu, op->sub, a, b, sz);
+        if (op->sub != 7)
+            reg_set(cpu, op->rm, sz, r);
+    } else if (op->sub == 7) {
+        a = lin_ld(cpu, op_lin(cpu, op, 1u << sz, ACC_READ), sz);
+        alu_op(cpu, 7, a, b, sz);
+    } else {
+        lin = op_lin(cpu, op, 1u << sz, ACC_WRITE);
+        a = lin_ld(cpu, lin, sz);
+        r = alu_op(cpu, op->sub, a, b, sz);
+        lin_st(cpu, lin, sz, r);
+    }
+    NEXT();
+L_ALU_GE:
+    sz = op->sz;
+    a = reg_get(cpu, op->reg, sz);
+    b = rm_read(cpu, op, sz);
+    r = alu_op(cpu, op->sub, a, b, sz);
+    if (op->sub != 7)
+        reg_set(cpu, op->reg, sz, r);
+    NEXT();
+L_ALU_EI:
+    sz = op->sz;
+    b = op->imm & size_mask[sz];
+    if (op->rm != NOREG) {
+        a = reg_get(cpu, op->rm, sz);
+        r = alu_op(cpu, op->sub, a, b, sz);
+        if (op->sub != 7)
+            reg_set(cpu, op->rm, sz, r);
+    } else if (op->sub == 7) {
+        a = lin_ld(cpu, op_lin(cpu, op, 1u << sz, ACC_READ), sz);
+        alu_op(cpu, 7, a, b, sz);
+    } else {
+        lin = op_lin(cpu, op, 1u << sz, ACC_WRITE);
+        a = lin_ld(cpu, lin, sz);
+        r = alu_op(cpu, op->sub, a, b, sz);
+        lin_st(cpu, lin, sz, r);
+    }
+    NEXT();
+L_TEST_EG:
+    sz = op->sz;
+    r = rm_read(cpu, op, sz) & reg_get(cpu, op->reg, sz);
+    set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0);
+    NEXT();
+L_TEST_EI:
+    sz = op->sz;
+    r = rm_read(cpu, op, sz) & op->imm;
+    set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0);
+    NEXT();
+
+#define RMW_BEGIN() \
+    sz = op->sz; \
+    if (op->rm != NOREG) { a = reg_get(cpu, op->rm, sz); } \
+    else { lin = op_lin(cpu, op, 1u << sz, ACC_WRITE); a = lin_ld(cpu, lin, sz); }
+#define RMW_END(v) \
+    if (op->rm != NOREG) reg_set(cpu, op->rm, sz, (v)); else lin_st(cpu, lin, sz, (v));
+
+L_INC_E:
+    RMW_BEGIN();
+    b = cc_compute_cf(cpu);
+    r = (a + 1) & size_mask[sz];
+    set_cc(cpu, CC_OP_INC, sz, r, a, 1);
+    cpu->cc_aux = b;
+    RMW_END(r);
+    NEXT();
+L_DEC_E:
+    RMW_BEGIN();
+    b = cc_compute_cf(cpu);
+    r = (a - 1) & size_mask[sz];
+    set_cc(cpu, CC_OP_DEC, sz, r, a, 1);
+    cpu->cc_aux = b;
+    RMW_END(r);
+    NEXT();
+L_NOT_E:
+    RMW_BEGIN();
+    RMW_END(~a);
+    NEXT();
+L_NEG_E:
+    RMW_BEGIN();
+    r = (0 - a) & size_mask[sz];
+    set_cc(cpu, CC_OP_SUB, sz, r, 0, a);
+    RMW_END(r);
+    NEXT();
+L_MUL_E:
+L_IMUL1_E:
+    HELPER(helper_mul(cpu, op));
+L_DIV_E:
+L_IDIV_E:
+    HELPER(helper_div(cpu, op));
+L_IMUL_GE:
+    sz = op->sz;
+    r = alu_imul2(cpu, reg_get(cpu, op->reg, sz), rm_read(cpu, op, sz), sz);
+    reg_set(cpu, op->reg, sz, r);
+    NEXT();
+L_IMUL_GEI:
+    sz = op->sz;
+    r = alu_imul2(cpu, rm_read(cpu, op, sz), op->imm & size_mask[sz], sz);
+    reg_set(cpu, op->reg, sz, r);
+    NEXT();
+L_SHIFT_E:
+    {
+        unsigned cnt = (op->pfx & PFX_CL) ? (unsigned)cpu->regs[R_ECX] : (unsigned)op->imm;
+        RMW_BEGIN();
+        cnt &= op->sz == 3 ? 63 : 31;
+        if (cnt == 0) {
+            /* No flag change and no memory write; a 32-bit register still zero-extends. */
+            if (sz == 2 && op->rm != NOREG)
+                reg_set(cpu, op->rm, 2, a);
+            NEXT();
+        }
+        r = alu_shift(cpu, op->sub, a, cnt, sz);
+        RMW_END(r);
+    }
+    NEXT();
+L_SHD_E:
+    {
+        unsigned cnt = (op->pfx & PFX_CL) ? (unsigned)cpu->regs[R_ECX] : (unsigned)op->imm;
+        RMW_BEGIN();
+        cnt &= op->sz == 3 ? 63 : 31;
+        if (cnt == 0) {
+            if (sz == 2 && op->rm != NOREG)
+                reg_set(cpu, op->rm, 2, a);
+            NEXT();
+        }
+        r = alu_shd(cpu, op->sub, a, reg_get(cpu, op->reg, sz), cnt, sz);
+        RMW_END(r);
+    }
+    NEXT();
+
+L_MOV_EG:
+    rm_write(cpu, op, op->sz, reg_get(cpu, op->reg, op->sz));
+    NEXT();
+L_MOV_GE:
+    reg_set(cpu, op->reg, op->sz, rm_read(cpu, op, op->sz));
+    NEXT();
+L_MOV_EI:
+    rm_write(cpu, op, op->sz, op->imm);
+    NEXT();
+L_MOV_RI:
+    reg_set(cpu, op->reg, op->sz, op->imm);
+    NEXT();
+L_MOV_E_SEG:
+    if (op->rm != NOREG) {
+        /* Register destination: zero-extended to the operand size (SDM 2B "MOV"). */
+        reg_set(cpu, op->rm, op->sz, cpu->seg[op->reg].sel);
+    } else {
+        rm_write(cpu, op, 1, cpu->seg[op->reg].sel);
+    }
+    NEXT();
+L_MOV_SEG_E:
+    HELPER(helper_mov_seg(cpu, op));
+L_MOV_MOFFS_LD:
+    a = op->imm & size_mask[op->asz];
+    reg_set(cpu, R_EAX, op->sz, seg_ld(cpu, op->seg, a, op->sz));
+    NEXT();
+L_MOV_MOFFS_ST:
+    a = op->imm & size_mask[op->asz];
+    seg_st(cpu, op->seg, a, op->sz, reg_get(cpu, R_EAX, op->sz));
+    NEXT();
+L_LEA:
+    reg_set(cpu, op->reg, op->sz, op_ea(cpu, op));
+    NEXT();
+L_MOVZX:
+    reg_set(cpu, op->reg, op->sz, rm_read(cpu, op, op->sub));
+    NEXT();
+L_MOVSX:
+    reg_set(cpu, op->reg, op->sz, sext(rm_read(cpu, op, op->sub), op->sub));
+    NEXT();
+L_MOVSXD:
+    reg_set(cpu, op->reg, op->sz, sext(rm_read(cpu, op, 2), 2));
+    NEXT();
+L_XCHG_EG:
+    sz = op->sz;
+    RMW_BEGIN();
+    b = reg_get(cpu, op->reg, sz);
+    RMW_END(b);
+    reg_set(cpu, op->reg, sz, a);
+    NEXT();
+L_XADD:
+    RMW_BEGIN();
+    b = reg_get(cpu, op->reg, sz);
+    r = alu_op(cpu, 0, a, b, sz);
+    /* SDM order: SRC <- DEST, then DEST <- sum (matters for XADD r, r with one register). */
+    if (op->rm != NOREG) {
+        reg_set(cpu, op->reg, sz, a);
+        reg_set(cpu, op->rm, sz, r);
+    } else {
+        lin_st(cpu, lin, sz, r);
+        reg_set(cpu, op->reg, sz, a);
+    }
+    NEXT();
+L_CMPXCHG:
+    HELPER(helper_cmpxchg(cpu, op));
+L_CMPXCHG8B:
+    HELPER(helper_cmpxchg8b(cpu, op));
+L_BSWAP:
+    if (op->sz == 3)
+        cpu->regs[op->reg] = __builtin_bswap64(cpu->regs[op->reg]);
+    else if (op->sz == 2)
+        cpu->regs[op->reg] = __builtin_bswap32((uint32_t)cpu->regs[op->reg]);
+    else
+        reg_set(cpu, op->reg, 1, 0);   /* 16-bit BSWAP is undefined; zero like most CPUs */
+    NEXT();
+
+L_PUSH_R:
+    cpu_push(cpu, op->sz, reg_get(cpu, op->reg, op->sz));
+    NEXT();
+L_PUSH_E:
+    a = rm_read(cpu, op, op->sz);
+    cpu_push(cpu, op->sz, a);
+    NEXT();
+L_PUSH_I:
+    cpu_push(cpu, op->sz, op->imm);
+    NEXT();
+L_PUSH_SEG:
+    /* A 32-bit push of a segment register writes only 16 bits on recent CPUs;
+     * we write the zero-extended value (older behaviour, also allowed). */
+    cpu_push(cpu, op->sz, cpu->seg[op->sub].sel);
+    NEXT();
+L_POP_R:
+    a = cpu_pop(cpu, op->sz);
+    reg_set(cpu, op->reg, op->sz, a);
+    NEXT();
+L_POP_E:
+    {
+        /* The EA of POP m uses the incremented stack pointer (SDM 2B "POP"). */
+        uint64_t sp0 = cpu->regs[R_ESP];
+        a = cpu_pop(cpu, op->sz);
+        if (op->rm != NOREG) {
+            reg_set(cpu, op->rm, op->sz, a);
+        } else {
+            uint64_t sp1 = cpu->regs[R_ESP];
+            lin = op_lin(cpu, op, 1u << op->sz, ACC_WRITE);
+            cpu->regs[R_ESP] = sp0;     /* restartable if the store faults */
+            lin_st(cpu, lin, op->sz, a);
+            cpu->regs[R_ESP] = sp1;
+        }
+    }
+    NEXT();
+L_POP_SEG:
+    HELPER(helper_pop_seg(cpu, op));
+L_PUSHA:
+    HELPER(helper_pusha(cpu, op));
+L_POPA:
+    HELPER(helper_popa(cpu, op));
+L_PUSHF:
+    HELPER(helper_pushf(cpu, op));
+L_POPF:
+    HELPER(helper_popf(cpu, op));
+
+L_JMP_REL:
+    cpu->rip = branch_target(cpu, op, cpu->rip + op->len + op->imm);
+    END();
+L_JCC:
+    if (cc_test(cpu, op->sub))
+        cpu->rip = branch_target(cpu, op, cpu->rip + op->len + op->imm);
+    else
+        cpu->rip += op->len;
+    END();
+L_CALL_REL:
+    cpu_push(cpu, op->sz, cpu->rip + op->len);
+    cpu->rip = branch_target(cpu, op, cpu->rip + op->len + op->imm);
+    END();
+L_RET:
+    a = cpu_pop(cpu, op->sz);
+    if (op->imm)
+        sp_set(cpu, cpu->regs[R_ESP] + op->imm);
+    cpu->rip = a & size_mask[op->sz];
+    END();
+L_JMP_E:
+    a = rm_read(cpu, op, op->sz);
+    cpu->rip = a;
+    END();
+L_CALL_E:
+    a = rm_read(cpu, op, op->sz);
+    cpu_push(cpu, op->sz, cpu->rip + op->len);
+    cpu->rip = a;
+    END();
+L_JMP_FAR:
+    helper_far_jmp(cpu, op->imm16, op->imm, cpu->rip + op->len);
+    END();
+L_CALL_FAR:
+    helper_far_call(cpu, op->imm16, op->imm, op->sz, cpu->rip + op->len);
+    END();
+L_JMP_FAR_E:
+L_CALL_FAR_E:
+    {
+        int osz = op->sz == 1 ? 1 : op->sz == 3 ? 3 : 2;
+        lin = op_lin(cpu, op, (1u << osz) + 2, ACC_READ);
+        a = lin_ld(cpu, lin, osz);
+        b = lin_ld(cpu, lin + (1u << osz), 1);
+        if (op->idx == OP_JMP_FAR_E)
+            helper_far_jmp(cpu, (uint16_t)b, a, cpu->rip + op->len);
+        else
+            helper_far_call(cpu, (uint16_t)b, a, osz, cpu->rip + op->len);
+    }
+    END();
+L_RETF:
+    helper_far_ret(cpu, op->sz, (uint16_t)op->imm);
+    END();
+L_IRET:
+    helper_iret(cpu, op->sz);
+    END();
+L_INT:
+L_INT3:
+L_INTO:
+    HELPER(helper_int(cpu, op));
+L_LOOP:
+    {
+        uint64_t m = size_mask[op->asz];
+        uint64_t c = (cpu->regs[R_ECX] - 1) & m;
+        cpu->regs[R_ECX] = (cpu->regs[R_ECX] & ~m) | c;
+        bool take = c != 0;
+        if (op->sub == 0)
+            take = take && !(cc_compute_all(cpu) & CC_Z);     /* LOOPNE */
+        else if (op->sub == 1)
+            take = take && (cc_compute_all(cpu) & CC_Z);      /* LOOPE */
+        if (take)
+            cpu->rip = branch_target(cpu, op, cpu->rip + op->len + op->imm);
+        else
+            cpu->rip += op->len;
+    }
+    END();
+L_JCXZ:
+    if ((cpu->regs[R_ECX] & size_mask[op->asz]) == 0)
+        cpu->rip = branch_target(cpu, op, cpu->rip + op->len + op->imm);
+    else
+        cpu->rip += op->len;
+    END();
+L_SETCC:
+    rm_write(cpu, op, 0, cc_test(cpu, op->sub));
+    NEXT();
+L_CMOVCC:
+    a = rm_read(cpu, op, op->sz);       /* the load happens (and may fault) either way */
+    if (cc_test(cpu, op->sub))
+        reg_set(cpu, op->reg, op->sz, a);
+    else if (op->sz == 2)
+        reg_set(cpu, op->reg, 2, reg_get(cpu, op->reg, 2));   /* 32-bit: upper half cleared */
+    NEXT();
+L_BT_EG:
+L_BT_EI:
+    HELPER(helper_bt(cpu, op));
+L_BSF:
+L_BSR:
+L_TZCNT:
+L_LZCNT:
+L_POPCNT:
+    HELPER(helper_bitscan(cpu, op));
+
+L_MOVS:
+L_CMPS:
+L_STOS:
+L_LODS:
+L_SCAS:
+L_INS:
+L_OUTS:
+    HELPER(helper_string(cpu, op));
+L_IN:
+L_OUT:
+    HELPER(helper_in_out(cpu, op));
+L_FLAGOP:
+    HELPER(helper_flagop(cpu, op));
+L_LAHF:
+    reg_set(cpu, 16 + R_EAX, 0, cpu_get_eflags(cpu) & 0xff);
+    NEXT();
+L_SAHF:
+    cpu_set_eflags(cpu, (uint32_t)(cpu->regs[R_EAX] >> 8), CC_S | CC_Z | CC_A | CC_P | CC_C);
+    NEXT();
+L_HLT:
+    HELPER(helper_hlt(cpu, op));
+L_CPUID:
+    HELPER(helper_cpuid(cpu, op));
+L_RDTSC:
+L_RDTSCP:
+    if ((cpu->cr4 & CR4_TSD) && cpu->cpl != 0)
+        raise_exception_err(cpu, EXCP_GP, 0);
+    a = cpu_rdtsc(cpu);
+    cpu->regs[R_EAX] = (uint32_t)a;
+    cpu->regs[R_EDX] = (uint32_t)(a >> 32);
+    if (op->idx == OP_RDTSCP)
+        cpu->regs[R_ECX] = (uint32_t)cpu->tsc_aux;
+    NEXT();
+L_RDMSR:
+    HELPER(helper_rdmsr(cpu, op));
+L_WRMSR:
+    HELPER(helper_wrmsr(cpu, op));
+L_GRP6:
+    HELPER(helper_grp6(cpu, op));
+L_GRP7:
+L_INVLPG:
+L_SWAPGS:
+L_CLTS:
+    HELPER(helper_grp7(cpu, op));
+L_MOV_CR:
+    HELPER(helper_mov_cr(cpu, op));
+L_MOV_DR:
+    HELPER(helper_mov_dr(cpu, op));
+L_CBW:
+    sz = op->sz;
+    reg_set(cpu, R_EAX, sz, sext(reg_get(cpu, R_EAX, sz - 1), sz - 1));
+    NEXT();
+L_CWD:
+    sz = op->sz;
+    a = reg_get(cpu, R_EAX, sz);
+    reg_set(cpu, R_EDX, sz, ((a >> ((8u << sz) - 1)) & 1) ? ~(uint64_t)0 : 0);
+    NEXT();
+L_ENTER:
+    HELPER(helper_enter(cpu, op));
+L_LEAVE:
+    {
+        uint64_t m = sp_mask(cpu);
+        uint64_t bp = cpu->regs[R_EBP] & m;
+        uint64_t v = seg_ld(cpu, SEG_SS, bp, op->sz);
+        sp_set(cpu, bp + (1u << op->sz));
+        reg_set(cpu, R_EBP, op->sz, v);
+    }
+    NEXT();
+L_BCD:
+    HELPER(helper_bcd(cpu, op));
+L_SALC:
+    reg_set(cpu, R_EAX, 0, cc_compute_cf(cpu) ? 0xff : 0);
+    NEXT();
+L_XLAT:
+    a = (cpu->regs[R_EBX] + (cpu->regs[R_EAX] & 0xff)) & size_mask[op->asz];
+    reg_set(cpu, R_EAX, 0, seg_ld(cpu, op->seg, a, 0));
+    NEXT();
+L_LSEG:
+    HELPER(helper_lseg(cpu, op));
+L_SYSCALL:
+    HELPER(helper_syscall(cpu, op));
+L_SYSRET:
+    HELPER(helper_sysret(cpu, op));
+L_SYSENTER:
+    HELPER(helper_sysenter(cpu, op));
+L_SYSEXIT:
+    HELPER(helper_sysexit(cpu, op));
+L_BOUND:
+    {
+        int bsz = op->sz == 1 ? 1 : 2;
+        lin = op_lin(cpu, op, 2u << bsz, ACC_READ);
+        int64_t lo = (int64_t)sext(lin_ld(cpu, lin, bsz), bsz);
+        int64_t hi = (int64_t)sext(lin_ld(cpu, lin + (1u << bsz), bsz), bsz);
+        int64_t idx = (int64_t)sext(reg_get(cpu, op->reg, bsz), bsz);
+        if (idx < lo || idx > hi)
+            raise_exception(cpu, EXCP_BR);
+    }
+    NEXT();
+L_ARPL:
+    if (!cpu->pe || cpu->vm86)
+        raise_exception(cpu, EXCP_UD);
+    RMW_BEGIN();
+    b = reg_get(cpu, op->reg, 1);
+    if ((a & 3) < (b & 3)) {
+        r = (a & ~(uint64_t)3) | (b & 3);
+        RMW_END(r);
+        cc_set_flags(cpu, cc_compute_all(cpu) | CC_Z);
+    } else {
+        cc_set_flags(cpu, cc_compute_all(cpu) & ~CC_Z);
+    }
+    NEXT();
+L_LAR:
+L_LSL:
+    HELPER(helper_lar_lsl(cpu, op));
+L_FPU_NM:
+L_FNINIT:
+L_FNSTSW:
+L_FNSTCW:
+L_FLDCW:
+L_FWAIT:
+    HELPER(helper_fpu(cpu, op));
+L_CLFLUSH:
+    (void)op_lin(cpu, op, 1, ACC_READ);
+    NEXT();
+}

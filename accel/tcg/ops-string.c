@@ -1,0 +1,155 @@
+/*
+ * String instructions with REP/REPE/REPNE (SDM 2B "REP/REPE/REPZ/REPNE/
+ * REPNZ", "MOVS", "CMPS", "SCAS", "LODS", "STOS", "INS", "OUTS") and port
+ * I/O with the IOPL / TSS I/O-permission-bitmap check (SDM 1 §18.5).
+ *
+ * A repeated instruction runs at most STRING_BUDGET iterations per visit
+ * and then ends the block with RIP still on it, so interrupts and kicks are
+ * seen; registers are updated every iteration, so a fault in the middle
+ * restarts correctly.
+ */
+#include "accel/tcg/ops.h"
+#include "kestrel/ioport.h"
+#include "kestrel/lock.h"
+#include "kestrel/log.h"
+
+#define STRING_BUDGET 4096
+
+bool io_permitted(TCGCPU *cpu, uint16_t port, unsigned len)
+{
+    if (!cpu->pe)
+        return true;
+    unsigned iopl = (cpu->eflags & FL_IOPL) >> 12;
+    if (!cpu->vm86 && cpu->cpl <= iopl)
+        return true;
+    SegCache *tr = &cpu->tr;
+    unsigned type = SEGA_TYPE(tr->attr);
+    if ((type != 9 && type != 11) || tr->limit < 0x67)
+        return false;
+    uint32_t iobase = (uint32_t)sys_ld(cpu, tr->base + 0x66, 1);
+    uint32_t off = iobase + port / 8;
+    if (off + 1 > tr->limit)
+        return false;
+    uint32_t bits = (uint32_t)sys_ld(cpu, tr->base + off, 1);
+    uint32_t mask = ((1u << len) - 1) << (port & 7);
+    return (bits & mask) == 0;
+}
+
+uint32_t cpu_io_read(TCGCPU *cpu, uint16_t port, int sz)
+{
+    bool lock = !bql_locked();
+    if (lock)
+        bql_lock();
+    uint32_t v = ioport_read(port, 1u << sz);
+    if (lock)
+        bql_unlock();
+    LOG(LOG_IOPORT, "tcg: in%c %#x -> %#x\n", "bwl"[sz], port, v);
+    tcg_after_device_access(cpu);
+    return v;
+}
+
+void cpu_io_write(TCGCPU *cpu, uint16_t port, int sz, uint32_t v)
+{
+    LOG(LOG_IOPORT, "tcg: out%c %#x <- %#x\n", "bwl"[sz], port, v);
+    bool lock = !bql_locked();
+    if (lock)
+        bql_lock();
+    ioport_write(port, v, 1u << sz);
+    if (lock)
+        bql_unlock();
+    tcg_after_device_access(cpu);
+}
+
+int helper_in_out(TCGCPU *cpu, const DecodedOp *op)
+{
+    uint16_t port = op->sub ? (uint16_t)op->imm : (uint16_t)cpu->regs[R_EDX];
+    int sz = op->sz;
+    if (!io_permitted(cpu, port, 1u << sz))
+        raise_exception_err(cpu, EXCP_GP, 0);
+    if (op->idx == OP_IN)
+        reg_set(cpu, R_EAX, sz, cpu_io_read(cpu, port, sz));
+    else
+        cpu_io_write(cpu, port, sz, (uint32_t)reg_get(cpu, R_EAX, sz));
+    return H_NEXT;
+}
+
+static inline void adv(TCGCPU *cpu, int r, uint64_t amask, int64_t step)
+{
+    cpu->regs[r] = (cpu->regs[r] & ~amask) | ((cpu->regs[r] + (uint64_t)step) & amask);
+}
+
+int helper_string(TCGCPU *cpu, const DecodedOp *op)
+{
+    int sz = op->sz;
+    uint64_t am = size_mask[op->asz];
+    int64_t step = (cpu->eflags & FL_DF) ? -(int64_t)(1u << sz) : (int64_t)(1u << sz);
+    bool rep = op->pfx & (PFX_REP | PFX_REPNE);
+    /* For CMPS/SCAS F3 is REPE (stop when ZF=0), F2 REPNE (stop when ZF=1). */
+    bool cond_op = op->idx == OP_CMPS || op->idx == OP_SCAS;
+    bool repe = op->pfx & PFX_REP;
+    uint16_t port = (uint16_t)cpu->regs[R_EDX];
+
+    if ((op->idx == OP_INS || op->idx == OP_OUTS) && !io_permitted(cpu, port, 1u << sz))
+        raise_exception_err(cpu, EXCP_GP, 0);
+
+    for (unsigned budget = STRING_BUDGET; ; budget--) {
+        if (rep && (cpu->regs[R_ECX] & am) == 0)
+            return H_NEXT;
+        uint64_t si = cpu->regs[R_ESI] & am, di = cpu->regs[R_EDI] & am;
+        uint64_t a, b;
+        switch (op->idx) {
+        case OP_MOVS:
+            a = seg_ld(cpu, op->seg, si, sz);
+            seg_st(cpu, SEG_ES, di, sz, a);
+            adv(cpu, R_ESI, am, step);
+            adv(cpu, R_EDI, am, step);
+            break;
+        case OP_CMPS:
+            a = seg_ld(cpu, op->seg, si, sz);
+            b = seg_ld(cpu, SEG_ES, di, sz);
+            alu_op(cpu, 7, a, b, sz);
+            adv(cpu, R_ESI, am, step);
+            adv(cpu, R_EDI, am, step);
+            break;
+        case OP_STOS:
+            seg_st(cpu, SEG_ES, di, sz, cpu->regs[R_EAX]);
+            adv(cpu, R_EDI, am, step);
+            break;
+        case OP_LODS:
+            reg_set(cpu, R_EAX, sz, seg_ld(cpu, op->seg, si, sz));
+            adv(cpu, R_ESI, am, step);
+            break;
+        case OP_SCAS:
+            b = seg_ld(cpu, SEG_ES, di, sz);
+            alu_op(cpu, 7, reg_get(cpu, R_EAX, sz), b, sz);
+            adv(cpu, R_EDI, am, step);
+            break;
+        case OP_INS: {
+            /* Probe the destination before the (side-effecting) port read. */
+            uint64_t lin = seg_lin(cpu, SEG_ES, di, 1u << sz, ACC_WRITE);
+            lin_probe_write(cpu, lin, 1u << sz);
+            a = cpu_io_read(cpu, port, sz);
+            lin_st(cpu, lin, sz, a);
+            adv(cpu, R_EDI, am, step);
+            break;
+        }
+        default:    /* OUTS */
+            a = seg_ld(cpu, op->seg, si, sz);
+            cpu_io_write(cpu, port, sz, (uint32_t)a);
+            adv(cpu, R_ESI, am, step);
+            break;
+        }
+        if (!rep)
+            return H_NEXT;
+        cpu->regs[R_ECX] = (cpu->regs[R_ECX] & ~am) | ((cpu->regs[R_ECX] - 1) & am);
+        if (cond_op) {
+            bool zf = cc_compute_all(cpu) & CC_Z;
+            if (repe ? !zf : zf)
+                return H_NEXT;
+        }
+        if ((cpu->regs[R_ECX] & am) == 0)
+            return H_NEXT;
+        if (budget <= 1 || cpu->exit_request || cpu->tb_dirty)
+            return H_END;       /* resume this instruction later */
+    }
+}

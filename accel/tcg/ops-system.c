@@ -1,0 +1,734 @@
+/*
+ * System instructions of the software CPU: CPUID (the "kestrel64" model),
+ * RDMSR/WRMSR, MOV to/from control and debug registers, descriptor-table
+ * loads and stores (LGDT/LIDT/SGDT/SIDT/LLDT/LTR/SLDT/STR/SMSW/LMSW),
+ * INVLPG/CLTS/SWAPGS, flag instructions, PUSHF/POPF, HLT, LAR/LSL, the
+ * x87 "no coprocessor attached" stubs, plus power-on reset and conversion
+ * to the machine-wide X86CPUState.
+ *
+ * CPUID model "kestrel64" (vendor string GenuineIntel because the
+ * implementation follows Intel where vendors differ: SYSENTER in long
+ * mode, SYSRET #GP in ring 0, 66h ignored on near branches) advertises
+ * exactly what is implemented:
+ *   1:EDX   PSE TSC MSR PAE CX8 SEP PGE CMOV PAT PSE36 CLFSH  (no FPU/MMX/SSE,
+ *           no APIC until the platform brings one, no MTRR/MCE)
+ *   1:ECX   CX16 POPCNT
+ *   8000_0001h:EDX  SYSCALL NX Page1GB RDTSCP LM;  ECX  LAHF-SAHF LZCNT
+ *   8000_0008h:EAX  40 physical / 48 linear address bits
+ * SDM 2A "CPUID", SDM 4 (MSRs), SDM 3A §2.5 (control registers).
+ */
+#include <time.h>
+#include "accel/tcg/ops.h"
+#include "kestrel/log.h"
+
+/* ---- CPUID ---- */
+static const char cpuid_brand[48] = "Kestrel software CPU kestrel64";
+
+static void cpuid_leaf(TCGCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+    (void)sub;
+    r[0] = r[1] = r[2] = r[3] = 0;
+    switch (leaf) {
+    case 0:
+        r[0] = 7;
+        memcpy(&r[1], "Genu", 4);
+        memcpy(&r[3], "ineI", 4);
+        memcpy(&r[2], "ntel", 4);
+        break;
+    case 1:
+        r[0] = 0x00000663;      /* family 6 model 6 stepping 3 */
+        r[1] = ((uint32_t)cpu->id << 24) | (1u << 16) | (8u << 8);
+        r[2] = (1u << 13) | (1u << 23);
+        r[3] = (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 11) |
+               (1u << 13) | (1u << 15) | (1u << 16) | (1u << 17) | (1u << 19);
+        break;
+    case 0x80000000:
+        r[0] = 0x80000008;
+        break;
+    case 0x80000001:
+        r[2] = (1u << 0) | (1u << 5);
+        r[3] = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29);
+        break;
+    case 0x80000002: case 0x80000003: case 0x80000004:
+        memcpy(r, cpuid_brand + (leaf - 0x80000002) * 16, 16);
+        break;
+    case 0x80000008:
+        r[0] = 0x3028;
+        break;
+    default:
+        break;
+    }
+}
+
+int helper_cpuid(TCGCPU *cpu, const DecodedOp *op)
+{
+    (void)op;
+    uint32_t r[4];
+    cpuid_leaf(cpu, (uint32_t)cpu->regs[R_EAX], (uint32_t)cpu->regs[R_ECX], r);
+    cpu->regs[R_EAX] = r[0];
+    cpu->regs[R_EBX] = r[1];
+    cpu->regs[R_ECX] = r[2];
+    cpu->regs[R_EDX] = r[3];
+    return H_NEXT;
+}
+
+/* ---- TSC ---- */
+uint64_t cpu_rdtsc(TCGCPU *cpu)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    /* A nominal 1 GHz TSC. */
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + (uint64_t)cpu->tsc_offset;
+}
+
+/* ---- MSRs ---- */
+static void require_cpl0(TCGCPU *cpu)
+{
+    if (cpu->pe && cpu->cpl != 0)
+        raise_exception_err(cpu, EXCP_GP, 0);
+}
+
+int helper_rdmsr(TCGCPU *cpu, const DecodedOp *op)
+{
+    (void)op;
+    require_cpl0(cpu);
+    uint32_t msr = (uint32_t)cpu->regs[R_ECX];
+    uint64_t v;
+    switch (msr) {
+    case MSR_IA32_TSC: v = cpu_rdtsc(cpu); break;
+    case MSR_IA32_APIC_BASE: v = cpu->apic_base; break;
+    case MSR_IA32_SYSENTER_CS: v = cpu->sysenter_cs; break;
+    case MSR_IA32_SYSENTER_ESP: v = cpu->sysenter_esp; break;
+    case MSR_IA32_SYSENTER_EIP: v = cpu->sysenter_eip; break;
+    case MSR_IA32_MISC_ENABLE: v = cpu->misc_enable; break;
+    case MSR_IA32_PAT: v = cpu->pat; break;
+    case MSR_EFER: v = cpu->efer; break;
+    case MSR_STAR: v = cpu->star; break;
+    case MSR_LSTAR: v = cpu->lstar; break;
+    case MSR_CSTAR: v = cpu->cstar; break;
+    case MSR_FMASK: v = cpu->fmask; break;
+    case MSR_FS_BASE: v = cpu->seg[SEG_FS].base; break;
+    case MSR_GS_BASE: v = cpu->seg[SEG_GS].base; break;
+    case MSR_KERNEL_GS_BASE: v = cpu->kernel_gs_base; break;
+    case MSR_TSC_AUX: v = cpu->tsc_aux; break;
+    default:
+        LOG(LOG_UNIMP, "tcg: rdmsr %#x not implemented -> #GP\n", msr);
+        raise_exception_err(cpu, EXCP_GP, 0);
+    }
+    cpu->regs[R_EAX] = (uint32_t)v;
+    cpu->regs[R_EDX] = (uint32_t)(v >> 32);
+    return H_NEXT;
+}
+
+int helper_wrmsr(TCGCPU *cpu, const DecodedOp *op)
+{
+    (void)op;
+    require_cpl0(cpu);
+    uint32_t msr = (uint32_t)cpu->regs[R_ECX];
+    uint64_t v = (uint32_t)cpu->regs[R_EAX] | ((uint64_t)(uint32_t)cpu->regs[R_EDX] << 32);
+    switch (msr) {
+    case MSR_IA32_TSC: cpu->tsc_offset = (int64_t)(v - cpu_rdtsc(cpu) + (uint64_t)cpu->tsc_offset); break;
+    case MSR_IA32_APIC_BASE:
+        if (v & ~(0xfffff000ull | 0x900ull) & ((1ull << 40) - 1))
+            raise_exception_err(cpu, EXCP_GP, 0);
+        cpu->apic_base = (v & (0xffffff000ull | 0x800ull)) | (cpu->apic_base & 0x100);
+        break;
+    case MSR_IA32_SYSENTER_CS: cpu->sysenter_cs = v & 0xffff; break;
+    case MSR_IA32_SYSENTER_ESP:
+    case MSR_IA32_SYSENTER_EIP:
+        if (!canonical(v))
+            raise_exception_err(cpu, EXCP_GP, 0);
+        if (msr == MSR_IA32_SYSENTER_ESP) cpu->sysenter_esp = v; else cpu->sysenter_eip = v;
+        break;
+    case MSR_IA32_MISC_ENABLE: cpu->misc_enable = v; break;
+    case MSR_IA32_PAT:
+        for (int i = 0; i < 8; i++) {
+            unsigned t = (v >> (8 * i)) & 0xff;
+            if (t == 2 || t == 3 || t > 7)
+                raise_exception_err(cpu, EXCP_GP, 0);
+        }
+        cpu->pat = v;
+        break;
+    case MSR_EFER: {
+        uint64_t allowed = X86_EFER_SCE | X86_EFER_LME | X86_EFER_NXE;
+        if (v & ~(allowed | X86_EFER_LMA))
+            raise_exception_err(cpu, EXCP_GP, 0);
+        /* LME may not change while paging is on (SDM 3A §9.8.5). */
+        if ((cpu->cr0 & X86_CR0_PG) && ((v ^ cpu->efer) & X86_EFER_LME))
+            raise_exception_err(cpu, EXCP_GP, 0);
+        uint64_t old = cpu->efer;
+        cpu->efer = (v & allowed) | (cpu->efer & X86_EFER_LMA);
+        if ((old ^ cpu->efer) & X86_EFER_NXE)
+            tlb_flush(cpu, true);
+        cpu_update_hflags(cpu);
+        break;
+    }
+    case MSR_STAR: cpu->star = v; break;
+    case MSR_LSTAR: case MSR_CSTAR: case MSR_FS_BASE: case MSR_GS_BASE: case MSR_KERNEL_GS_BASE:
+        if (!canonical(v))
+            raise_exception_err(cpu, EXCP_GP, 0);
+        if (msr == MSR_LSTAR) cpu->lstar = v;
+        else if (msr == MSR_CSTAR) cpu->cstar = v;
+        else if (msr == MSR_FS_BASE) cpu->seg[SEG_FS].base = v;
+        else if (msr == MSR_GS_BASE) cpu->seg[SEG_GS].base = v;
+        else cpu->kernel_gs_base = v;
+        seg_compute_ok(cpu, SEG_FS);
+        seg_compute_ok(cpu, SEG_GS);
+        break;
+    case MSR_FMASK: cpu->fmask = (uint32_t)v; break;
+    case MSR_TSC_AUX: cpu->tsc_aux = (uint32_t)v; break;
+    default:
+        LOG(LOG_UNIMP, "tcg: wrmsr %#x <- %#" PRIx64 " not implemented -> #GP\n", msr, v);
+        raise_exception_err(cpu, EXCP_GP, 0);
+    }
+    return H_NEXT_END;
+}
+
+/* ---- Control registers ---- */
+#define CR0_WRITABLE (X86_CR0_PE | X86_CR0_MP | X86_CR0_EM | X86_CR0_TS | X86_CR0_NE | \
+                      X86_CR0_WP | X86_CR0_AM | X86_CR0_NW | X86_CR0_CD | X86_CR0_PG)
+#define CR4_SUPPORTED (CR4_TSD | CR4_DE | X86_CR4_PSE | X86_CR4_PAE | CR4_MCE | X86_CR4_PGE | \
+                       CR4_PCE | CR4_OSFXSR | CR4_OSXMMEXCPT)
+
+bool cpu_write_cr0(TCGCPU *cpu, uint64_t v)
+{
+    if (v >> 32)
+        return false;
+    v &= CR0_WRITABLE;
+    v |= X86_CR0_ET;
+    if ((v & X86_CR0_PG) && !(v & X86_CR0_PE))
+        return false;
+    if ((v & X86_CR0_NW) && !(v & X86_CR0_CD))
+        return false;
+    uint64_t old = cpu->cr0;
+    if ((v & X86_CR0_PG) && !(old & X86_CR0_PG) && (cpu->efer & X86_EFER_LME)) {
+        /* Activating IA-32e mode: needs PAE and a non-64-bit CS. */
+        if (!(cpu->cr4 & X86_CR4_PAE) || (cpu->seg[SEG_CS].attr & SEGA_L))
+            return false;
+        cpu->efer |= X86_EFER_LMA;
+    }
+    if (!(v & X86_CR0_PG) && (old & X86_CR0_PG) && (cpu->efer & X86_EFER_LMA)) {
+        if (cpu->code64)
+            return false;
+        cpu->efer &= ~(uint64_t)X86_EFER_LMA;
+    }
+    if ((v & X86_CR0_PG) && !(old & X86_CR0_PG) && (cpu->cr4 & X86_CR4_PAE) &&
+        !(cpu->efer & X86_EFER_LMA)) {
+        if (!cpu_load_pdptes(cpu, cpu->cr3))
+            return false;
+    }
+    cpu->cr0 = v;
+    if ((old ^ v) & (X86_CR0_PG | X86_CR0_WP | X86_CR0_PE))
+        tlb_flush(cpu, true);
+    cpu_update_hflags(cpu);
+    return true;
+}
+
+bool cpu_write_cr3(TCGCPU *cpu, uint64_t v)
+{
+    if (cpu->lma) {
+        if (v & 0xfff0000000000000ull)
+            return false;
+    } else {
+        v = (uint32_t)v;
+    }
+    if ((cpu->cr0 & X86_CR0_PG) && (cpu->cr4 & X86_CR4_PAE) && !cpu->lma) {
+        if (!cpu_load_pdptes(cpu, v))
+            return false;
+    }
+    cpu->cr3 = v;
+    tlb_flush(cpu, false);
+    return true;
+}
+
+bool cpu_write_cr4(TCGCPU *cpu, uint64_t v)
+{
+    if (v & ~(uint64_t)CR4_SUPPORTED)
+        return false;
+    if (cpu->lma && !(v & X86_CR4_PAE))
+        return false;
+    uint64_t old = cpu->cr4;
+    if ((v & X86_CR4_PAE) && !(old & X86_CR4_PAE) && (cpu->cr0 & X86_CR0_PG) && !cpu->lma) {
+        uint64_t save = cpu->cr4;
+        cpu->cr4 = v;
+        bool ok = cpu_load_pdptes(cpu, cpu->cr3);
+        cpu->cr4 = save;
+        if (!ok)
+            return false;
+    }
+    cpu->cr4 = v;
+    if ((old ^ v) & (X86_CR4_PSE | X86_CR4_PAE | X86_CR4_PGE))
+        tlb_flush(cpu, true);
+    return true;
+}
+
+int helper_mov_cr(TCGCPU *cpu, const DecodedOp *op)
+{
+    int crn = op->reg;
+    if (crn != 0 && crn != 2 && crn != 3 && crn != 4 && crn != 8)
+        raise_exception(cpu, EXCP_UD);
+    if (cpu->vm86 || (cpu->pe && cpu->cpl != 0))
+        raise_exception_err(cpu, EXCP_GP, 0);
+    int sz = cpu->code64 ? 3 : 2;
+    if (op->sub == 0) {
+        uint64_t v = 0;
+        switch (crn) {
+        case 0: v = cpu->cr0; break;
+        case 2: v = cpu->cr2; break;
+        case 3: v = cpu->cr3; break;
+        case 4: v = cpu->cr4; break;
+        case 8: v = cpu->cr8; break;
+        }
+        reg_set(cpu, op->rm, sz, v);
+        return H_NEXT;
+    }
+    uint64_t v = reg_get(cpu, op->rm, sz);
+    bool ok = true;
+    switch (crn) {
+    case 0: ok = cpu_write_cr0(cpu, v); break;
+    case 2: cpu->cr2 = v; break;
+    case 3: ok = cpu_write_cr3(cpu, v); break;
+    case 4: ok = cpu_write_cr4(cpu, v); break;
+    case 8:
+        if (v & ~0xfull)
+            ok = false;
+        else
+            cpu->cr8 = v;
+        break;
+    }
+    if (!ok)
+        raise_exception_err(cpu, EXCP_GP, 0);
+    return H_NEXT_END;
+}
+
+int helper_mov_dr(TCGCPU *cpu, const DecodedOp *op)
+{
+    int n = op->reg;
+    if (n > 7)
+        raise_exception(cpu, EXCP_UD);
+    if ((n == 4 || n == 5) && (cpu->cr4 & CR4_DE))
+        raise_exception(cpu, EXCP_UD);
+    if (cpu->vm86 || (cpu->pe && cpu->cpl != 0))
+        raise_exception_err(cpu, EXCP_GP, 0);
+    if (n == 4 || n == 5)
+        n += 2;
+    int sz = cpu->code64 ? 3 : 2;
+    if (op->sub == 0) {
+        reg_set(cpu, op->rm, sz, cpu->dr[n]);
+        return H_NEXT;
+    }
+    uint64_t v = reg_get(cpu, op->rm, sz);
+    if (n == 6)
+        v = (v & 0xe00f) | 0xffff0ff0u;
+    else if (n == 7)
+        v = (v & 0xffff2fffu) | 0x400;
+    if ((n == 7 && (v & 0xff)) && !log_enabled(0))
+        LOG(LOG_UNIMP, "tcg: hardware breakpoints (DR7=%#" PRIx64 ") are not implemented\n", v);
+    cpu->dr[n] = v;
+    return H_NEXT_END;
+}
+
+/* ---- 0F 00 / 0F 01 ---- */
+int helper_grp6(TCGCPU *cpu, const DecodedOp *op)
+{
+    if (!cpu->pe || cpu->vm86)
+        raise_exception(cpu, EXCP_UD);
+    switch (op->sub) {
+    case 0: case 1: {   /* SLDT, STR */
+        uint16_t sel = op->sub == 0 ? cpu->ldt.sel : cpu->tr.sel;
+        if (op->rm != NOREG)
+            reg_set(cpu, op->rm, (op->pfx & PFX_REX) && cpu->code64 ? 3 : 2, sel);
+        else
+            rm_write(cpu, op, 1, sel);
+        return H_NEXT_END;
+    }
+    case 2: case 3: {   /* LLDT, LTR */
+        require_cpl0(cpu);
+        uint16_t sel = (uint16_t)rm_read(cpu, op, 1);
+        if (op->sub == 2)
+            helper_lldt(cpu, sel);
+        else
+            helper_ltr(cpu, sel);
+        return H_NEXT_END;
+    }
+    default: {          /* VERR, VERW */
+        uint16_t sel = (uint16_t)rm_read(cpu, op, 1);
+        uint32_t lo, hi;
+        bool ok = false;
+        if ((sel & ~3u) && desc_fetch(cpu, sel, &lo, &hi)) {
+            uint16_t attr = (uint16_t)((hi >> 8) & 0xf0ff);
+            unsigned dpl = SEGA_DPL(attr);
+            bool conf = (attr & SEGA_CODE) && (attr & SEGA_CONF_EXPD);
+            if ((attr & SEGA_S) && (conf || (dpl >= cpu->cpl && dpl >= (sel & 3u)))) {
+                if (op->sub == 4)
+                    ok = !(attr & SEGA_CODE) || (attr & SEGA_RW);
+                else
+                    ok = !(attr & SEGA_CODE) && (attr & SEGA_RW);
+            }
+        }
+        uint32_t f = cc_compute_all(cpu) & ~CC_Z;
+        cc_set_flags(cpu, f | (ok ? CC_Z : 0));
+        return H_NEXT_END;
+    }
+    }
+}
+
+int helper_grp7(TCGCPU *cpu, const DecodedOp *op)
+{
+    switch (op->idx) {
+    case OP_CLTS:
+        require_cpl0(cpu);
+        if (cpu->vm86)
+            raise_exception_err(cpu, EXCP_GP, 0);
+        cpu->cr0 &= ~(uint64_t)X86_CR0_TS;
+        return H_NEXT_END;
+    case OP_INVLPG:
+        require_cpl0(cpu);
+        if (cpu->vm86)
+            raise_exception_err(cpu, EXCP_GP, 0);
+        tlb_flush_page(cpu, seg_lin(cpu, op->seg, op_ea(cpu, op), 1, ACC_READ));
+        return H_NEXT_END;
+    case OP_SWAPGS: {
+        require_cpl0(cpu);
+        uint64_t t = cpu->seg[SEG_GS].base;
+        cpu->seg[SEG_GS].base = cpu->kernel_gs_base;
+        cpu->kernel_gs_base = t;
+        return H_NEXT;
+    }
+    default:
+        break;
+    }
+    bool wide = cpu->code64;
+    switch (op->sub) {
+    case 0: case 1: {   /* SGDT, SIDT */
+        if (op->rm != NOREG)
+            raise_exception(cpu, EXCP_UD);
+        X86DescTable *t = op->sub == 0 ? &cpu->gdt : &cpu->idt;
+        uint64_t lin = op_lin(cpu, op, wide ? 10 : 6, ACC_WRITE);
+        lin_probe_write(cpu, lin, wide ? 10 : 6);
+        lin_st(cpu, lin, 1, t->limit);
+        if (wide)
+            lin_st(cpu, lin + 2, 3, t->base);
+        else
+            lin_st(cpu, lin + 2, 2, op->sz == 1 ? t->base & 0xffffff : (uint32_t)t->base);
+        return H_NEXT_END;
+    }
+    case 2: case 3: {   /* LGDT, LIDT */
+        if (op->rm != NOREG)
+            raise_exception(cpu, EXCP_UD);
+        if (cpu->vm86)
+            raise_exception_err(cpu, EXCP_GP, 0);
+        require_cpl0(cpu);
+        uint64_t lin = op_lin(cpu, op, wide ? 10 : 6, ACC_READ);
+        uint16_t limit = (uint16_t)lin_ld(cpu, lin, 1);
+        uint64_t base = wide ? lin_ld(cpu, lin + 2, 3) : lin_ld(cpu, lin + 2, 2);
+        if (!wide && op->sz == 1)
+            base &= 0xffffff;
+        if (wide && !canonical(base))
+            raise_exception_err(cpu, EXCP_GP, 0);
+        X86DescTable *t = op->sub == 2 ? &cpu->gdt : &cpu->idt;
+        t->base = base;
+        t->limit = limit;
+        return H_NEXT_END;
+    }
+    case 4:     /* SMSW */
+        if (op->rm != NOREG)
+            reg_set(cpu, op->rm, op->sz, cpu->cr0 & size_mask[op->sz]);
+        else
+            rm_write(cpu, op, 1, cpu->cr0 & 0xffff);
+        return H_NEXT_END;
+    case 6: {   /* LMSW: PE can be set but not cleared */
+        if (cpu->vm86)
+            raise_exception_err(cpu, EXCP_GP, 0);
+        require_cpl0(cpu);
+        uint64_t v = rm_read(cpu, op, 1) & 0xf;
+        uint64_t ncr0 = (cpu->cr0 & ~0xeull) | v | (cpu->cr0 & X86_CR0_PE);
+        if (!cpu_write_cr0(cpu, ncr0))
+            raise_exception_err(cpu, EXCP_GP, 0);
+        return H_NEXT_END;
+    }
+    default:
+        raise_exception(cpu, EXCP_UD);
+    }
+}
+
+int helper_lar_lsl(TCGCPU *cpu, const DecodedOp *op)
+{
+    if (!cpu->pe || cpu->vm86)
+        raise_exception(cpu, EXCP_UD);
+    uint16_t sel = (uint16_t)rm_read(cpu, op, 1);
+    uint32_t lo, hi;
+    bool ok = false;
+    uint64_t val = 0;
+    if ((sel & ~3u) && desc_fetch(cpu, sel, &lo, &hi)) {
+        uint16_t attr = (uint16_t)((hi >> 8) & 0xf0ff);
+        unsigned dpl = SEGA_DPL(attr), type = SEGA_TYPE(attr);
+        bool conf = (attr & SEGA_CODE) && (attr & SEGA_CONF_EXPD);
+        bool type_ok;
+        if (attr & SEGA_S)
+            type_ok = true;
+        else if (op->idx == OP_LAR)
+            type_ok = type == 1 || type == 2 || type == 3 || type == 4 || type == 5 ||
+                      type == 9 || type == 11 || type == 12;
+        else
+            type_ok = type == 1 || type == 2 || type == 3 || type == 9 || type == 11;
+        if (cpu->lma && !(attr & SEGA_S) && (type == 1 || type == 3 || type == 4 || type == 5))
+            type_ok = false;
+        if (type_ok && (conf || (dpl >= cpu->cpl && dpl >= (sel & 3u)))) {
+            ok = true;
+            if (op->idx == OP_LAR) {
+                val = hi & 0x00f0ff00u;
+            } else {
+                uint32_t lim = (lo & 0xffff) | (hi & 0xf0000);
+                val = (hi & (1u << 23)) ? (lim << 12) | 0xfff : lim;
+            }
+        }
+    }
+    if (ok)
+        reg_set(cpu, op->reg, op->sz, val);
+    uint32_t f = cc_compute_all(cpu) & ~CC_Z;
+    cc_set_flags(cpu, f | (ok ? CC_Z : 0));
+    return H_NEXT;
+}
+
+/* ---- Flags ---- */
+static bool iopl_sensitive_fault(TCGCPU *cpu)
+{
+    unsigned iopl = (cpu->eflags & FL_IOPL) >> 12;
+    if (cpu->vm86)
+        return iopl < 3;
+    return cpu->pe && cpu->cpl > iopl;
+}
+
+int helper_flagop(TCGCPU *cpu, const DecodedOp *op)
+{
+    uint32_t f;
+    switch (op->sub) {
+    case 0: f = cc_compute_all(cpu); cc_set_flags(cpu, f ^ CC_C); return H_NEXT;
+    case 1: f = cc_compute_all(cpu); cc_set_flags(cpu, f & ~CC_C); return H_NEXT;
+    case 2: f = cc_compute_all(cpu); cc_set_flags(cpu, f | CC_C); return H_NEXT;
+    case 3:
+        if (iopl_sensitive_fault(cpu))
+            raise_exception_err(cpu, EXCP_GP, 0);
+        cpu->eflags &= ~FL_IF;
+        return H_NEXT;
+    case 4:
+        if (iopl_sensitive_fault(cpu))
+            raise_exception_err(cpu, EXCP_GP, 0);
+        if (!(cpu->eflags & FL_IF))
+            cpu->intr_shadow = true;    /* STI; HLT is race-free */
+        cpu->eflags |= FL_IF;
+        return H_NEXT_END;
+    case 5: cpu->eflags &= ~FL_DF; return H_NEXT;
+    default: cpu->eflags |= FL_DF; return H_NEXT;
+    }
+}
+
+int helper_pushf(TCGCPU *cpu, const DecodedOp *op)
+{
+    if (cpu->vm86 && ((cpu->eflags & FL_IOPL) >> 12) < 3)
+        raise_exception_err(cpu, EXCP_GP, 0);
+    cpu_push(cpu, op->sz, cpu_get_eflags(cpu) & ~(FL_VM | FL_RF));
+    return H_NEXT;
+}
+
+int helper_popf(TCGCPU *cpu, const DecodedOp *op)
+{
+    if (cpu->vm86 && ((cpu->eflags & FL_IOPL) >> 12) < 3)
+        raise_exception_err(cpu, EXCP_GP, 0);
+    uint32_t v = (uint32_t)cpu_pop(cpu, op->sz);
+    uint32_t mask = CC_ALL | FL_TF | FL_DF | FL_NT | FL_AC | FL_ID;
+    unsigned iopl = (cpu->eflags & FL_IOPL) >> 12;
+    if (!cpu->pe || (cpu->cpl == 0 && !cpu->vm86))
+        mask |= FL_IOPL | FL_IF;
+    else if (cpu->cpl <= iopl)
+        mask |= FL_IF;
+    if (op->sz == 1)
+        mask &= 0xffff;
+    cpu_set_eflags(cpu, v, mask);
+    cpu->eflags &= ~FL_RF;
+    return H_NEXT_END;
+}
+
+int helper_hlt(TCGCPU *cpu, const DecodedOp *op)
+{
+    (void)op;
+    if (cpu->pe && cpu->cpl != 0)
+        raise_exception_err(cpu, EXCP_GP, 0);
+    cpu->halted = true;
+    return H_NEXT_END;
+}
+
+/*
+ * x87: this model has no coprocessor (CPUID.1:EDX.FPU = 0).  With CR0.EM or
+ * CR0.TS set the ESC opcodes raise #NM as on real hardware; otherwise the
+ * "probe" instructions behave like a bus with nothing attached (FNSTSW and
+ * FNSTCW store nothing, so the classic FNINIT/FNSTSW probe finds no FPU)
+ * and anything else is #UD, logged under -d unimp.
+ */
+int helper_fpu(TCGCPU *cpu, const DecodedOp *op)
+{
+    if (op->idx == OP_FWAIT) {
+        if ((cpu->cr0 & X86_CR0_TS) && (cpu->cr0 & X86_CR0_MP))
+            raise_exception(cpu, EXCP_NM);
+        return H_NEXT;
+    }
+    if (cpu->cr0 & (X86_CR0_EM | X86_CR0_TS))
+        raise_exception(cpu, EXCP_NM);
+    switch (op->idx) {
+    case OP_FNINIT: case OP_FNSTSW: case OP_FNSTCW: case OP_FLDCW:
+        return H_NEXT;
+    default:
+        LOG(LOG_UNIMP, "tcg: x87 instruction (escape %#x) not implemented -> #UD\n", 0xd8 + op->sub);
+        raise_exception(cpu, EXCP_UD);
+    }
+}
+
+/* ---- Reset and state conversion ---- */
+static void seg_reset(SegCache *sc, uint16_t sel, uint64_t base, uint16_t attr)
+{
+    sc->sel = sel;
+    sc->base = base;
+    sc->limit = 0xffff;
+    sc->attr = attr;
+    sc->unusable = 0;
+}
+
+/* Power-on state (SDM 3A §9.1.1 Table 9-1). */
+void cpu_reset_state(TCGCPU *cpu, bool bsp)
+{
+    memset(cpu->regs, 0, sizeof(cpu->regs));
+    cpu->regs[R_EDX] = 0x00000663;
+    cpu->rip = 0xfff0;
+    cpu->eflags = X86_RFLAGS_FIXED;
+    cc_set_flags(cpu, 0);
+    seg_reset(&cpu->seg[SEG_CS], 0xf000, 0xffff0000u, SEGA_P | SEGA_S | SEGA_CODE | SEGA_RW | SEGA_ACCESSED);
+    for (int s = 0; s < SEG__COUNT; s++)
+        if (s != SEG_CS)
+            seg_reset(&cpu->seg[s], 0, 0, SEGA_P | SEGA_S | SEGA_RW | SEGA_ACCESSED);
+    seg_reset(&cpu->ldt, 0, 0, SEGA_P | 2);
+    seg_reset(&cpu->tr, 0, 0, SEGA_P | 11);
+    cpu->gdt.base = cpu->idt.base = 0;
+    cpu->gdt.limit = cpu->idt.limit = 0xffff;
+    cpu->cr0 = X86_CR0_ET | X86_CR0_CD | X86_CR0_NW;
+    cpu->cr2 = cpu->cr3 = cpu->cr4 = cpu->cr8 = 0;
+    cpu->efer = 0;
+    memset(cpu->dr, 0, sizeof(cpu->dr));
+    cpu->dr[6] = 0xffff0ff0u;
+    cpu->dr[7] = 0x400;
+    cpu->apic_base = 0xfee00000u | 0x800 | (bsp ? 0x100 : 0);
+    cpu->star = cpu->lstar = cpu->cstar = cpu->fmask = cpu->kernel_gs_base = cpu->tsc_aux = 0;
+    cpu->sysenter_cs = cpu->sysenter_esp = cpu->sysenter_eip = 0;
+    cpu->pat = 0x0007040600070406ull;
+    cpu->misc_enable = 1;
+    cpu->tsc_offset = -(int64_t)cpu_rdtsc(&(TCGCPU){ .tsc_offset = 0 });
+    cpu->cpl = 0;
+    cpu->halted = !bsp;
+    cpu->intr_shadow = false;
+    cpu->nmi_pending = cpu->nmi_blocked = false;
+    cpu->excp_delivering = -1;
+    cpu->exit_request = 0;
+    cpu_update_hflags(cpu);
+    tlb_flush(cpu, true);
+}
+
+static void seg_to_x86(const SegCache *sc, X86Segment *x)
+{
+    x->selector = sc->sel;
+    x->base = sc->base;
+    x->limit = sc->limit;
+    x->type = SEGA_TYPE(sc->attr);
+    x->s = !!(sc->attr & SEGA_S);
+    x->dpl = (uint8_t)SEGA_DPL(sc->attr);
+    x->present = !!(sc->attr & SEGA_P);
+    x->avl = !!(sc->attr & 0x1000);
+    x->l = !!(sc->attr & SEGA_L);
+    x->db = !!(sc->attr & SEGA_DB);
+    x->g = !!(sc->attr & SEGA_G);
+    x->unusable = sc->unusable;
+}
+
+static void seg_from_x86(SegCache *sc, const X86Segment *x)
+{
+    sc->sel = x->selector;
+    sc->base = x->base;
+    sc->limit = x->limit;
+    sc->attr = (uint16_t)((x->type & 0xf) | (x->s ? SEGA_S : 0) | ((x->dpl & 3u) << 5) |
+                          (x->present ? SEGA_P : 0) | (x->avl ? 0x1000 : 0) | (x->l ? SEGA_L : 0) |
+                          (x->db ? SEGA_DB : 0) | (x->g ? SEGA_G : 0));
+    sc->unusable = x->unusable;
+}
+
+void cpu_to_x86_state(const TCGCPU *cpu, X86CPUState *s)
+{
+    memset(s, 0, sizeof(*s));
+    memcpy(s->regs, cpu->regs, sizeof(s->regs));
+    s->rip = cpu->rip;
+    s->rflags = cpu_get_eflags(cpu);
+    for (int i = 0; i < SEG__COUNT; i++)
+        seg_to_x86(&cpu->seg[i], &s->seg[i]);
+    seg_to_x86(&cpu->ldt, &s->ldt);
+    seg_to_x86(&cpu->tr, &s->tr);
+    s->gdt = cpu->gdt;
+    s->idt = cpu->idt;
+    s->cr0 = cpu->cr0;
+    s->cr2 = cpu->cr2;
+    s->cr3 = cpu->cr3;
+    s->cr4 = cpu->cr4;
+    s->cr8 = cpu->cr8;
+    s->efer = cpu->efer;
+    memcpy(s->dr, cpu->dr, sizeof(s->dr));
+    s->apic_base = cpu->apic_base;
+}
+
+void cpu_from_x86_state(TCGCPU *cpu, const X86CPUState *s)
+{
+    memcpy(cpu->regs, s->regs, sizeof(cpu->regs));
+    cpu->rip = s->rip;
+    for (int i = 0; i < SEG__COUNT; i++)
+        seg_from_x86(&cpu->seg[i], &s->seg[i]);
+    seg_from_x86(&cpu->ldt, &s->ldt);
+    seg_from_x86(&cpu->tr, &s->tr);
+    cpu->gdt = s->gdt;
+    cpu->idt = s->idt;
+    cpu->cr0 = s->cr0 | X86_CR0_ET;
+    cpu->cr2 = s->cr2;
+    cpu->cr3 = s->cr3;
+    cpu->cr4 = s->cr4;
+    cpu->cr8 = s->cr8;
+    cpu->efer = s->efer;
+    if ((cpu->efer & X86_EFER_LME) && (cpu->cr0 & X86_CR0_PG))
+        cpu->efer |= X86_EFER_LMA;
+    memcpy(cpu->dr, s->dr, sizeof(cpu->dr));
+    cpu->apic_base = s->apic_base;
+    cpu->eflags = (uint32_t)s->rflags & ~CC_ALL;
+    cc_set_flags(cpu, (uint32_t)s->rflags);
+    cpu_set_eflags(cpu, (uint32_t)s->rflags, 0xffffffffu);
+    /* CPL is SS.DPL in protected mode (as KVM reports it). */
+    bool pe = cpu->cr0 & X86_CR0_PE;
+    if (!pe)
+        cpu->cpl = 0;
+    else if (s->rflags & FL_VM)
+        cpu->cpl = 3;
+    else
+        cpu->cpl = (uint8_t)s->seg[SEG_SS].dpl;
+    cpu_update_hflags(cpu);
+    if ((cpu->cr0 & X86_CR0_PG) && (cpu->cr4 & X86_CR4_PAE) && !cpu->lma)
+        cpu_load_pdptes(cpu, cpu->cr3);
+    tlb_flush(cpu, true);
+}
+
+void cpu_dump(TCGCPU *cpu)
+{
+    X86CPUState s;
+    cpu_to_x86_state(cpu, &s);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return;
+    x86_cpu_state_dump(&s, f);
+    fclose(f);
+    log_printf("%s", buf);
+    free(buf);
+}

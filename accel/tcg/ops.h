@@ -1,0 +1,127 @@
+/*
+ * Out-of-line instruction helpers shared by the interpreter (exec.c) and,
+ * later, by generated code.  Each takes the CPU and the decoded op and
+ * returns what the engine does next.
+ */
+#ifndef TCG_OPS_H
+#define TCG_OPS_H
+
+#include "accel/tcg/cpu.h"
+#include "accel/tcg/tb.h"
+
+enum {
+    H_NEXT = 0,         /* done; engine advances RIP by op->len and continues */
+    H_END = 1,          /* RIP already set (or left for a restart); end the block */
+    H_NEXT_END = 2,     /* advance RIP by op->len, then end the block */
+};
+
+/* Effective address of a memory operand (before segmentation). */
+static inline uint64_t op_ea(const TCGCPU *cpu, const DecodedOp *op)
+{
+    uint64_t ea = (uint64_t)(int64_t)op->disp;
+    if (op->base != NOREG)
+        ea += op->base == BASE_RIP ? cpu->rip + op->len : cpu->regs[op->base];
+    if (op->index != NOREG)
+        ea += cpu->regs[op->index] << op->scale;
+    return ea & size_mask[op->asz];
+}
+
+static inline uint64_t op_lin(TCGCPU *cpu, const DecodedOp *op, unsigned len, int acc)
+{
+    return seg_lin(cpu, op->seg, op_ea(cpu, op), len, acc);
+}
+
+static inline uint64_t rm_read(TCGCPU *cpu, const DecodedOp *op, int sz)
+{
+    if (op->rm != NOREG)
+        return reg_get(cpu, op->rm, sz);
+    return lin_ld(cpu, op_lin(cpu, op, 1u << sz, ACC_READ), sz);
+}
+
+static inline void rm_write(TCGCPU *cpu, const DecodedOp *op, int sz, uint64_t v)
+{
+    if (op->rm != NOREG)
+        reg_set(cpu, op->rm, sz, v);
+    else
+        lin_st(cpu, op_lin(cpu, op, 1u << sz, ACC_WRITE), sz, v);
+}
+
+static inline uint64_t alu_op(TCGCPU *cpu, int sub, uint64_t a, uint64_t b, int sz)
+{
+    uint64_t r, cin;
+    switch (sub) {
+    case 0: r = a + b; set_cc(cpu, CC_OP_ADD, sz, r, a, b); break;
+    case 1: r = a | b; set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0); break;
+    case 2:
+        cin = cc_compute_cf(cpu);
+        r = a + b + cin; set_cc(cpu, CC_OP_ADC, sz, r, a, b); cpu->cc_aux = cin; break;
+    case 3:
+        cin = cc_compute_cf(cpu);
+        r = a - b - cin; set_cc(cpu, CC_OP_SBB, sz, r, a, b); cpu->cc_aux = cin; break;
+    case 4: r = a & b; set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0); break;
+    case 5: case 7: r = a - b; set_cc(cpu, CC_OP_SUB, sz, r, a, b); break;
+    default: r = a ^ b; set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0); break;
+    }
+    return r & size_mask[sz];
+}
+
+/* Branch target: IP-relative, truncated to the operand size (16/32). */
+static inline uint64_t branch_target(const TCGCPU *cpu, const DecodedOp *op, uint64_t t)
+{
+    return t & size_mask[op->sz < 1 ? 1 : op->sz];
+}
+
+/* ops-alu.c */
+uint64_t alu_shift(TCGCPU *cpu, int kind, uint64_t v, unsigned count, int sz);
+uint64_t alu_shd(TCGCPU *cpu, bool right, uint64_t dst, uint64_t src, unsigned count, int sz);
+int helper_mul(TCGCPU *cpu, const DecodedOp *op);
+int helper_div(TCGCPU *cpu, const DecodedOp *op);
+uint64_t alu_imul2(TCGCPU *cpu, uint64_t a, uint64_t b, int sz);
+int helper_bcd(TCGCPU *cpu, const DecodedOp *op);
+int helper_bt(TCGCPU *cpu, const DecodedOp *op);
+int helper_bitscan(TCGCPU *cpu, const DecodedOp *op);
+int helper_cmpxchg(TCGCPU *cpu, const DecodedOp *op);
+int helper_cmpxchg8b(TCGCPU *cpu, const DecodedOp *op);
+
+/* ops-string.c */
+int helper_string(TCGCPU *cpu, const DecodedOp *op);
+bool io_permitted(TCGCPU *cpu, uint16_t port, unsigned len);
+uint32_t cpu_io_read(TCGCPU *cpu, uint16_t port, int sz);
+void cpu_io_write(TCGCPU *cpu, uint16_t port, int sz, uint32_t v);
+
+/* ops-system.c */
+int helper_in_out(TCGCPU *cpu, const DecodedOp *op);
+int helper_cpuid(TCGCPU *cpu, const DecodedOp *op);
+int helper_rdmsr(TCGCPU *cpu, const DecodedOp *op);
+int helper_wrmsr(TCGCPU *cpu, const DecodedOp *op);
+int helper_mov_cr(TCGCPU *cpu, const DecodedOp *op);
+int helper_mov_dr(TCGCPU *cpu, const DecodedOp *op);
+int helper_grp6(TCGCPU *cpu, const DecodedOp *op);
+int helper_grp7(TCGCPU *cpu, const DecodedOp *op);
+int helper_lar_lsl(TCGCPU *cpu, const DecodedOp *op);
+int helper_flagop(TCGCPU *cpu, const DecodedOp *op);
+int helper_pushf(TCGCPU *cpu, const DecodedOp *op);
+int helper_popf(TCGCPU *cpu, const DecodedOp *op);
+int helper_hlt(TCGCPU *cpu, const DecodedOp *op);
+int helper_fpu(TCGCPU *cpu, const DecodedOp *op);
+bool cpu_write_cr0(TCGCPU *cpu, uint64_t v);
+bool cpu_write_cr4(TCGCPU *cpu, uint64_t v);
+bool cpu_write_cr3(TCGCPU *cpu, uint64_t v);
+
+/* seg.c */
+int helper_mov_seg(TCGCPU *cpu, const DecodedOp *op);
+int helper_pop_seg(TCGCPU *cpu, const DecodedOp *op);
+int helper_lseg(TCGCPU *cpu, const DecodedOp *op);
+int helper_syscall(TCGCPU *cpu, const DecodedOp *op);
+int helper_sysret(TCGCPU *cpu, const DecodedOp *op);
+int helper_sysenter(TCGCPU *cpu, const DecodedOp *op);
+int helper_sysexit(TCGCPU *cpu, const DecodedOp *op);
+int helper_enter(TCGCPU *cpu, const DecodedOp *op);
+int helper_pusha(TCGCPU *cpu, const DecodedOp *op);
+int helper_popa(TCGCPU *cpu, const DecodedOp *op);
+int helper_int(TCGCPU *cpu, const DecodedOp *op);
+
+/* exec.c */
+void tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb);
+
+#endif

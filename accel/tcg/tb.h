@@ -1,0 +1,107 @@
+/*
+ * Translated blocks: runs of pre-decoded x86 instructions, cached by the
+ * guest PHYSICAL address of their first byte plus the decode mode (code
+ * size), so the same code mapped at several linear addresses is decoded
+ * once and survives TLB flushes.  The decoder fills DecodedOp records; an
+ * execution engine (exec.c's interpreter today, a native code generator
+ * later) runs them.  The op list is one X-macro shared by both.
+ */
+#ifndef TCG_TB_H
+#define TCG_TB_H
+
+#include "kestrel/common.h"
+
+/* Every pre-decoded operation kind.  Operand forms: E = ModRM r/m, G = ModRM reg, I = imm. */
+#define TCG_OP_LIST(X) \
+    X(EXIT) X(NOP) X(UD) X(ILLEGAL_LOCK) \
+    X(ALU_EG) X(ALU_GE) X(ALU_EI) X(TEST_EG) X(TEST_EI) \
+    X(INC_E) X(DEC_E) X(NOT_E) X(NEG_E) \
+    X(MUL_E) X(IMUL1_E) X(DIV_E) X(IDIV_E) X(IMUL_GE) X(IMUL_GEI) \
+    X(SHIFT_E) X(SHD_E) \
+    X(MOV_EG) X(MOV_GE) X(MOV_EI) X(MOV_RI) X(MOV_E_SEG) X(MOV_SEG_E) X(MOV_MOFFS_LD) X(MOV_MOFFS_ST) \
+    X(LEA) X(MOVZX) X(MOVSX) X(XCHG_EG) X(XADD) X(CMPXCHG) X(CMPXCHG8B) X(BSWAP) \
+    X(PUSH_R) X(PUSH_E) X(PUSH_I) X(PUSH_SEG) X(POP_R) X(POP_E) X(POP_SEG) \
+    X(PUSHA) X(POPA) X(PUSHF) X(POPF) \
+    X(JMP_REL) X(JCC) X(CALL_REL) X(RET) X(JMP_E) X(CALL_E) \
+    X(JMP_FAR) X(CALL_FAR) X(JMP_FAR_E) X(CALL_FAR_E) X(RETF) X(IRET) \
+    X(INT) X(INT3) X(INTO) X(LOOP) X(JCXZ) X(SETCC) X(CMOVCC) \
+    X(BT_EG) X(BT_EI) X(BSF) X(BSR) X(TZCNT) X(LZCNT) X(POPCNT) \
+    X(MOVS) X(CMPS) X(STOS) X(LODS) X(SCAS) X(INS) X(OUTS) \
+    X(IN) X(OUT) X(FLAGOP) X(LAHF) X(SAHF) X(HLT) X(CPUID) X(RDTSC) X(RDTSCP) X(RDMSR) X(WRMSR) \
+    X(GRP6) X(GRP7) X(MOV_CR) X(MOV_DR) X(CLTS) X(INVLPG) X(SWAPGS) \
+    X(CBW) X(CWD) X(ENTER) X(LEAVE) X(BCD) X(SALC) X(XLAT) X(LSEG) \
+    X(SYSCALL) X(SYSRET) X(SYSENTER) X(SYSEXIT) X(BOUND) X(ARPL) X(LAR) X(LSL) \
+    X(FPU_NM) X(FNINIT) X(FNSTSW) X(FNSTCW) X(FLDCW) X(FWAIT) X(CLFLUSH) X(MOVSXD)
+
+enum {
+#define TCG_OP_ENUM(n) OP_##n,
+    TCG_OP_LIST(TCG_OP_ENUM)
+#undef TCG_OP_ENUM
+    OP__COUNT
+};
+
+extern const char *const tcg_op_names[OP__COUNT];
+
+#define NOREG  0xff
+#define BASE_RIP 16          /* base register meaning RIP-relative */
+
+/* DecodedOp.pfx */
+#define PFX_REP   0x01      /* F3 */
+#define PFX_REPNE 0x02      /* F2 */
+#define PFX_LOCK  0x04
+#define PFX_CL    0x08      /* shift count from CL */
+#define PFX_OSZ   0x10      /* 66 seen */
+#define PFX_REX   0x20
+#define PFX_ENDS  0x80      /* ends the block (set by decoder) */
+
+typedef struct DecodedOp {
+    uint16_t idx;           /* OP_* */
+    uint8_t len;            /* instruction length in bytes */
+    uint8_t sz;             /* operand size, log2 bytes (0..3) */
+    uint8_t asz;            /* address size, log2 bytes (1..3) */
+    uint8_t seg;            /* segment for the memory operand */
+    uint8_t reg;            /* ModRM.reg (extended), or the opcode's register */
+    uint8_t rm;             /* register operand, or NOREG when memory */
+    uint8_t base, index, scale;
+    uint8_t sub;            /* ALU op, condition code, group sub-op, ... */
+    uint8_t pfx;            /* PFX_* */
+    uint16_t imm16;         /* far pointer selector, ENTER frame size */
+    int32_t disp;
+    uint64_t imm;
+} DecodedOp;
+
+typedef struct TranslatedBlock TranslatedBlock;
+struct TranslatedBlock {
+    uint64_t pc_phys;           /* physical address of the first byte */
+    uint64_t page2;             /* physical page of the tail, or UINT64_MAX */
+    uint32_t flags;             /* decode mode (TB_FLAG_*) */
+    uint32_t size;              /* bytes covered */
+    uint32_t n_ops;             /* instructions (ops[n_ops] is an EXIT sentinel) */
+    volatile bool invalid;
+    TranslatedBlock *hash_next;
+    TranslatedBlock *page_next[2];
+    TranslatedBlock *dead_next;
+    uint64_t exec_count;        /* for a future JIT's hotness heuristic */
+    DecodedOp ops[];
+};
+
+#define TB_FLAG_CODE16 1u
+#define TB_FLAG_CODE32 2u
+#define TB_FLAG_CODE64 3u
+#define TB_FLAG_SIZE_MASK 3u
+
+#define TB_MAX_INSNS 64
+
+void tb_cache_init(void);
+TranslatedBlock *tb_alloc(unsigned n_ops);
+/* Insert; returns a bitmask of pages (1 = first, 2 = second) that newly hold code. */
+unsigned tb_insert(TranslatedBlock *tb);
+TranslatedBlock *tb_find(uint64_t pc_phys, uint32_t flags);
+bool tb_page_has_code(uint64_t paddr_page);
+void tb_invalidate_phys_range(uint64_t pa, uint64_t len);
+void tb_flush_all(void);
+/* Free invalidated blocks; true if any were freed (callers flush jump caches). */
+bool tb_reap(void);
+unsigned tb_count(void);
+
+#endif

@@ -1,0 +1,458 @@
+/*
+ * The "tcg" accelerator: Kestrel's software x86 CPU behind AccelOps.
+ *
+ * One thread runs every vCPU round-robin (single_thread), a slice of
+ * blocks each.  Interrupts, kicks and memory-map changes are looked at
+ * between translated blocks.  The big lock is held only around device
+ * access (port and MMIO); guest RAM is reached through host pointers.
+ *
+ * Interrupt controller: none in userspace yet.  set_irq records GSI levels
+ * and a controller plugs in through tcg_set_interrupt_controller()
+ * (tcg-internal.h); until then no external interrupt is ever pending.
+ */
+#include "accel/tcg/tcg-internal.h"
+#include "accel/tcg/ops.h"
+#include "kestrel/accel.h"
+#include "kestrel/lock.h"
+#include "kestrel/log.h"
+#include "kestrel/machine.h"
+
+#define SLICE_BLOCKS 20000
+
+typedef struct TCGState {
+    Machine *m;
+    GPtrArray *cpus;                /* TCGCPU* by id */
+    MemoryListener listener;
+    int flush_pending;              /* memory map changed: flush TLBs and blocks */
+    AddressSpace *listened;         /* where the listener is registered */
+} TCGState;
+
+static TCGState *tcg_state;
+static TCGInterruptController tcg_ic;
+static int gsi_levels[MACHINE_NUM_GSI];
+
+TranslatedBlock *tcg_translate(TCGCPU *cpu, uint64_t lin_pc, uint64_t pc_phys, uint32_t flags,
+                               int max_insns);
+
+/* Standalone CPUs (unit tests) are tracked too, so code-page and flush
+ * events reach every CPU of this process. */
+static GPtrArray *all_cpus;
+
+static void for_each_cpu_tlb_drop_code(uint64_t page)
+{
+    for (unsigned i = 0; all_cpus && i < all_cpus->len; i++)
+        tlb_drop_code_write(all_cpus->pdata[i], page);
+}
+
+static void flush_all_cpus_jc(void)
+{
+    for (unsigned i = 0; all_cpus && i < all_cpus->len; i++) {
+        TCGCPU *c = all_cpus->pdata[i];
+        memset(c->jc, 0, sizeof(c->jc));
+    }
+}
+
+static void do_pending_flush(void)
+{
+    if (!tcg_state || !__atomic_load_n(&tcg_state->flush_pending, __ATOMIC_ACQUIRE) ||
+        !__atomic_exchange_n(&tcg_state->flush_pending, 0, __ATOMIC_ACQ_REL))
+        return;
+    tb_flush_all();
+    for (unsigned i = 0; all_cpus && i < all_cpus->len; i++)
+        tlb_flush(all_cpus->pdata[i], true);
+}
+
+void tcg_after_device_access(TCGCPU *cpu)
+{
+    /* A device access can change the memory map or the interrupt controller's output. */
+    __atomic_store_n(&cpu->irq_check, 1, __ATOMIC_RELEASE);
+    do_pending_flush();
+}
+
+void tcg_raise_interrupt_check(void)
+{
+    for (unsigned i = 0; all_cpus && i < all_cpus->len; i++) {
+        TCGCPU *c = all_cpus->pdata[i];
+        __atomic_store_n(&c->irq_check, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&c->exit_request, 1, __ATOMIC_RELEASE);
+    }
+}
+
+/* ---- interrupt controller hook ---- */
+void tcg_set_interrupt_controller(const TCGInterruptController *ic)
+{
+    if (ic)
+        tcg_ic = *ic;
+    else
+        memset(&tcg_ic, 0, sizeof(tcg_ic));
+    for (unsigned i = 0; all_cpus && i < all_cpus->len; i++)
+        ((TCGCPU *)all_cpus->pdata[i])->irq_check = 1;
+}
+
+int tcg_gsi_level(int gsi)
+{
+    return gsi >= 0 && gsi < MACHINE_NUM_GSI ? gsi_levels[gsi] : 0;
+}
+
+int tcg_pending_interrupt(TCGCPU *cpu)
+{
+    if (!tcg_ic.pending)
+        return -1;
+    bool lock = !bql_locked();
+    if (lock)
+        bql_lock();
+    bool p = tcg_ic.pending(tcg_ic.opaque, cpu->id);
+    if (lock)
+        bql_unlock();
+    return p ? 0 : -1;
+}
+
+int tcg_ack_interrupt(TCGCPU *cpu)
+{
+    bool lock = !bql_locked();
+    if (lock)
+        bql_lock();
+    int v = tcg_ic.ack ? tcg_ic.ack(tcg_ic.opaque, cpu->id) : -1;
+    if (lock)
+        bql_unlock();
+    return v;
+}
+
+/* ---- block lookup ---- */
+static TranslatedBlock *tb_lookup_cpu(TCGCPU *cpu)
+{
+    uint64_t lin = cpu->seg[SEG_CS].base + cpu->rip;
+    if (!cpu->code64)
+        lin = (uint32_t)lin;
+    uint32_t flags = cpu->code_size;
+    if (cpu->code64 && unlikely(!canonical(lin)))
+        raise_exception_err(cpu, EXCP_GP, 0);     /* branch to a non-canonical RIP */
+    unsigned h = (unsigned)((lin ^ (lin >> JC_BITS)) & (JC_SIZE - 1));
+    TranslatedBlock *tb = cpu->jc[h].tb;
+    if (likely(tb && cpu->jc[h].lin == lin && cpu->jc[h].flags == flags && !tb->invalid))
+        return tb;
+
+    uint64_t ppage;
+    mmu_translate_code(cpu, lin, &ppage, NULL);          /* may raise #PF */
+    uint64_t pc_phys = ppage | (lin & 0xfff);
+    tb = tb_find(pc_phys, flags);
+    if (tb && tb->page2 != UINT64_MAX) {
+        uint64_t pa2;
+        uint64_t lin2 = (lin & TLB_PAGE_MASK) + 0x1000;
+        if (!mmu_translate(cpu, lin2, ACC_EXEC, cpu->mmu_idx, &pa2, false) ||
+            (pa2 & TLB_PAGE_MASK) != tb->page2)
+            tb = NULL;
+    }
+    if (!tb) {
+        tb = tcg_translate(cpu, lin, pc_phys, flags, TB_MAX_INSNS);
+        unsigned newpages = tb_insert(tb);
+        if (newpages & 1)
+            for_each_cpu_tlb_drop_code(pc_phys & TLB_PAGE_MASK);
+        if (newpages & 2)
+            for_each_cpu_tlb_drop_code(tb->page2);
+    }
+    cpu->jc[h].lin = lin;
+    cpu->jc[h].flags = flags;
+    cpu->jc[h].tb = tb;
+    return tb;
+}
+
+/* ---- the run loop of one CPU ---- */
+TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
+{
+    volatile long n = 0;
+    cpu->stopped_vec = -1;
+
+    if (setjmp(cpu->jmp)) {
+        /* An exception unwound the interpreter (or a previous delivery). */
+        cpu_deliver_pending_exception(cpu);
+        if (cpu->stopped_vec >= 0)
+            return TCG_RUN_EXCEPTION;
+    }
+    while (n < max_blocks) {
+        if (__atomic_load_n(&cpu->exit_request, __ATOMIC_ACQUIRE)) {
+            __atomic_store_n(&cpu->exit_request, 0, __ATOMIC_RELEASE);
+            return TCG_RUN_EXIT;
+        }
+        do_pending_flush();
+        if (tb_reap())
+            flush_all_cpus_jc();
+        if (cpu->shutdown)
+            return TCG_RUN_HALTED;
+
+        bool shadow = cpu->intr_shadow;
+        cpu->intr_shadow = false;
+        /* The controller is consulted only when something may have changed INTR
+         * (set_irq, a device access, a kick), so the lock is not taken per block. */
+        if (!shadow && (cpu->eflags & FL_IF) &&
+            __atomic_load_n(&cpu->irq_check, __ATOMIC_ACQUIRE)) {
+            __atomic_store_n(&cpu->irq_check, 0, __ATOMIC_RELEASE);
+            if (tcg_pending_interrupt(cpu) >= 0) {
+                int vec = tcg_ack_interrupt(cpu);
+                cpu->irq_check = 1;     /* more may be pending */
+                if (vec >= 0) {
+                    cpu->halted = false;
+                    cpu_deliver_interrupt(cpu, vec & 0xff);
+                }
+            }
+        }
+        if (cpu->halted)
+            return TCG_RUN_HALTED;
+
+        TranslatedBlock *tb = tb_lookup_cpu(cpu);
+        if (unlikely(log_mask & (LOG_EXEC | LOG_CPU))) {
+            if (log_enabled(LOG_CPU))
+                cpu_dump(cpu);
+            LOG(LOG_EXEC, "Trace %d: [%016" PRIx64 "] %04x:%016" PRIx64 " (%u insns)\n", cpu->id,
+                tb->pc_phys, cpu->seg[SEG_CS].sel, cpu->rip, tb->n_ops);
+        }
+        cpu->cur_tb = tb;
+        tcg_exec_tb(cpu, tb);
+        cpu->cur_tb = NULL;
+        cpu->icount += tb->n_ops;
+        if (cpu->code_size == 1)
+            cpu->rip &= 0xffff;
+        else if (cpu->code_size == 2)
+            cpu->rip = (uint32_t)cpu->rip;
+        n++;
+    }
+    return TCG_RUN_BUDGET;
+}
+
+TCGCPU *tcg_cpu_new(AddressSpace *as, int id)
+{
+    tb_cache_init();
+    TCGCPU *cpu = g_malloc0(sizeof(*cpu));
+    cpu->id = id;
+    cpu->as = as;
+    cpu->excp_delivering = -1;
+    cpu->stopped_vec = -1;
+    cpu->irq_check = 1;
+    cpu_reset_state(cpu, true);
+    if (!all_cpus)
+        all_cpus = g_ptr_array_new();
+    g_ptr_array_add(all_cpus, cpu);
+    return cpu;
+}
+
+void tcg_cpu_free(TCGCPU *cpu)
+{
+    if (!cpu)
+        return;
+    if (all_cpus)
+        g_ptr_array_remove(all_cpus, cpu);
+    g_free(cpu);
+}
+
+/* ---- memory map and RAM write notifications ---- */
+static void tcg_region_changed(MemoryListener *l, const FlatRange *fr)
+{
+    (void)fr;
+    TCGState *s = l->opaque;
+    __atomic_store_n(&s->flush_pending, 1, __ATOMIC_RELEASE);
+}
+
+static void tcg_region_commit(MemoryListener *l)
+{
+    TCGState *s = l->opaque;
+    for (unsigned i = 0; i < s->cpus->len; i++) {
+        TCGCPU *c = s->cpus->pdata[i];
+        if (c)
+            __atomic_store_n(&c->exit_request, 1, __ATOMIC_RELEASE);
+    }
+}
+
+static void tcg_ram_written(hwaddr addr, uint64_t len)
+{
+    tb_invalidate_phys_range(addr, len);
+}
+
+/* ---- AccelOps ---- */
+static bool tcg_probe(char **why)
+{
+    (void)why;
+    return true;
+}
+
+static bool tcg_init(Machine *m, GError **errp)
+{
+    (void)errp;
+    tb_cache_init();
+    TCGState *s = g_new0(TCGState, 1);
+    s->m = m;
+    s->cpus = g_ptr_array_new();
+    tcg_state = s;
+    m->accel_state = s;
+    s->listener.region_add = tcg_region_changed;
+    s->listener.region_del = tcg_region_changed;
+    s->listener.commit = tcg_region_commit;
+    s->listener.opaque = s;
+    /* The board may build the address space after init(): then vcpu_init registers. */
+    if (m->as) {
+        address_space_add_listener(m->as, &s->listener);
+        s->listened = m->as;
+    }
+    memory_set_ram_write_notifier(tcg_ram_written);
+    return true;
+}
+
+static TCGCPU *cpu_by_id(Machine *m, int id)
+{
+    TCGState *s = m->accel_state;
+    if (!s || id < 0 || (unsigned)id >= s->cpus->len)
+        return NULL;
+    return s->cpus->pdata[id];
+}
+
+static bool tcg_vcpu_init(Machine *m, int id, GError **errp)
+{
+    TCGState *s = m->accel_state;
+    if (!s) {
+        kestrel_set_error(errp, "tcg: vcpu_init before init");
+        return false;
+    }
+    if (!s->listened && m->as) {
+        address_space_add_listener(m->as, &s->listener);
+        s->listened = m->as;
+    }
+    TCGCPU *cpu = tcg_cpu_new(m->as, id);
+    cpu->m = m;
+    cpu_reset_state(cpu, id == 0);
+    while (s->cpus->len <= (unsigned)id)
+        g_ptr_array_add(s->cpus, NULL);
+    s->cpus->pdata[id] = cpu;
+    return true;
+}
+
+static void tcg_vcpu_thread_init(Machine *m, int id)
+{
+    (void)m;
+    (void)id;
+}
+
+static VcpuRunResult tcg_vcpu_run(Machine *m, int id)
+{
+    TCGState *s = m->accel_state;
+    (void)id;
+    for (;;) {
+        bool all_halted = true;
+        for (unsigned i = 0; i < s->cpus->len; i++) {
+            TCGCPU *cpu = s->cpus->pdata[i];
+            if (!cpu)
+                continue;
+            if (cpus_should_stop(m, 0))
+                return VCPU_RUN_AGAIN;
+            TCGRunResult r = tcg_cpu_exec(cpu, SLICE_BLOCKS);
+            if (r == TCG_RUN_EXIT)
+                return VCPU_RUN_AGAIN;
+            if (!cpu->halted)
+                all_halted = false;
+        }
+        if (all_halted)
+            return VCPU_RUN_HALTED;
+        if (cpus_should_stop(m, 0))
+            return VCPU_RUN_AGAIN;
+    }
+}
+
+static void tcg_vcpu_kick(Machine *m, int id)
+{
+    (void)id;
+    TCGState *s = m->accel_state;
+    if (!s)
+        return;
+    for (unsigned i = 0; i < s->cpus->len; i++) {
+        TCGCPU *cpu = s->cpus->pdata[i];
+        /* One thread runs them all: any kick must stop the round-robin loop. */
+        if (cpu)
+            __atomic_store_n(&cpu->exit_request, 1, __ATOMIC_RELEASE);
+    }
+}
+
+static void tcg_set_irq(Machine *m, int gsi, int level)
+{
+    if (gsi >= 0 && gsi < MACHINE_NUM_GSI)
+        gsi_levels[gsi] = level;
+    /* The userspace PIC/IOAPIC will turn levels into INTR here; make the CPUs
+     * re-check tcg_pending_interrupt() and wake a halted one. */
+    (void)m;
+    tcg_raise_interrupt_check();
+}
+
+static void tcg_reset(Machine *m)
+{
+    TCGState *s = m->accel_state;
+    tb_flush_all();
+    for (unsigned i = 0; i < s->cpus->len; i++) {
+        TCGCPU *cpu = s->cpus->pdata[i];
+        if (!cpu)
+            continue;
+        cpu_reset_state(cpu, i == 0);
+        cpu->shutdown = false;
+        if (i == 0 && m->bsp_state_valid) {
+            cpu_from_x86_state(cpu, &m->bsp_state);
+            cpu->halted = false;
+        }
+        if (log_enabled(LOG_CPU_RESET)) {
+            log_printf("CPU#%u reset\n", i);
+            cpu_dump(cpu);
+        }
+    }
+}
+
+static bool tcg_get_regs(Machine *m, int id, X86CPUState *st)
+{
+    TCGCPU *cpu = cpu_by_id(m, id);
+    if (!cpu)
+        return false;
+    cpu_to_x86_state(cpu, st);
+    return true;
+}
+
+static bool tcg_set_regs(Machine *m, int id, const X86CPUState *st)
+{
+    TCGCPU *cpu = cpu_by_id(m, id);
+    if (!cpu)
+        return false;
+    cpu_from_x86_state(cpu, st);
+    cpu->halted = false;
+    cpu->shutdown = false;
+    return true;
+}
+
+static void tcg_cleanup(Machine *m)
+{
+    TCGState *s = m->accel_state;
+    if (!s)
+        return;
+    if (s->listened)
+        address_space_remove_listener(s->listened, &s->listener);
+    memory_set_ram_write_notifier(NULL);
+    for (unsigned i = 0; i < s->cpus->len; i++)
+        tcg_cpu_free(s->cpus->pdata[i]);
+    g_ptr_array_free(s->cpus, true);
+    tb_flush_all();
+    tb_reap();
+    tcg_state = NULL;
+    m->accel_state = NULL;
+    g_free(s);
+}
+
+static const AccelOps tcg_accel_ops = {
+    .name = "tcg",
+    .probe = tcg_probe,
+    .init = tcg_init,
+    .vcpu_init = tcg_vcpu_init,
+    .vcpu_thread_init = tcg_vcpu_thread_init,
+    .vcpu_run = tcg_vcpu_run,
+    .vcpu_kick = tcg_vcpu_kick,
+    .set_irq = tcg_set_irq,
+    .reset = tcg_reset,
+    .get_regs = tcg_get_regs,
+    .set_regs = tcg_set_regs,
+    .cleanup = tcg_cleanup,
+    .single_thread = true,
+    .has_cpu = true,
+};
+
+ACCEL_REGISTER(tcg_accel_ops)

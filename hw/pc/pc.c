@@ -1,0 +1,183 @@
+/*
+ * The i440FX PC board: memory map, interrupt lines, default devices.
+ *
+ * Follows QEMU's "-M pc" layout (../shared/docs/pc-platform.md): RAM from 0
+ * up to the PCI hole, the rest above 4 GiB; ISA IRQs 0-15 and PCI GSIs
+ * 16-23 go to the accelerator's interrupt controllers; COM1 from -serial,
+ * the RTC/CMOS, the 8042, the reset ports and port 0x80 are always there.
+ *
+ * Not modelled yet (their issues are open): the PCI host bridge and PIIX
+ * functions, firmware (SeaBIOS) boot, VGA, IDE, floppy.
+ */
+#include "kestrel/machine.h"
+#include "kestrel/accel.h"
+#include "kestrel/boot.h"
+#include "kestrel/chardev.h"
+#include "kestrel/device.h"
+#include "kestrel/log.h"
+
+#include <string.h>
+
+/*
+ * QEMU's pc machine keeps RAM below 4 GiB contiguous up to 3.5 GiB; larger
+ * guests get 3 GiB low (gigabyte-aligned, so 1 GiB pages map it) and the rest
+ * from 4 GiB up [pc-platform.md, Q:hw/i386/pc_piix.c].
+ */
+#define PC_LOWMEM_MAX     0xe0000000ULL
+#define PC_LOWMEM_SPLIT   0xc0000000ULL
+#define PC_HIGHMEM_START  0x100000000ULL
+
+static void pc_gsi_set(void *opaque, int gsi, int level)
+{
+    Machine *m = opaque;
+    if (m->accel && m->accel->set_irq)
+        m->accel->set_irq(m, gsi, level);
+}
+
+IrqLine *machine_isa_irq(Machine *m, int n)
+{
+    if (n < 0 || n >= MACHINE_NUM_GSI)
+        return NULL;
+    return m->gsi[n];
+}
+
+void *machine_ram_ptr(Machine *m, hwaddr addr, uint64_t len)
+{
+    return address_space_ram_ptr(m->as, addr, len, true);
+}
+
+static bool pc_memory_init(Machine *m, GError **errp)
+{
+    uint64_t ram_size = m->cfg->ram_size;
+
+    m->system_memory = memory_region_new_container("system", UINT64_MAX);
+    m->ram = memory_region_new_ram("pc.ram", ram_size, errp);
+    if (!m->ram)
+        return false;
+    m->ram_below_4g = ram_size >= PC_LOWMEM_MAX ? PC_LOWMEM_SPLIT : ram_size;
+    m->ram_above_4g = ram_size - m->ram_below_4g;
+
+    MemoryRegion *low = memory_region_new_alias("ram-below-4g", m->ram, 0, m->ram_below_4g);
+    memory_region_add_subregion(m->system_memory, 0, low, 0);
+    if (m->ram_above_4g) {
+        MemoryRegion *high = memory_region_new_alias("ram-above-4g", m->ram, m->ram_below_4g,
+                                                     m->ram_above_4g);
+        memory_region_add_subregion(m->system_memory, PC_HIGHMEM_START, high, 0);
+    }
+    m->as = address_space_new("memory", m->system_memory);
+    return true;
+}
+
+static bool pc_add(Machine *m, const char *type, const char *const *kv, GError **errp)
+{
+    return device_create(m, type, kv, errp) != NULL;
+}
+
+static bool pc_serial_init(Machine *m, GError **errp)
+{
+    MachineConfig *cfg = m->cfg;
+    GPtrArray *specs = cfg->serial_specs;
+    const char *def = NULL;
+
+    /*
+     * QEMU: COM1 defaults to the terminal with -nographic, to nothing with
+     * -display none.  We have no window yet, so without either the serial
+     * console also goes to the terminal (main.c said so).
+     */
+    if (specs->len == 0 && !cfg->nodefaults)
+        def = (cfg->display && !cfg->nographic) ? "null" : "mon:stdio";
+    for (guint i = 0; i < (specs->len ? specs->len : (def ? 1 : 0)); i++) {
+        const char *spec = specs->len ? g_ptr_array_index(specs, i) : def;
+        char *id = g_strdup_printf("serial%u", i);
+        Chardev *chr = chardev_new_from_shorthand(spec, id, errp);
+        if (!chr) {
+            g_free(id);
+            if (errp && *errp) {
+                g_prefix_error(errp, "-serial %s: ", spec);
+                return false;
+            }
+            continue;        /* "none" */
+        }
+        char *index = g_strdup_printf("index=%u", i);
+        char *chardev = g_strdup_printf("chardev=%s", chardev_id(chr));
+        const char *kv[] = { index, chardev, NULL };
+        bool ok = pc_add(m, "isa-serial", kv, errp);
+        g_free(index);
+        g_free(chardev);
+        g_free(id);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+bool pc_machine_init(Machine *m, GError **errp)
+{
+    MachineConfig *cfg = m->cfg;
+
+    if (!pc_memory_init(m, errp))
+        return false;
+    for (int i = 0; i < MACHINE_NUM_GSI; i++)
+        m->gsi[i] = irq_line_new(pc_gsi_set, m, i);
+
+    for (guint i = 0; i < cfg->chardev_opts->len; i++) {
+        const char *opts = g_ptr_array_index(cfg->chardev_opts, i);
+        if (!chardev_new_from_opts(opts, errp)) {
+            g_prefix_error(errp, "-chardev %s: ", opts);
+            return false;
+        }
+    }
+
+    /* Board devices: present on every PC, -nodefaults or not. */
+    if (!pc_add(m, "mc146818rtc", NULL, errp) ||
+        !pc_add(m, "i8042", NULL, errp) ||
+        !pc_add(m, "pc-reset-ports", NULL, errp) ||
+        !pc_add(m, "ioport80", NULL, errp))
+        return false;
+    if (!pc_serial_init(m, errp))
+        return false;
+    if (cfg->debugcon_spec) {
+        Chardev *chr = chardev_new_from_shorthand(cfg->debugcon_spec, "debugcon", errp);
+        if (chr) {
+            char *chardev = g_strdup_printf("chardev=%s", chardev_id(chr));
+            const char *kv[] = { chardev, NULL };
+            bool ok = pc_add(m, "isa-debugcon", kv, errp);
+            g_free(chardev);
+            if (!ok)
+                return false;
+        } else if (errp && *errp) {
+            g_prefix_error(errp, "-debugcon %s: ", cfg->debugcon_spec);
+            return false;
+        }
+    }
+    for (guint i = 0; i < cfg->device_opts->len; i++)
+        if (!device_create_from_opts(m, g_ptr_array_index(cfg->device_opts, i), errp))
+            return false;
+
+    if (cfg->bios) {
+        kestrel_set_error(errp, "-bios %s: firmware boot is not implemented yet (boot a kernel "
+                          "directly with -kernel)", cfg->bios);
+        return false;
+    }
+    if (!cfg->kernel && m->accel && m->accel->has_cpu) {
+        kestrel_set_error(errp, "nothing to boot: firmware boot (SeaBIOS) is not implemented yet; "
+                          "give a Linux or Multiboot kernel with -kernel");
+        return false;
+    }
+    return true;
+}
+
+bool pc_machine_reset(Machine *m, GError **errp)
+{
+    devices_reset_all();
+    /*
+     * Reload the kernel on every reset, like firmware would: the guest has
+     * overwritten the loaded image and boot parameters since.
+     */
+    m->bsp_state_valid = false;
+    if (!pc_direct_boot(m, errp))
+        return false;
+    if (m->accel->reset)
+        m->accel->reset(m);
+    return true;
+}

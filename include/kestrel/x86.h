@@ -1,0 +1,78 @@
+/*
+ * Architectural x86 CPU state as the rest of the machine sees it: boot code
+ * sets it, the monitor/gdbstub read it, accelerators convert it to and from
+ * their own representation.  (Intel SDM vol. 3A ch. 2-3 for the fields.)
+ */
+#ifndef KESTREL_X86_H
+#define KESTREL_X86_H
+
+#include "kestrel/common.h"
+
+enum { R_EAX, R_ECX, R_EDX, R_EBX, R_ESP, R_EBP, R_ESI, R_EDI,
+       R_R8, R_R9, R_R10, R_R11, R_R12, R_R13, R_R14, R_R15 };
+enum { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG__COUNT };
+
+/* A segment register with its hidden descriptor cache. */
+typedef struct X86Segment {
+    uint16_t selector;
+    uint64_t base;
+    uint32_t limit;          /* byte-granular, already scaled by G */
+    uint8_t type;            /* descriptor type field, 4 bits */
+    uint8_t s, dpl, present, avl, l, db, g;
+    uint8_t unusable;        /* null selector loaded (VMX "unusable") */
+} X86Segment;
+
+typedef struct X86DescTable {
+    uint64_t base;
+    uint16_t limit;
+} X86DescTable;
+
+#define X86_CR0_PE (1u << 0)
+#define X86_CR0_MP (1u << 1)
+#define X86_CR0_EM (1u << 2)
+#define X86_CR0_TS (1u << 3)
+#define X86_CR0_ET (1u << 4)
+#define X86_CR0_NE (1u << 5)
+#define X86_CR0_WP (1u << 16)
+#define X86_CR0_AM (1u << 18)
+#define X86_CR0_NW (1u << 29)
+#define X86_CR0_CD (1u << 30)
+#define X86_CR0_PG (1u << 31)
+
+#define X86_CR4_PSE (1u << 4)
+#define X86_CR4_PAE (1u << 5)
+#define X86_CR4_PGE (1u << 7)
+
+#define X86_EFER_SCE (1u << 0)
+#define X86_EFER_LME (1u << 8)
+#define X86_EFER_LMA (1u << 10)
+#define X86_EFER_NXE (1u << 11)
+
+#define X86_RFLAGS_FIXED (1u << 1)
+#define X86_RFLAGS_IF    (1u << 9)
+
+typedef struct X86CPUState {
+    uint64_t regs[16];
+    uint64_t rip, rflags;
+    X86Segment seg[SEG__COUNT];
+    X86Segment ldt, tr;
+    X86DescTable gdt, idt;
+    uint64_t cr0, cr2, cr3, cr4, cr8;
+    uint64_t efer;
+    uint64_t dr[8];
+    uint64_t apic_base;
+} X86CPUState;
+
+/* Power-on state (SDM vol. 3A 9.1.1): CS.sel=F000 base=FFFF0000, IP=FFF0. */
+void x86_cpu_state_reset(X86CPUState *s, bool bsp);
+/*
+ * Flat 32-bit protected mode with paging off (Linux 32-bit boot protocol and
+ * Multiboot): CS = 0x10 execute/read, DS/ES/SS/FS/GS = 0x18 read/write, all
+ * base 0 limit 4G.  Caller sets GDT contents in guest memory if it wants them
+ * to survive a segment reload.
+ */
+void x86_cpu_state_flat32(X86CPUState *s, uint32_t eip);
+/* Print registers in the style of QEMU's "info registers" (for dumps and -d cpu). */
+void x86_cpu_state_dump(const X86CPUState *s, FILE *out);
+
+#endif

@@ -1,0 +1,951 @@
+/*
+ * Focused tests of the software x86 CPU (accel/tcg): each builds a tiny
+ * machine (RAM in an AddressSpace), puts hand-assembled code in it, runs
+ * the CPU until HLT or an exception, and checks the one architectural
+ * result the SDM defines: registers, flags, exception vector and error
+ * code, the interrupt frame, paging A/D bits.
+ */
+#include <string.h>
+
+#include "accel/tcg/tcg-internal.h"
+#include "accel/tcg/ops.h"
+#include "accel/tcg/tb.h"
+#include "kestrel/ioport.h"
+#include "kestrel/memory.h"
+#include "tests/testlib.h"
+
+#define RAM_SIZE (8u << 20)
+#define CODE 0x10000u
+#define GDT  0x1000u
+#define IDT  0x2000u
+#define TSS  0x3000u
+#define HANDLERS 0x5000u
+
+typedef struct Env {
+    AddressSpace *as;
+    uint8_t *ram;
+    TCGCPU *cpu;
+} Env;
+
+static Env env_new(void)
+{
+    Env e;
+    MemoryRegion *root = memory_region_new_container("root", UINT64_MAX);
+    MemoryRegion *ram = memory_region_new_ram("ram", RAM_SIZE, NULL);
+    memory_region_add_subregion(root, 0, ram, 0);
+    e.as = address_space_new("tcg-test", root);
+    e.ram = memory_region_host_ptr(ram);
+    e.cpu = tcg_cpu_new(e.as, 0);
+    return e;
+}
+
+static void put(Env *e, uint32_t addr, const void *bytes, size_t n)
+{
+    memcpy(e->ram + addr, bytes, n);
+}
+
+#define CODE_AT(e, addr, ...) do { \
+        static const uint8_t c_[] = { __VA_ARGS__ }; put((e), (addr), c_, sizeof(c_)); \
+    } while (0)
+
+static uint32_t rd32(Env *e, uint32_t a) { return ld32_le(e->ram + a); }
+static uint64_t rd64(Env *e, uint32_t a) { return ld64_le(e->ram + a); }
+
+static void seg_flat(X86Segment *s, uint16_t sel, uint8_t type, uint8_t dpl, bool code64)
+{
+    memset(s, 0, sizeof(*s));
+    s->selector = sel;
+    s->limit = 0xffffffffu;
+    s->type = type;
+    s->s = 1;
+    s->dpl = dpl;
+    s->present = 1;
+    s->g = 1;
+    s->l = code64;
+    s->db = !code64;
+}
+
+/* GDT: 08 code32, 10 data, 18 code64, 20 code16, 28 user code32, 30 user data,
+ * 38 TSS, 40 small data (base 1 MiB, limit FFFh), 48 user code64, 50 not present. */
+static void write_gdt(Env *e, bool tss64)
+{
+    static const uint64_t d[] = {
+        0, 0x00cf9b000000ffffull, 0x00cf93000000ffffull, 0x00af9b000000ffffull,
+        0x00009b000000ffffull, 0x00cffb000000ffffull, 0x00cff3000000ffffull,
+        0, 0x0040931000000fffull, 0x00affb000000ffffull, 0x00cf13000000ffffull, 0,
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(d); i++)
+        st64_le(e->ram + GDT + 8 * i, d[i]);
+    /* TSS descriptor (type 9 available 32/64-bit TSS) at index 7. */
+    uint32_t lo = (TSS << 16) | 0x67, hi = 0x8900 | ((TSS >> 16) & 0xff);
+    st32_le(e->ram + GDT + 0x38, lo);
+    st32_le(e->ram + GDT + 0x3c, hi);
+    (void)tss64;
+}
+
+static void write_idt(Env *e, bool long_mode, uint16_t cs)
+{
+    for (unsigned v = 0; v < 256; v++) {
+        uint32_t off = HANDLERS + v * 16;
+        e->ram[off] = 0xf4;         /* hlt */
+        uint32_t lo = (uint32_t)cs << 16 | (off & 0xffff);
+        uint32_t hi = (off & 0xffff0000u) | 0x8e00 | (v == 0x80 ? 0x6000 : 0);
+        if (long_mode) {
+            st32_le(e->ram + IDT + v * 16, lo);
+            st32_le(e->ram + IDT + v * 16 + 4, hi);
+            st64_le(e->ram + IDT + v * 16 + 8, 0);
+        } else {
+            st32_le(e->ram + IDT + v * 8, lo);
+            st32_le(e->ram + IDT + v * 8 + 4, hi);
+        }
+    }
+}
+
+static void state_base(X86CPUState *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->rflags = 2;
+    s->rip = CODE;
+    s->regs[R_ESP] = 0x80000;
+    s->gdt.base = GDT;
+    s->gdt.limit = 0x5f;
+    s->ldt.unusable = 1;
+    s->tr.selector = 0x38;
+    s->tr.base = TSS;
+    s->tr.limit = 0x67;
+    s->tr.type = 0xb;
+    s->tr.present = 1;
+}
+
+static void setup_pm32(Env *e)
+{
+    X86CPUState s;
+    write_gdt(e, false);
+    write_idt(e, false, 0x08);
+    st32_le(e->ram + TSS + 4, 0x90000);   /* esp0 */
+    st32_le(e->ram + TSS + 8, 0x10);      /* ss0 */
+    state_base(&s);
+    s.cr0 = X86_CR0_PE | X86_CR0_ET;
+    s.idt.base = IDT;
+    s.idt.limit = 0x7ff;
+    seg_flat(&s.seg[SEG_CS], 0x08, 0xb, 0, false);
+    for (int i = 0; i < SEG__COUNT; i++)
+        if (i != SEG_CS)
+            seg_flat(&s.seg[i], 0x10, 0x3, 0, false);
+    cpu_from_x86_state(e->cpu, &s);
+}
+
+/* Long mode, identity-mapped first 8 MiB: 0-2 MiB with 4 KiB pages (PT at 0x23000). */
+#define PML4 0x20000u
+#define PDPT 0x21000u
+#define PD   0x22000u
+#define PT   0x23000u
+static void setup_long64(Env *e)
+{
+    X86CPUState s;
+    write_gdt(e, true);
+    write_idt(e, true, 0x18);
+    st64_le(e->ram + TSS + 4, 0x90000);   /* rsp0 */
+    st64_le(e->ram + PML4, PDPT | 3);
+    st64_le(e->ram + PDPT, PD | 3);
+    st64_le(e->ram + PD, PT | 3);
+    for (unsigned i = 1; i < 4; i++)
+        st64_le(e->ram + PD + 8 * i, ((uint64_t)i << 21) | 0x83);
+    for (unsigned i = 0; i < 512; i++)
+        st64_le(e->ram + PT + 8 * i, ((uint64_t)i << 12) | 3);
+    state_base(&s);
+    s.cr0 = X86_CR0_PE | X86_CR0_ET | X86_CR0_PG | X86_CR0_WP;
+    s.cr3 = PML4;
+    s.cr4 = X86_CR4_PAE;
+    s.efer = X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE | X86_EFER_SCE;
+    s.idt.base = IDT;
+    s.idt.limit = 0xfff;
+    s.tr.type = 0xb;
+    seg_flat(&s.seg[SEG_CS], 0x18, 0xb, 0, true);
+    for (int i = 0; i < SEG__COUNT; i++)
+        if (i != SEG_CS)
+            seg_flat(&s.seg[i], 0x10, 0x3, 0, false);
+    cpu_from_x86_state(e->cpu, &s);
+}
+
+static void setup_real(Env *e, uint16_t ip)
+{
+    X86CPUState s;
+    memset(&s, 0, sizeof(s));
+    s.rflags = 2;
+    s.rip = ip;
+    s.regs[R_ESP] = 0x7000;
+    s.cr0 = X86_CR0_ET;
+    s.idt.limit = 0x3ff;
+    s.gdt.limit = 0xffff;
+    for (int i = 0; i < SEG__COUNT; i++) {
+        s.seg[i].limit = 0xffff;
+        s.seg[i].type = i == SEG_CS ? 0xb : 0x3;
+        s.seg[i].s = 1;
+        s.seg[i].present = 1;
+    }
+    s.ldt.limit = 0xffff;
+    s.ldt.type = 2;
+    s.ldt.present = 1;
+    s.tr.limit = 0xffff;
+    s.tr.type = 0xb;
+    s.tr.present = 1;
+    cpu_from_x86_state(e->cpu, &s);
+}
+
+static TCGRunResult run(Env *e)
+{
+    TCGRunResult r;
+    do {
+        r = tcg_cpu_exec(e->cpu, 10000);
+    } while (r == TCG_RUN_EXIT);        /* a kick: re-enter, as vcpu_run's caller does */
+    return r;
+}
+
+static uint32_t arith_flags(Env *e)
+{
+    return cpu_get_eflags(e->cpu) & CC_ALL;
+}
+
+/* ---------------- real mode ---------------- */
+
+static void test_real_mode_stack_loop_and_arith(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, 0x7c00,
+            0xb8, 0x34, 0x12,       /* mov ax, 0x1234 */
+            0x50,                   /* push ax */
+            0x5b,                   /* pop bx */
+            0x05, 0x01, 0x00,       /* add ax, 1 */
+            0xb9, 0x05, 0x00,       /* mov cx, 5 */
+            0x31, 0xd2,             /* xor dx, dx */
+            0x01, 0xca,             /* L: add dx, cx */
+            0xe2, 0xfc,             /* loop L */
+            0xf4);                  /* hlt */
+    setup_real(&e, 0x7c00);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("AX", 0x1235, e.cpu->regs[R_EAX]);
+    CHECK_EQ("BX", 0x1234, e.cpu->regs[R_EBX]);
+    CHECK_EQ("DX = 5+4+3+2+1", 15, e.cpu->regs[R_EDX]);
+    CHECK_EQ("CX", 0, e.cpu->regs[R_ECX]);
+    CHECK_EQ("SP", 0x7000, e.cpu->regs[R_ESP]);
+    CHECK_EQ("IP after hlt", 0x7c12, e.cpu->rip);
+}
+
+static void test_real_mode_int_through_ivt_and_iret(void)
+{
+    Env e = env_new();
+    st16_le(e.ram + 0x21 * 4, 0x8000);      /* IVT[21h] = 0000:8000 */
+    st16_le(e.ram + 0x21 * 4 + 2, 0x0000);
+    CODE_AT(&e, 0x8000, 0xb8, 0xef, 0xbe,   /* mov ax, 0xbeef */
+            0xcf);                          /* iret */
+    CODE_AT(&e, 0x7c00, 0xfb,               /* sti */
+            0xcd, 0x21,                     /* int 21h */
+            0xf4);
+    setup_real(&e, 0x7c00);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("AX from handler", 0xbeef, e.cpu->regs[R_EAX]);
+    CHECK_EQ("SP restored", 0x7000, e.cpu->regs[R_ESP]);
+    CHECK_EQ("IP", 0x7c04, e.cpu->rip);
+    CHECK_MSG(cpu_get_eflags(e.cpu) & FL_IF, "IF restored by IRET");
+    CHECK_EQ("return IP pushed", 0x7c03, ld16_le(e.ram + 0x7000 - 6));
+}
+
+static void test_real_mode_segment_limit_gp(void)
+{
+    Env e = env_new();
+    /* mov ax, [0xffff]: a word at offset FFFFh crosses the 64 KiB limit -> #GP(0). */
+    CODE_AT(&e, 0x7c00, 0xa1, 0xff, 0xff, 0xf4);
+    setup_real(&e, 0x7c00);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_GP, e.cpu->stopped_vec);
+}
+
+/* ---------------- protected mode: exceptions through the IDT ---------------- */
+
+static void test_pm32_gp_error_code_is_selector(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x66, 0xb8, 0x00, 0x01,   /* mov ax, 0x100 (beyond GDT limit) */
+            0x8e, 0xd8,                         /* mov ds, ax */
+            0xf4);
+    setup_pm32(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EIP in #GP handler", HANDLERS + 13 * 16 + 1, e.cpu->rip);
+    uint32_t sp = (uint32_t)e.cpu->regs[R_ESP];
+    CHECK_EQ("ESP", 0x80000 - 16, sp);
+    CHECK_EQ("error code", 0x100, rd32(&e, sp));
+    CHECK_EQ("pushed EIP = faulting instruction", CODE + 4, rd32(&e, sp + 4));
+    CHECK_EQ("pushed CS", 0x08, rd32(&e, sp + 8));
+    CHECK_MSG(!(cpu_get_eflags(e.cpu) & FL_IF), "interrupt gate clears IF");
+}
+
+static void test_pm32_not_present_segment_np(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x66, 0xb8, 0x50, 0x00, 0x8e, 0xe0, 0xf4);   /* mov ax,0x50; mov fs,ax */
+    setup_pm32(&e);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_NP, e.cpu->stopped_vec);
+    CHECK_EQ("error code", 0x50, e.cpu->stopped_err);
+    CHECK_EQ("EIP at faulting instruction", CODE + 4, e.cpu->rip);
+}
+
+static void test_pm32_limit_violation_and_expand_up(void)
+{
+    Env e = env_new();
+    /* ES = 0x40 (base 1 MiB, limit FFFh); read es:[0xffc] ok, es:[0xffd] dword -> #GP(0). */
+    CODE_AT(&e, CODE, 0x66, 0xb8, 0x40, 0x00, 0x8e, 0xc0,      /* mov ax,0x40; mov es,ax */
+            0x26, 0x8b, 0x1d, 0xfc, 0x0f, 0x00, 0x00,           /* mov ebx, es:[0xffc] */
+            0x26, 0x8b, 0x0d, 0xfd, 0x0f, 0x00, 0x00,           /* mov ecx, es:[0xffd] */
+            0xf4);
+    st32_le(e.ram + 0x100ffc, 0xcafef00d);
+    setup_pm32(&e);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("EBX read inside the limit", 0xcafef00d, e.cpu->regs[R_EBX]);
+    CHECK_EQ("vector", EXCP_GP, e.cpu->stopped_vec);
+    CHECK_EQ("error code", 0, e.cpu->stopped_err);
+    CHECK_EQ("EIP", CODE + 13, e.cpu->rip);
+}
+
+static void test_pm32_int_from_ring3_switches_stack(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xcd, 0x80, 0xf4);        /* int 0x80 (gate DPL 3) */
+    setup_pm32(&e);
+    X86CPUState s;
+    cpu_to_x86_state(e.cpu, &s);
+    seg_flat(&s.seg[SEG_CS], 0x2b, 0xb, 3, false);
+    for (int i = 0; i < SEG__COUNT; i++)
+        if (i != SEG_CS)
+            seg_flat(&s.seg[i], 0x33, 0x3, 3, false);
+    s.rflags = 0x202;
+    cpu_from_x86_state(e.cpu, &s);
+    CHECK_EQ("CPL before", 3, e.cpu->cpl);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("CPL in handler", 0, e.cpu->cpl);
+    CHECK_EQ("SS from TSS", 0x10, e.cpu->seg[SEG_SS].sel);
+    uint32_t sp = (uint32_t)e.cpu->regs[R_ESP];
+    CHECK_EQ("ESP = esp0 - 20", 0x90000 - 20, sp);
+    CHECK_EQ("frame EIP", CODE + 2, rd32(&e, sp));
+    CHECK_EQ("frame CS", 0x2b, rd32(&e, sp + 4));
+    CHECK_EQ("frame EFLAGS", 0x202, rd32(&e, sp + 8) & 0xfff);
+    CHECK_EQ("frame ESP", 0x80000, rd32(&e, sp + 12));
+    CHECK_EQ("frame SS", 0x33, rd32(&e, sp + 16));
+}
+
+static void test_pm32_int_gate_dpl_blocks_ring3(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xcd, 0x21, 0xf4);        /* int 0x21: gate DPL 0 from CPL 3 */
+    setup_pm32(&e);
+    X86CPUState s;
+    cpu_to_x86_state(e.cpu, &s);
+    seg_flat(&s.seg[SEG_CS], 0x2b, 0xb, 3, false);
+    for (int i = 0; i < SEG__COUNT; i++)
+        if (i != SEG_CS)
+            seg_flat(&s.seg[i], 0x33, 0x3, 3, false);
+    cpu_from_x86_state(e.cpu, &s);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_GP, e.cpu->stopped_vec);
+    CHECK_EQ("error code = vector*8+2", 0x21 * 8 + 2, e.cpu->stopped_err);
+}
+
+static void test_pm32_triple_fault_shuts_down(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0x0b);      /* ud2 */
+    setup_pm32(&e);
+    e.cpu->idt.limit = 0;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_MSG(e.cpu->shutdown, "triple fault must shut the CPU down");
+}
+
+static void test_pm32_far_jump_to_16bit_and_back(void)
+{
+    Env e = env_new();
+    /* jmp 0x20:0x100 (16-bit code), there: mov ax, 0x1234; jmp dword 0x08:CODE+0x200 */
+    CODE_AT(&e, CODE, 0xea, 0x00, 0x01, 0x00, 0x00, 0x20, 0x00);
+    CODE_AT(&e, 0x100, 0xb8, 0x34, 0x12, 0x66, 0xea, 0x00, 0x02, 0x01, 0x00, 0x08, 0x00);
+    CODE_AT(&e, CODE + 0x200, 0xf4);
+    setup_pm32(&e);
+    e.cpu->regs[R_EAX] = 0xffff0000;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("AX written by 16-bit code", 0xffff1234, e.cpu->regs[R_EAX]);
+    CHECK_EQ("CS", 0x08, e.cpu->seg[SEG_CS].sel);
+    CHECK_EQ("EIP", CODE + 0x201, e.cpu->rip);
+}
+
+/* ---------------- paging ---------------- */
+
+#define PDIR 0x20000u
+#define PTAB 0x21000u
+static void setup_paging32(Env *e)
+{
+    setup_pm32(e);
+    st32_le(e->ram + PDIR, PTAB | 7);
+    for (unsigned i = 0; i < 1024; i++)
+        st32_le(e->ram + PTAB + 4 * i, (i << 12) | 3);
+    st32_le(e->ram + PTAB + 4 * 0x300, 0x300000 | 1);     /* read-only */
+    st32_le(e->ram + PTAB + 4 * 0x301, 0);                /* not present */
+    st32_le(e->ram + PTAB + 4 * 0x302, 0x302000 | 7);     /* user page */
+    e->cpu->cr3 = PDIR;
+    CHECK(cpu_write_cr0(e->cpu, e->cpu->cr0 | X86_CR0_PG | X86_CR0_WP));
+}
+
+static void test_paging32_write_to_readonly_page(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xc7, 0x05, 0x00, 0x00, 0x30, 0x00, 0x01, 0x00, 0x00, 0x00, 0xf4);
+    setup_paging32(&e);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_PF, e.cpu->stopped_vec);
+    CHECK_EQ("error code P|W", PFERR_P | PFERR_W, e.cpu->stopped_err);
+    CHECK_EQ("CR2", 0x300000, e.cpu->cr2);
+}
+
+static void test_paging32_wp0_lets_supervisor_write(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xc7, 0x05, 0x00, 0x00, 0x30, 0x00, 0x2a, 0x00, 0x00, 0x00, 0xf4);
+    setup_paging32(&e);
+    CHECK(cpu_write_cr0(e.cpu, e.cpu->cr0 & ~(uint64_t)X86_CR0_WP));
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("memory written", 0x2a, rd32(&e, 0x300000));
+}
+
+static void test_paging32_not_present_read(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xa1, 0x04, 0x10, 0x30, 0x00, 0xf4);      /* mov eax, [0x301004] */
+    setup_paging32(&e);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_PF, e.cpu->stopped_vec);
+    CHECK_EQ("error code", 0, e.cpu->stopped_err);
+    CHECK_EQ("CR2", 0x301004, e.cpu->cr2);
+}
+
+static void test_paging32_user_fetch_from_supervisor_page(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xf4);
+    setup_paging32(&e);
+    X86CPUState s;
+    cpu_to_x86_state(e.cpu, &s);
+    seg_flat(&s.seg[SEG_CS], 0x2b, 0xb, 3, false);
+    for (int i = 0; i < SEG__COUNT; i++)
+        if (i != SEG_CS)
+            seg_flat(&s.seg[i], 0x33, 0x3, 3, false);
+    cpu_from_x86_state(e.cpu, &s);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_PF, e.cpu->stopped_vec);
+    CHECK_EQ("error code P|U", PFERR_P | PFERR_U, e.cpu->stopped_err);
+    CHECK_EQ("CR2", CODE, e.cpu->cr2);
+}
+
+static void test_paging32_sets_accessed_and_dirty(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xa1, 0x00, 0x00, 0x10, 0x00,            /* mov eax, [0x100000] */
+            0xa3, 0x00, 0x10, 0x10, 0x00,                       /* mov [0x101000], eax */
+            0xf4);
+    setup_paging32(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("PDE.A", 0x20, rd32(&e, PDIR) & 0x20);
+    CHECK_EQ("read page: A=1 D=0", 0x20, rd32(&e, PTAB + 4 * 0x100) & 0x60);
+    CHECK_EQ("written page: A=1 D=1", 0x60, rd32(&e, PTAB + 4 * 0x101) & 0x60);
+}
+
+static void test_paging32_invlpg_and_stale_tlb(void)
+{
+    Env e = env_new();
+    /* Read [0x302000] (maps 0x302000), remap PTE to 0x100000 without INVLPG, read again
+     * (stale value is allowed and expected from our TLB), INVLPG, read again. */
+    CODE_AT(&e, CODE,
+            0x8b, 0x1d, 0x00, 0x20, 0x30, 0x00,                 /* mov ebx, [0x302000] */
+            0xc7, 0x05, 0x08, 0x1c, 0x02, 0x00, 0x03, 0x00, 0x10, 0x00, /* mov [PTAB+0x302*4], 0x100003 */
+            0x8b, 0x0d, 0x00, 0x20, 0x30, 0x00,                 /* mov ecx, [0x302000] */
+            0x0f, 0x01, 0x3d, 0x00, 0x20, 0x30, 0x00,           /* invlpg [0x302000] */
+            0x8b, 0x15, 0x00, 0x20, 0x30, 0x00,                 /* mov edx, [0x302000] */
+            0xf4);
+    st32_le(e.ram + 0x302000, 0x11111111);
+    st32_le(e.ram + 0x100000, 0x22222222);
+    setup_paging32(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EBX old mapping", 0x11111111, e.cpu->regs[R_EBX]);
+    CHECK_EQ("ECX stale TLB entry", 0x11111111, e.cpu->regs[R_ECX]);
+    CHECK_EQ("EDX after INVLPG", 0x22222222, e.cpu->regs[R_EDX]);
+}
+
+static void test_long_mode_nx_fetch_fault(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xff, 0xe0);                  /* jmp rax */
+    setup_long64(&e);
+    st64_le(e.ram + PT + 8 * 0x150, 0x150003ull | (1ull << 63));
+    e.cpu->regs[R_EAX] = 0x150000;
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_PF, e.cpu->stopped_vec);
+    CHECK_EQ("error code P|I/D", PFERR_P | PFERR_ID, e.cpu->stopped_err);
+    CHECK_EQ("RIP = target", 0x150000, e.cpu->rip);
+}
+
+static void test_long_mode_reserved_bit_fault(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x8b, 0x04, 0x25, 0x00, 0x00, 0x16, 0x00, 0xf4);   /* mov eax, [0x160000] */
+    setup_long64(&e);
+    st64_le(e.ram + PT + 8 * 0x160, 0x160003ull | (1ull << 45));     /* bit 45 > MAXPHYADDR */
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_PF, e.cpu->stopped_vec);
+    CHECK_EQ("error code P|RSVD", PFERR_P | PFERR_RSVD, e.cpu->stopped_err);
+}
+
+static void test_long_mode_exception_frame(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0x0b);                  /* ud2 */
+    setup_long64(&e);
+    e.cpu->regs[R_ESP] = 0x80008;                   /* frame is aligned down to 16 */
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    uint64_t sp = e.cpu->regs[R_ESP];
+    CHECK_EQ("RSP", 0x80000 - 40, sp);
+    CHECK_EQ("RIP", CODE, rd64(&e, (uint32_t)sp));
+    CHECK_EQ("CS", 0x18, rd64(&e, (uint32_t)sp + 8));
+    CHECK_EQ("RSP saved", 0x80008, rd64(&e, (uint32_t)sp + 24));
+    CHECK_EQ("SS saved", 0x10, rd64(&e, (uint32_t)sp + 32));
+}
+
+static void test_long_mode_syscall_sysret(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0x05, 0xf4);            /* syscall; hlt (at CPL 3 -> #GP) */
+    CODE_AT(&e, 0x12000, 0x48, 0x0f, 0x07);         /* sysretq */
+    setup_long64(&e);
+    e.cpu->star = (0x38ull << 48) | (0x18ull << 32);
+    e.cpu->lstar = 0x12000;
+    e.cpu->fmask = FL_IF;
+    /* user access to the code page */
+    st64_le(e.ram + PML4, PDPT | 7);
+    st64_le(e.ram + PDPT, PD | 7);
+    st64_le(e.ram + PD, PT | 7);
+    st64_le(e.ram + PT + 8 * (CODE >> 12), CODE | 7);
+    tlb_flush(e.cpu, true);
+    cpu_set_eflags(e.cpu, FL_IF, FL_IF);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector (HLT at CPL 3)", EXCP_GP, e.cpu->stopped_vec);
+    CHECK_EQ("RIP after syscall", CODE + 2, e.cpu->rip);
+    CHECK_EQ("CPL", 3, e.cpu->cpl);
+    CHECK_EQ("CS", 0x4b, e.cpu->seg[SEG_CS].sel);
+    CHECK_EQ("SS", 0x43, e.cpu->seg[SEG_SS].sel);
+    CHECK_EQ("RCX", CODE + 2, e.cpu->regs[R_ECX]);
+    CHECK_MSG(e.cpu->regs[R_R11] & FL_IF, "R11 holds the old RFLAGS");
+}
+
+/* ---------------- integer semantics and flags ---------------- */
+
+static uint32_t run_flags64(const uint8_t *code, size_t n, uint64_t rax)
+{
+    Env e = env_new();
+    put(&e, CODE, code, n);
+    e.ram[CODE + n] = 0xf4;
+    setup_long64(&e);
+    e.cpu->regs[R_EAX] = rax;
+    cpu_set_eflags(e.cpu, 0, CC_ALL);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    return arith_flags(&e) | (uint32_t)((e.cpu->regs[R_EAX] & 0xffff) << 16);
+}
+
+#define FLAGS64(rax, ...) ({ static const uint8_t c_[] = { __VA_ARGS__ }; run_flags64(c_, sizeof(c_), (rax)); })
+
+static void test_flags_add_signed_overflow(void)
+{
+    /* add al, 1 with AL=7Fh -> 80h, OF SF AF set, ZF CF PF clear. */
+    uint32_t r = FLAGS64(0x7f, 0x04, 0x01);
+    CHECK_EQ("AL", 0x80, (r >> 16) & 0xff);
+    CHECK_EQ("flags", CC_O | CC_S | CC_A, r & CC_ALL);
+}
+
+static void test_flags_inc_preserves_cf(void)
+{
+    uint32_t r = FLAGS64(0xff, 0xf9, 0xfe, 0xc0);       /* stc; inc al */
+    CHECK_EQ("flags", CC_C | CC_Z | CC_A | CC_P, r & CC_ALL);
+}
+
+static void test_flags_sub_borrow(void)
+{
+    uint32_t r = FLAGS64(0, 0x2c, 0x01);                /* sub al, 1 */
+    CHECK_EQ("AL", 0xff, (r >> 16) & 0xff);
+    CHECK_EQ("flags", CC_C | CC_S | CC_A | CC_P, r & CC_ALL);
+}
+
+static void test_flags_shift_count_zero_changes_nothing(void)
+{
+    /* stc; mov cl, 0; shl eax, cl: flags stay exactly as STC left them. */
+    uint32_t r = FLAGS64(0x1234, 0xf9, 0xb1, 0x00, 0xd3, 0xe0);
+    CHECK_EQ("flags", CC_C, r & CC_ALL);
+    CHECK_EQ("AX", 0x1234, r >> 16);
+}
+
+static void test_flags_shift_count_masked_to_5_bits(void)
+{
+    /* mov cl, 33; shl eax, cl == shl eax, 1 */
+    uint32_t r = FLAGS64(0x4001, 0xb1, 0x21, 0xd3, 0xe0);
+    CHECK_EQ("AX", 0x8002, r >> 16);
+}
+
+static void test_flags_rcl_8bit_count_9_is_identity(void)
+{
+    uint32_t r = FLAGS64(0x81, 0xf8, 0xb1, 0x09, 0xd2, 0xd0);   /* clc; mov cl,9; rcl al,cl */
+    CHECK_EQ("AL", 0x81, (r >> 16) & 0xff);
+    CHECK_EQ("CF", 0, r & CC_C);
+}
+
+static void test_flags_rcl_by_one(void)
+{
+    uint32_t r = FLAGS64(0x81, 0xf8, 0xd0, 0xd0);               /* clc; rcl al,1 */
+    CHECK_EQ("AL", 0x02, (r >> 16) & 0xff);
+    CHECK_EQ("CF", CC_C, r & CC_C);
+    CHECK_EQ("OF = MSB xor CF", CC_O, r & CC_O);
+}
+
+static void test_flags_sar_keeps_sign(void)
+{
+    uint32_t r = FLAGS64(0x81, 0xd0, 0xf8);                     /* sar al,1 */
+    CHECK_EQ("AL", 0xc0, (r >> 16) & 0xff);
+    CHECK_EQ("CF", CC_C, r & CC_C);
+    CHECK_EQ("OF", 0, r & CC_O);
+}
+
+static void test_flags_imul_overflow(void)
+{
+    uint32_t r = FLAGS64(0x10000, 0x0f, 0xaf, 0xc0);            /* imul eax, eax */
+    CHECK_EQ("EAX low", 0, r >> 16);
+    CHECK_EQ("CF|OF", CC_C | CC_O, r & (CC_C | CC_O));
+}
+
+static void test_flags_daa(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x04, 0x35, 0x27, 0xf4);          /* add al,35h; daa */
+    setup_pm32(&e);
+    e.cpu->regs[R_EAX] = 0x79;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("AL (79+35 = 114 BCD)", 0x14, e.cpu->regs[R_EAX] & 0xff);
+    CHECK_EQ("CF", CC_C, arith_flags(&e) & CC_C);
+}
+
+static void test_div_by_zero_raises_de(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x31, 0xc9, 0xf7, 0xf1, 0xf4);    /* xor ecx,ecx; div ecx */
+    setup_long64(&e);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_DE, e.cpu->stopped_vec);
+    CHECK_EQ("RIP at DIV", CODE + 2, e.cpu->rip);
+}
+
+static void test_idiv_overflow_raises_de(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xb8, 0x00, 0x00, 0x00, 0x80,     /* mov eax, 0x80000000 */
+            0x99,                                       /* cdq */
+            0xb9, 0xff, 0xff, 0xff, 0xff,               /* mov ecx, -1 */
+            0xf7, 0xf9, 0xf4);                          /* idiv ecx */
+    setup_long64(&e);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_DE, e.cpu->stopped_vec);
+}
+
+static void test_string_rep_movsb_and_repe_cmpsb(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE,
+            0xbe, 0x00, 0x00, 0x03, 0x00, 0xbf, 0x00, 0x10, 0x03, 0x00, 0xb9, 0x05, 0x00, 0x00, 0x00,
+            0xf3, 0xa4,                                 /* rep movsb */
+            0xbe, 0x00, 0x00, 0x03, 0x00, 0xbf, 0x00, 0x10, 0x03, 0x00, 0xb9, 0x05, 0x00, 0x00, 0x00,
+            0xf3, 0xa6,                                 /* repe cmpsb */
+            0xf4);
+    put(&e, 0x30000, "hello", 5);
+    setup_pm32(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK(memcmp(e.ram + 0x31000, "hello", 5) == 0);
+    CHECK_EQ("ECX", 0, e.cpu->regs[R_ECX]);
+    CHECK_EQ("ESI", 0x30005, e.cpu->regs[R_ESI]);
+    CHECK_EQ("ZF", CC_Z, arith_flags(&e) & CC_Z);
+}
+
+static void test_string_repne_scasb_stops_on_match(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xbf, 0x00, 0x00, 0x03, 0x00, 0xb9, 0x10, 0x00, 0x00, 0x00,
+            0xb0, 'l', 0xf2, 0xae, 0xf4);               /* mov al,'l'; repne scasb */
+    put(&e, 0x30000, "hello", 5);
+    setup_pm32(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EDI just past the match", 0x30003, e.cpu->regs[R_EDI]);
+    CHECK_EQ("ECX", 0x10 - 3, e.cpu->regs[R_ECX]);
+}
+
+static void test_self_modifying_code_in_same_block(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xc6, 0x05, 0x08, 0x00, 0x01, 0x00, 0x2a,   /* mov byte [CODE+8], 0x2a */
+            0xb0, 0x01,                                         /* mov al, 1 (imm patched) */
+            0xf4);
+    setup_pm32(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("AL", 0x2a, e.cpu->regs[R_EAX] & 0xff);
+}
+
+static void test_dma_write_invalidates_translated_code(void)
+{
+    Env e = env_new();
+    memory_set_ram_write_notifier(tb_invalidate_phys_range);
+    CODE_AT(&e, CODE, 0xb8, 0x01, 0x00, 0x00, 0x00, 0xf4);     /* mov eax,1; hlt */
+    setup_pm32(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EAX first run", 1, e.cpu->regs[R_EAX]);
+    uint8_t two = 2;
+    CHECK_EQ("address_space_write", MEMTX_OK, address_space_write(e.as, CODE + 1, &two, 1));
+    e.cpu->rip = CODE;
+    e.cpu->halted = false;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EAX after the code was rewritten", 2, e.cpu->regs[R_EAX]);
+    memory_set_ram_write_notifier(NULL);
+}
+
+static void test_cmpxchg8b_and_xadd(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0xc7, 0x0d, 0x00, 0x00, 0x03, 0x00,  /* cmpxchg8b [0x30000] */
+            0x0f, 0xc1, 0x35, 0x10, 0x00, 0x03, 0x00,            /* xadd [0x30010], esi */
+            0xf4);
+    st64_le(e.ram + 0x30000, 0x1111111122222222ull);
+    st32_le(e.ram + 0x30010, 40);
+    setup_pm32(&e);
+    e.cpu->regs[R_EDX] = 0x11111111;
+    e.cpu->regs[R_EAX] = 0x22222222;
+    e.cpu->regs[R_ECX] = 0xaaaaaaaa;
+    e.cpu->regs[R_EBX] = 0xbbbbbbbb;
+    e.cpu->regs[R_ESI] = 2;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("m64 replaced", 0xaaaaaaaabbbbbbbbull, rd64(&e, 0x30000));
+    CHECK_EQ("xadd memory", 42, rd32(&e, 0x30010));
+    CHECK_EQ("xadd ESI = old memory", 40, e.cpu->regs[R_ESI]);
+}
+
+/* ---------------- I/O and CPUID ---------------- */
+
+static uint32_t io_last_write;
+static void io_test_write(void *opaque, uint16_t off, uint32_t v, unsigned size)
+{
+    (void)opaque; (void)off; (void)size;
+    io_last_write = v;
+}
+static uint32_t io_test_read(void *opaque, uint16_t off, unsigned size)
+{
+    (void)opaque; (void)size;
+    return 0x50 + off;
+}
+static const IoPortOps io_test_ops = { .read = io_test_read, .write = io_test_write, .max_access = 1 };
+
+static void test_port_io_and_iopl_check(void)
+{
+    Env e = env_new();
+    IoPortRange *r = ioport_register(0x510, 2, &io_test_ops, NULL, "tcg-test", NULL);
+    CHECK(r != NULL);
+    CODE_AT(&e, CODE, 0x66, 0xba, 0x10, 0x05,   /* mov dx, 0x510 */
+            0xb0, 'A', 0xee,                    /* mov al,'A'; out dx,al */
+            0x42, 0xec,                         /* inc edx; in al,dx */
+            0xf4);
+    setup_pm32(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("port write", 'A', io_last_write);
+    CHECK_EQ("port read", 0x51, e.cpu->regs[R_EAX] & 0xff);
+    /* At CPL 3 with IOPL 0 and no I/O bitmap (TSS limit 67h): #GP(0). */
+    X86CPUState s;
+    cpu_to_x86_state(e.cpu, &s);
+    seg_flat(&s.seg[SEG_CS], 0x2b, 0xb, 3, false);
+    for (int i = 0; i < SEG__COUNT; i++)
+        if (i != SEG_CS)
+            seg_flat(&s.seg[i], 0x33, 0x3, 3, false);
+    s.rip = CODE;
+    cpu_from_x86_state(e.cpu, &s);
+    e.cpu->halted = false;
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_GP, e.cpu->stopped_vec);
+    CHECK_EQ("EIP at OUT", CODE + 6, e.cpu->rip);
+    ioport_unregister(r);
+}
+
+static void test_cpuid_describes_model(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x31, 0xc0, 0x0f, 0xa2, 0xf4);       /* xor eax,eax; cpuid */
+    setup_pm32(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EBX", 0x756e6547, e.cpu->regs[R_EBX]);       /* "Genu" */
+    e.cpu->regs[R_EAX] = 0x80000001;
+    e.cpu->rip = CODE + 2;
+    e.cpu->halted = false;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_MSG(e.cpu->regs[R_EDX] & (1u << 29), "long mode advertised");
+    CHECK_MSG(e.cpu->regs[R_EDX] & (1u << 20), "NX advertised");
+}
+
+static void test_lock_prefix_on_register_is_ud(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xf0, 0x01, 0xc0, 0xf4);              /* lock add eax, eax */
+    setup_pm32(&e);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_UD, e.cpu->stopped_vec);
+}
+
+static void test_instruction_longer_than_15_bytes_is_gp(void)
+{
+    Env e = env_new();
+    static const uint8_t c[] = { 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
+                                 0x66, 0x66, 0x66, 0x66, 0x90, 0x90, 0xf4 };  /* 15 prefixes + nop */
+    put(&e, CODE, c, sizeof(c));
+    setup_pm32(&e);
+    e.cpu->stop_on_exception = true;
+    e.ram[CODE + 14] = 0x66;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_GP, e.cpu->stopped_vec);
+}
+
+/* ---------------- external interrupts through the controller hook ---------------- */
+
+static int fake_irq_pending;
+static int fake_irq_acks;
+static bool fake_pending(void *opaque, int cpu_id) { (void)opaque; (void)cpu_id; return fake_irq_pending; }
+static int fake_ack(void *opaque, int cpu_id)
+{
+    (void)opaque; (void)cpu_id;
+    fake_irq_pending = 0;
+    fake_irq_acks++;
+    return 0x20;
+}
+
+static void test_interrupt_wakes_sti_hlt(void)
+{
+    Env e = env_new();
+    static const TCGInterruptController ic = { fake_pending, fake_ack, NULL };
+    tcg_set_interrupt_controller(&ic);
+    CODE_AT(&e, CODE, 0xfb, 0xf4, 0xf4);            /* sti; hlt; hlt */
+    setup_pm32(&e);
+    fake_irq_pending = 0;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("halted after the first HLT", CODE + 2, e.cpu->rip);
+    fake_irq_pending = 1;
+    tcg_raise_interrupt_check();
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("acks", 1, fake_irq_acks);
+    CHECK_EQ("EIP in the vector 0x20 handler", HANDLERS + 0x20 * 16 + 1, e.cpu->rip);
+    CHECK_EQ("return EIP = after HLT", CODE + 2, rd32(&e, (uint32_t)e.cpu->regs[R_ESP]));
+    tcg_set_interrupt_controller(NULL);
+}
+
+static void test_interrupt_masked_by_cli(void)
+{
+    Env e = env_new();
+    static const TCGInterruptController ic = { fake_pending, fake_ack, NULL };
+    tcg_set_interrupt_controller(&ic);
+    CODE_AT(&e, CODE, 0xfa, 0xf4);                  /* cli; hlt */
+    setup_pm32(&e);
+    fake_irq_pending = 1;
+    tcg_raise_interrupt_check();
+    fake_irq_acks = 0;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("no acknowledge with IF=0", 0, fake_irq_acks);
+    CHECK_EQ("still at the HLT", CODE + 2, e.cpu->rip);
+    tcg_set_interrupt_controller(NULL);
+}
+
+static void test_real_mode_external_interrupt_uses_ivt(void)
+{
+    Env e = env_new();
+    static const TCGInterruptController ic = { fake_pending, fake_ack, NULL };
+    tcg_set_interrupt_controller(&ic);
+    st16_le(e.ram + 0x20 * 4, 0x9000);
+    st16_le(e.ram + 0x20 * 4 + 2, 0x0000);
+    CODE_AT(&e, 0x9000, 0x43, 0xcf);                /* inc bx; iret */
+    CODE_AT(&e, 0x7c00, 0xfb, 0xf4, 0xf4);          /* sti; hlt; hlt */
+    setup_real(&e, 0x7c00);
+    fake_irq_pending = 1;
+    tcg_raise_interrupt_check();
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("BX incremented by the handler", 1, e.cpu->regs[R_EBX]);
+    CHECK_EQ("back at the second HLT", 0x7c03, e.cpu->rip);
+    tcg_set_interrupt_controller(NULL);
+}
+
+static const TestCase cases[] = {
+    TEST_CASE(test_interrupt_wakes_sti_hlt),
+    TEST_CASE(test_interrupt_masked_by_cli),
+    TEST_CASE(test_real_mode_external_interrupt_uses_ivt),
+    TEST_CASE(test_real_mode_stack_loop_and_arith),
+    TEST_CASE(test_real_mode_int_through_ivt_and_iret),
+    TEST_CASE(test_real_mode_segment_limit_gp),
+    TEST_CASE(test_pm32_gp_error_code_is_selector),
+    TEST_CASE(test_pm32_not_present_segment_np),
+    TEST_CASE(test_pm32_limit_violation_and_expand_up),
+    TEST_CASE(test_pm32_int_from_ring3_switches_stack),
+    TEST_CASE(test_pm32_int_gate_dpl_blocks_ring3),
+    TEST_CASE(test_pm32_triple_fault_shuts_down),
+    TEST_CASE(test_pm32_far_jump_to_16bit_and_back),
+    TEST_CASE(test_paging32_write_to_readonly_page),
+    TEST_CASE(test_paging32_wp0_lets_supervisor_write),
+    TEST_CASE(test_paging32_not_present_read),
+    TEST_CASE(test_paging32_user_fetch_from_supervisor_page),
+    TEST_CASE(test_paging32_sets_accessed_and_dirty),
+    TEST_CASE(test_paging32_invlpg_and_stale_tlb),
+    TEST_CASE(test_long_mode_nx_fetch_fault),
+    TEST_CASE(test_long_mode_reserved_bit_fault),
+    TEST_CASE(test_long_mode_exception_frame),
+    TEST_CASE(test_long_mode_syscall_sysret),
+    TEST_CASE(test_flags_add_signed_overflow),
+    TEST_CASE(test_flags_inc_preserves_cf),
+    TEST_CASE(test_flags_sub_borrow),
+    TEST_CASE(test_flags_shift_count_zero_changes_nothing),
+    TEST_CASE(test_flags_shift_count_masked_to_5_bits),
+    TEST_CASE(test_flags_rcl_8bit_count_9_is_identity),
+    TEST_CASE(test_flags_rcl_by_one),
+    TEST_CASE(test_flags_sar_keeps_sign),
+    TEST_CASE(test_flags_imul_overflow),
+    TEST_CASE(test_flags_daa),
+    TEST_CASE(test_div_by_zero_raises_de),
+    TEST_CASE(test_idiv_overflow_raises_de),
+    TEST_CASE(test_string_rep_movsb_and_repe_cmpsb),
+    TEST_CASE(test_string_repne_scasb_stops_on_match),
+    TEST_CASE(test_self_modifying_code_in_same_block),
+    TEST_CASE(test_dma_write_invalidates_translated_code),
+    TEST_CASE(test_cmpxchg8b_and_xadd),
+    TEST_CASE(test_port_io_and_iopl_check),
+    TEST_CASE(test_cpuid_describes_model),
+    TEST_CASE(test_lock_prefix_on_register_is_ud),
+    TEST_CASE(test_instruction_longer_than_15_bytes_is_gp),
+    { 0 }
+};
+
+int main(int argc, char **argv)
+{
+    return test_main("tcg-cpu", cases, argc, argv);
+}
