@@ -26,6 +26,9 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/u
 QTEST_TESTS := $(patsubst tests/qtest/%.c,$(BUILD)/tests/qtest/%,$(wildcard tests/qtest/test-*.c))
 TEST_PROGS := $(UNIT_TESTS) $(QTEST_TESTS)
 
+# Keep test objects between builds (they are intermediates of pattern rules).
+.SECONDARY:
+
 .PHONY: all check check-slow clean distclean install guests bench
 all: kestrel
 
@@ -51,11 +54,12 @@ tests: $(TEST_PROGS)
 guests:
 	tests/guests/build-all $(BUILD)/guests
 
-check: kestrel $(TEST_PROGS)
+# Guests first: unit tests that load the real Debian kernel need them too.
+check: kestrel $(TEST_PROGS) guests
 	@KESTREL=$(CURDIR)/kestrel BUILD=$(CURDIR)/$(BUILD) tests/run-tests.sh \
 	    $(TEST_PROGS) $(sort $(wildcard tests/cli/*.sh tests/boot/*.sh))
 
-check-slow: kestrel $(TEST_PROGS)
+check-slow: kestrel $(TEST_PROGS) guests
 	@KESTREL=$(CURDIR)/kestrel BUILD=$(CURDIR)/$(BUILD) KESTREL_SLOW=1 tests/run-tests.sh \
 	    $(TEST_PROGS) $(sort $(wildcard tests/cli/*.sh tests/boot/*.sh tests/slow/*.sh))
 
