@@ -701,3 +701,54 @@ void qtest_system_reset(QTest *qt)
 {
     qtest_cmd_write(qt, "system_reset");
 }
+
+/*
+ * Run kestrel (qtest accelerator, an endpoint nobody listens on) with args,
+ * expecting it to refuse them: returns the exit status (-1 on signal or
+ * timeout) and what it printed on stderr in errbuf.
+ */
+int qtest_run_expect_exit(const char *const *args, char *errbuf, size_t errlen)
+{
+    const char *argv[16] = { test_kestrel_path(), "-accel", "qtest", "-qtest",
+                             "unix:/nonexistent/kestrel-test.sock", "-display", "none",
+                             "-nodefaults" };
+    int n = 8;
+    for (int i = 0; args[i] && n < 15; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    int pfd[2];
+    CHECK(pipe(pfd) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pfd[1], 2);
+        close(pfd[0]);
+        close(pfd[1]);
+        execv(argv[0], (char **)argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+    size_t got = 0;
+    errbuf[0] = '\0';
+    int status = -1;
+    for (int ms = 0; ms < test_timeout(30) * 1000; ms += 10) {
+        ssize_t r;
+        while (got + 1 < errlen && (r = read(pfd[0], errbuf + got, errlen - 1 - got)) > 0)
+            got += r;
+        errbuf[got] = '\0';
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            while (got + 1 < errlen && (r = read(pfd[0], errbuf + got, errlen - 1 - got)) > 0)
+                got += r;
+            errbuf[got] = '\0';
+            status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            close(pfd[0]);
+            return status;
+        }
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(pfd[0]);
+    return -1;
+}

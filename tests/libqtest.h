@@ -64,4 +64,13 @@ bool qtest_get_irq(QTest *qt, int gsi);
 
 void qtest_system_reset(QTest *qt);
 
+/*
+ * Run kestrel -accel qtest -qtest unix:/nonexistent/... -display none
+ * -nodefaults ARGS (NULL-terminated), for command lines it must refuse: the
+ * endpoint is only opened after every device is built, so an exit before it
+ * comes from ARGS.  Returns the exit status (-1 on signal or timeout) and
+ * stderr in errbuf.  Assert on the message too, not only on the status.
+ */
+int qtest_run_expect_exit(const char *const *args, char *errbuf, size_t errlen);
+
 #endif

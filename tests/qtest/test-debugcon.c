@@ -116,68 +116,17 @@ static void test_word_write_sends_only_low_byte(void)
     tmpfile_remove(&t);
 }
 
-/*
- * Run kestrel (qtest accelerator, an endpoint nobody listens on) with args,
- * expecting it to refuse them: returns the exit status (-1 on signal or
- * timeout) and what it printed on stderr in errbuf.
- */
-static int run_kestrel_expect_error(const char *const *args, char *errbuf, size_t errlen)
-{
-    const char *argv[16] = { test_kestrel_path(), "-accel", "qtest", "-qtest",
-                             "unix:/nonexistent/kestrel-test.sock", "-display", "none",
-                             "-nodefaults" };
-    int n = 8;
-    for (int i = 0; args[i] && n < 15; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    int pfd[2];
-    CHECK(pipe(pfd) == 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pfd[1], 2);
-        close(pfd[0]);
-        close(pfd[1]);
-        execv(argv[0], (char **)argv);
-        _exit(127);
-    }
-    close(pfd[1]);
-    fcntl(pfd[0], F_SETFL, O_NONBLOCK);
-    size_t got = 0;
-    errbuf[0] = '\0';
-    int status = -1;
-    for (int ms = 0; ms < test_timeout(30) * 1000; ms += 10) {
-        ssize_t r;
-        while (got + 1 < errlen && (r = read(pfd[0], errbuf + got, errlen - 1 - got)) > 0)
-            got += r;
-        errbuf[got] = '\0';
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            while (got + 1 < errlen && (r = read(pfd[0], errbuf + got, errlen - 1 - got)) > 0)
-                got += r;
-            errbuf[got] = '\0';
-            status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-            close(pfd[0]);
-            return status;
-        }
-        usleep(10000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    close(pfd[0]);
-    return -1;
-}
-
 static void test_missing_chardev_is_a_user_error(void)
 {
     char err[2048];
     const char *args[] = { "-device", "isa-debugcon,iobase=0x402", NULL };
     CHECK_EQ("kestrel exit status without chardev=", 1,
-             run_kestrel_expect_error(args, err, sizeof(err)));
+             qtest_run_expect_exit(args, err, sizeof(err)));
     CHECK_MSG(strstr(err, "isa-debugcon") && strstr(err, "chardev"),
               "error message should name isa-debugcon and chardev, got: %s", err);
     const char *args2[] = { "-device", "isa-debugcon,chardev=nosuch", NULL };
     CHECK_EQ("kestrel exit status with an unknown chardev", 1,
-             run_kestrel_expect_error(args2, err, sizeof(err)));
+             qtest_run_expect_exit(args2, err, sizeof(err)));
     CHECK_MSG(strstr(err, "nosuch"), "error message should name the chardev id, got: %s", err);
 }
 
