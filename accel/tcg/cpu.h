@@ -19,6 +19,8 @@
 #ifndef TCG_CPU_H
 #define TCG_CPU_H
 
+#define TCG_INLINE static inline
+
 #include <inttypes.h>
 #include <setjmp.h>
 #include "kestrel/common.h"
@@ -75,6 +77,7 @@ enum {
 /* MSR numbers (SDM 4) */
 #define MSR_IA32_TSC            0x10
 #define MSR_IA32_APIC_BASE      0x1b
+#define MSR_IA32_BIOS_SIGN_ID   0x8b
 #define MSR_IA32_SYSENTER_CS    0x174
 #define MSR_IA32_SYSENTER_ESP   0x175
 #define MSR_IA32_SYSENTER_EIP   0x176
@@ -224,14 +227,14 @@ static inline uint64_t sext(uint64_t v, int sz)
 }
 
 /* Byte registers: 0-15 are the low bytes, 16-19 are AH CH DH BH. */
-static inline uint64_t reg_get(const TCGCPU *cpu, int r, int sz)
+TCG_INLINE uint64_t reg_get(const TCGCPU *cpu, int r, int sz)
 {
     if (sz == 0 && r >= 16)
         return (cpu->regs[r - 16] >> 8) & 0xff;
     return cpu->regs[r] & size_mask[sz];
 }
 
-static inline void reg_set(TCGCPU *cpu, int r, int sz, uint64_t v)
+TCG_INLINE void reg_set(TCGCPU *cpu, int r, int sz, uint64_t v)
 {
     switch (sz) {
     case 0:
@@ -246,7 +249,7 @@ static inline void reg_set(TCGCPU *cpu, int r, int sz, uint64_t v)
     }
 }
 
-static inline void set_cc(TCGCPU *cpu, CCOp op, int sz, uint64_t res, uint64_t a, uint64_t b)
+TCG_INLINE void set_cc(TCGCPU *cpu, CCOp op, int sz, uint64_t res, uint64_t a, uint64_t b)
 {
     cpu->cc_op = op;
     cpu->cc_size = sz;
@@ -308,7 +311,7 @@ bool cpu_load_pdptes(TCGCPU *cpu, uint64_t cr3);
 /* ---- Memory access with segmentation ---- */
 static inline bool canonical(uint64_t a) { return (uint64_t)((int64_t)(a << 16) >> 16) == a; }
 
-static inline uint64_t seg_lin(TCGCPU *cpu, int s, uint64_t off, unsigned len, int acc)
+TCG_INLINE uint64_t seg_lin(TCGCPU *cpu, int s, uint64_t off, unsigned len, int acc)
 {
     if (cpu->code64) {
         uint64_t lin = off + (s >= SEG_FS ? cpu->seg[s].base : 0);
@@ -323,7 +326,7 @@ static inline uint64_t seg_lin(TCGCPU *cpu, int s, uint64_t off, unsigned len, i
     return (uint32_t)(sc->base + off);
 }
 
-static inline uint64_t ld_raw(const uint8_t *p, int sz)
+TCG_INLINE uint64_t ld_raw(const uint8_t *p, int sz)
 {
     switch (sz) {
     case 0: return *p;
@@ -333,7 +336,7 @@ static inline uint64_t ld_raw(const uint8_t *p, int sz)
     }
 }
 
-static inline void st_raw(uint8_t *p, int sz, uint64_t v)
+TCG_INLINE void st_raw(uint8_t *p, int sz, uint64_t v)
 {
     switch (sz) {
     case 0: *p = (uint8_t)v; break;
@@ -344,7 +347,7 @@ static inline void st_raw(uint8_t *p, int sz, uint64_t v)
 }
 
 /* Linear-address loads/stores: the soft-TLB fast path. */
-static inline uint64_t lin_ld_idx(TCGCPU *cpu, uint64_t lin, int sz, int idx)
+TCG_INLINE uint64_t lin_ld_idx(TCGCPU *cpu, uint64_t lin, int sz, int idx)
 {
     TLBEntry *e = &cpu->tlb[idx][(lin >> 12) & (TLB_SIZE - 1)];
     if (likely(e->tag_r == (lin & TLB_PAGE_MASK) && (lin & 0xfff) + (1u << sz) <= 0x1000))
@@ -352,7 +355,7 @@ static inline uint64_t lin_ld_idx(TCGCPU *cpu, uint64_t lin, int sz, int idx)
     return mem_ld_slow(cpu, lin, sz, idx);
 }
 
-static inline void lin_st_idx(TCGCPU *cpu, uint64_t lin, int sz, uint64_t v, int idx)
+TCG_INLINE void lin_st_idx(TCGCPU *cpu, uint64_t lin, int sz, uint64_t v, int idx)
 {
     TLBEntry *e = &cpu->tlb[idx][(lin >> 12) & (TLB_SIZE - 1)];
     if (likely(e->tag_w == (lin & TLB_PAGE_MASK) && (lin & 0xfff) + (1u << sz) <= 0x1000)) {
@@ -362,9 +365,9 @@ static inline void lin_st_idx(TCGCPU *cpu, uint64_t lin, int sz, uint64_t v, int
     mem_st_slow(cpu, lin, sz, v, idx);
 }
 
-static inline uint64_t lin_ld(TCGCPU *cpu, uint64_t lin, int sz)
+TCG_INLINE uint64_t lin_ld(TCGCPU *cpu, uint64_t lin, int sz)
 { return lin_ld_idx(cpu, lin, sz, cpu->mmu_idx); }
-static inline void lin_st(TCGCPU *cpu, uint64_t lin, int sz, uint64_t v)
+TCG_INLINE void lin_st(TCGCPU *cpu, uint64_t lin, int sz, uint64_t v)
 { lin_st_idx(cpu, lin, sz, v, cpu->mmu_idx); }
 /* Probe a store before doing anything irreversible (faults if not writable). */
 void lin_probe_write(TCGCPU *cpu, uint64_t lin, unsigned len);

@@ -360,9 +360,8 @@ L_INTO:
     HELPER(helper_int(cpu, op));
 L_LOOP:
     {
-        uint64_t m = size_mask[op->asz];
-        uint64_t c = (cpu->regs[R_ECX] - 1) & m;
-        cpu->regs[R_ECX] = (cpu->regs[R_ECX] & ~m) | c;
+        uint64_t c = (cpu->regs[R_ECX] - 1) & size_mask[op->asz];
+        reg_set(cpu, R_ECX, op->asz, c);       /* ECX writes zero-extend (67h in 64-bit mode) */
         bool take = c != 0;
         if (op->sub == 0)
             take = take && !(cc_compute_all(cpu) & CC_Z);     /* LOOPNE */

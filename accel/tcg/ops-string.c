@@ -73,9 +73,10 @@ int helper_in_out(TCGCPU *cpu, const DecodedOp *op)
     return H_NEXT;
 }
 
-static inline void adv(TCGCPU *cpu, int r, uint64_t amask, int64_t step)
+/* SI/DI/CX updates have the address size; a 32-bit update zero-extends. */
+static inline void adv(TCGCPU *cpu, int r, int asz, int64_t step)
 {
-    cpu->regs[r] = (cpu->regs[r] & ~amask) | ((cpu->regs[r] + (uint64_t)step) & amask);
+    reg_set(cpu, r, asz, cpu->regs[r] + (uint64_t)step);
 }
 
 int helper_string(TCGCPU *cpu, const DecodedOp *op)
@@ -101,28 +102,28 @@ int helper_string(TCGCPU *cpu, const DecodedOp *op)
         case OP_MOVS:
             a = seg_ld(cpu, op->seg, si, sz);
             seg_st(cpu, SEG_ES, di, sz, a);
-            adv(cpu, R_ESI, am, step);
-            adv(cpu, R_EDI, am, step);
+            adv(cpu, R_ESI, op->asz, step);
+            adv(cpu, R_EDI, op->asz, step);
             break;
         case OP_CMPS:
             a = seg_ld(cpu, op->seg, si, sz);
             b = seg_ld(cpu, SEG_ES, di, sz);
             alu_op(cpu, 7, a, b, sz);
-            adv(cpu, R_ESI, am, step);
-            adv(cpu, R_EDI, am, step);
+            adv(cpu, R_ESI, op->asz, step);
+            adv(cpu, R_EDI, op->asz, step);
             break;
         case OP_STOS:
             seg_st(cpu, SEG_ES, di, sz, cpu->regs[R_EAX]);
-            adv(cpu, R_EDI, am, step);
+            adv(cpu, R_EDI, op->asz, step);
             break;
         case OP_LODS:
             reg_set(cpu, R_EAX, sz, seg_ld(cpu, op->seg, si, sz));
-            adv(cpu, R_ESI, am, step);
+            adv(cpu, R_ESI, op->asz, step);
             break;
         case OP_SCAS:
             b = seg_ld(cpu, SEG_ES, di, sz);
             alu_op(cpu, 7, reg_get(cpu, R_EAX, sz), b, sz);
-            adv(cpu, R_EDI, am, step);
+            adv(cpu, R_EDI, op->asz, step);
             break;
         case OP_INS: {
             /* Probe the destination before the (side-effecting) port read. */
@@ -130,18 +131,18 @@ int helper_string(TCGCPU *cpu, const DecodedOp *op)
             lin_probe_write(cpu, lin, 1u << sz);
             a = cpu_io_read(cpu, port, sz);
             lin_st(cpu, lin, sz, a);
-            adv(cpu, R_EDI, am, step);
+            adv(cpu, R_EDI, op->asz, step);
             break;
         }
         default:    /* OUTS */
             a = seg_ld(cpu, op->seg, si, sz);
             cpu_io_write(cpu, port, sz, (uint32_t)a);
-            adv(cpu, R_ESI, am, step);
+            adv(cpu, R_ESI, op->asz, step);
             break;
         }
         if (!rep)
             return H_NEXT;
-        cpu->regs[R_ECX] = (cpu->regs[R_ECX] & ~am) | ((cpu->regs[R_ECX] - 1) & am);
+        adv(cpu, R_ECX, op->asz, -1);
         if (cond_op) {
             bool zf = cc_compute_all(cpu) & CC_Z;
             if (repe ? !zf : zf)

@@ -73,12 +73,17 @@ int helper_cpuid(TCGCPU *cpu, const DecodedOp *op)
 }
 
 /* ---- TSC ---- */
-uint64_t cpu_rdtsc(TCGCPU *cpu)
+static uint64_t host_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    /* A nominal 1 GHz TSC. */
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + (uint64_t)cpu->tsc_offset;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A nominal 1 GHz TSC that starts near 0 at reset. */
+uint64_t cpu_rdtsc(TCGCPU *cpu)
+{
+    return host_ns() + (uint64_t)cpu->tsc_offset;
 }
 
 /* ---- MSRs ---- */
@@ -111,6 +116,7 @@ int helper_rdmsr(TCGCPU *cpu, const DecodedOp *op)
     case MSR_GS_BASE: v = cpu->seg[SEG_GS].base; break;
     case MSR_KERNEL_GS_BASE: v = cpu->kernel_gs_base; break;
     case MSR_TSC_AUX: v = cpu->tsc_aux; break;
+    case MSR_IA32_BIOS_SIGN_ID: v = 0; break;      /* microcode revision 0 */
     default:
         LOG(LOG_UNIMP, "tcg: rdmsr %#x not implemented -> #GP\n", msr);
         raise_exception_err(cpu, EXCP_GP, 0);
@@ -177,6 +183,7 @@ int helper_wrmsr(TCGCPU *cpu, const DecodedOp *op)
         break;
     case MSR_FMASK: cpu->fmask = (uint32_t)v; break;
     case MSR_TSC_AUX: cpu->tsc_aux = (uint32_t)v; break;
+    case MSR_IA32_BIOS_SIGN_ID: break;             /* no microcode to load */
     default:
         LOG(LOG_UNIMP, "tcg: wrmsr %#x <- %#" PRIx64 " not implemented -> #GP\n", msr, v);
         raise_exception_err(cpu, EXCP_GP, 0);
@@ -621,7 +628,7 @@ void cpu_reset_state(TCGCPU *cpu, bool bsp)
     cpu->sysenter_cs = cpu->sysenter_esp = cpu->sysenter_eip = 0;
     cpu->pat = 0x0007040600070406ull;
     cpu->misc_enable = 1;
-    cpu->tsc_offset = -(int64_t)cpu_rdtsc(&(TCGCPU){ .tsc_offset = 0 });
+    cpu->tsc_offset = -(int64_t)host_ns();
     cpu->cpl = 0;
     cpu->halted = !bsp;
     cpu->intr_shadow = false;

@@ -16,7 +16,7 @@ enum {
 };
 
 /* Effective address of a memory operand (before segmentation). */
-static inline uint64_t op_ea(const TCGCPU *cpu, const DecodedOp *op)
+TCG_INLINE uint64_t op_ea(const TCGCPU *cpu, const DecodedOp *op)
 {
     uint64_t ea = (uint64_t)(int64_t)op->disp;
     if (op->base != NOREG)
@@ -26,19 +26,19 @@ static inline uint64_t op_ea(const TCGCPU *cpu, const DecodedOp *op)
     return ea & size_mask[op->asz];
 }
 
-static inline uint64_t op_lin(TCGCPU *cpu, const DecodedOp *op, unsigned len, int acc)
+TCG_INLINE uint64_t op_lin(TCGCPU *cpu, const DecodedOp *op, unsigned len, int acc)
 {
     return seg_lin(cpu, op->seg, op_ea(cpu, op), len, acc);
 }
 
-static inline uint64_t rm_read(TCGCPU *cpu, const DecodedOp *op, int sz)
+TCG_INLINE uint64_t rm_read(TCGCPU *cpu, const DecodedOp *op, int sz)
 {
     if (op->rm != NOREG)
         return reg_get(cpu, op->rm, sz);
     return lin_ld(cpu, op_lin(cpu, op, 1u << sz, ACC_READ), sz);
 }
 
-static inline void rm_write(TCGCPU *cpu, const DecodedOp *op, int sz, uint64_t v)
+TCG_INLINE void rm_write(TCGCPU *cpu, const DecodedOp *op, int sz, uint64_t v)
 {
     if (op->rm != NOREG)
         reg_set(cpu, op->rm, sz, v);
@@ -46,7 +46,7 @@ static inline void rm_write(TCGCPU *cpu, const DecodedOp *op, int sz, uint64_t v
         lin_st(cpu, op_lin(cpu, op, 1u << sz, ACC_WRITE), sz, v);
 }
 
-static inline uint64_t alu_op(TCGCPU *cpu, int sub, uint64_t a, uint64_t b, int sz)
+TCG_INLINE uint64_t alu_op(TCGCPU *cpu, int sub, uint64_t a, uint64_t b, int sz)
 {
     uint64_t r, cin;
     switch (sub) {

@@ -182,6 +182,10 @@ void tb_invalidate_phys_range(uint64_t pa, uint64_t len)
 {
     if (!tb_hash || len == 0)
         return;
+    if (len > (1ull << 32) || pa + len < pa) {
+        tb_flush_all();         /* absurd ranges: cheaper (and bounded) to drop everything */
+        return;
+    }
     g_mutex_lock(&tb_lock);
     for (uint64_t page = pa & ~0xfffull; page < pa + len; page += 0x1000) {
         TranslatedBlock **head = page_head(page, false);

@@ -89,6 +89,7 @@ struct TranslatedBlock {
 #define TB_FLAG_CODE32 2u
 #define TB_FLAG_CODE64 3u
 #define TB_FLAG_SIZE_MASK 3u
+#define TB_FLAG_SSTEP 4u        /* EFLAGS.TF: one instruction per block, #DB after it */
 
 #define TB_MAX_INSNS 64
 

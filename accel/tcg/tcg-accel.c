@@ -124,7 +124,7 @@ static TranslatedBlock *tb_lookup_cpu(TCGCPU *cpu)
     uint64_t lin = cpu->seg[SEG_CS].base + cpu->rip;
     if (!cpu->code64)
         lin = (uint32_t)lin;
-    uint32_t flags = cpu->code_size;
+    uint32_t flags = cpu->code_size | ((cpu->eflags & FL_TF) ? TB_FLAG_SSTEP : 0);
     if (cpu->code64 && unlikely(!canonical(lin)))
         raise_exception_err(cpu, EXCP_GP, 0);     /* branch to a non-canonical RIP */
     unsigned h = (unsigned)((lin ^ (lin >> JC_BITS)) & (JC_SIZE - 1));
@@ -144,7 +144,7 @@ static TranslatedBlock *tb_lookup_cpu(TCGCPU *cpu)
             tb = NULL;
     }
     if (!tb) {
-        tb = tcg_translate(cpu, lin, pc_phys, flags, TB_MAX_INSNS);
+        tb = tcg_translate(cpu, lin, pc_phys, flags, (flags & TB_FLAG_SSTEP) ? 1 : TB_MAX_INSNS);
         unsigned newpages = tb_insert(tb);
         if (newpages & 1)
             for_each_cpu_tlb_drop_code(pc_phys & TLB_PAGE_MASK);
@@ -215,6 +215,17 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
         else if (cpu->code_size == 2)
             cpu->rip = (uint32_t)cpu->rip;
         n++;
+        if (unlikely(tb->flags & TB_FLAG_SSTEP)) {
+            /* Single-step trap after the instruction (SDM 3A §17.3.1.4): DR6.BS. */
+            cpu->dr[6] |= 0x4000;
+            cpu->excp_vec = EXCP_DB;
+            cpu->excp_err = 0;
+            cpu->excp_has_err = false;
+            cpu->excp_soft = false;
+            cpu_deliver_pending_exception(cpu);
+            if (cpu->stopped_vec >= 0)
+                return TCG_RUN_EXCEPTION;
+        }
     }
     return TCG_RUN_BUDGET;
 }

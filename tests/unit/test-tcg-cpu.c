@@ -484,6 +484,66 @@ static void test_paging32_invlpg_and_stale_tlb(void)
     CHECK_EQ("EDX after INVLPG", 0x22222222, e.cpu->regs[R_EDX]);
 }
 
+static void test_paging32_pse_4mb_page(void)
+{
+    Env e = env_new();
+    /* PDE[1] = 4 MiB page at physical 0 (PS=1): linear 0x400000 aliases 0. */
+    CODE_AT(&e, CODE, 0xa1, 0x00, 0x01, 0x40, 0x00, 0xf4);     /* mov eax, [0x400100] */
+    st32_le(e.ram + 0x100, 0x5a5a5a5a);
+    setup_paging32(&e);
+    st32_le(e.ram + PDIR + 4, 0x000000 | 0x83);
+    CHECK(cpu_write_cr4(e.cpu, X86_CR4_PSE));
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EAX through the 4 MiB page", 0x5a5a5a5a, e.cpu->regs[R_EAX]);
+    CHECK_EQ("PDE.A", 0x20, rd32(&e, PDIR + 4) & 0x20);
+}
+
+static void test_pae_paging_and_pdpte_load(void)
+{
+    Env e = env_new();
+    /* PAE: PDPT at 0x30000 (32-byte aligned), PD at 0x31000 with 2 MiB pages;
+     * linear 0x40200000 (PDPT[1], PD[1]) maps physical 0x200000. */
+    CODE_AT(&e, CODE, 0xa1, 0x10, 0x00, 0x20, 0x40, 0xf4);     /* mov eax, [0x40200010] */
+    st32_le(e.ram + 0x200010, 0x600dcafe);
+    setup_pm32(&e);
+    st64_le(e.ram + 0x30000, 0x32000 | 1);      /* PDPT[0] -> identity PD */
+    st64_le(e.ram + 0x30008, 0x31000 | 1);      /* PDPT[1] */
+    st64_le(e.ram + 0x32000, 0x000000 | 0x83);  /* 0-2 MiB identity (code) */
+    st64_le(e.ram + 0x31008, 0x200000 | 0x83);
+    e.cpu->cr3 = 0x30000;
+    CHECK(cpu_write_cr4(e.cpu, X86_CR4_PAE));
+    CHECK(cpu_write_cr0(e.cpu, e.cpu->cr0 | X86_CR0_PG));
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EAX", 0x600dcafe, e.cpu->regs[R_EAX]);
+    /* A PDPTE with reserved bits makes MOV CR3 fail (#GP). */
+    st64_le(e.ram + 0x30010, 0x33000 | 1 | (1u << 5));
+    CHECK_MSG(!cpu_write_cr3(e.cpu, 0x30000), "reserved PDPTE bit must refuse the CR3 load");
+}
+
+static void test_global_page_survives_cr3_reload(void)
+{
+    Env e = env_new();
+    /* Global mapping 0x302000 -> 0x302000; after remapping it and reloading CR3 the
+     * stale (global) translation stays; a CR4.PGE toggle flushes it. */
+    CODE_AT(&e, CODE,
+            0x8b, 0x1d, 0x00, 0x20, 0x30, 0x00,                 /* mov ebx, [0x302000] */
+            0xc7, 0x05, 0x08, 0x1c, 0x02, 0x00, 0x03, 0x00, 0x10, 0x00, /* remap PTE -> 0x100000 */
+            0x0f, 0x20, 0xd8, 0x0f, 0x22, 0xd8,                 /* mov eax,cr3; mov cr3,eax */
+            0x8b, 0x0d, 0x00, 0x20, 0x30, 0x00,                 /* mov ecx, [0x302000] */
+            0x0f, 0x20, 0xe0, 0x34, 0x80, 0x0f, 0x22, 0xe0,     /* mov eax,cr4; xor al,0x80; mov cr4,eax */
+            0x8b, 0x15, 0x00, 0x20, 0x30, 0x00,                 /* mov edx, [0x302000] */
+            0xf4);
+    st32_le(e.ram + 0x302000, 0x11111111);
+    st32_le(e.ram + 0x100000, 0x22222222);
+    setup_paging32(&e);
+    st32_le(e.ram + PTAB + 4 * 0x302, 0x302000 | 0x103);   /* G=1 */
+    CHECK(cpu_write_cr4(e.cpu, X86_CR4_PGE));
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EBX", 0x11111111, e.cpu->regs[R_EBX]);
+    CHECK_EQ("ECX: global entry kept across CR3 reload", 0x11111111, e.cpu->regs[R_ECX]);
+    CHECK_EQ("EDX: flushed by the PGE toggle", 0x22222222, e.cpu->regs[R_EDX]);
+}
+
 static void test_long_mode_nx_fetch_fault(void)
 {
     Env e = env_new();
@@ -897,7 +957,75 @@ static void test_real_mode_external_interrupt_uses_ivt(void)
     tcg_set_interrupt_controller(NULL);
 }
 
+static void test_single_step_traps_after_each_instruction(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x40, 0x40, 0xf4);            /* inc eax; inc eax; hlt */
+    setup_pm32(&e);
+    cpu_set_eflags(e.cpu, FL_TF, FL_TF);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_DB, e.cpu->stopped_vec);
+    CHECK_EQ("EAX after one instruction", 1, e.cpu->regs[R_EAX]);
+    CHECK_EQ("EIP = next instruction (trap)", CODE + 1, e.cpu->rip);
+    CHECK_EQ("DR6.BS", 0x4000, e.cpu->dr[6] & 0x4000);
+}
+
+static void test_ltr_marks_tss_busy_and_lldt_checks_type(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x66, 0xb8, 0x38, 0x00,       /* mov ax, 0x38 */
+            0x0f, 0x00, 0xd8,                       /* ltr ax */
+            0x66, 0xb8, 0x10, 0x00,                 /* mov ax, 0x10 (a data segment) */
+            0x0f, 0x00, 0xd0,                       /* lldt ax -> #GP(0x10) */
+            0xf4);
+    setup_pm32(&e);
+    e.cpu->tr.sel = 0;
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("TR selector", 0x38, e.cpu->tr.sel);
+    CHECK_EQ("TR base", TSS, e.cpu->tr.base);
+    CHECK_EQ("busy bit in the GDT", 0x200, rd32(&e, GDT + 0x3c) & 0x200);
+    CHECK_EQ("vector", EXCP_GP, e.cpu->stopped_vec);
+    CHECK_EQ("error code", 0x10, e.cpu->stopped_err);
+}
+
+static void test_call_gate_to_ring0_from_ring3(void)
+{
+    Env e = env_new();
+    /* GDT[11] = 32-bit call gate, DPL 3, target 0x08:CODE+0x100, 1 parameter. */
+    CODE_AT(&e, CODE, 0x6a, 0x2a,                   /* push 42 */
+            0x9a, 0x00, 0x00, 0x00, 0x00, 0x5b, 0x00,   /* call far 0x5b:0 */
+            0xf4);
+    CODE_AT(&e, CODE + 0x100, 0xf4);                /* hlt in ring 0 */
+    setup_pm32(&e);
+    uint32_t target = CODE + 0x100;
+    st32_le(e.ram + GDT + 0x58, (0x08u << 16) | (target & 0xffff));
+    st32_le(e.ram + GDT + 0x5c, (target & 0xffff0000u) | 0xec00 | 1);
+    e.cpu->gdt.limit = 0x5f;
+    X86CPUState s;
+    cpu_to_x86_state(e.cpu, &s);
+    seg_flat(&s.seg[SEG_CS], 0x2b, 0xb, 3, false);
+    for (int i = 0; i < SEG__COUNT; i++)
+        if (i != SEG_CS)
+            seg_flat(&s.seg[i], 0x33, 0x3, 3, false);
+    cpu_from_x86_state(e.cpu, &s);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("CPL", 0, e.cpu->cpl);
+    CHECK_EQ("EIP", CODE + 0x101, e.cpu->rip);
+    uint32_t sp = (uint32_t)e.cpu->regs[R_ESP];
+    CHECK_EQ("ESP = esp0 - 20", 0x90000 - 20, sp);
+    CHECK_EQ("return EIP", CODE + 9, rd32(&e, sp));
+    CHECK_EQ("return CS", 0x2b, rd32(&e, sp + 4));
+    CHECK_EQ("copied parameter", 42, rd32(&e, sp + 8));
+    CHECK_EQ("old ESP", 0x80000 - 4, rd32(&e, sp + 12));
+    CHECK_EQ("old SS", 0x33, rd32(&e, sp + 16));
+}
+
 static const TestCase cases[] = {
+    TEST_CASE(test_single_step_traps_after_each_instruction),
+    TEST_CASE(test_ltr_marks_tss_busy_and_lldt_checks_type),
+    TEST_CASE(test_call_gate_to_ring0_from_ring3),
     TEST_CASE(test_interrupt_wakes_sti_hlt),
     TEST_CASE(test_interrupt_masked_by_cli),
     TEST_CASE(test_real_mode_external_interrupt_uses_ivt),
@@ -917,6 +1045,9 @@ static const TestCase cases[] = {
     TEST_CASE(test_paging32_user_fetch_from_supervisor_page),
     TEST_CASE(test_paging32_sets_accessed_and_dirty),
     TEST_CASE(test_paging32_invlpg_and_stale_tlb),
+    TEST_CASE(test_paging32_pse_4mb_page),
+    TEST_CASE(test_pae_paging_and_pdpte_load),
+    TEST_CASE(test_global_page_survives_cr3_reload),
     TEST_CASE(test_long_mode_nx_fetch_fault),
     TEST_CASE(test_long_mode_reserved_bit_fault),
     TEST_CASE(test_long_mode_exception_frame),
