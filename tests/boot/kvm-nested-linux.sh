@@ -2,9 +2,13 @@
 # Linux under Kestrel's KVM accelerator under KVM under QEMU's software CPU:
 # the nested L1 guest (tests/nested/run-l1: QEMU TCG -cpu max with SVM + NPT,
 # kvm_amd loaded, 2 vCPUs) runs
-#   kestrel -accel kvm -smp 2 -m 256M -kernel bzImage -initrd initramfs.cpio.gz
+#   kestrel -accel kvm -smp 2 -m 1G -kernel bzImage -initrd initramfs.cpio.gz
+#           -append console=ttyS0 -serial stdio -no-reboot
 # with Debian's kernel and the busybox initramfs from tests/guests/.  The L2
-# guest prints its CPU count and memory, then reboot -f (-no-reboot: exit 0).
+# guest prints its CPU count and memory and starts its shell; then a command
+# is typed on kestrel's terminal (stdin): the shell must run it (its output
+# is computed, so an echo of the typed characters does not count) and its
+# 'reboot -f' must end kestrel with status 0 (-no-reboot).
 #   nested/kestrel-kvm-linux-npt     kvm_amd with nested paging
 # (tests/slow/kvm-nested-stress.sh adds shadow paging, -smp 4 with a
 # workload, and -m 4G.)
@@ -40,7 +44,9 @@ build_guest initramfs "$guests" || skip_all "$GUEST_WHY"
 mkdir -p "$BUILD/nested"
 
 # The single quotes keep $(...) for the L2 guest's shell.
-cmd='console=ttyS0 kestrel.noshell kestrel.cmd="echo NPROC=$(nproc); echo CPUINFO=$(grep -c ^processor /proc/cpuinfo); grep MemTotal /proc/meminfo; reboot -f"'
+cmd='console=ttyS0 kestrel.cmd="echo NPROC=$(nproc); echo CPUINFO=$(grep -c ^processor /proc/cpuinfo); grep MemTotal /proc/meminfo"'
+# Typed once the init marker is out; TYPED-42 can only come from the shell.
+typed='echo TYPED-$((6*7)); reboot -f\n'
 
 for n in $names; do
     case $n in
@@ -49,8 +55,9 @@ for n in $names; do
     esac
     "$nested/kestrel-in-l1" --timeout $((600 * scale)) --kestrel-timeout $((300 * scale)) \
         --smp 2 ${extra:+--append "$extra"} \
+        --type-after KESTREL-INIT-OK "$typed" \
         --put "$guests/bzImage:/bzImage" --put "$guests/initramfs.cpio.gz:/initramfs.cpio.gz" -- \
-        -smp 2 -m 256M -display none -no-reboot -serial stdio -monitor none \
+        -smp 2 -m 1G -display none -no-reboot -serial stdio -monitor none \
         -kernel /bzImage -initrd /initramfs.cpio.gz -append "$cmd" \
         > "$tmp/$n" 2>&1
     status=$?
@@ -83,9 +90,11 @@ for n in $names; do
         bad="no KESTREL-INIT-OK from L2 (kestrel status $kstatus); last lines: $tail_txt"
     elif ! grep -qx 'NPROC=2' "$tmp/$n.serial" || ! grep -qx 'CPUINFO=2' "$tmp/$n.serial"; then
         bad="expected 2 CPUs, got: $(grep -E '^(NPROC|CPUINFO)=' "$tmp/$n.serial" | tr '\n' ' ')"
-    elif [ -z "$kb" ] || [ "$kb" -lt 180000 ] || [ "$kb" -gt 262144 ]; then
-        # 256 MiB less the kernel's own reservations: about 205-250 MiB.
-        bad="MemTotal '${kb:-missing}' kB is not about 256 MiB"
+    elif [ -z "$kb" ] || [ "$kb" -lt 900000 ] || [ "$kb" -gt 1048576 ]; then
+        # 1 GiB less the kernel's own reservations: about 950-1000 MiB.
+        bad="MemTotal '${kb:-missing}' kB is not about 1 GiB"
+    elif ! grep -qx 'TYPED-42' "$tmp/$n.serial"; then
+        bad="the command typed on the terminal did not run in the guest's shell (no TYPED-42); last lines: $tail_txt"
     elif [ -n "$l2bad" ]; then
         bad="L2 kernel complained: $l2bad"
     elif [ -n "$l1bad" ]; then
