@@ -66,6 +66,7 @@ check-slow: kestrel $(TEST_PROGS) guests
 bench: kestrel
 	bench/boot-time
 	bench/footprint
+	bench/boot-time-nested
 
 install: kestrel
 	install -d $(DESTDIR)$(bindir)
