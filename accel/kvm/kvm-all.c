@@ -1272,6 +1272,12 @@ static void kvm_cleanup(Machine *m)
     m->accel_state = NULL;
 }
 
+/* The in-kernel PIC/IOAPIC/LAPIC/PIT; kernel-irqchip=off is refused at init. */
+static bool kvm_has_kernel_irqchip(Machine *m)
+{
+    return m->cfg->kernel_irqchip;
+}
+
 static const AccelOps kvm_accel_ops = {
     .name = "kvm",
     .probe = kvm_probe,
@@ -1285,6 +1291,7 @@ static const AccelOps kvm_accel_ops = {
     .get_regs = kvm_get_regs,
     .set_regs = kvm_set_regs,
     .cleanup = kvm_cleanup,
+    .has_kernel_irqchip = kvm_has_kernel_irqchip,
     .single_thread = false,
     .has_cpu = true,
 };

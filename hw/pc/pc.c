@@ -14,6 +14,7 @@
 #include "kestrel/boot.h"
 #include "kestrel/chardev.h"
 #include "kestrel/device.h"
+#include "kestrel/irqchip.h"
 #include "kestrel/log.h"
 
 #include <string.h>
@@ -27,9 +28,17 @@
 #define PC_LOWMEM_SPLIT   0xc0000000ULL
 #define PC_HIGHMEM_START  0x100000000ULL
 
+static bool pc_userspace_irqchip;
+
+/*
+ * Without an in-kernel irqchip the lines go to the userspace 8259s/IOAPIC;
+ * the engine's set_irq still sees every level (qtest reports them).
+ */
 static void pc_gsi_set(void *opaque, int gsi, int level)
 {
     Machine *m = opaque;
+    if (pc_userspace_irqchip)
+        irqchip_set_gsi(m, gsi, level);
     if (m->accel && m->accel->set_irq)
         m->accel->set_irq(m, gsi, level);
 }
@@ -127,6 +136,15 @@ bool pc_machine_init(Machine *m, GError **errp)
             return false;
         }
     }
+
+    /* Interrupt controllers and the PIT, unless the accelerator brings its own. */
+    pc_userspace_irqchip = !(m->accel && m->accel->has_kernel_irqchip &&
+                             m->accel->has_kernel_irqchip(m));
+    if (pc_userspace_irqchip &&
+        (!irqchip_userspace_init(m, errp) ||
+         !pc_add(m, "isa-pit", NULL, errp) ||
+         !pc_add(m, "port61", NULL, errp)))
+        return false;
 
     /* Board devices: present on every PC, -nodefaults or not. */
     if (!pc_add(m, "mc146818rtc", NULL, errp) ||

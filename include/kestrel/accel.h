@@ -47,6 +47,12 @@ typedef struct AccelOps {
     bool (*set_regs)(Machine *m, int id, const X86CPUState *s);
     /* Release everything (vCPU threads already joined). */
     void (*cleanup)(Machine *m);
+    /*
+     * Does the engine bring its own interrupt controllers and PIT (KVM's
+     * in-kernel irqchip)?  If NULL or false, the board creates the userspace
+     * 8259s, 8254, IOAPIC and local APICs (include/kestrel/irqchip.h).
+     */
+    bool (*has_kernel_irqchip)(Machine *m);
     bool single_thread;              /* one thread runs all vCPUs */
     bool has_cpu;                    /* false for qtest: no guest code at all */
 } AccelOps;
