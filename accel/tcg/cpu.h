@@ -5,7 +5,9 @@
  *   tcg-accel.c  AccelOps glue: run loop, kick, reset, get/set_regs
  *   exec.c       threaded interpreter over pre-decoded ops (computed goto)
  *   ops-*.c      out-of-line instruction helpers (ALU corner cases, strings,
- *                system instructions); seg.c far transfers; excp.c delivery
+ *                system instructions, x87 in ops-fpu.c + softfloat80.c +
+ *                fpu-trans.c, SSE/MMX in ops-sse.c + ops-sse-fp.c);
+ *                seg.c far transfers; excp.c delivery
  *   tb.c         translated-block cache keyed by guest physical address
  *   decode.c     x86 bytes -> DecodedOp records (knows nothing of execution)
  *   mmu.c        segmentation-free linear -> physical paging + soft TLB
@@ -26,6 +28,7 @@
 #include "kestrel/common.h"
 #include "kestrel/x86.h"
 #include "kestrel/memory.h"
+#include "accel/tcg/fpu.h"
 
 typedef struct Machine Machine;
 typedef struct TranslatedBlock TranslatedBlock;
@@ -154,6 +157,27 @@ typedef enum CCOp {
     CC_OP_MUL,      /* cc_aux != 0 -> CF=OF=1 */
 } CCOp;
 
+/* ---- x87 / SSE (SDM 1 §8.1, §10.2) ---- */
+#define FSW_SF   0x0040u
+#define FSW_ES   0x0080u
+#define FSW_C0   0x0100u
+#define FSW_C1   0x0200u
+#define FSW_C2   0x0400u
+#define FSW_TOP_SHIFT 11
+#define FSW_TOP  0x3800u
+#define FSW_C3   0x4000u
+#define FSW_B    0x8000u
+#define MXCSR_DAZ  0x0040u
+#define MXCSR_FZ   0x8000u
+#define MXCSR_MASK_SUPPORTED 0xffffu    /* FXSAVE MXCSR_MASK: DAZ supported */
+
+typedef union XMMReg {
+    uint8_t b[16];
+    uint16_t w[8];
+    uint32_t d[4];
+    uint64_t q[2];
+} XMMReg;
+
 #define JC_BITS 12
 #define JC_SIZE (1u << JC_BITS)
 
@@ -176,6 +200,15 @@ typedef struct TCGCPU {
     uint64_t pat, misc_enable;
     int64_t tsc_offset;
     uint64_t pdpte[4];               /* PAE PDPTE registers loaded on MOV CR3 */
+
+    /* x87 and SSE state (ops-fpu.c). */
+    F80 fpr[8];                      /* physical registers R0-R7; ST(i) = R[(TOP+i)&7] */
+    uint16_t fcw, fsw;               /* FSW holds TOP in bits 11-13 */
+    uint8_t ftw_valid;               /* abridged tag: bit i set = R[i] not empty */
+    uint16_t fop, fcs, fds;
+    uint64_t fip, fdp;
+    uint32_t mxcsr;
+    XMMReg xmm[16];
 
     /* Derived mode state (cpu_update_hflags). */
     uint8_t cpl;

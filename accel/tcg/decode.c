@@ -17,6 +17,11 @@
 #include "kestrel/lock.h"
 #include "kestrel/log.h"
 
+/* Op kinds not yet in tb.h's list (same aliases as accel/tcg/ops.h). */
+#define OP_X87   OP_FPU_NM
+#define OP_FXGRP OP_FNSTCW
+#define OP_SSE   OP_FLDCW
+
 typedef struct Dec {
     TCGCPU *cpu;
     uint64_t lin;            /* linear address of the next byte */
@@ -189,7 +194,7 @@ static bool op_ends_block(const DecodedOp *op)
     case OP_HLT: case OP_MOV_CR: case OP_MOV_DR: case OP_CLTS: case OP_INVLPG: case OP_WRMSR:
     case OP_POPF: case OP_SYSCALL: case OP_SYSRET: case OP_SYSENTER:
     case OP_SYSEXIT: case OP_UD: case OP_ILLEGAL_LOCK: case OP_GRP7: case OP_GRP6:
-    case OP_BOUND: case OP_FPU_NM:
+    case OP_BOUND:
         return true;
     default:
         return false;
@@ -414,16 +419,11 @@ static void decode_one(Dec *d, DecodedOp *op)
         case 0xd6: I64(); op->idx = OP_SALC; break;
         case 0xd7: op->idx = OP_XLAT; break;
         case 0xd8 ... 0xdf:
+            /* x87 escape: ops-fpu.c decodes the rest from the ModRM byte. */
             MODRM();
+            op->idx = OP_X87;
             op->sub = (uint8_t)(b & 7);
-            if (b == 0xdb && modrm == 0xe3) op->idx = OP_FNINIT;
-            else if (b == 0xdb && (modrm == 0xe2 || modrm == 0xe0 || modrm == 0xe1 || modrm == 0xe4))
-                op->idx = OP_NOP;   /* FNCLEX, FENI, FDISI, FSETPM */
-            else if (b == 0xdf && modrm == 0xe0) op->idx = OP_FNSTSW;
-            else if (b == 0xdd && IS_MEM() && (op->reg & 7) == 7) op->idx = OP_FNSTSW;
-            else if (b == 0xd9 && IS_MEM() && (op->reg & 7) == 7) op->idx = OP_FNSTCW;
-            else if (b == 0xd9 && IS_MEM() && (op->reg & 7) == 5) op->idx = OP_FLDCW;
-            else op->idx = OP_FPU_NM;
+            op->imm16 = (uint16_t)modrm;
             break;
         case 0xe0: case 0xe1: case 0xe2:
             op->idx = OP_LOOP; op->sub = b & 3; op->sz = (uint8_t)osz64; op->imm = (uint64_t)fetch_simm(d, 1); break;
@@ -551,6 +551,10 @@ static void decode_one(Dec *d, DecodedOp *op)
             MODRM();
             if (!IS_MEM()) { op->idx = OP_NOP; break; }          /* LFENCE/MFENCE/SFENCE */
             if ((op->reg & 7) == 7) { op->idx = OP_CLFLUSH; break; }
+            if ((op->reg & 7) < 4) {    /* FXSAVE FXRSTOR LDMXCSR STMXCSR */
+                op->idx = OP_FXGRP; op->sub = op->reg & 7; op->sz = d->rex_w ? 3 : 2;
+                break;
+            }
             UD();
         case 0xaf: MODRM(); op->idx = OP_IMUL_GE; break;
         case 0xb0: case 0xb1:
@@ -585,6 +589,26 @@ static void decode_one(Dec *d, DecodedOp *op)
             MODRM();
             if ((op->reg & 7) != 1 || !IS_MEM()) UD();
             op->idx = OP_CMPXCHG8B; lock_ok = true;
+            break;
+        case 0x77:                  /* EMMS: no ModRM */
+            op->idx = OP_SSE;
+            op->sub = (uint8_t)(d->rep ? 2 : d->repne ? 3 : d->osz ? 1 : 0);
+            op->imm16 = b;
+            break;
+        case 0x10 ... 0x17: case 0x28 ... 0x2f: case 0x50 ... 0x76: case 0x78 ... 0x7f:
+        case 0xc2: case 0xc4 ... 0xc6: case 0xd0 ... 0xfe:
+            /* SSE/SSE2 (and MMX without a prefix): ops-sse.c decides. */
+            MODRM();
+            op->idx = OP_SSE;
+            op->sub = (uint8_t)(d->rep ? 2 : d->repne ? 3 : d->osz ? 1 : 0);
+            op->imm16 = b;
+            op->sz = d->rex_w ? 3 : 2;
+            if ((b >= 0x70 && b <= 0x73) || b == 0xc2 || (b >= 0xc4 && b <= 0xc6))
+                op->imm = fetch(d, 1);
+            break;
+        case 0xc3:                  /* MOVNTI m32/m64, r (SSE2): a plain store here */
+            MODRM(); if (!IS_MEM()) UD();
+            op->idx = OP_MOV_EG; op->sz = d->rex_w ? 3 : 2;
             break;
         case 0xc8 ... 0xcf:
             op->idx = OP_BSWAP; op->reg = (b & 7) | ((d->rex & 1) ? 8 : 0); break;

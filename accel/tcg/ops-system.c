@@ -2,16 +2,16 @@
  * System instructions of the software CPU: CPUID (the "kestrel64" model),
  * RDMSR/WRMSR, MOV to/from control and debug registers, descriptor-table
  * loads and stores (LGDT/LIDT/SGDT/SIDT/LLDT/LTR/SLDT/STR/SMSW/LMSW),
- * INVLPG/CLTS/SWAPGS, flag instructions, PUSHF/POPF, HLT, LAR/LSL, the
- * x87 "no coprocessor attached" stubs, plus power-on reset and conversion
+ * INVLPG/CLTS/SWAPGS, flag instructions, PUSHF/POPF, HLT, LAR/LSL,
+ * plus power-on reset and conversion
  * to the machine-wide X86CPUState.
  *
  * CPUID model "kestrel64" (vendor string GenuineIntel because the
  * implementation follows Intel where vendors differ: SYSENTER in long
  * mode, SYSRET #GP in ring 0, 66h ignored on near branches) advertises
  * exactly what is implemented:
- *   1:EDX   PSE TSC MSR PAE CX8 SEP PGE CMOV PAT PSE36 CLFSH  (no FPU/MMX/SSE,
- *           no APIC until the platform brings one, no MTRR/MCE)
+ *   1:EDX   FPU PSE TSC MSR PAE CX8 SEP PGE CMOV PAT PSE36 CLFSH MMX FXSR
+ *           SSE SSE2 (no APIC until the platform brings one, no MTRR/MCE)
  *   1:ECX   CX16 POPCNT
  *   8000_0001h:EDX  SYSCALL NX Page1GB RDTSCP LM;  ECX  LAHF-SAHF LZCNT
  *   8000_0008h:EAX  40 physical / 48 linear address bits
@@ -19,6 +19,7 @@
  */
 #include <time.h>
 #include "accel/tcg/ops.h"
+#include "accel/tcg/tcg-internal.h"
 #include "kestrel/log.h"
 
 /* ---- CPUID ---- */
@@ -30,7 +31,7 @@ static void cpuid_leaf(TCGCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
     r[0] = r[1] = r[2] = r[3] = 0;
     switch (leaf) {
     case 0:
-        r[0] = 7;
+        r[0] = 0x15;            /* leaves 2-0x14 not listed here read as zero */
         memcpy(&r[1], "Genu", 4);
         memcpy(&r[3], "ineI", 4);
         memcpy(&r[2], "ntel", 4);
@@ -39,8 +40,25 @@ static void cpuid_leaf(TCGCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
         r[0] = 0x00000663;      /* family 6 model 6 stepping 3 */
         r[1] = ((uint32_t)cpu->id << 24) | (1u << 16) | (8u << 8);
         r[2] = (1u << 13) | (1u << 23);
-        r[3] = (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 11) |
-               (1u << 13) | (1u << 15) | (1u << 16) | (1u << 17) | (1u << 19);
+        /* FPU (0): ops-fpu.c, softfloat80.c, fpu-trans.c; MMX (23), SSE (25), SSE2 (26):
+         * ops-sse.c, ops-sse-fp.c; FXSR (24): FXSAVE/FXRSTOR. */
+        r[3] = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 11) |
+               (1u << 13) | (1u << 15) | (1u << 16) | (1u << 17) | (1u << 19) | (1u << 23) |
+               (1u << 24) | (1u << 25) | (1u << 26);
+        if (tcg_has_apic()) {
+            r[3] |= 1u << 9;        /* APIC: the userspace local APIC (xAPIC only) */
+            r[2] |= 1u << 24;       /* TSC-deadline timer mode */
+        }
+        break;
+    case 0x15:
+        /*
+         * TSC/crystal ratio (SDM 2A, CPUID leaf 15H): a 1 GHz crystal and a
+         * 1:1 TSC, exactly cpu_rdtsc's rate and the APIC timer's, so Linux
+         * need not calibrate against the PIT (which fails on a loaded host).
+         */
+        r[0] = 1;
+        r[1] = 1;
+        r[2] = 1000000000u;
         break;
     case 0x80000000:
         r[0] = 0x80000008;
@@ -101,7 +119,12 @@ int helper_rdmsr(TCGCPU *cpu, const DecodedOp *op)
     uint64_t v;
     switch (msr) {
     case MSR_IA32_TSC: v = cpu_rdtsc(cpu); break;
-    case MSR_IA32_APIC_BASE: v = cpu->apic_base; break;
+    case MSR_IA32_APIC_BASE: v = tcg_has_apic() ? tcg_apic_base_read(cpu) : cpu->apic_base; break;
+    case MSR_IA32_TSC_DEADLINE:
+        if (!tcg_has_apic())
+            raise_exception_err(cpu, EXCP_GP, 0);
+        v = tcg_apic_deadline_read(cpu);
+        break;
     case MSR_IA32_SYSENTER_CS: v = cpu->sysenter_cs; break;
     case MSR_IA32_SYSENTER_ESP: v = cpu->sysenter_esp; break;
     case MSR_IA32_SYSENTER_EIP: v = cpu->sysenter_eip; break;
@@ -134,7 +157,17 @@ int helper_wrmsr(TCGCPU *cpu, const DecodedOp *op)
     uint64_t v = (uint32_t)cpu->regs[R_EAX] | ((uint64_t)(uint32_t)cpu->regs[R_EDX] << 32);
     switch (msr) {
     case MSR_IA32_TSC: cpu->tsc_offset = (int64_t)(v - cpu_rdtsc(cpu) + (uint64_t)cpu->tsc_offset); break;
+    case MSR_IA32_TSC_DEADLINE:
+        if (!tcg_has_apic())
+            raise_exception_err(cpu, EXCP_GP, 0);
+        tcg_apic_deadline_write(cpu, v);
+        break;
     case MSR_IA32_APIC_BASE:
+        if (tcg_has_apic()) {
+            if (!tcg_apic_base_write(cpu, v))
+                raise_exception_err(cpu, EXCP_GP, 0);
+            break;
+        }
         if (v & ~(0xfffff000ull | 0x900ull) & ((1ull << 40) - 1))
             raise_exception_err(cpu, EXCP_GP, 0);
         cpu->apic_base = (v & (0xffffff000ull | 0x800ull)) | (cpu->apic_base & 0x100);
@@ -284,7 +317,7 @@ int helper_mov_cr(TCGCPU *cpu, const DecodedOp *op)
         case 2: v = cpu->cr2; break;
         case 3: v = cpu->cr3; break;
         case 4: v = cpu->cr4; break;
-        case 8: v = cpu->cr8; break;
+        case 8: v = tcg_has_apic() ? tcg_apic_cr8_read(cpu) : cpu->cr8; break;
         }
         reg_set(cpu, op->rm, sz, v);
         return H_NEXT;
@@ -299,6 +332,8 @@ int helper_mov_cr(TCGCPU *cpu, const DecodedOp *op)
     case 8:
         if (v & ~0xfull)
             ok = false;
+        else if (tcg_has_apic())
+            tcg_apic_cr8_write(cpu, (uint8_t)v);     /* CR8 is TPR[7:4] (SDM 3A §10.8.6) */
         else
             cpu->cr8 = v;
         break;
@@ -566,31 +601,6 @@ int helper_hlt(TCGCPU *cpu, const DecodedOp *op)
     return H_NEXT_END;
 }
 
-/*
- * x87: this model has no coprocessor (CPUID.1:EDX.FPU = 0).  With CR0.EM or
- * CR0.TS set the ESC opcodes raise #NM as on real hardware; otherwise the
- * "probe" instructions behave like a bus with nothing attached (FNSTSW and
- * FNSTCW store nothing, so the classic FNINIT/FNSTSW probe finds no FPU)
- * and anything else is #UD, logged under -d unimp.
- */
-int helper_fpu(TCGCPU *cpu, const DecodedOp *op)
-{
-    if (op->idx == OP_FWAIT) {
-        if ((cpu->cr0 & X86_CR0_TS) && (cpu->cr0 & X86_CR0_MP))
-            raise_exception(cpu, EXCP_NM);
-        return H_NEXT;
-    }
-    if (cpu->cr0 & (X86_CR0_EM | X86_CR0_TS))
-        raise_exception(cpu, EXCP_NM);
-    switch (op->idx) {
-    case OP_FNINIT: case OP_FNSTSW: case OP_FNSTCW: case OP_FLDCW:
-        return H_NEXT;
-    default:
-        LOG(LOG_UNIMP, "tcg: x87 instruction (escape %#x) not implemented -> #UD\n", 0xd8 + op->sub);
-        raise_exception(cpu, EXCP_UD);
-    }
-}
-
 /* ---- Reset and state conversion ---- */
 static void seg_reset(SegCache *sc, uint16_t sel, uint64_t base, uint16_t attr)
 {
@@ -635,6 +645,7 @@ void cpu_reset_state(TCGCPU *cpu, bool bsp)
     cpu->nmi_pending = cpu->nmi_blocked = false;
     cpu->excp_delivering = -1;
     cpu->exit_request = 0;
+    fpu_reset(cpu, true);
     cpu_update_hflags(cpu);
     tlb_flush(cpu, true);
 }

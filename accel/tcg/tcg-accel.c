@@ -6,13 +6,17 @@
  * between translated blocks.  The big lock is held only around device
  * access (port and MMIO); guest RAM is reached through host pointers.
  *
- * Interrupt controller: none in userspace yet.  set_irq records GSI levels
- * and a controller plugs in through tcg_set_interrupt_controller()
- * (tcg-internal.h); until then no external interrupt is ever pending.
+ * Interrupts come from the userspace PIC/IOAPIC/local APICs
+ * (include/kestrel/irqchip.h), which the board creates for this engine:
+ * they kick a CPU when it has work, the run loop then asks apic_pending()
+ * at a block boundary (INIT/SIPI/NMI always, INTR when IF allows) and acks
+ * the vector.  Standalone test CPUs may plug their own source in through
+ * tcg_set_interrupt_controller() (tcg-internal.h).
  */
 #include "accel/tcg/tcg-internal.h"
 #include "accel/tcg/ops.h"
 #include "kestrel/accel.h"
+#include "kestrel/irqchip.h"
 #include "kestrel/lock.h"
 #include "kestrel/log.h"
 #include "kestrel/machine.h"
@@ -30,6 +34,16 @@ typedef struct TCGState {
 static TCGState *tcg_state;
 static TCGInterruptController tcg_ic;
 static int gsi_levels[MACHINE_NUM_GSI];
+
+/*
+ * Per-CPU APIC event state, kept here rather than in TCGCPU because only a
+ * machine's CPUs have an APIC.  event_check is set by the irqchip's kick
+ * (any thread); wait_sipi marks an AP parked after INIT (SDM 3A §8.4.2).
+ */
+#define TCG_MAX_CPUS 256
+static bool tcg_apic_present;
+static int tcg_event_check[TCG_MAX_CPUS];
+static bool tcg_wait_sipi[TCG_MAX_CPUS];
 
 TranslatedBlock *tcg_translate(TCGCPU *cpu, uint64_t lin_pc, uint64_t pc_phys, uint32_t flags,
                                int max_insns);
@@ -157,6 +171,160 @@ static TranslatedBlock *tb_lookup_cpu(TCGCPU *cpu)
     return tb;
 }
 
+/* ---- local APIC glue ---- */
+
+static void bql_enter(bool *took)
+{
+    *took = !bql_locked();
+    if (*took)
+        bql_lock();
+}
+
+static void bql_leave(bool took)
+{
+    if (took)
+        bql_unlock();
+}
+
+/*
+ * INIT, SIPI and NMI, which do not depend on RFLAGS.IF (SDM 3A §8.4, §10.6).
+ * INIT parks the CPU in wait-for-SIPI; SIPI starts it in real mode at
+ * vector << 12.  The APIC base MSR lives in the APIC, so INIT leaves it alone.
+ */
+static void tcg_apic_events(TCGCPU *cpu)
+{
+    bool took;
+    int id = cpu->id;
+
+    __atomic_store_n(&tcg_event_check[id], 0, __ATOMIC_RELEASE);
+    bql_enter(&took);
+    unsigned p = apic_pending(id);
+    if (p & APIC_PENDING_INIT) {
+        apic_take_event(id, APIC_PENDING_INIT);
+        /* INIT leaves the TSC running (SDM 3A table 9-1); a reset would warp it. */
+        int64_t tsc_offset = cpu->tsc_offset;
+        cpu_reset_state(cpu, false);
+        cpu->tsc_offset = tsc_offset;
+        cpu->halted = true;
+        tcg_wait_sipi[id] = true;
+        LOG(LOG_INT, "tcg: CPU %d INIT, waiting for SIPI\n", id);
+    }
+    if (p & APIC_PENDING_SIPI) {
+        uint8_t vec = apic_sipi_vector(id);
+        apic_take_event(id, APIC_PENDING_SIPI);
+        if (tcg_wait_sipi[id]) {
+            X86CPUState st;
+            cpu_to_x86_state(cpu, &st);
+            st.seg[SEG_CS].selector = (uint16_t)(vec << 8);
+            st.seg[SEG_CS].base = (uint64_t)vec << 12;
+            st.rip = 0;
+            cpu_from_x86_state(cpu, &st);
+            cpu->halted = false;
+            tcg_wait_sipi[id] = false;
+            LOG(LOG_INT, "tcg: CPU %d SIPI vector %#x\n", id, vec);
+        }
+    }
+    if (p & APIC_PENDING_NMI) {
+        apic_take_event(id, APIC_PENDING_NMI);
+        LOG(LOG_UNIMP, "tcg: NMI to CPU %d dropped (NMI delivery not implemented)\n", id);
+    }
+    bql_leave(took);
+}
+
+static void tcg_irqchip_kick(Machine *m, int id)
+{
+    if ((unsigned)id < TCG_MAX_CPUS)
+        __atomic_store_n(&tcg_event_check[id], 1, __ATOMIC_RELEASE);
+    for (unsigned i = 0; all_cpus && i < all_cpus->len; i++) {
+        TCGCPU *c = all_cpus->pdata[i];
+        if (c->id == id)
+            __atomic_store_n(&c->irq_check, 1, __ATOMIC_RELEASE);
+    }
+    cpus_wake(m);
+}
+
+static bool tcg_apic_intr_pending(void *opaque, int id)
+{
+    return (apic_pending(id) & APIC_PENDING_INTR) != 0;
+}
+
+static int tcg_apic_intr_ack(void *opaque, int id)
+{
+    return apic_ack_intr(id);
+}
+
+static uint64_t tcg_read_tsc(int id)
+{
+    for (unsigned i = 0; all_cpus && i < all_cpus->len; i++) {
+        TCGCPU *c = all_cpus->pdata[i];
+        if (c->id == id && c->m)
+            return cpu_rdtsc(c);
+    }
+    return 0;
+}
+
+bool tcg_has_apic(void)
+{
+    return tcg_apic_present;
+}
+
+uint64_t tcg_apic_base_read(TCGCPU *cpu)
+{
+    bool took;
+    bql_enter(&took);
+    uint64_t v = apic_get_base(cpu->id);
+    bql_leave(took);
+    return v;
+}
+
+bool tcg_apic_base_write(TCGCPU *cpu, uint64_t v)
+{
+    bool took;
+    bql_enter(&took);
+    bool ok = apic_set_base(cpu->id, v);
+    bql_leave(took);
+    if (ok)
+        cpu->apic_base = v;
+    __atomic_store_n(&cpu->irq_check, 1, __ATOMIC_RELEASE);
+    return ok;
+}
+
+uint64_t tcg_apic_deadline_read(TCGCPU *cpu)
+{
+    bool took;
+    bql_enter(&took);
+    uint64_t v = apic_get_tsc_deadline(cpu->id);
+    bql_leave(took);
+    return v;
+}
+
+void tcg_apic_deadline_write(TCGCPU *cpu, uint64_t v)
+{
+    bool took;
+    bql_enter(&took);
+    apic_set_tsc_deadline(cpu->id, v);
+    bql_leave(took);
+}
+
+uint8_t tcg_apic_cr8_read(TCGCPU *cpu)
+{
+    bool took;
+    bql_enter(&took);
+    uint8_t v = apic_get_tpr(cpu->id) >> 4;
+    bql_leave(took);
+    return v;
+}
+
+void tcg_apic_cr8_write(TCGCPU *cpu, uint8_t v)
+{
+    bool took;
+    bql_enter(&took);
+    apic_set_tpr(cpu->id, (uint8_t)(v << 4));
+    bql_leave(took);
+    /* A lower priority may unmask a waiting interrupt (SDM 3A §10.8.3.1). */
+    __atomic_store_n(&cpu->irq_check, 1, __ATOMIC_RELEASE);
+}
+
 /* ---- the run loop of one CPU ---- */
 TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
 {
@@ -179,6 +347,10 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
             flush_all_cpus_jc();
         if (cpu->shutdown)
             return TCG_RUN_HALTED;
+
+        if (tcg_apic_present && (unsigned)cpu->id < TCG_MAX_CPUS &&
+            __atomic_load_n(&tcg_event_check[cpu->id], __ATOMIC_ACQUIRE))
+            tcg_apic_events(cpu);
 
         bool shadow = cpu->intr_shadow;
         cpu->intr_shadow = false;
@@ -304,6 +476,16 @@ static bool tcg_init(Machine *m, GError **errp)
         s->listened = m->as;
     }
     memory_set_ram_write_notifier(tcg_ram_written);
+    /* The board built the userspace PIC/IOAPIC/APICs for us (no kernel irqchip). */
+    static const TCGInterruptController apic_ic = {
+        .pending = tcg_apic_intr_pending,
+        .ack = tcg_apic_intr_ack,
+    };
+    tcg_set_interrupt_controller(&apic_ic);
+    irqchip_set_kick(tcg_irqchip_kick);
+    apic_set_tsc_hz(1000000000ull);          /* cpu_rdtsc: a nominal 1 GHz TSC */
+    apic_set_tsc_reader(tcg_read_tsc);
+    tcg_apic_present = true;
     return true;
 }
 
@@ -353,6 +535,7 @@ static VcpuRunResult tcg_vcpu_run(Machine *m, int id)
                 continue;
             if (cpus_should_stop(m, 0))
                 return VCPU_RUN_AGAIN;
+            irqchip_current_cpu = cpu->id;    /* whose APIC the MMIO page is */
             TCGRunResult r = tcg_cpu_exec(cpu, SLICE_BLOCKS);
             if (r == TCG_RUN_EXIT)
                 return VCPU_RUN_AGAIN;
@@ -400,6 +583,11 @@ static void tcg_reset(Machine *m)
             continue;
         cpu_reset_state(cpu, i == 0);
         cpu->shutdown = false;
+        if ((unsigned)cpu->id < TCG_MAX_CPUS) {
+            /* Application processors sleep until the BSP's INIT-SIPI-SIPI. */
+            tcg_wait_sipi[cpu->id] = i != 0;
+            tcg_event_check[cpu->id] = 1;
+        }
         if (i == 0 && m->bsp_state_valid) {
             cpu_from_x86_state(cpu, &m->bsp_state);
             cpu->halted = false;
@@ -439,6 +627,9 @@ static void tcg_cleanup(Machine *m)
     if (s->listened)
         address_space_remove_listener(s->listened, &s->listener);
     memory_set_ram_write_notifier(NULL);
+    irqchip_set_kick(NULL);
+    tcg_apic_present = false;
+    tcg_set_interrupt_controller(NULL);
     for (unsigned i = 0; i < s->cpus->len; i++)
         tcg_cpu_free(s->cpus->pdata[i]);
     g_ptr_array_free(s->cpus, true);

@@ -38,4 +38,20 @@ void tcg_raise_interrupt_check(void);
 /* Level of a GSI as last reported through AccelOps.set_irq (0 if none). */
 int tcg_gsi_level(int gsi);
 
+/*
+ * The local APIC lives in the userspace irqchip (include/kestrel/irqchip.h)
+ * when the CPU belongs to a machine; standalone test CPUs have none and keep
+ * the architectural defaults.  These wrap the irqchip's CPU-side calls with
+ * the big lock, for the MSR and CR8 instructions.
+ */
+#define MSR_IA32_TSC_DEADLINE 0x6e0      /* SDM 3A §10.5.4.1 */
+
+bool tcg_has_apic(void);
+uint64_t tcg_apic_base_read(TCGCPU *cpu);
+bool tcg_apic_base_write(TCGCPU *cpu, uint64_t v);      /* false: #GP */
+uint64_t tcg_apic_deadline_read(TCGCPU *cpu);
+void tcg_apic_deadline_write(TCGCPU *cpu, uint64_t v);
+uint8_t tcg_apic_cr8_read(TCGCPU *cpu);                 /* TPR[7:4] */
+void tcg_apic_cr8_write(TCGCPU *cpu, uint8_t v);
+
 #endif

@@ -6,6 +6,7 @@
  * code, the interrupt frame, paging A/D bits.
  */
 #include <string.h>
+#include <math.h>
 
 #include "accel/tcg/tcg-internal.h"
 #include "accel/tcg/ops.h"
@@ -852,6 +853,306 @@ static void test_port_io_and_iopl_check(void)
     ioport_unregister(r);
 }
 
+/* ---------------- x87 and SSE state ---------------- */
+
+static void test_x87_cr0_em_and_ts_raise_nm(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xdb, 0xe3, 0xf4);                    /* fninit */
+    setup_pm32(&e);
+    e.cpu->cr0 |= X86_CR0_EM;
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result (EM)", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector (EM)", EXCP_NM, e.cpu->stopped_vec);
+    e.cpu->cr0 = (e.cpu->cr0 & ~(uint64_t)X86_CR0_EM) | X86_CR0_TS;
+    e.cpu->rip = CODE;
+    CHECK_EQ("run result (TS)", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector (TS)", EXCP_NM, e.cpu->stopped_vec);
+    e.cpu->cr0 &= ~(uint64_t)X86_CR0_TS;
+    e.cpu->rip = CODE;
+    CHECK_EQ("run result (clear)", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("FCW after FNINIT", 0x037f, e.cpu->fcw);
+}
+
+static void test_wait_honours_ts_only_with_mp(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x9b, 0xf4);                          /* wait; hlt */
+    setup_pm32(&e);
+    e.cpu->cr0 |= X86_CR0_TS;
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("TS, MP=0: WAIT runs", TCG_RUN_HALTED, run(&e));
+    e.cpu->cr0 |= X86_CR0_MP;
+    e.cpu->rip = CODE;
+    e.cpu->halted = false;
+    CHECK_EQ("TS, MP=1: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("TS, MP=1: vector", EXCP_NM, e.cpu->stopped_vec);
+}
+
+/* fninit; fldcw [cw] (ZM unmasked); fld1; fldz; fdiv st1,st0 ... then a waiting insn. */
+static void test_x87_unmasked_zero_divide_raises_mf_at_next_wait(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xdb, 0xe3,                           /* fninit */
+            0xd9, 0x2d, 0x00, 0x10, 0x10, 0x00,             /* fldcw [0x101000] */
+            0xd9, 0xe8, 0xd9, 0xee,                         /* fld1; fldz */
+            0xd8, 0xf9,                                     /* fdivr st0,st1: 1/0 */
+            0xdf, 0xe0,                                     /* fnstsw ax: no fault */
+            0x9b, 0xf4);                                    /* wait -> #MF */
+    st16_le(e.ram + 0x101000, 0x037b);
+    setup_pm32(&e);
+    e.cpu->cr0 |= X86_CR0_NE;
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_MF, e.cpu->stopped_vec);
+    CHECK_EQ("RIP at WAIT", CODE + 16, e.cpu->rip);
+    CHECK_EQ("AX: B|ES|ZE, TOP=6", 0xb084, e.cpu->regs[R_EAX] & 0xffff & ~0x4700u);
+    CHECK_EQ("ST0 unchanged (+0)", 0, e.cpu->fpr[6].se);
+    /* With CR0.NE = 0 the PC's FERR# path is taken instead: no exception here. */
+    e.cpu->cr0 &= ~(uint64_t)X86_CR0_NE;
+    CHECK_EQ("NE=0: run result", TCG_RUN_HALTED, run(&e));
+}
+
+static void test_x87_stack_overflow_sets_sf_c1_and_indefinite(void)
+{
+    Env e = env_new();
+    static const uint8_t code[] = { 0xdb, 0xe3, 0xd9, 0xe8, 0xd9, 0xe8, 0xd9, 0xe8, 0xd9, 0xe8,
+                                    0xd9, 0xe8, 0xd9, 0xe8, 0xd9, 0xe8, 0xd9, 0xe8, 0xd9, 0xe8,
+                                    0xdf, 0xe0, 0xf4 };     /* fninit; 9 x fld1; fnstsw ax */
+    put(&e, CODE, code, sizeof(code));
+    setup_pm32(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("FSW: IE|SF|C1, TOP=7", 0x3a41, e.cpu->regs[R_EAX] & 0xffff);
+    CHECK_EQ("ST0 = real indefinite (exp)", 0xffff, e.cpu->fpr[7].se);
+    CHECK_EQ("ST0 = real indefinite (sig)", 0xc000000000000000ull, e.cpu->fpr[7].sig);
+}
+
+static void test_fnstenv_stores_full_tag_word(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xdb, 0xe3, 0xd9, 0xee, 0xd9, 0xe8,  /* fninit; fldz; fld1 */
+            0xd9, 0x35, 0x00, 0x10, 0x10, 0x00, 0xf4);      /* fnstenv [0x101000] */
+    setup_pm32(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("env FCW", 0xffff037f, rd32(&e, 0x101000));
+    CHECK_EQ("env FSW (TOP=6)", 0xffff3000, rd32(&e, 0x101004));
+    CHECK_EQ("env tag: R6 valid, R7 zero, rest empty", 0xffff4fff, rd32(&e, 0x101008));
+    CHECK_EQ("FCW masks all after FNSTENV", 0x037f, e.cpu->fcw);
+}
+
+/* Real mode: 14-byte environment with the linear FIP/FDP split around FOP (SDM 1 Fig. 8-12). */
+static void test_fnstenv_real_mode_layout(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, 0x7c00, 0xdb, 0xe3,                         /* fninit */
+            0xdd, 0x06, 0x10, 0x06,                         /* fld qword [0x610] */
+            0xd9, 0x36, 0x00, 0x05, 0xf4);                  /* fnstenv [0x500] */
+    setup_real(&e, 0x7c00);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("FIP[15:0] (linear)", 0x7c02, ld16_le(e.ram + 0x506));
+    CHECK_EQ("FIP[19:16] << 12 | FOP", 0x0506, ld16_le(e.ram + 0x508));
+    CHECK_EQ("FDP[15:0]", 0x0610, ld16_le(e.ram + 0x50a));
+    CHECK_EQ("FDP[19:16] << 12", 0, ld16_le(e.ram + 0x50c));
+    CHECK_EQ("tag: R7 zero (RAM is 0), rest empty", 0x7fff, ld16_le(e.ram + 0x504));
+}
+
+static void setup_long64_sse(Env *e)
+{
+    setup_long64(e);
+    e->cpu->cr0 |= X86_CR0_MP | X86_CR0_NE;
+    e->cpu->cr4 |= CR4_OSFXSR | CR4_OSXMMEXCPT;
+}
+
+static void test_fxsave64_layout(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xdb, 0xe3, 0xd9, 0xe8, 0xd9, 0xeb,  /* fninit; fld1; fldpi */
+            0x0f, 0xae, 0x14, 0x25, 0x00, 0x20, 0x10, 0x00, /* ldmxcsr [0x102000] */
+            0x48, 0x0f, 0xae, 0x04, 0x25, 0x00, 0x10, 0x10, 0x00, /* fxsave64 [0x101000] */
+            0xf4);
+    st32_le(e.ram + 0x102000, 0x9fc0);                      /* FZ, RC=down, DAZ */
+    setup_long64_sse(&e);
+    e.cpu->xmm[0].q[0] = 0x1122334455667788ull;
+    e.cpu->xmm[15].q[1] = 0x99aabbccddeeff00ull;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    uint8_t *fx = e.ram + 0x101000;
+    CHECK_EQ("FCW", 0x037f, ld16_le(fx));
+    CHECK_EQ("FSW (TOP=6)", 0x3000, ld16_le(fx + 2));
+    CHECK_EQ("abridged FTW (R6, R7)", 0xc0, fx[4]);
+    CHECK_EQ("MXCSR", 0x9fc0, ld32_le(fx + 24));
+    CHECK_EQ("MXCSR_MASK", 0xffff, ld32_le(fx + 28));
+    CHECK_EQ("ST0 significand (pi, RN)", 0xc90fdaa22168c235ull, ld64_le(fx + 32));
+    CHECK_EQ("ST0 exponent", 0x4000, ld16_le(fx + 40));
+    CHECK_EQ("ST1 = 1.0", 0x8000000000000000ull, ld64_le(fx + 48));
+    CHECK_EQ("ST1 exponent", 0x3fff, ld16_le(fx + 56));
+    CHECK_EQ("XMM0 low", 0x1122334455667788ull, ld64_le(fx + 160));
+    CHECK_EQ("XMM15 high", 0x99aabbccddeeff00ull, ld64_le(fx + 160 + 15 * 16 + 8));
+}
+
+static void test_fxsave_fxrstor_round_trip(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xdb, 0xe3, 0xd9, 0xeb, 0xd9, 0xee,  /* fninit; fldpi; fldz */
+            0x0f, 0xae, 0x04, 0x25, 0x00, 0x10, 0x10, 0x00, /* fxsave [0x101000] */
+            0xdb, 0xe3,                                     /* fninit */
+            0x0f, 0xae, 0x0c, 0x25, 0x00, 0x10, 0x10, 0x00, /* fxrstor [0x101000] */
+            0xf4);
+    setup_long64_sse(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("TOP restored", 6, (e.cpu->fsw >> 11) & 7);
+    CHECK_EQ("tags restored", 0xc0, e.cpu->ftw_valid);
+    CHECK_EQ("ST1 = pi", 0xc90fdaa22168c235ull, e.cpu->fpr[7].sig);
+}
+
+static void test_fxsave_misaligned_is_gp(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0xae, 0x04, 0x25, 0x08, 0x10, 0x10, 0x00, 0xf4);   /* fxsave [0x101008] */
+    setup_long64_sse(&e);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_GP, e.cpu->stopped_vec);
+    CHECK_EQ("error code", 0, e.cpu->stopped_err);
+}
+
+static void test_fxrstor_reserved_mxcsr_is_gp(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0xae, 0x0c, 0x25, 0x00, 0x10, 0x10, 0x00, 0xf4);   /* fxrstor [0x101000] */
+    st32_le(e.ram + 0x101000 + 24, 0x10000);
+    setup_long64_sse(&e);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_GP, e.cpu->stopped_vec);
+}
+
+static void test_ldmxcsr_checks(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0xae, 0x14, 0x25, 0x00, 0x20, 0x10, 0x00, 0xf4);   /* ldmxcsr [0x102000] */
+    st32_le(e.ram + 0x102000, 0x1f80 | 0x10000);
+    setup_long64_sse(&e);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("reserved bit: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("reserved bit: #GP", EXCP_GP, e.cpu->stopped_vec);
+    st32_le(e.ram + 0x102000, 0x1f80);
+    e.cpu->cr4 &= ~(uint64_t)CR4_OSFXSR;
+    e.cpu->rip = CODE;
+    CHECK_EQ("OSFXSR=0: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("OSFXSR=0: #UD", EXCP_UD, e.cpu->stopped_vec);
+    e.cpu->cr4 |= CR4_OSFXSR;
+    e.cpu->cr0 |= X86_CR0_EM;
+    e.cpu->rip = CODE;
+    CHECK_EQ("EM=1: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("EM=1: #UD", EXCP_UD, e.cpu->stopped_vec);
+    e.cpu->cr0 = (e.cpu->cr0 & ~(uint64_t)X86_CR0_EM) | X86_CR0_TS;
+    e.cpu->rip = CODE;
+    CHECK_EQ("TS=1: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("TS=1: #NM", EXCP_NM, e.cpu->stopped_vec);
+    e.cpu->cr0 &= ~(uint64_t)X86_CR0_TS;
+    e.cpu->rip = CODE;
+    CHECK_EQ("valid: run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("MXCSR", 0x1f80, e.cpu->mxcsr);
+}
+
+/* Reference values from mpmath at 300 bits, rounded to 64 bits. */
+static void test_x87_trig_argument_reduction_accuracy(void)
+{
+    static const struct { uint16_t xe; uint64_t xs; int which; uint16_t re; uint64_t rs; } c[] = {
+        { 0xc00c, 0x800000000000008aull, 0, 0x3ffe, 0xf4c7c384c63d04e5ull },  /* sin(-8192.0..) */
+        { 0xc00c, 0x800000000000008aull, 1, 0x3ffd, 0x95ea1e8759a68bc4ull },  /* cos */
+        { 0x401b, 0xc000000000000000ull, 1, 0xbffe, 0xdc1c9c9efabefe6dull },  /* cos(402653184) */
+        { 0x4012, 0xb7bbb326a2078f07ull, 0, 0x3ffd, 0xe5838c3fb3141d4bull },  /* sin(752571.19..) */
+        { 0xc000, 0xc94f467d2fef1675ull, 0, 0x3ff6, 0xfdaf42b50ece7604ull },  /* sin(~-pi) */
+        { 0x400d, 0x8df129e12719a96dull, 2, 0x3ffe, 0xef328cfd8f74cadbull },  /* tan */
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(c); i++) {
+        SFStatus s = { RC_NEAR, 64, 0, FPE_ALL, false, true };
+        F80 r1, r2;
+        CHECK_MSG(f80_trig(&s, f80_make(c[i].xe >> 15, c[i].xe & 0x7fff, c[i].xs), c[i].which, &r1, &r2),
+                  "case %u in range", i);
+        uint64_t d = r1.sig > c[i].rs ? r1.sig - c[i].rs : c[i].rs - r1.sig;
+        CHECK_MSG(r1.se == c[i].re && d <= 2, "case %u: got %04x:%016" PRIx64 ", want %04x:%016" PRIx64
+                  " (within 2 ulp)", i, r1.se, r1.sig, c[i].re, c[i].rs);
+        CHECK_MSG(s.flags == FPE_PE, "case %u: flags %#x, want PE", i, s.flags);
+    }
+}
+
+static void test_movaps_misaligned_is_gp_movups_is_not(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0x10, 0x04, 0x25, 0x08, 0x10, 0x10, 0x00,   /* movups xmm0, [0x101008] */
+            0x0f, 0x28, 0x0c, 0x25, 0x08, 0x10, 0x10, 0x00, 0xf4);        /* movaps xmm1, [0x101008] */
+    st64_le(e.ram + 0x101008, 0x1122334455667788ull);
+    setup_long64_sse(&e);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_GP, e.cpu->stopped_vec);
+    CHECK_EQ("RIP at MOVAPS", CODE + 8, e.cpu->rip);
+    CHECK_EQ("MOVUPS loaded", 0x1122334455667788ull, e.cpu->xmm[0].q[0]);
+}
+
+/* 1.0 / 0.0 with ZM unmasked: #XM with OSXMMEXCPT, #UD without; destination kept. */
+static void test_sse_unmasked_exception_xm_or_ud(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xf3, 0x0f, 0x5e, 0xc1, 0xf4);       /* divss xmm0, xmm1 */
+    setup_long64_sse(&e);
+    e.cpu->xmm[0].d[0] = 0x3f800000;
+    e.cpu->xmm[1].d[0] = 0;
+    e.cpu->mxcsr = 0x1f80 & ~(FPE_ZE << 7);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("OSXMMEXCPT=1: #XM", EXCP_XM, e.cpu->stopped_vec);
+    CHECK_EQ("MXCSR.ZE", FPE_ZE, e.cpu->mxcsr & FPE_ZE);
+    CHECK_EQ("destination unchanged", 0x3f800000, e.cpu->xmm[0].d[0]);
+    e.cpu->cr4 &= ~(uint64_t)CR4_OSXMMEXCPT;
+    e.cpu->rip = CODE;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("OSXMMEXCPT=0: #UD", EXCP_UD, e.cpu->stopped_vec);
+    e.cpu->mxcsr = 0x1f80;
+    e.cpu->rip = CODE;
+    CHECK_EQ("masked: run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("masked: +inf", 0x7f800000, e.cpu->xmm[0].d[0]);
+    CHECK_EQ("masked: ZE flag", FPE_ZE, e.cpu->mxcsr & FPE_ZE);
+}
+
+static void test_sse_needs_osfxsr_and_honours_ts(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x66, 0x0f, 0xef, 0xc0, 0xf4);       /* pxor xmm0, xmm0 */
+    setup_long64_sse(&e);
+    e.cpu->cr4 &= ~(uint64_t)CR4_OSFXSR;
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("OSFXSR=0: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("OSFXSR=0: #UD", EXCP_UD, e.cpu->stopped_vec);
+    e.cpu->cr4 |= CR4_OSFXSR;
+    e.cpu->cr0 |= X86_CR0_TS;
+    e.cpu->rip = CODE;
+    CHECK_EQ("TS=1: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("TS=1: #NM", EXCP_NM, e.cpu->stopped_vec);
+}
+
+/* RCPPS/RSQRTPS: documented relative error < 2^-11. */
+static void test_rcpps_rsqrtps_accuracy(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0x53, 0xc8, 0x0f, 0x52, 0xd0, 0xf4);   /* rcpps xmm1,xmm0; rsqrtps xmm2,xmm0 */
+    setup_long64_sse(&e);
+    static const float in[4] = { 3.0f, 0.1f, 12345.678f, 1e-30f };
+    memcpy(e.cpu->xmm[0].d, in, 16);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    for (int i = 0; i < 4; i++) {
+        float rc, rs;
+        memcpy(&rc, &e.cpu->xmm[1].d[i], 4);
+        memcpy(&rs, &e.cpu->xmm[2].d[i], 4);
+        double erc = fabs(rc * (double)in[i] - 1.0);
+        double ers = fabs(rs * sqrt((double)in[i]) - 1.0);
+        CHECK_MSG(erc < 1.0 / 2048, "rcp(%g) = %g, relative error %g", in[i], rc, erc);
+        CHECK_MSG(ers < 1.0 / 2048, "rsqrt(%g) = %g, relative error %g", in[i], rs, ers);
+    }
+}
+
 static void test_cpuid_describes_model(void)
 {
     Env e = env_new();
@@ -859,6 +1160,14 @@ static void test_cpuid_describes_model(void)
     setup_pm32(&e);
     CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
     CHECK_EQ("EBX", 0x756e6547, e.cpu->regs[R_EBX]);       /* "Genu" */
+    e.cpu->regs[R_EAX] = 1;
+    e.cpu->rip = CODE + 2;
+    e.cpu->halted = false;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_MSG(e.cpu->regs[R_EDX] & 1, "FPU advertised");
+    CHECK_MSG(e.cpu->regs[R_EDX] & (1u << 24), "FXSR advertised");
+    CHECK_EQ("MMX FXSR SSE SSE2", 0xfu << 23, e.cpu->regs[R_EDX] & (0xfu << 23));
+    CHECK_MSG(!(e.cpu->regs[R_ECX] & 1), "no SSE3 advertised");
     e.cpu->regs[R_EAX] = 0x80000001;
     e.cpu->rip = CODE + 2;
     e.cpu->halted = false;
@@ -1070,6 +1379,22 @@ static const TestCase cases[] = {
     TEST_CASE(test_dma_write_invalidates_translated_code),
     TEST_CASE(test_cmpxchg8b_and_xadd),
     TEST_CASE(test_port_io_and_iopl_check),
+    TEST_CASE(test_x87_cr0_em_and_ts_raise_nm),
+    TEST_CASE(test_wait_honours_ts_only_with_mp),
+    TEST_CASE(test_x87_unmasked_zero_divide_raises_mf_at_next_wait),
+    TEST_CASE(test_x87_stack_overflow_sets_sf_c1_and_indefinite),
+    TEST_CASE(test_fnstenv_stores_full_tag_word),
+    TEST_CASE(test_fnstenv_real_mode_layout),
+    TEST_CASE(test_fxsave64_layout),
+    TEST_CASE(test_fxsave_fxrstor_round_trip),
+    TEST_CASE(test_fxsave_misaligned_is_gp),
+    TEST_CASE(test_fxrstor_reserved_mxcsr_is_gp),
+    TEST_CASE(test_ldmxcsr_checks),
+    TEST_CASE(test_x87_trig_argument_reduction_accuracy),
+    TEST_CASE(test_movaps_misaligned_is_gp_movups_is_not),
+    TEST_CASE(test_sse_unmasked_exception_xm_or_ud),
+    TEST_CASE(test_sse_needs_osfxsr_and_honours_ts),
+    TEST_CASE(test_rcpps_rsqrtps_accuracy),
     TEST_CASE(test_cpuid_describes_model),
     TEST_CASE(test_lock_prefix_on_register_is_ud),
     TEST_CASE(test_instruction_longer_than_15_bytes_is_gp),

@@ -17,7 +17,7 @@
  *
  * The host-specific machine code lives only here, in the test.
  *
- * Usage: test-tcg-diff [--family F] [--seed N] [--count N]
+ * Usage: test-tcg-diff [--family F] [--seed N] [--count N] [--first N] [--trunc N]
  *   --seed N runs one seed verbosely (the reproduction command printed on
  *   a mismatch).
  */
@@ -53,8 +53,24 @@
 #define STACK_CMP   0x400u
 #define GUEST_PHYS  0x200000u
 
-enum { FAM_ALU, FAM_SHIFT, FAM_MULDIV, FAM_STRING, FAM_BIT, FAM_MIXED, FAM__COUNT };
-static const char *const fam_names[FAM__COUNT] = { "alu", "shift", "muldiv", "string", "bit", "mixed" };
+enum { FAM_ALU, FAM_SHIFT, FAM_MULDIV, FAM_STRING, FAM_BIT, FAM_MIXED, FAM_X87, FAM_X87T, FAM_SSE,
+       FAM__COUNT };
+static const char *const fam_names[FAM__COUNT] = { "alu", "shift", "muldiv", "string", "bit", "mixed",
+                                                   "x87", "x87t", "sse" };
+/* x87t: one transcendental per sequence; ST registers compared within TRANS_ULPS units
+ * in the last place and C1 ignored (fpu-trans.c is accurate, not bit-identical). */
+#define TRANS_ULPS 16
+
+/*
+ * x87 family layout in the data area (r15 = data + 0x800):
+ *   data+0x000  FXRSTOR image loaded by the sequence's first instruction
+ *   data+0x200  FXSAVE image stored by its last instruction (compared field by field)
+ *   r15-128..   16 operand slots of 16 bytes (m32/m64/m80 values, see slot_kind)
+ *   r15+0x100   control words for FLDCW
+ */
+#define FX_IN   0x000u
+#define FX_OUT  0x200u
+#define CW_OFF  0x900u
 
 typedef struct NativeResult {
     uint32_t status;        /* 1 completed, 2 faulted */
@@ -71,7 +87,15 @@ typedef struct Gen {
     uint32_t poison;
     int depth;              /* qwords pushed */
     int family;
+    uint16_t fpoison;       /* FSW C0-C3 bits left undefined (x87 family) */
+    uint8_t slot_kind[16];  /* 0 m32, 1 m64, 2 m80, 3 packed BCD */
+    unsigned n_cw;
+    uint16_t cw[32];
+    unsigned n_ins;
+    uint16_t ins_off[32];   /* x87: start of each generated instruction */
 } Gen;
+
+static long opt_trunc = -1;     /* x87: keep only the first N instructions (debugging) */
 
 static uint64_t rnd(Gen *g)
 {
@@ -524,11 +548,485 @@ static void gen_push_pop(Gen *g)
     }
 }
 
+/* ---------------- x87 family ---------------- */
+#define C0123 0x4700u
+
+static uint64_t f80_interesting_sig(Gen *g)
+{
+    switch (rn(g, 6)) {
+    case 0: return 0x8000000000000000ull;
+    case 1: return 0xffffffffffffffffull;
+    case 2: return 0x8000000000000000ull | (rnd(g) & 0xff);
+    case 3: return 0xc000000000000000ull;
+    default: return 0x8000000000000000ull | rnd(g);
+    }
+}
+
+/* An 80-bit operand biased toward the edge cases of SDM 1 §4.8. */
+static void f80_interesting(Gen *g, uint64_t *sig, uint16_t *se)
+{
+    uint16_t sign = rn(g, 2) ? 0x8000 : 0;
+    uint64_t m = f80_interesting_sig(g);
+    uint16_t e;
+    switch (rn(g, 16)) {
+    case 0: e = 0; m = 0; break;                              /* zero */
+    case 1: e = 0; m = rnd(g) >> rn(g, 64); break;            /* denormal */
+    case 2: e = 0x7fff; m = 0x8000000000000000ull; break;     /* infinity */
+    case 3: e = 0x7fff; m |= 0x4000000000000000ull; break;    /* QNaN */
+    case 4: e = 0x7fff; m = (m & ~0x4000000000000000ull) | 1; break;     /* SNaN */
+    case 5: e = (uint16_t)(1 + rn(g, 80)); break;             /* tiny */
+    case 6: e = (uint16_t)(0x7ffe - rn(g, 80)); break;        /* huge */
+    case 7: e = (uint16_t)(0x3fff + rn(g, 70)); m = (m >> rn(g, 64)) | 0x8000000000000000ull;
+        m &= ~0ull << rn(g, 64); break;                       /* integers, halves, 2^63 */
+    case 8: e = (uint16_t)(0x3fff - 2 + rn(g, 5)); break;     /* near 1 */
+    case 9: if (rn(g, 4) == 0) { e = 0x3fff + (uint16_t)rn(g, 4); m &= ~0x8000000000000000ull; break; } /* unnormal */
+        /* fall through */
+    default: e = (uint16_t)(0x3fff - 40 + rn(g, 80)); break;
+    }
+    *sig = m;
+    *se = sign | e;
+}
+
+static uint32_t f32_interesting(Gen *g)
+{
+    uint32_t sign = rn(g, 2) ? 0x80000000u : 0;
+    uint32_t f = (uint32_t)rnd(g) & 0x7fffff;
+    switch (rn(g, 8)) {
+    case 0: return sign;
+    case 1: return sign | (f >> rn(g, 23));                   /* denormal */
+    case 2: return sign | 0x7f800000u;
+    case 3: return sign | 0x7fc00000u | f;
+    case 4: return sign | 0x7f800001u | (f & 0x3fffff);       /* SNaN */
+    default: return sign | ((uint32_t)(1 + rn(g, 254)) << 23) | f;
+    }
+}
+
+static uint64_t f64_interesting(Gen *g)
+{
+    uint64_t sign = rn(g, 2) ? 0x8000000000000000ull : 0;
+    uint64_t f = rnd(g) & 0xfffffffffffffull;
+    switch (rn(g, 8)) {
+    case 0: return sign;
+    case 1: return sign | (f >> rn(g, 52));
+    case 2: return sign | 0x7ff0000000000000ull;
+    case 3: return sign | 0x7ff8000000000000ull | f;
+    case 4: return sign | 0x7ff0000000000001ull | (f & 0x7ffffffffffffull);
+    case 5: return sign | ((uint64_t)(1023 + rn(g, 64)) << 52) | (f & (~0ull << rn(g, 52)));
+    default: return sign | ((uint64_t)(1 + rn(g, 2046)) << 52) | f;
+    }
+}
+
+/* esc (0-7), ModRM.reg, operand [r15 + slot*16 - 128] */
+static void x87_mem(Gen *g, unsigned esc, unsigned reg, unsigned slot)
+{
+    e8(g, 0x41);
+    e8(g, 0xd8 + esc);
+    e8(g, 0x47 | (reg << 3));
+    e8(g, (uint8_t)(slot * 16 - 128));
+}
+
+static void x87_reg(Gen *g, unsigned esc, unsigned modrm)
+{
+    e8(g, 0xd8 + esc);
+    e8(g, modrm);
+}
+
+static unsigned pick_slot(Gen *g, int kind)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        unsigned s = rn(g, 16);
+        if (kind < 0 || g->slot_kind[s] == kind)
+            return s;
+    }
+    return rn(g, 16);
+}
+
+static void gen_x87(Gen *g)
+{
+    unsigned i = rn(g, 8);
+    uint16_t all_undef = C0123, c1_def = C0123 & ~0x0200u;
+    switch (rn(g, 23)) {
+    case 0: {           /* FLD m32/m64/m80 */
+        unsigned k = rn(g, 3);
+        static const unsigned esc[3] = { 1, 5, 3 }, reg[3] = { 0, 0, 5 };
+        x87_mem(g, esc[k], reg[k], pick_slot(g, (int)k));
+        g->fpoison |= c1_def;
+        break;
+    }
+    case 1: {           /* FILD m16/m32/m64 */
+        unsigned k = rn(g, 3);
+        static const unsigned esc[3] = { 7, 3, 7 }, reg[3] = { 0, 0, 5 };
+        x87_mem(g, esc[k], reg[k], pick_slot(g, -1));
+        g->fpoison |= c1_def;
+        break;
+    }
+    case 2: {           /* FST/FSTP m32/m64, FSTP m80 */
+        unsigned k = rn(g, 5);
+        static const unsigned esc[5] = { 1, 1, 5, 5, 3 }, reg[5] = { 2, 3, 2, 3, 7 };
+        unsigned s = pick_slot(g, -1);
+        x87_mem(g, esc[k], reg[k], s);
+        g->slot_kind[s] = (uint8_t)(k < 2 ? 0 : k < 4 ? 1 : 2);
+        g->fpoison |= c1_def;
+        break;
+    }
+    case 3: {           /* FIST/FISTP/FISTTP m16/m32/m64 */
+        unsigned k = rn(g, 8);
+        static const unsigned esc[8] = { 7, 7, 7, 3, 3, 3, 7, 5 }, reg[8] = { 1, 2, 3, 1, 2, 3, 7, 1 };
+        x87_mem(g, esc[k], reg[k], pick_slot(g, -1));
+        g->fpoison |= c1_def;
+        break;
+    }
+    case 4: case 5: case 6: {   /* arithmetic register forms */
+        static const unsigned ops[6] = { 0, 1, 4, 5, 6, 7 };
+        unsigned op = ops[rn(g, 6)], esc = (unsigned[]){ 0, 4, 6 }[rn(g, 3)];
+        x87_reg(g, esc, 0xc0 | (op << 3) | i);
+        g->fpoison |= c1_def;
+        break;
+    }
+    case 7: {           /* arithmetic with memory operands */
+        static const unsigned ops[6] = { 0, 1, 4, 5, 6, 7 };
+        unsigned esc = rn(g, 4) * 2;
+        x87_mem(g, esc, ops[rn(g, 6)], pick_slot(g, esc == 0 ? 0 : esc == 4 ? 1 : -1));
+        g->fpoison |= c1_def;
+        break;
+    }
+    case 8: case 9: {   /* compares setting C0-C3 */
+        switch (rn(g, 9)) {
+        case 0: x87_reg(g, 0, 0xd0 | i); break;            /* FCOM */
+        case 1: x87_reg(g, 0, 0xd8 | i); break;            /* FCOMP */
+        case 2: x87_reg(g, 6, 0xd9); break;                /* FCOMPP */
+        case 3: x87_reg(g, 5, 0xe0 | i); break;            /* FUCOM */
+        case 4: x87_reg(g, 5, 0xe8 | i); break;            /* FUCOMP */
+        case 5: x87_reg(g, 2, 0xe9); break;                /* FUCOMPP */
+        case 6: x87_reg(g, 1, 0xe4); break;                /* FTST */
+        case 7: x87_reg(g, 1, 0xe5); break;                /* FXAM */
+        default: {
+            unsigned esc = rn(g, 4) * 2;                   /* FCOM(P)/FICOM(P) m */
+            x87_mem(g, esc, 2 + rn(g, 2), pick_slot(g, esc == 0 ? 0 : esc == 4 ? 1 : -1));
+        }
+        }
+        g->fpoison = 0;
+        break;
+    }
+    case 10: {          /* FCOMI family: EFLAGS */
+        static const uint8_t forms[4][2] = { { 3, 0xf0 }, { 3, 0xe8 }, { 7, 0xf0 }, { 7, 0xe8 } };
+        unsigned k = rn(g, 4);
+        x87_reg(g, forms[k][0], forms[k][1] | i);
+        wrote_flags(g, CC_ALL, 0);
+        g->fpoison |= 0x0200;       /* C1: SDM says 0, AMD leaves it unchanged */
+        break;
+    }
+    case 11: {          /* stack manipulation */
+        switch (rn(g, 8)) {
+        case 0: x87_reg(g, 1, 0xc8 | i); g->fpoison |= c1_def; break;   /* FXCH */
+        case 1: x87_reg(g, 1, 0xc0 | i); g->fpoison |= c1_def; break;   /* FLD ST(i) */
+        case 2: x87_reg(g, 5, 0xd0 | i); g->fpoison |= c1_def; break;   /* FST ST(i) */
+        case 3: x87_reg(g, 5, 0xd8 | i); g->fpoison |= c1_def; break;   /* FSTP ST(i) */
+        case 4: x87_reg(g, 5, 0xc0 | i); g->fpoison |= all_undef; break; /* FFREE */
+        case 5: x87_reg(g, 1, rn(g, 2) ? 0xf6 : 0xf7); g->fpoison |= c1_def; break;  /* FDECSTP/FINCSTP */
+        default: x87_reg(g, 1, rn(g, 2) ? 0xe0 : 0xe1); g->fpoison |= c1_def; break; /* FCHS/FABS */
+        }
+        break;
+    }
+    case 12:            /* FLD1 ... FLDZ */
+        x87_reg(g, 1, 0xe8 + rn(g, 7));
+        g->fpoison |= c1_def;
+        break;
+    case 13: case 14: { /* FSQRT FRNDINT FSCALE FXTRACT FPREM FPREM1 */
+        static const uint8_t m[6] = { 0xfa, 0xfc, 0xfd, 0xf4, 0xf8, 0xf5 };
+        unsigned k = rn(g, 6);
+        x87_reg(g, 1, m[k]);
+        if (k >= 4)
+            g->fpoison = 0;
+        else
+            g->fpoison |= c1_def;
+        break;
+    }
+    case 15: {          /* FCMOVcc */
+        unsigned cc = rn(g, 4);
+        static const uint32_t reads[4] = { CC_C, CC_Z, CC_C | CC_Z, CC_P };
+        need_flags(g, reads[cc]);
+        x87_reg(g, rn(g, 2) ? 2 : 3, 0xc0 | (cc << 3) | i);
+        g->fpoison |= c1_def;
+        break;
+    }
+    case 16: {          /* FLDCW: any RC and PC, masks mostly set */
+        uint16_t cw = (uint16_t)(0x3f | (rn(g, 4) << 10) | ((uint16_t[]){ 0, 2, 3 }[rn(g, 3)] << 8));
+        if (rn(g, 6) == 0)
+            cw &= (uint16_t)~(1u << rn(g, 6));
+        if (g->n_cw < 32) {
+            g->cw[g->n_cw] = cw;
+            e8(g, 0x41); e8(g, 0xd9); e8(g, 0xaf);          /* fldcw [r15 + disp32] */
+            e32(g, CW_OFF - 0x800 + 2 * g->n_cw);
+            g->n_cw++;
+        }
+        g->fpoison |= all_undef;
+        break;
+    }
+    case 17:            /* FNSTSW AX (only when every C bit is defined) */
+        if (!g->fpoison) {
+            e8(g, 0xdf); e8(g, 0xe0);
+        } else {
+            x87_reg(g, 1, 0xe5);                           /* FXAM defines them */
+            g->fpoison = 0;
+        }
+        break;
+    case 18:            /* FNSTCW m16 / FNCLEX / FWAIT */
+        switch (rn(g, 3)) {
+        case 0: x87_mem(g, 1, 7, pick_slot(g, -1)); break;
+        case 1: e8(g, 0xdb); e8(g, 0xe2); g->fpoison |= all_undef; break;
+        default: e8(g, 0x9b); break;
+        }
+        break;
+    case 20:            /* FBLD (valid BCD slots) / FBSTP */
+        if (rn(g, 2)) {
+            x87_mem(g, 7, 4, pick_slot(g, 3));
+        } else {
+            unsigned sl = pick_slot(g, -1);
+            x87_mem(g, 7, 6, sl);
+            g->slot_kind[sl] = 3;
+        }
+        g->fpoison |= c1_def;
+        break;
+    case 19:            /* FNSTSW m16 */
+        if (!g->fpoison)
+            x87_mem(g, 5, 7, pick_slot(g, -1));
+        break;
+    default: {          /* arithmetic ST(0), ST(i) again: the common case */
+        static const unsigned ops[6] = { 0, 1, 4, 5, 6, 7 };
+        x87_reg(g, 0, 0xc0 | (ops[rn(g, 6)] << 3) | i);
+        g->fpoison |= c1_def;
+        break;
+    }
+    }
+}
+
+/* Operands for the transcendentals: ST0 (x) and ST1 (y) from m80 slots 0 and 1. */
+static void gen_x87t(Gen *g)
+{
+    static const uint8_t ops[8] = { 0xf0, 0xf1, 0xf2, 0xf3, 0xf9, 0xfb, 0xfe, 0xff };
+    unsigned k = rn(g, 8);
+    g->slot_kind[0] = g->slot_kind[1] = 4 + (uint8_t)k;      /* operand domain chooser */
+    e8(g, 0xdb); e8(g, 0xe3);                                 /* fninit */
+    x87_mem(g, 3, 5, 1);                                      /* fld m80 y */
+    x87_mem(g, 3, 5, 0);                                      /* fld m80 x */
+    x87_reg(g, 1, ops[k]);
+    g->fpoison = 0x0200;
+}
+
+/* ---------------- SSE family (integer, logic, data movement) ---------------- */
+/* [pfx] [REX] 0F opc ModRM [disp8] [imm8]; reg/rm are XMM or GPR numbers. */
+static void sse_emit(Gen *g, unsigned pfx, bool w, unsigned opc, unsigned reg, int rm, bool mem,
+                     unsigned disp, int imm)
+{
+    if (pfx)
+        e8(g, pfx);
+    unsigned rex = (w ? 8 : 0) | (reg >= 8 ? 4 : 0) | (mem ? 1 : (rm >= 8 ? 1 : 0));
+    if (rex)
+        e8(g, 0x40 | rex);
+    e8(g, 0x0f);
+    e8(g, opc);
+    if (mem) {
+        e8(g, 0x47 | ((reg & 7) << 3));
+        e8(g, disp);
+    } else {
+        e8(g, 0xc0 | ((reg & 7) << 3) | (rm & 7));
+    }
+    if (imm >= 0)
+        e8(g, (unsigned)imm);
+}
+
+static void gen_sse(Gen *g)
+{
+    static const uint8_t int_ops[] = {
+        0xdb, 0xdf, 0xeb, 0xef, 0xfc, 0xfd, 0xfe, 0xd4, 0xf8, 0xf9, 0xfa, 0xfb, 0xec, 0xed, 0xdc,
+        0xdd, 0xe8, 0xe9, 0xd8, 0xd9, 0x74, 0x75, 0x76, 0x64, 0x65, 0x66, 0xd5, 0xe5, 0xe4, 0xf4,
+        0xf5, 0xda, 0xde, 0xea, 0xee, 0xe0, 0xe3, 0xf6, 0x60, 0x61, 0x62, 0x6c, 0x68, 0x69, 0x6a,
+        0x6d, 0x63, 0x67, 0x6b, 0xd1, 0xd2, 0xd3, 0xe1, 0xe2, 0xf1, 0xf2, 0xf3,
+    };
+    unsigned x = rn(g, 16), y = rn(g, 16);
+    bool mem = rn(g, 4) == 0;
+    unsigned disp = (16 * rn(g, 16) - 128) & 0xff;
+    static const uint8_t pfs[4] = { 0, 0x66, 0xf3, 0xf2 };
+    if (rn(g, 5) == 0) {                /* MMX registers */
+        unsigned a = rn(g, 8), b = rn(g, 8);
+        disp &= 0xf8;
+        switch (rn(g, 10)) {
+        case 0: case 1: case 2: {
+            unsigned op;
+            do
+                op = int_ops[rn(g, ARRAY_LEN(int_ops))];
+            while (op == 0x6c || op == 0x6d);
+            sse_emit(g, 0, false, op, a, (int)b, mem, disp, -1);
+            break;
+        }
+        case 3: sse_emit(g, 0, rn(g, 2), rn(g, 2) ? 0x6e : 0x7e, a, pick_reg(g), mem, disp, -1); break;
+        case 4: sse_emit(g, 0, false, rn(g, 2) ? 0x6f : 0x7f, a, (int)b, mem, disp, -1); break;
+        case 5: sse_emit(g, 0, false, 0x70, a, (int)b, mem, disp, (int)rn(g, 256)); break;
+        case 6: {
+            static const uint8_t grp[][2] = { { 0x71, 2 }, { 0x71, 4 }, { 0x71, 6 }, { 0x72, 2 },
+                                              { 0x72, 4 }, { 0x72, 6 }, { 0x73, 2 }, { 0x73, 6 } };
+            unsigned k = rn(g, ARRAY_LEN(grp));
+            sse_emit(g, 0, false, grp[k][0], grp[k][1], (int)b, false, 0, (int)rn(g, 70));
+            break;
+        }
+        case 7:
+            switch (rn(g, 4)) {
+            case 0: sse_emit(g, 0, false, 0xc4, a, pick_reg(g), mem, disp, (int)rn(g, 256)); break;
+            case 1: sse_emit(g, 0, false, 0xc5, (unsigned)pick_reg(g), (int)b, false, 0, (int)rn(g, 256)); break;
+            case 2: sse_emit(g, 0, false, 0xd7, (unsigned)pick_reg(g), (int)b, false, 0, -1); break;
+            default: e8(g, 0x0f); e8(g, 0x77); break;           /* EMMS */
+            }
+            break;
+        case 8:                         /* MOVQ2DQ / MOVDQ2Q */
+            if (rn(g, 2))
+                sse_emit(g, 0xf3, false, 0xd6, x, (int)b, false, 0, -1);
+            else
+                sse_emit(g, 0xf2, false, 0xd6, a, (int)y, false, 0, -1);
+            break;
+        default:                        /* CVTPI2PS/PD, CVT(T)PS2PI/PD2PI */
+            if (rn(g, 2))
+                sse_emit(g, rn(g, 2) ? 0x66 : 0, false, 0x2a, x, (int)b, mem, disp, -1);
+            else
+                sse_emit(g, rn(g, 2) ? 0x66 : 0, false, 0x2c + rn(g, 2), a, (int)y, mem,
+                         disp & 0xf0, -1);
+            break;
+        }
+        return;
+    }
+    if (rn(g, 2)) {                     /* floating point */
+        switch (rn(g, 8)) {
+        case 0: case 1: case 2: {       /* SQRT ADD MUL SUB MIN DIV MAX */
+            static const uint8_t ops[] = { 0x51, 0x58, 0x59, 0x5c, 0x5d, 0x5e, 0x5f };
+            sse_emit(g, pfs[rn(g, 4)], false, ops[rn(g, ARRAY_LEN(ops))], x, (int)y, mem, disp, -1);
+            break;
+        }
+        case 3:                         /* CMPccPS/PD/SS/SD */
+            sse_emit(g, pfs[rn(g, 4)], false, 0xc2, x, (int)y, mem, disp, (int)rn(g, 8));
+            break;
+        case 4:                         /* (U)COMISS/SD */
+            sse_emit(g, rn(g, 2) ? 0x66 : 0, false, 0x2e + rn(g, 2), x, (int)y, mem, disp, -1);
+            wrote_flags(g, CC_ALL, 0);
+            break;
+        case 5:                         /* CVT between float formats and packed int32 */
+            if (rn(g, 2))
+                sse_emit(g, pfs[rn(g, 4)], false, 0x5a, x, (int)y, mem, disp, -1);
+            else if (rn(g, 2))
+                sse_emit(g, pfs[rn(g, 3)], false, 0x5b, x, (int)y, mem, disp, -1);
+            else
+                sse_emit(g, pfs[1 + rn(g, 3)], false, 0xe6, x, (int)y, mem, disp, -1);
+            break;
+        case 6:                         /* CVTSI2SS/SD */
+            sse_emit(g, pfs[2 + rn(g, 2)], rn(g, 2), 0x2a, x, pick_reg(g), mem, disp, -1);
+            break;
+        default:                        /* CVT(T)SS2SI / SD2SI */
+            sse_emit(g, pfs[2 + rn(g, 2)], rn(g, 2), 0x2c + rn(g, 2), (unsigned)pick_reg(g), (int)y, mem,
+                     disp, -1);
+            break;
+        }
+        return;
+    }
+    switch (rn(g, 14)) {
+    case 0: case 1: case 2: case 3: case 4:
+        sse_emit(g, 0x66, false, int_ops[rn(g, ARRAY_LEN(int_ops))], x, (int)y, mem, disp, -1);
+        break;
+    case 5:                             /* ANDPS/ANDNPS/ORPS/XORPS (+PD) */
+        sse_emit(g, rn(g, 2) ? 0x66 : 0, false, 0x54 + rn(g, 4), x, (int)y, mem, disp, -1);
+        break;
+    case 6: {                           /* PSHUFD/HW/LW, SHUFPS/PD */
+        static const uint8_t pf[3] = { 0x66, 0xf3, 0xf2 };
+        if (rn(g, 2))
+            sse_emit(g, pf[rn(g, 3)], false, 0x70, x, (int)y, mem, disp, (int)rn(g, 256));
+        else
+            sse_emit(g, rn(g, 2) ? 0x66 : 0, false, 0xc6, x, (int)y, mem, disp, (int)rn(g, 256));
+        break;
+    }
+    case 7: {                           /* shift by immediate */
+        static const uint8_t grp[][2] = { { 0x71, 2 }, { 0x71, 4 }, { 0x71, 6 }, { 0x72, 2 }, { 0x72, 4 },
+                                          { 0x72, 6 }, { 0x73, 2 }, { 0x73, 3 }, { 0x73, 6 }, { 0x73, 7 } };
+        unsigned k = rn(g, ARRAY_LEN(grp));
+        static const uint8_t counts[] = { 0, 1, 3, 7, 8, 15, 16, 17, 31, 32, 63, 64, 200 };
+        sse_emit(g, 0x66, false, grp[k][0], grp[k][1], (int)y, false, 0, counts[rn(g, ARRAY_LEN(counts))]);
+        break;
+    }
+    case 8:                             /* UNPCK*PS/PD */
+        sse_emit(g, rn(g, 2) ? 0x66 : 0, false, 0x14 + rn(g, 2), x, (int)y, mem, disp, -1);
+        break;
+    case 9: {                           /* to GPRs: PMOVMSKB, MOVMSKPS/PD, PEXTRW, MOVD/MOVQ r, xmm */
+        int r = pick_reg(g);
+        switch (rn(g, 4)) {
+        case 0: sse_emit(g, 0x66, false, 0xd7, (unsigned)r, (int)y, false, 0, -1); break;
+        case 1: sse_emit(g, rn(g, 2) ? 0x66 : 0, false, 0x50, (unsigned)r, (int)y, false, 0, -1); break;
+        case 2: sse_emit(g, 0x66, false, 0xc5, (unsigned)r, (int)y, false, 0, (int)rn(g, 256)); break;
+        default: sse_emit(g, 0x66, rn(g, 2), 0x7e, x, r, mem, disp, -1); break;
+        }
+        break;
+    }
+    case 10: {                          /* from GPRs / memory: MOVD/MOVQ xmm, r; PINSRW */
+        int r = pick_reg(g);
+        if (rn(g, 2))
+            sse_emit(g, 0x66, rn(g, 2), 0x6e, x, r, mem, disp, -1);
+        else
+            sse_emit(g, 0x66, false, 0xc4, x, r, mem, disp, (int)rn(g, 256));
+        break;
+    }
+    case 11: {                          /* MOVUPS/MOVSS/MOVSD/MOVAPS/MOVDQA/MOVDQU loads and stores */
+        static const uint8_t pf[4] = { 0, 0x66, 0xf3, 0xf2 };
+        switch (rn(g, 3)) {
+        case 0: sse_emit(g, pf[rn(g, 4)], false, 0x10 + rn(g, 2), x, (int)y, mem, disp, -1); break;
+        case 1: sse_emit(g, rn(g, 2) ? 0x66 : 0, false, 0x28 + rn(g, 2), x, (int)y, mem, disp, -1); break;
+        default: sse_emit(g, rn(g, 2) ? 0x66 : 0xf3, false, rn(g, 2) ? 0x6f : 0x7f, x, (int)y, mem, disp, -1);
+        }
+        break;
+    }
+    case 12:                            /* MOVQ forms, MOVNTDQ */
+        switch (rn(g, 3)) {
+        case 0: sse_emit(g, 0xf3, false, 0x7e, x, (int)y, mem, disp, -1); break;
+        case 1: sse_emit(g, 0x66, false, 0xd6, x, (int)y, mem, disp, -1); break;
+        default: sse_emit(g, 0x66, false, 0xe7, x, 0, true, disp, -1); break;
+        }
+        break;
+    default: {                          /* MOVLPS/MOVHPS/MOVHLPS/MOVLHPS (+PD memory forms) */
+        unsigned opc = (unsigned[]){ 0x12, 0x13, 0x16, 0x17 }[rn(g, 4)];
+        bool store = opc & 1;
+        bool pd = rn(g, 2);
+        if (store || pd)
+            mem = true;
+        sse_emit(g, pd ? 0x66 : 0, false, opc, x, (int)y, mem, disp, -1);
+        break;
+    }
+    }
+}
+
 static void generate(Gen *g, int family, uint64_t seed)
 {
     memset(g, 0, sizeof(*g));
     g->rng = seed * 0x9e3779b97f4a7c15ull + 0x1234567ull + (uint64_t)family;
     g->family = family;
+    if (family == FAM_X87 || family == FAM_X87T || family == FAM_SSE) {
+        for (int i = 0; i < 16; i++)
+            g->slot_kind[i] = (uint8_t)rn(g, 4);
+        e8(g, 0x49); e8(g, 0x0f); e8(g, 0xae); e8(g, 0x8f);     /* fxrstor64 [r15 - 0x800] */
+        e32(g, (uint32_t)(FX_IN - 0x800));
+        unsigned n = 1 + rn(g, 12);
+        for (unsigned i = 0; i < n && family == FAM_X87; i++) {
+            if (g->n_ins < 32)
+                g->ins_off[g->n_ins++] = (uint16_t)g->n;
+            gen_x87(g);
+        }
+        if (family == FAM_X87T)
+            gen_x87t(g);
+        for (unsigned i = 0; i < n && family == FAM_SSE; i++) {
+            if (g->n_ins < 32)
+                g->ins_off[g->n_ins++] = (uint16_t)g->n;
+            gen_sse(g);
+        }
+        if (opt_trunc >= 0 && opt_trunc < (long)g->n_ins)
+            g->n = g->ins_off[opt_trunc];
+        e8(g, 0x49); e8(g, 0x0f); e8(g, 0xae); e8(g, 0x87);     /* fxsave64 [r15 - 0x600] */
+        e32(g, (uint32_t)(FX_OUT - 0x800));
+        return;
+    }
     unsigned n = 1 + rn(g, 6);
     for (unsigned i = 0; i < n; i++) {
         int f = family == FAM_MIXED ? (int)rn(g, FAM_MIXED + 1) : family;
@@ -666,7 +1164,7 @@ typedef struct Harness {
 
 static Harness H;
 static int opt_family = -1;
-static long opt_seed = -1, opt_count = 300;
+static long opt_seed = -1, opt_count = 300, opt_first = 0;
 
 static bool harness_init(const char **why)
 {
@@ -704,9 +1202,9 @@ static void tcg_setup(const uint64_t *regs, uint64_t rflags, uint64_t rip)
     memcpy(s.regs, regs, sizeof(s.regs));
     s.rip = rip;
     s.rflags = (rflags & (CC_ALL | FL_DF)) | 2;
-    s.cr0 = X86_CR0_PE | X86_CR0_PG | X86_CR0_ET | X86_CR0_WP;
+    s.cr0 = X86_CR0_PE | X86_CR0_PG | X86_CR0_ET | X86_CR0_WP | X86_CR0_NE | X86_CR0_MP;
     s.cr3 = 0x1000;
-    s.cr4 = X86_CR4_PAE;
+    s.cr4 = X86_CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
     s.efer = X86_EFER_LME | X86_EFER_LMA | X86_EFER_NXE;
     s.ldt.unusable = 1;
     for (int i = 0; i < SEG__COUNT; i++) {
@@ -733,6 +1231,168 @@ static void dump_bytes(const uint8_t *b, unsigned n)
 
 static const char *const regnames[16] = { "RAX", "RCX", "RDX", "RBX", "RSP", "RBP", "RSI", "RDI",
                                           "R8", "R9", "R10", "R11", "R12", "R13", "R14", "R15" };
+
+/* The FXRSTOR image, operand slots and FLDCW words of an x87 sequence. */
+static void x87_setup(const Gen *g, Gen *vals, uint8_t *data)
+{
+    uint8_t *fx = data + FX_IN;
+    memset(fx, 0, 512);
+    uint16_t fcw = (uint16_t)(0x3f | (rn(vals, 4) << 10) | ((uint16_t[]){ 0, 2, 3 }[rn(vals, 3)] << 8));
+    if (rn(vals, 8) == 0)
+        fcw &= (uint16_t)~(1u << rn(vals, 6));
+    st16_le(fx + 0, fcw);
+    st16_le(fx + 2, (uint16_t)((rn(vals, 8) << 11) | (rnd(vals) & 0x4700)));
+    fx[4] = rn(vals, 3) ? 0xff : (uint8_t)rnd(vals);
+    st32_le(fx + 24, 0x1f80);
+    if (g->family == FAM_SSE) {
+        uint32_t mx = 0x1f80 | (rn(vals, 4) << 13) | (rn(vals, 4) == 0 ? MXCSR_DAZ : 0) |
+                      (rn(vals, 4) == 0 ? MXCSR_FZ : 0);
+        if (rn(vals, 8) == 0)
+            mx &= ~(1u << (7 + rn(vals, 6)));
+        st32_le(fx + 24, mx);
+    }
+    for (int i = 0; i < 8; i++) {
+        uint64_t m;
+        uint16_t se;
+        f80_interesting(vals, &m, &se);
+        st64_le(fx + 32 + 16 * i, m);
+        st16_le(fx + 40 + 16 * i, se);
+    }
+    for (int i = 0; i < 16; i++)
+        for (int k = 0; k < 2; k++) {
+            st64_le(fx + 160 + 16 * i + 8 * k, rnd(vals));
+        }
+    if (g->family == FAM_SSE)
+        for (int i = 0; i < 16; i++) {
+            uint8_t *p = fx + 160 + 16 * i;
+            if (rn(vals, 2))
+                for (int k = 0; k < 4; k++)
+                    st32_le(p + 4 * k, f32_interesting(vals));
+            else
+                for (int k = 0; k < 2; k++)
+                    st64_le(p + 8 * k, f64_interesting(vals));
+        }
+    uint8_t *slots = data + 0x800 - 128;
+    for (int i = 0; i < 16; i++) {
+        uint8_t *p = slots + 16 * i;
+        if (g->family == FAM_SSE && g->slot_kind[i] < 2) {
+            for (int k = 0; k < 4; k++)
+                if (g->slot_kind[i] == 0)
+                    st32_le(p + 4 * k, f32_interesting(vals));
+                else if (!(k & 1))
+                    st64_le(p + 4 * k, f64_interesting(vals));
+        } else if (g->slot_kind[i] == 0) {
+            st32_le(p, f32_interesting(vals));
+        } else if (g->slot_kind[i] == 1) {
+            st64_le(p, f64_interesting(vals));
+        } else if (g->slot_kind[i] >= 4) {
+            /* Transcendental operands: mostly inside each instruction's domain. */
+            uint64_t m;
+            uint16_t se;
+            f80_interesting(vals, &m, &se);
+            unsigned op = g->slot_kind[i] - 4u;
+            if (rn(vals, 4) != 0) {
+                m = 0x8000000000000000ull | rnd(vals);
+                int ex;
+                switch (op) {
+                case 0: ex = -(int)rn(vals, 70); break;                  /* F2XM1: |x| < 1 */
+                case 4: ex = -2 - (int)rn(vals, 60); break;               /* FYL2XP1: small */
+                case 2: case 5: case 6: case 7: ex = -(int)rn(vals, 30); break;
+                default: ex = (int)rn(vals, 80) - 40; break;
+                }
+                se = (uint16_t)((rn(vals, 2) ? 0x8000 : 0) | (16383 + ex));
+                if (op == 1 && i == 0)
+                    se &= 0x7fff;                                         /* FYL2X: x > 0 */
+            }
+            /* Outside F2XM1's / FYL2XP1's domain results are undefined.  Trig
+             * arguments stay below 1: the AMD host's FSIN/FCOS are off by ~20 ulp
+             * near pi and up to ~1000 ulp for |x| of 2^13..2^28, where Kestrel's
+             * results agree with mpmath (test-tcg-cpu pins those cases). */
+            unsigned lim = op == 0 ? 16382 : op == 4 ? 16381 : (op == 1 || op == 3) ? 0x7fff : 16382;
+            if (i == 0 && (se & 0x7fff) > lim && (se & 0x7fff) != 0x7fff)
+                se = (uint16_t)((se & 0x8000) | lim);
+            st64_le(p, m);
+            st16_le(p + 8, se);
+        } else if (g->slot_kind[i] == 3) {
+            uint64_t bcd = 0;
+            unsigned nd = rn(vals, 19);
+            for (unsigned d = 0; d < 16 && d < nd; d++)
+                bcd |= (uint64_t)rn(vals, 10) << (4 * d);
+            st64_le(p, bcd);
+            p[8] = nd > 16 ? (uint8_t)(rn(vals, 10) | (rn(vals, 10) << 4)) : 0;
+            p[9] = rn(vals, 2) ? 0x80 : 0;
+        } else {
+            uint64_t m;
+            uint16_t se;
+            f80_interesting(vals, &m, &se);
+            st64_le(p, m);
+            st16_le(p + 8, se);
+        }
+    }
+    for (unsigned i = 0; i < g->n_cw; i++)
+        st16_le(data + CW_OFF + 2 * i, g->cw[i]);
+}
+
+/*
+ * Compare the FXSAVE images field by field, then copy the fields that are
+ * not compared (FOP/FIP/FDP: AMD saves them only with ES set; MXCSR_MASK;
+ * poisoned C bits) from the host image so the byte compare sees the rest.
+ */
+static bool x87_compare(const Gen *g, const uint8_t *h, uint8_t *t, char *msg, int *m, int cap)
+{
+    bool ok = true;
+#define XNOTE(...) do { if (*m < cap - 200) *m += snprintf(msg + *m, (size_t)(cap - *m), __VA_ARGS__); } while (0)
+    uint16_t fswmask = (uint16_t)~g->fpoison;
+    if (ld16_le(h) != ld16_le(t)) {
+        ok = false;
+        XNOTE("  FCW host %04x tcg %04x\n", ld16_le(h), ld16_le(t));
+    }
+    if ((ld16_le(h + 2) & fswmask) != (ld16_le(t + 2) & fswmask)) {
+        ok = false;
+        XNOTE("  FSW host %04x tcg %04x (compared bits %04x)\n", ld16_le(h + 2), ld16_le(t + 2), fswmask);
+    }
+    if (h[4] != t[4]) {
+        ok = false;
+        XNOTE("  FTW (abridged) host %02x tcg %02x\n", h[4], t[4]);
+    }
+    for (int i = 0; i < 8; i++) {
+        const uint8_t *a = h + 32 + 16 * i, *b = t + 32 + 16 * i;
+        if (g->family == FAM_X87T && (ld16_le(a + 8) >> 15) == (ld16_le(b + 8) >> 15)) {
+            /* Distance in ulps, across an exponent boundary too. */
+            unsigned __int128 oa = ((unsigned __int128)(ld16_le(a + 8) & 0x7fff) << 63) |
+                                   (ld64_le(a) & ~(1ull << 63));
+            unsigned __int128 ob = ((unsigned __int128)(ld16_le(b + 8) & 0x7fff) << 63) |
+                                   (ld64_le(b) & ~(1ull << 63));
+            unsigned __int128 d = oa > ob ? oa - ob : ob - oa;
+            if (d <= TRANS_ULPS) {
+                memcpy(t + 32 + 16 * i, a, 10);
+                continue;
+            }
+        }
+        if (ld64_le(a) != ld64_le(b) || ld16_le(a + 8) != ld16_le(b + 8)) {
+            ok = false;
+            XNOTE("  ST%d host %04x:%016" PRIx64 " tcg %04x:%016" PRIx64 "\n", i, ld16_le(a + 8),
+                  ld64_le(a), ld16_le(b + 8), ld64_le(b));
+        }
+    }
+    for (int i = 0; i < 16; i++) {
+        const uint8_t *a = h + 160 + 16 * i, *b = t + 160 + 16 * i;
+        if (memcmp(a, b, 16)) {
+            ok = false;
+            XNOTE("  XMM%d host %016" PRIx64 "_%016" PRIx64 " tcg %016" PRIx64 "_%016" PRIx64 "\n", i,
+                  ld64_le(a + 8), ld64_le(a), ld64_le(b + 8), ld64_le(b));
+        }
+    }
+    if (ld32_le(h + 24) != ld32_le(t + 24)) {
+        ok = false;
+        XNOTE("  MXCSR host %08x tcg %08x\n", ld32_le(h + 24), ld32_le(t + 24));
+    }
+    memcpy(t + 6, h + 6, 18);
+    memcpy(t + 28, h + 28, 4);
+    st16_le(t + 2, (uint16_t)((ld16_le(t + 2) & fswmask) | (ld16_le(h + 2) & ~fswmask)));
+#undef XNOTE
+    return ok;
+}
 
 /* Run one seed; returns true when both sides agree.  verbose prints everything. */
 static bool diff_one(int family, uint64_t seed, bool verbose)
@@ -763,6 +1423,8 @@ static bool diff_one(int family, uint64_t seed, bool verbose)
     st64_le(R + STATE_IN + 128, rflags);
     for (unsigned i = 0; i < DATA_LEN; i++)
         R[DATA_OFF + i] = (uint8_t)rnd(&vals);
+    if (family == FAM_X87 || family == FAM_X87T || family == FAM_SSE)
+        x87_setup(&g, &vals, R + DATA_OFF);
 
     /* The software CPU gets the same image with HLT where the epilogue starts. */
     memcpy(H.ram + GUEST_PHYS, R, REGION);
@@ -820,6 +1482,9 @@ static bool diff_one(int family, uint64_t seed, bool verbose)
             NOTE("  FLAGS host %04x tcg %04x (compared bits %04x)\n", (unsigned)(nat.rflags & mask),
                  tf & mask, mask);
         }
+        if (nat.status == 1 && (family == FAM_X87 || family == FAM_X87T || family == FAM_SSE))
+            ok &= x87_compare(&g, R + DATA_OFF + FX_OUT, H.ram + GUEST_PHYS + DATA_OFF + FX_OUT,
+                              msg, &m, (int)sizeof(msg));
         if (nat.status == 1) {
             for (unsigned i = 0; i < DATA_LEN; i++)
                 if (R[DATA_OFF + i] != H.ram[GUEST_PHYS + DATA_OFF + i]) {
@@ -850,6 +1515,30 @@ static bool diff_one(int family, uint64_t seed, bool verbose)
             for (int i = 0; i < 16; i++)
                 fprintf(stderr, "  in %-3s %016" PRIx64 "  out %016" PRIx64 "\n", regnames[i], regs[i],
                         H.cpu->regs[i]);
+        if (family == FAM_X87 || family == FAM_X87T || family == FAM_SSE) {
+            const uint8_t *fx = R + DATA_OFF + FX_IN;
+            fprintf(stderr, "  initial FCW %04x FSW %04x FTW %02x\n", ld16_le(fx), ld16_le(fx + 2), fx[4]);
+            for (int i = 0; i < 8 && family != FAM_SSE; i++)
+                fprintf(stderr, "  initial ST%d %04x:%016" PRIx64 "\n", i, ld16_le(fx + 40 + 16 * i),
+                        ld64_le(fx + 32 + 16 * i));
+            for (int i = 0; i < 16 && family == FAM_SSE; i++)
+                fprintf(stderr, "  initial XMM%d %016" PRIx64 "_%016" PRIx64 "\n", i,
+                        ld64_le(fx + 168 + 16 * i), ld64_le(fx + 160 + 16 * i));
+            if (family == FAM_SSE)
+                fprintf(stderr, "  initial MXCSR %08x\n", ld32_le(fx + 24));
+        }
+        if (family == FAM_X87T && verbose) {
+            const uint8_t *sl = R + DATA_OFF + 0x800 - 128;
+            fprintf(stderr, "  x (slot 0) %04x:%016" PRIx64 "  y (slot 1) %04x:%016" PRIx64 "\n",
+                    ld16_le(sl + 8), ld64_le(sl), ld16_le(sl + 24), ld64_le(sl + 16));
+        }
+        if ((family == FAM_X87 || family == FAM_X87T) && verbose) {
+            const uint8_t *fx = R + DATA_OFF + FX_OUT;
+            fprintf(stderr, "  host final FCW %04x FSW %04x FTW %02x\n", ld16_le(fx), ld16_le(fx + 2), fx[4]);
+            for (int i = 0; i < 8; i++)
+                fprintf(stderr, "  host final ST%d %04x:%016" PRIx64 "\n", i, ld16_le(fx + 40 + 16 * i),
+                        ld64_le(fx + 32 + 16 * i));
+        }
         fputs(msg, stderr);
         if (!ok)
             fprintf(stderr, "  reproduce: build/tests/unit/test-tcg-diff --family %s --seed %" PRIu64 "\n",
@@ -875,7 +1564,7 @@ static void run_family(int family)
     }
     int bad = 0;
     long first_bad = -1;
-    for (long s = 0; s < opt_count; s++) {
+    for (long s = opt_first; s < opt_first + opt_count; s++) {
         if (!diff_one(family, (uint64_t)s, false)) {
             if (first_bad < 0)
                 first_bad = s;
@@ -894,6 +1583,9 @@ static void test_diff_muldiv(void) { run_family(FAM_MULDIV); }
 static void test_diff_string(void) { run_family(FAM_STRING); }
 static void test_diff_bit(void) { run_family(FAM_BIT); }
 static void test_diff_mixed(void) { run_family(FAM_MIXED); }
+static void test_diff_x87(void) { run_family(FAM_X87); }
+static void test_diff_x87_transcendental(void) { run_family(FAM_X87T); }
+static void test_diff_sse(void) { run_family(FAM_SSE); }
 
 static const TestCase cases[] = {
     TEST_CASE(test_diff_alu),
@@ -902,6 +1594,9 @@ static const TestCase cases[] = {
     TEST_CASE(test_diff_string),
     TEST_CASE(test_diff_bit),
     TEST_CASE(test_diff_mixed),
+    TEST_CASE(test_diff_x87),
+    TEST_CASE(test_diff_x87_transcendental),
+    TEST_CASE(test_diff_sse),
     { 0 }
 };
 
@@ -913,6 +1608,10 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
             opt_seed = strtol(argv[++i], NULL, 0);
+        } else if (!strcmp(argv[i], "--first") && i + 1 < argc) {
+            opt_first = strtol(argv[++i], NULL, 0);
+        } else if (!strcmp(argv[i], "--trunc") && i + 1 < argc) {
+            opt_trunc = strtol(argv[++i], NULL, 0);
         } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
             opt_count = strtol(argv[++i], NULL, 0);
         } else if (!strcmp(argv[i], "--family") && i + 1 < argc) {
