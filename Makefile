@@ -30,9 +30,13 @@ TEST_PROGS := $(UNIT_TESTS) $(QTEST_TESTS)
 .SECONDARY:
 
 .PHONY: all check check-slow clean distclean install guests bench
-all: kestrel
+all: kestrel kestrel-img
 
 kestrel: $(BUILD)/system/main.o $(CORE_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# The disk image tool (qemu-img's commands) on the block layer.
+kestrel-img: $(BUILD)/tools/kestrel-img.o $(CORE_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/%.o: %.c config.mak
@@ -55,11 +59,11 @@ guests:
 	tests/guests/build-all $(BUILD)/guests
 
 # Guests first: unit tests that load the real Debian kernel need them too.
-check: kestrel $(TEST_PROGS) guests
+check: kestrel kestrel-img $(TEST_PROGS) guests
 	@KESTREL=$(CURDIR)/kestrel BUILD=$(CURDIR)/$(BUILD) tests/run-tests.sh \
 	    $(TEST_PROGS) $(sort $(wildcard tests/cli/*.sh tests/boot/*.sh))
 
-check-slow: kestrel $(TEST_PROGS) guests
+check-slow: kestrel kestrel-img $(TEST_PROGS) guests
 	@KESTREL=$(CURDIR)/kestrel BUILD=$(CURDIR)/$(BUILD) KESTREL_SLOW=1 tests/run-tests.sh \
 	    $(TEST_PROGS) $(sort $(wildcard tests/cli/*.sh tests/boot/*.sh tests/slow/*.sh))
 
@@ -74,7 +78,8 @@ install: kestrel
 
 clean:
 	rm -rf $(BUILD)/system $(BUILD)/accel $(BUILD)/hw $(BUILD)/chardev $(BUILD)/tests \
-	       $(BUILD)/block $(BUILD)/net $(BUILD)/ui $(BUILD)/monitor kestrel
+	       $(BUILD)/block $(BUILD)/net $(BUILD)/ui $(BUILD)/monitor $(BUILD)/tools \
+	       kestrel kestrel-img
 
 distclean: clean
 	rm -rf $(BUILD) config.mak config.h
