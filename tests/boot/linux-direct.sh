@@ -1,7 +1,10 @@
 #!/bin/sh
 # Direct Linux boot: Debian's kernel + the busybox initramfs (tests/guests/),
-# -smp 2 -m 1G, the guest prints its CPU count and memory and reboots
-# (-no-reboot turns that into exit status 0).
+# -smp 2 -m 1G, -serial stdio.  The guest prints its CPU count and memory and
+# starts its shell; then a command is typed on the emulator's stdin (the
+# user's terminal): the shell must run it (TYPED-42 is computed, so the tty's
+# echo of the typed line does not count) and its 'reboot -f' must end the
+# process with status 0 (-no-reboot).
 #   guest-oracle/linux-initramfs-under-qemu  the same guest under QEMU TCG,
 #                                             proving the initramfs and checks;
 #   boot/linux-direct                         under kestrel: KVM where /dev/kvm
@@ -27,7 +30,33 @@ if ! build_guest linux-kernel "$guests" || ! build_guest initramfs "$guests"; th
 fi
 
 # The single quotes keep $(...) for the guest's shell.
-cmd='console=ttyS0 quiet kestrel.noshell kestrel.cmd="echo NPROC=$(nproc); echo CPUINFO=$(grep -c ^processor /proc/cpuinfo); grep MemTotal /proc/meminfo; reboot -f"'
+cmd='console=ttyS0 quiet kestrel.cmd="echo NPROC=$(nproc); echo CPUINFO=$(grep -c ^processor /proc/cpuinfo); grep MemTotal /proc/meminfo"'
+typed='echo TYPED-$((6*7)); reboot -f\n'
+
+# run_typed OUT TIMEOUT CMD...: run CMD with stdout in OUT, stderr in OUT.err;
+# once the init marker is in OUT, type $typed on CMD's stdin (earlier input
+# would be flushed when the guest's serial driver opens the port).  The pipe
+# stays open so the emulator never sees end-of-file.  Returns CMD's status.
+run_typed() {
+    _out=$1 _tmo=$2
+    shift 2
+    rm -f "$_out.in"
+    mkfifo "$_out.in"
+    : > "$_out"
+    ( i=0
+      until grep -q KESTREL-INIT-OK "$_out" 2>/dev/null || [ $i -ge "$_tmo" ]; do
+          sleep 1; i=$((i + 1))
+      done
+      sleep 3
+      printf "$typed"
+      sleep "$_tmo" ) > "$_out.in" &
+    _typist=$!
+    timeout "$_tmo" "$@" < "$_out.in" > "$_out" 2> "$_out.err"
+    _s=$?
+    kill "$_typist" 2>/dev/null
+    wait "$_typist" 2>/dev/null
+    return $_s
+}
 
 # check NAME OUT STATUS
 check() {
@@ -48,6 +77,10 @@ check() {
         echo "FAIL $name: MemTotal '${kb:-missing}' kB is not about 1 GiB"
         return
     fi
+    if ! grep -qx 'TYPED-42' "$out.txt"; then
+        echo "FAIL $name: the command typed on the terminal did not run in the guest's shell (no TYPED-42); last lines: $tail_txt"
+        return
+    fi
     if [ "$status" -ne 0 ]; then
         echo "FAIL $name: 'reboot -f' with -no-reboot should exit 0, got status $status; stderr: $(head -c 300 "$out.err")"
         return
@@ -59,10 +92,9 @@ qemu=$(command -v qemu-system-x86_64)
 if [ -z "$qemu" ]; then
     echo "SKIP $oracle: qemu-system-x86_64 not installed (apt-get install qemu-system-x86)"
 else
-    timeout $((180 * scale)) "$qemu" -accel tcg -smp 2 -m 1G -nodefaults -display none \
-        -no-reboot -serial stdio -monitor none \
-        -kernel "$guests/bzImage" -initrd "$guests/initramfs.cpio.gz" -append "$cmd" \
-        < /dev/null > "$tmp/qemu" 2> "$tmp/qemu.err"
+    run_typed "$tmp/qemu" $((180 * scale)) "$qemu" -accel tcg -smp 2 -m 1G -nodefaults \
+        -display none -no-reboot -serial stdio -monitor none \
+        -kernel "$guests/bzImage" -initrd "$guests/initramfs.cpio.gz" -append "$cmd"
     check "$oracle" "$tmp/qemu" $?
 fi
 
@@ -80,10 +112,9 @@ else
     echo "SKIP $test: $KACCEL_WHY"
     exit 0
 fi
-timeout "$limit" "$KESTREL" -accel "$accel" -smp 2 -m 1G -display none -no-reboot \
-    -serial stdio -monitor none \
-    -kernel "$guests/bzImage" -initrd "$guests/initramfs.cpio.gz" -append "$cmd" \
-    < /dev/null > "$tmp/kestrel" 2> "$tmp/kestrel.err"
+run_typed "$tmp/kestrel" "$limit" "$KESTREL" -accel "$accel" -smp 2 -m 1G -display none \
+    -no-reboot -serial stdio -monitor none \
+    -kernel "$guests/bzImage" -initrd "$guests/initramfs.cpio.gz" -append "$cmd"
 status=$?
 why=$(not_implemented_reason "$tmp/kestrel.err")
 if [ -n "$why" ] && ! grep -q KESTREL-INIT-OK "$tmp/kestrel"; then
