@@ -956,6 +956,25 @@ static void test_fnstenv_real_mode_layout(void)
     CHECK_EQ("tag: R7 zero (RAM is 0), rest empty", 0x7fff, ld16_le(e.ram + 0x504));
 }
 
+static void test_fnsave_reinitialises_and_frstor_restores(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xdb, 0xe3, 0xd9, 0xeb, 0xd9, 0xe8,  /* fninit; fldpi; fld1 */
+            0xdd, 0x35, 0x00, 0x10, 0x10, 0x00,             /* fnsave [0x101000] */
+            0xdf, 0xe0, 0x89, 0xc3,                         /* fnstsw ax; mov ebx, eax */
+            0xdd, 0x25, 0x00, 0x10, 0x10, 0x00,             /* frstor [0x101000] */
+            0xdf, 0xe0, 0xf4);                              /* fnstsw ax */
+    setup_pm32(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("FSW after FNSAVE (FNINIT state)", 0, e.cpu->regs[R_EBX] & 0xffff);
+    CHECK_EQ("image ST0 = 1.0 (sig)", 0x8000000000000000ull, rd64(&e, 0x101000 + 28));
+    CHECK_EQ("image ST0 = 1.0 (exp)", 0x3fff, ld16_le(e.ram + 0x101000 + 36));
+    CHECK_EQ("image ST1 = pi (sig)", 0xc90fdaa22168c235ull, rd64(&e, 0x101000 + 38));
+    CHECK_EQ("FSW after FRSTOR (TOP=6)", 0x3000, e.cpu->regs[R_EAX] & 0xffff);
+    CHECK_EQ("tags after FRSTOR", 0xc0, e.cpu->ftw_valid);
+    CHECK_EQ("ST0 after FRSTOR", 0x3fff, e.cpu->fpr[6].se);
+}
+
 static void setup_long64_sse(Env *e)
 {
     setup_long64(e);
@@ -1385,6 +1404,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_x87_stack_overflow_sets_sf_c1_and_indefinite),
     TEST_CASE(test_fnstenv_stores_full_tag_word),
     TEST_CASE(test_fnstenv_real_mode_layout),
+    TEST_CASE(test_fnsave_reinitialises_and_frstor_restores),
     TEST_CASE(test_fxsave64_layout),
     TEST_CASE(test_fxsave_fxrstor_round_trip),
     TEST_CASE(test_fxsave_misaligned_is_gp),
