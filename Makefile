@@ -71,10 +71,12 @@ bench: kestrel
 	bench/boot-time
 	bench/footprint
 	bench/boot-time-nested
+	bench/disk
 
-install: kestrel
+install: kestrel kestrel-img
 	install -d $(DESTDIR)$(bindir)
 	install -m 755 kestrel $(DESTDIR)$(bindir)/kestrel
+	install -m 755 kestrel-img $(DESTDIR)$(bindir)/kestrel-img
 
 clean:
 	rm -rf $(BUILD)/system $(BUILD)/accel $(BUILD)/hw $(BUILD)/chardev $(BUILD)/tests \

@@ -216,8 +216,9 @@ static bool qcow2_open(BlockDriverState *bs, int flags, GError **errp)
         if (s->header_length > QH_COMPRESSION_TYPE)
             s->compression_type = h[QH_COMPRESSION_TYPE];
     }
-    if (s->refcount_order > 6) {
-        qcow2_fail(s, errp, "refcount_order %d too large (max 6)", s->refcount_order);
+    /* Unsigned on disk: a huge value must not turn into a negative shift. */
+    if ((uint32_t)s->refcount_order > 6) {
+        qcow2_fail(s, errp, "refcount_order %u too large (max 6)", (uint32_t)s->refcount_order);
         goto out;
     }
     s->refcount_bits = 1 << s->refcount_order;

@@ -30,6 +30,11 @@ head -c 200000 /dev/urandom > "$out/rnd.raw"; yes fuzz | head -c 200000 >> "$out
 qemu-img convert -c -O qcow2 -o cluster_size=4096 "$out/rnd.raw" "$c/compressed"
 cp "$c/v3" "$c/snap"; qemu-img snapshot -c s1 "$c/snap"
 qemu-img create -q -f qcow2 -b base.img -F raw -u "$c/backing" 4M
+# Inputs that once crashed the driver stay fixed.
+if ! "$out/fuzz-qcow2" "$src"/tests/fuzz/regress/* > "$out/regress.log" 2>&1; then
+    echo "FAIL $name: a regression input crashes again: $(grep -m1 -A3 'ERROR\|runtime error' "$out/regress.log" | head -c 600)"
+    exit 0
+fi
 secs=${KESTREL_FUZZ_SECONDS:-120}
 if "$out/fuzz-qcow2" -max_total_time="$secs" -max_len=300000 -rss_limit_mb=2048 \
         -artifact_prefix="$out/" "$c" > "$out/fuzz.log" 2>&1; then

@@ -321,6 +321,7 @@ static void p_incompat_ext(const char *p) { patch_be64(p, 72, 1ull << 2); }
 static void p_incompat_unknown(const char *p) { patch_be64(p, 72, 1ull << 9); }
 static void p_header_len(const char *p) { patch_be32(p, 100, 101); }
 static void p_refcount_order(const char *p) { patch_be32(p, 96, 7); }
+static void p_refcount_order_neg(const char *p) { patch_be32(p, 96, 0xffffff03); }
 static void p_backing_len(const char *p) { patch_be64(p, 8, 0x200); patch_be32(p, 16, 5000); }
 static void p_crypt(const char *p) { patch_be32(p, 32, 1); }
 
@@ -336,6 +337,7 @@ static void test_qcow2_malformed_headers_refused(void)
     expect_refused("unknown.qcow2", p_incompat_unknown, "unknown feature bit 9");
     expect_refused("hlen.qcow2", p_header_len, "header_length");
     expect_refused("rorder.qcow2", p_refcount_order, "refcount_order");
+    expect_refused("rorder2.qcow2", p_refcount_order_neg, "refcount_order 4294967043");
     expect_refused("blen.qcow2", p_backing_len, "backing file name");
     expect_refused("crypt.qcow2", p_crypt, "encrypted");
 }
