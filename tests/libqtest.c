@@ -752,3 +752,11 @@ int qtest_run_expect_exit(const char *const *args, char *errbuf, size_t errlen)
     close(pfd[0]);
     return -1;
 }
+
+void qtest_expect_user_error(const char *const *args, const char *what)
+{
+    char err[2048];
+    int status = qtest_run_expect_exit(args, err, sizeof(err));
+    CHECK_MSG(status == 1, "expected exit status 1 for %s, got %d (stderr: %s)", what, status, err);
+    CHECK_MSG(strstr(err, what) != NULL, "stderr does not mention '%s': %s", what, err);
+}

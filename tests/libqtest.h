@@ -72,5 +72,7 @@ void qtest_system_reset(QTest *qt);
  * stderr in errbuf.  Assert on the message too, not only on the status.
  */
 int qtest_run_expect_exit(const char *const *args, char *errbuf, size_t errlen);
+/* The usual assertion on top: exit status 1 and an error line containing 'what'. */
+void qtest_expect_user_error(const char *const *args, const char *what);
 
 #endif

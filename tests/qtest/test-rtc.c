@@ -134,21 +134,12 @@ static void test_base_date_property(void)
     qtest_quit(qt);
 }
 
-/* kestrel must refuse args with exit status 1 and an error naming 'what'. */
-static void check_user_error(const char *const *args, const char *what)
-{
-    char err[2048];
-    int status = qtest_run_expect_exit(args, err, sizeof(err));
-    CHECK_MSG(status == 1, "expected exit status 1 for %s, got %d (stderr: %s)", what, status, err);
-    CHECK_MSG(strstr(err, what) != NULL, "stderr does not mention '%s': %s", what, err);
-}
-
 static void test_bad_base_is_a_user_error(void)
 {
     const char *junk[] = { "-global", "mc146818rtc.base=yesterday", NULL };
-    check_user_error(junk, "base='yesterday'");
+    qtest_expect_user_error(junk, "base='yesterday'");
     const char *month13[] = { "-global", "mc146818rtc.base=2006-13-01", NULL };
-    check_user_error(month13, "base='2006-13-01'");
+    qtest_expect_user_error(month13, "base='2006-13-01'");
 }
 
 static void test_binary_and_bcd_formats(void)

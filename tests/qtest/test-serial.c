@@ -483,26 +483,17 @@ static void test_register_garbage_does_not_crash(void)
     qtest_quit(qt);
 }
 
-/* kestrel must refuse args with exit status 1 and an error naming 'what'. */
-static void check_user_error(const char *const *args, const char *what)
-{
-    char err[2048];
-    int status = qtest_run_expect_exit(args, err, sizeof(err));
-    CHECK_MSG(status == 1, "expected exit status 1 for %s, got %d (stderr: %s)", what, status, err);
-    CHECK_MSG(strstr(err, what) != NULL, "stderr does not mention '%s': %s", what, err);
-}
-
 static void test_bad_properties_are_user_errors(void)
 {
     const char *index4[] = { "-device", "isa-serial,index=4", NULL };
-    check_user_error(index4, "index=4");
+    qtest_expect_user_error(index4, "index=4");
     const char *irq16[] = { "-device", "isa-serial,irq=16", NULL };
-    check_user_error(irq16, "irq=16");
+    qtest_expect_user_error(irq16, "irq=16");
     const char *nochr[] = { "-device", "isa-serial,chardev=nosuch", NULL };
-    check_user_error(nochr, "'nosuch' not found");
+    qtest_expect_user_error(nochr, "'nosuch' not found");
     const char *twice[] = { "-device", "isa-serial,index=0", "-device", "isa-serial,index=0",
                             NULL };
-    check_user_error(twice, "overlap");
+    qtest_expect_user_error(twice, "overlap");
 }
 
 static const TestCase cases[] = {
