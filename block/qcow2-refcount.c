@@ -232,6 +232,45 @@ static int refblock_create_self(Qcow2State *s, uint64_t t, uint64_t b)
 }
 
 /*
+ * Switch the image to a new refcount structure laid out at cluster 'start':
+ * m refcount blocks, then an n-cluster table.  Crash-safe ordering: blocks
+ * and table are written and flushed before the header points at them, and
+ * the header switch is flushed before any caller frees the old structure, so
+ * a crash at any point leaves either the old or the new one valid (at worst
+ * leaking clusters).  Loads s->rt from the new table.  Frees blocks and table.
+ */
+static int refcount_structure_install(Qcow2State *s, uint64_t start, uint64_t m, uint64_t n,
+                                      uint8_t *blocks, uint8_t *table)
+{
+    uint64_t cs = s->cluster_size;
+    int ret = bdrv_pwrite(s->bs->file, start * cs, blocks, m * cs);
+    if (ret == 0)
+        ret = bdrv_pwrite(s->bs->file, (start + m) * cs, table, n * cs);
+    if (ret == 0)
+        ret = bdrv_flush(s->bs->file);
+    if (ret == 0) {
+        uint8_t hdr[12];
+        st64_be(hdr, (start + m) * cs);
+        st32_be(hdr + 8, n);
+        ret = bdrv_pwrite(s->bs->file, QH_RT_OFFSET, hdr, 12);
+    }
+    if (ret == 0)
+        ret = bdrv_flush(s->bs->file);
+    g_free(blocks);
+    if (ret == 0) {
+        g_free(s->rt);
+        s->rt_size = n * cs / 8;
+        s->rt = g_new0(uint64_t, s->rt_size);
+        for (uint64_t t = 0; t < s->rt_size; t++)
+            s->rt[t] = ld64_be(table + t * 8);
+        s->rt_offset = (start + m) * cs;
+        s->rt_clusters = n;
+    }
+    g_free(table);
+    return ret;
+}
+
+/*
  * Grow the refcount table so index need_t exists.  The new refcount blocks
  * and table go in a fresh region past everything the old table covers and
  * past the end of the file, describing themselves.
@@ -240,16 +279,15 @@ static int refcount_table_grow(Qcow2State *s, uint64_t need_t)
 {
     uint64_t cs = s->cluster_size, rbe = s->rb_entries;
     uint64_t start = MAX(s->rt_size * rbe, (qcow2_file_length(s) + cs - 1) / cs);
-    uint64_t m = 1, n = 1, new_size = 0;
+    uint64_t m = 1, n = 1;
     int ret = 0;
 
     for (int iter = 0; iter < 64; iter++) {
         uint64_t end = start + m + n;
         uint64_t first_t = start / rbe, last_t = (end - 1) / rbe;
-        new_size = MAX(MAX(s->rt_size * 2, last_t + 1), need_t + 1);
-        uint64_t n2 = (new_size * 8 + cs - 1) / cs;
+        uint64_t entries = MAX(MAX(s->rt_size * 2, last_t + 1), need_t + 1);
+        uint64_t n2 = (entries * 8 + cs - 1) / cs;
         uint64_t m2 = last_t - first_t + 1;
-        new_size = n2 * cs / 8;
         if (m2 == m && n2 == n)
             break;
         m = m2;
@@ -268,34 +306,10 @@ static int refcount_table_grow(Qcow2State *s, uint64_t need_t)
     for (uint64_t j = 0; j < m; j++)
         st64_be(table + (first_t + j) * 8, (start + j) * cs);
 
-    ret = bdrv_pwrite(s->bs->file, start * cs, blocks, m * cs);
-    if (ret == 0)
-        ret = bdrv_pwrite(s->bs->file, (start + m) * cs, table, n * cs);
-    if (ret == 0)
-        ret = bdrv_flush(s->bs->file);
-    if (ret == 0) {
-        uint8_t hdr[12];
-        st64_be(hdr, (start + m) * cs);
-        st32_be(hdr + 8, n);
-        ret = bdrv_pwrite(s->bs->file, QH_RT_OFFSET, hdr, 12);
-    }
-    if (ret == 0)
-        ret = bdrv_flush(s->bs->file);
-    g_free(blocks);
-    if (ret < 0) {
-        g_free(table);
-        return ret;
-    }
-
     uint64_t old_off = s->rt_offset, old_clusters = s->rt_clusters;
-    g_free(s->rt);
-    s->rt = g_new0(uint64_t, new_size);
-    for (uint64_t t = 0; t < new_size; t++)
-        s->rt[t] = ld64_be(table + t * 8);
-    g_free(table);
-    s->rt_offset = (start + m) * cs;
-    s->rt_clusters = n;
-    s->rt_size = new_size;
+    ret = refcount_structure_install(s, start, m, n, blocks, table);
+    if (ret < 0)
+        return ret;
     /* The old table is unreferenced now: drop it (a crash before this only leaks it). */
     for (uint64_t i = 0; i < old_clusters; i++) {
         ret = qcow2_refcount_update(s, old_off / cs + i, -1);
@@ -788,32 +802,9 @@ int qcow2_rebuild_refcounts(Qcow2State *s, FILE *report)
 
     if (report)
         fprintf(report, "Rebuilding refcount structure\n");
-    ret = bdrv_pwrite(s->bs->file, start * csz, blocks, m * csz);
-    if (ret == 0)
-        ret = bdrv_pwrite(s->bs->file, (start + m) * csz, table, n * csz);
-    if (ret == 0)
-        ret = bdrv_flush(s->bs->file);
-    if (ret == 0) {
-        uint8_t hdr[12];
-        st64_be(hdr, (start + m) * csz);
-        st32_be(hdr + 8, n);
-        ret = bdrv_pwrite(s->bs->file, QH_RT_OFFSET, hdr, 12);
-    }
-    if (ret == 0)
-        ret = bdrv_flush(s->bs->file);
-    g_free(blocks);
-    if (ret < 0) {
-        g_free(table);
+    ret = refcount_structure_install(s, start, m, n, blocks, table);
+    if (ret < 0)
         return ret;
-    }
-    g_free(s->rt);
-    s->rt_size = n * csz / 8;
-    s->rt = g_new0(uint64_t, s->rt_size);
-    for (uint64_t t = 0; t < s->rt_size; t++)
-        s->rt[t] = ld64_be(table + t * 8);
-    g_free(table);
-    s->rt_offset = (start + m) * csz;
-    s->rt_clusters = n;
     for (int i = 0; i < s->rb_cache.n; i++)
         s->rb_cache.e[i].offset = 0;
     s->free_hint = 0;
