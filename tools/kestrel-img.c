@@ -329,6 +329,29 @@ static void info_json(GString *o, BlockDriverState *bs, const char *indent)
     g_string_append_printf(o, "%s    \"dirty-flag\": %s\n%s}", in, info.dirty ? "true" : "false", in);
 }
 
+/* The "Snapshot list:" table of info and snapshot -l, in qemu-img's layout. */
+static void print_snapshot_list(const BlockImageInfo *info)
+{
+    if (!info->nb_snapshots)
+        return;
+    printf("Snapshot list:\nID        TAG               VM SIZE                DATE     VM CLOCK     ICOUNT\n");
+    for (int i = 0; i < info->nb_snapshots; i++) {
+        const BlockSnapshotInfo *sn = &info->snapshots[i];
+        time_t t = sn->date_sec;
+        struct tm tm;
+        char date[32];
+        localtime_r(&t, &tm);
+        strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
+        g_autofree char *vms = size_to_str(sn->vm_state_size);
+        uint64_t ms = sn->vm_clock_nsec / 1000000;
+        /* qemu-img leaves ICOUNT blank when the snapshot records none (-1). */
+        g_autofree char *ic = sn->icount < 0 ? g_strdup("") :
+                              g_strdup_printf("%" PRId64, sn->icount);
+        printf("%-9s %-17s %7s %19s %02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64
+               " %10s\n", sn->id, sn->name, vms, date, ms / 3600000,
+               ms / 60000 % 60, ms / 1000 % 60, ms % 1000, ic);
+    }
+}
 static void info_human(BlockDriverState *bs)
 {
     BlockImageInfo info = { 0 };
@@ -350,25 +373,7 @@ static void info_human(BlockDriverState *bs)
         if (bs->backing_format)
             printf("backing file format: %s\n", bs->backing_format);
     }
-    if (info.nb_snapshots) {
-        printf("Snapshot list:\nID        TAG               VM SIZE                DATE     VM CLOCK     ICOUNT\n");
-        for (int i = 0; i < info.nb_snapshots; i++) {
-            BlockSnapshotInfo *sn = &info.snapshots[i];
-            time_t t = sn->date_sec;
-            struct tm tm;
-            char date[32];
-            localtime_r(&t, &tm);
-            strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
-            g_autofree char *vms = size_to_str(sn->vm_state_size);
-            uint64_t ms = sn->vm_clock_nsec / 1000000;
-            /* qemu-img leaves ICOUNT blank when the snapshot records none (-1). */
-            g_autofree char *ic = sn->icount < 0 ? g_strdup("") :
-                                  g_strdup_printf("%" PRId64, sn->icount);
-            printf("%-9s %-17s %7s %19s %02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64
-                   " %10s\n", sn->id, sn->name, vms, date, ms / 3600000,
-                   ms / 60000 % 60, ms / 1000 % 60, ms % 1000, ic);
-        }
-    }
+    print_snapshot_list(&info);
     if (info.version) {
         printf("Format specific information:\n    compat: %s\n", info.version == 2 ? "0.10" : "1.1");
         if (info.version >= 3)
@@ -778,25 +783,7 @@ static int cmd_snapshot(int argc, char **argv)
     BlockImageInfo info = { 0 };
     if (bs->drv->get_info)
         bs->drv->get_info(bs, &info);
-    if (info.nb_snapshots) {
-        printf("Snapshot list:\nID        TAG               VM SIZE                DATE     VM CLOCK     ICOUNT\n");
-        for (int i = 0; i < info.nb_snapshots; i++) {
-            BlockSnapshotInfo *sn = &info.snapshots[i];
-            time_t t = sn->date_sec;
-            struct tm tm;
-            char date[32];
-            localtime_r(&t, &tm);
-            strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
-            g_autofree char *vms = size_to_str(sn->vm_state_size);
-            uint64_t ms = sn->vm_clock_nsec / 1000000;
-            /* qemu-img leaves ICOUNT blank when the snapshot records none (-1). */
-            g_autofree char *ic = sn->icount < 0 ? g_strdup("") :
-                                  g_strdup_printf("%" PRId64, sn->icount);
-            printf("%-9s %-17s %7s %19s %02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64
-                   " %10s\n", sn->id, sn->name, vms, date, ms / 3600000,
-                   ms / 60000 % 60, ms / 1000 % 60, ms % 1000, ic);
-        }
-    }
+    print_snapshot_list(&info);
     bdrv_close(bs);
     return 0;
 }
