@@ -25,6 +25,20 @@ bool bql_locked(void)
     return bql_held;
 }
 
+bool bql_lock_unless_held(void)
+{
+    if (bql_held)
+        return false;
+    bql_lock();
+    return true;
+}
+
+void bql_unlock_if_taken(bool taken)
+{
+    if (taken)
+        bql_unlock();
+}
+
 void bql_cond_wait(GCond *cond)
 {
     g_assert(bql_held);

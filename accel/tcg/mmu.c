@@ -75,23 +75,17 @@ void tlb_drop_code_write(TCGCPU *cpu, uint64_t paddr_page)
 
 uint64_t phys_ld(TCGCPU *cpu, uint64_t pa, int sz)
 {
-    bool lock = !bql_locked();
-    if (lock)
-        bql_lock();
+    bool lock = bql_lock_unless_held();
     uint64_t v = address_space_ld(cpu->as, pa, 1u << sz);
-    if (lock)
-        bql_unlock();
+    bql_unlock_if_taken(lock);
     return v;
 }
 
 void phys_st(TCGCPU *cpu, uint64_t pa, int sz, uint64_t v)
 {
-    bool lock = !bql_locked();
-    if (lock)
-        bql_lock();
+    bool lock = bql_lock_unless_held();
     address_space_st(cpu->as, pa, v, 1u << sz);
-    if (lock)
-        bql_unlock();
+    bql_unlock_if_taken(lock);
     tb_invalidate_phys_range(pa, 1u << sz);
 }
 
@@ -283,9 +277,7 @@ static TLBEntry *tlb_fill(TCGCPU *cpu, uint64_t lin, int acc, int idx)
     }
     uint64_t ppage = w.pa & TLB_PAGE_MASK;
 
-    bool lock = !bql_locked();
-    if (lock)
-        bql_lock();
+    bool lock = bql_lock_unless_held();
     const FlatRange *fr = address_space_lookup(cpu->as, ppage);
     uint8_t *host = NULL;
     bool ro = true;
@@ -293,8 +285,7 @@ static TLBEntry *tlb_fill(TCGCPU *cpu, uint64_t lin, int acc, int idx)
         host = fr->host + (ppage - fr->start);
         ro = fr->readonly;
     }
-    if (lock)
-        bql_unlock();
+    bql_unlock_if_taken(lock);
 
     TLBEntry *e = &cpu->tlb[idx][(lin >> 12) & (TLB_SIZE - 1)];
     uint64_t flag = host ? 0 : TLB_FLAG_IO;
@@ -352,12 +343,9 @@ uint64_t mem_ld_slow(TCGCPU *cpu, uint64_t lin, int sz, int idx)
     if (!(e->tag_r & TLB_FLAG_IO))
         return ld_raw((uint8_t *)(e->addend + (uintptr_t)lin), sz);
     uint64_t pa = e->paddr | (lin & 0xfff);
-    bool lock = !bql_locked();
-    if (lock)
-        bql_lock();
+    bool lock = bql_lock_unless_held();
     uint64_t v = address_space_ld(cpu->as, pa, len);
-    if (lock)
-        bql_unlock();
+    bql_unlock_if_taken(lock);
     tcg_after_device_access(cpu);
     return v;
 }
@@ -375,12 +363,9 @@ static void mem_st_page(TCGCPU *cpu, TLBEntry *e, uint64_t lin, int sz, uint64_t
         st_raw((uint8_t *)(e->addend + (uintptr_t)lin), sz, v);
         return;
     }
-    bool lock = !bql_locked();
-    if (lock)
-        bql_lock();
+    bool lock = bql_lock_unless_held();
     address_space_st(cpu->as, pa, v, len);
-    if (lock)
-        bql_unlock();
+    bql_unlock_if_taken(lock);
     tcg_after_device_access(cpu);
 }
 

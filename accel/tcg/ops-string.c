@@ -37,12 +37,9 @@ bool io_permitted(TCGCPU *cpu, uint16_t port, unsigned len)
 
 uint32_t cpu_io_read(TCGCPU *cpu, uint16_t port, int sz)
 {
-    bool lock = !bql_locked();
-    if (lock)
-        bql_lock();
+    bool lock = bql_lock_unless_held();
     uint32_t v = ioport_read(port, 1u << sz);
-    if (lock)
-        bql_unlock();
+    bql_unlock_if_taken(lock);
     LOG(LOG_IOPORT, "tcg: in%c %#x -> %#x\n", "bwl"[sz], port, v);
     tcg_after_device_access(cpu);
     return v;
@@ -51,12 +48,9 @@ uint32_t cpu_io_read(TCGCPU *cpu, uint16_t port, int sz)
 void cpu_io_write(TCGCPU *cpu, uint16_t port, int sz, uint32_t v)
 {
     LOG(LOG_IOPORT, "tcg: out%c %#x <- %#x\n", "bwl"[sz], port, v);
-    bool lock = !bql_locked();
-    if (lock)
-        bql_lock();
+    bool lock = bql_lock_unless_held();
     ioport_write(port, v, 1u << sz);
-    if (lock)
-        bql_unlock();
+    bql_unlock_if_taken(lock);
     tcg_after_device_access(cpu);
 }
 

@@ -112,23 +112,17 @@ int tcg_pending_interrupt(TCGCPU *cpu)
 {
     if (!tcg_ic.pending)
         return -1;
-    bool lock = !bql_locked();
-    if (lock)
-        bql_lock();
+    bool lock = bql_lock_unless_held();
     bool p = tcg_ic.pending(tcg_ic.opaque, cpu->id);
-    if (lock)
-        bql_unlock();
+    bql_unlock_if_taken(lock);
     return p ? 0 : -1;
 }
 
 int tcg_ack_interrupt(TCGCPU *cpu)
 {
-    bool lock = !bql_locked();
-    if (lock)
-        bql_lock();
+    bool lock = bql_lock_unless_held();
     int v = tcg_ic.ack ? tcg_ic.ack(tcg_ic.opaque, cpu->id) : -1;
-    if (lock)
-        bql_unlock();
+    bql_unlock_if_taken(lock);
     return v;
 }
 
@@ -173,19 +167,6 @@ static TranslatedBlock *tb_lookup_cpu(TCGCPU *cpu)
 
 /* ---- local APIC glue ---- */
 
-static void bql_enter(bool *took)
-{
-    *took = !bql_locked();
-    if (*took)
-        bql_lock();
-}
-
-static void bql_leave(bool took)
-{
-    if (took)
-        bql_unlock();
-}
-
 /*
  * INIT, SIPI and NMI, which do not depend on RFLAGS.IF (SDM 3A §8.4, §10.6).
  * INIT parks the CPU in wait-for-SIPI; SIPI starts it in real mode at
@@ -193,11 +174,10 @@ static void bql_leave(bool took)
  */
 static void tcg_apic_events(TCGCPU *cpu)
 {
-    bool took;
     int id = cpu->id;
 
     __atomic_store_n(&tcg_event_check[id], 0, __ATOMIC_RELEASE);
-    bql_enter(&took);
+    bool took = bql_lock_unless_held();
     unsigned p = apic_pending(id);
     if (p & APIC_PENDING_INIT) {
         apic_take_event(id, APIC_PENDING_INIT);
@@ -228,7 +208,7 @@ static void tcg_apic_events(TCGCPU *cpu)
         apic_take_event(id, APIC_PENDING_NMI);
         LOG(LOG_UNIMP, "tcg: NMI to CPU %d dropped (NMI delivery not implemented)\n", id);
     }
-    bql_leave(took);
+    bql_unlock_if_taken(took);
 }
 
 static void tcg_irqchip_kick(Machine *m, int id)
@@ -270,19 +250,17 @@ bool tcg_has_apic(void)
 
 uint64_t tcg_apic_base_read(TCGCPU *cpu)
 {
-    bool took;
-    bql_enter(&took);
+    bool took = bql_lock_unless_held();
     uint64_t v = apic_get_base(cpu->id);
-    bql_leave(took);
+    bql_unlock_if_taken(took);
     return v;
 }
 
 bool tcg_apic_base_write(TCGCPU *cpu, uint64_t v)
 {
-    bool took;
-    bql_enter(&took);
+    bool took = bql_lock_unless_held();
     bool ok = apic_set_base(cpu->id, v);
-    bql_leave(took);
+    bql_unlock_if_taken(took);
     if (ok)
         cpu->apic_base = v;
     __atomic_store_n(&cpu->irq_check, 1, __ATOMIC_RELEASE);
@@ -291,36 +269,32 @@ bool tcg_apic_base_write(TCGCPU *cpu, uint64_t v)
 
 uint64_t tcg_apic_deadline_read(TCGCPU *cpu)
 {
-    bool took;
-    bql_enter(&took);
+    bool took = bql_lock_unless_held();
     uint64_t v = apic_get_tsc_deadline(cpu->id);
-    bql_leave(took);
+    bql_unlock_if_taken(took);
     return v;
 }
 
 void tcg_apic_deadline_write(TCGCPU *cpu, uint64_t v)
 {
-    bool took;
-    bql_enter(&took);
+    bool took = bql_lock_unless_held();
     apic_set_tsc_deadline(cpu->id, v);
-    bql_leave(took);
+    bql_unlock_if_taken(took);
 }
 
 uint8_t tcg_apic_cr8_read(TCGCPU *cpu)
 {
-    bool took;
-    bql_enter(&took);
+    bool took = bql_lock_unless_held();
     uint8_t v = apic_get_tpr(cpu->id) >> 4;
-    bql_leave(took);
+    bql_unlock_if_taken(took);
     return v;
 }
 
 void tcg_apic_cr8_write(TCGCPU *cpu, uint8_t v)
 {
-    bool took;
-    bql_enter(&took);
+    bool took = bql_lock_unless_held();
     apic_set_tpr(cpu->id, (uint8_t)(v << 4));
-    bql_leave(took);
+    bql_unlock_if_taken(took);
     /* A lower priority may unmask a waiting interrupt (SDM 3A §10.8.3.1). */
     __atomic_store_n(&cpu->irq_check, 1, __ATOMIC_RELEASE);
 }

@@ -24,6 +24,14 @@ void bql_lock(void);
 void bql_unlock(void);
 bool bql_locked(void);        /* true if the calling thread holds it */
 
+/*
+ * For engine code reached both with and without the lock (the software
+ * CPU's device and page-walk paths): take it unless this thread already
+ * holds it, and give it back only if it was taken here.
+ */
+bool bql_lock_unless_held(void);
+void bql_unlock_if_taken(bool taken);
+
 /* Condition-variable wait that releases the big lock while asleep. */
 void bql_cond_wait(GCond *cond);
 
