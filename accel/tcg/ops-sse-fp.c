@@ -276,32 +276,6 @@ static uint32_t fp_approx(uint32_t a, bool rsqrt)
 }
 
 /* ---------------- instruction level ---------------- */
-static uint64_t sse_addr(TCGCPU *cpu, const DecodedOp *op, unsigned len, int acc, bool align)
-{
-    uint64_t ea = op_ea(cpu, op);
-    if (align && (ea & 15))
-        raise_exception_err(cpu, EXCP_GP, 0);
-    return seg_lin(cpu, op->seg, ea, len, acc);
-}
-
-static XMMReg fp_src(TCGCPU *cpu, const DecodedOp *op, unsigned len)
-{
-    XMMReg v;
-    if (op->rm != NOREG)
-        return cpu->xmm[op->rm];
-    memset(&v, 0, sizeof(v));
-    uint64_t lin = sse_addr(cpu, op, len, ACC_READ, len == 16);
-    if (len == 16) {
-        v.q[0] = lin_ld(cpu, lin, 3);
-        v.q[1] = lin_ld(cpu, lin + 8, 3);
-    } else if (len == 8) {
-        v.q[0] = lin_ld(cpu, lin, 3);
-    } else {
-        v.d[0] = (uint32_t)lin_ld(cpu, lin, 2);
-    }
-    return v;
-}
-
 /* Commit flags: unmasked -> #XM/#UD with the destination untouched. */
 static void fp_commit(TCGCPU *cpu, const FPEnv *e)
 {
@@ -337,13 +311,13 @@ int helper_sse_fp(TCGCPU *cpu, const DecodedOp *op)
     switch (opc) {
     case 0x51: case 0x58: case 0x59: case 0x5c: case 0x5d: case 0x5e: case 0x5f: {
         int k = opc == 0x51 ? 8 : (int)(opc - 0x58);
-        s = fp_src(cpu, op, len);
+        s = sse_src(cpu, op, len, true);
         for (int i = 0; i < n; i++)
             el_set(&r, dbl, i, fp_arith(&e, k, el(d, dbl, i), el(&s, dbl, i), dbl));
         break;
     }
     case 0xc2:
-        s = fp_src(cpu, op, len);
+        s = sse_src(cpu, op, len, true);
         if ((op->imm & 0xff) > 7)
             raise_exception(cpu, EXCP_UD);
         for (int i = 0; i < n; i++)
@@ -353,7 +327,7 @@ int helper_sse_fp(TCGCPU *cpu, const DecodedOp *op)
     case 0x2e: case 0x2f: {     /* UCOMISS/COMISS (+SD with 66) */
         if (pf > PF_66)
             raise_exception(cpu, EXCP_UD);
-        s = fp_src(cpu, op, dbl ? 8 : 4);
+        s = sse_src(cpu, op, dbl ? 8 : 4, true);
         uint64_t a = el(d, dbl, 0), b = el(&s, dbl, 0);
         bool un = is_nan(a, dbl) || is_nan(b, dbl);
         uint32_t fl;
@@ -373,26 +347,26 @@ int helper_sse_fp(TCGCPU *cpu, const DecodedOp *op)
     }
     case 0x5a:                  /* CVTPS2PD CVTPD2PS CVTSS2SD CVTSD2SS */
         if (pf == PF_NONE) {
-            s = fp_src(cpu, op, 8);
+            s = sse_src(cpu, op, 8, true);
             for (int i = 0; i < 2; i++)
                 r.q[i] = fp_convert(&e, s.d[i], 0);
         } else if (pf == PF_66) {
-            s = fp_src(cpu, op, 16);
+            s = sse_src(cpu, op, 16, true);
             for (int i = 0; i < 2; i++)
                 r.d[i] = (uint32_t)fp_convert(&e, s.q[i], 1);
             r.q[1] = 0;
         } else if (pf == PF_F3) {
-            s = fp_src(cpu, op, 4);
+            s = sse_src(cpu, op, 4, true);
             r.q[0] = fp_convert(&e, s.d[0], 0);
         } else {
-            s = fp_src(cpu, op, 8);
+            s = sse_src(cpu, op, 8, true);
             r.d[0] = (uint32_t)fp_convert(&e, s.q[0], 1);
         }
         break;
     case 0x5b:                  /* CVTDQ2PS CVTPS2DQ CVTTPS2DQ */
         if (pf == PF_F2)
             raise_exception(cpu, EXCP_UD);
-        s = fp_src(cpu, op, 16);
+        s = sse_src(cpu, op, 16, true);
         for (int i = 0; i < 4; i++)
             r.d[i] = pf == PF_NONE ? (uint32_t)int_to_fp(&e, (int32_t)s.d[i], 0)
                                    : (uint32_t)fp_to_int(&e, s.d[i], 0, false, pf == PF_F3);
@@ -401,11 +375,11 @@ int helper_sse_fp(TCGCPU *cpu, const DecodedOp *op)
         if (pf == PF_NONE)
             raise_exception(cpu, EXCP_UD);
         if (pf == PF_F3) {
-            s = fp_src(cpu, op, 8);
+            s = sse_src(cpu, op, 8, true);
             for (int i = 0; i < 2; i++)
                 r.q[i] = int_to_fp(&e, (int32_t)s.d[i], 1);
         } else {
-            s = fp_src(cpu, op, 16);
+            s = sse_src(cpu, op, 16, true);
             for (int i = 0; i < 2; i++)
                 r.d[i] = (uint32_t)fp_to_int(&e, s.q[i], 1, false, pf == PF_66);
             r.q[1] = 0;
@@ -433,7 +407,7 @@ int helper_sse_fp(TCGCPU *cpu, const DecodedOp *op)
     case 0x2c: case 0x2d:       /* CVTT / CVT SS2SI / SD2SI; PS2PI / PD2PI to an MMX register */
         if (pf < PF_F3) {
             mmx_check(cpu);
-            s = fp_src(cpu, op, dbl ? 16 : 8);
+            s = sse_src(cpu, op, dbl ? 16 : 8, true);
             uint64_t v = 0;
             for (int i = 0; i < 2; i++)
                 v |= fp_to_int(&e, el(&s, dbl, i), dbl, false, opc == 0x2c) << (32 * i);
@@ -442,7 +416,7 @@ int helper_sse_fp(TCGCPU *cpu, const DecodedOp *op)
             mmx_set(cpu, op->reg, v);
             return H_NEXT;
         }
-        s = fp_src(cpu, op, dbl ? 8 : 4);
+        s = sse_src(cpu, op, dbl ? 8 : 4, true);
         {
             uint64_t v = fp_to_int(&e, el(&s, dbl, 0), dbl, op->sz == 3, opc == 0x2c);
             fp_commit(cpu, &e);
@@ -452,7 +426,7 @@ int helper_sse_fp(TCGCPU *cpu, const DecodedOp *op)
     case 0x52: case 0x53:       /* RSQRTPS/SS, RCPPS/SS: no exceptions */
         if (pf == PF_66 || pf == PF_F2)
             raise_exception(cpu, EXCP_UD);
-        s = fp_src(cpu, op, pf == PF_F3 ? 4 : 16);
+        s = sse_src(cpu, op, pf == PF_F3 ? 4 : 16, true);
         for (int i = 0; i < (pf == PF_F3 ? 1 : 4); i++)
             r.d[i] = fp_approx(s.d[i], opc == 0x52);
         *d = r;

@@ -16,7 +16,7 @@
 
 enum { PF_NONE = 0, PF_66 = 1, PF_F3 = 2, PF_F2 = 3 };
 
-static uint64_t sse_addr(TCGCPU *cpu, const DecodedOp *op, unsigned len, int acc, bool align)
+uint64_t sse_addr(TCGCPU *cpu, const DecodedOp *op, unsigned len, int acc, bool align)
 {
     uint64_t ea = op_ea(cpu, op);
     if (align && (ea & 15))
@@ -25,7 +25,7 @@ static uint64_t sse_addr(TCGCPU *cpu, const DecodedOp *op, unsigned len, int acc
 }
 
 /* Source operand: an XMM register or len bytes of memory (zero-extended). */
-static XMMReg sse_src(TCGCPU *cpu, const DecodedOp *op, unsigned len, bool align)
+XMMReg sse_src(TCGCPU *cpu, const DecodedOp *op, unsigned len, bool align)
 {
     XMMReg v;
     if (op->rm != NOREG)

@@ -144,4 +144,12 @@ int helper_int(TCGCPU *cpu, const DecodedOp *op);
 /* exec.c */
 void tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb);
 
+/*
+ * SSE operands (ops-sse.c), shared with ops-sse-fp.c: the linear address of
+ * a memory operand (#GP when align is asked and it is not 16-byte aligned),
+ * and a source operand: the register, or len bytes of memory zero-extended.
+ */
+uint64_t sse_addr(TCGCPU *cpu, const DecodedOp *op, unsigned len, int acc, bool align);
+XMMReg sse_src(TCGCPU *cpu, const DecodedOp *op, unsigned len, bool align);
+
 #endif
