@@ -21,7 +21,9 @@
 #ifndef TCG_CPU_H
 #define TCG_CPU_H
 
-#define TCG_INLINE static inline
+/* The interpreter's operand and memory helpers: always inlined into the
+ * handlers, whose constant arguments then fold the size switches away. */
+#define TCG_INLINE static inline __attribute__((always_inline))
 
 #include <inttypes.h>
 #include <setjmp.h>
@@ -145,6 +147,13 @@ typedef struct TLBEntry {
 } TLBEntry;
 
 enum { MMU_KERNEL = 0, MMU_USER = 1, MMU__COUNT = 2 };
+
+/* Host pointers of RAM pages that hold paging structures (mmu.c page_walk). */
+#define PTC_SIZE 16
+typedef struct PTCacheEntry {
+    uint64_t tag;                   /* physical page | 1, or 0 */
+    uint8_t *host;
+} PTCacheEntry;
 enum { ACC_READ = 0, ACC_WRITE = 1, ACC_EXEC = 2 };
 
 /* ---- Lazy flags ---- */
@@ -239,7 +248,16 @@ typedef struct TCGCPU {
     uint32_t stopped_err;
 
     TLBEntry tlb[MMU__COUNT][TLB_SIZE];
+    PTCacheEntry ptc[PTC_SIZE];      /* flushed with the TLB */
     struct { uint64_t lin; uint32_t flags; TranslatedBlock *tb; } jc[JC_SIZE];
+    /*
+     * Generation of the jump cache: block links (TranslatedBlock.link) made
+     * by this CPU are valid while it is unchanged.  Values come from one
+     * global counter (cpu_jc_flush), so no two CPUs ever share a value.
+     */
+    uint64_t link_gen;
+    TranslatedBlock *prev_tb;        /* block run last, whose links may be followed */
+    volatile int chain_break;        /* an APIC event: stop following block links */
 
     int id;
     Machine *m;
@@ -289,6 +307,15 @@ TCG_INLINE void set_cc(TCGCPU *cpu, CCOp op, int sz, uint64_t res, uint64_t a, u
     cpu->cc_res = res;
     cpu->cc_a = a;
     cpu->cc_b = b;
+}
+
+/* Forget every linear PC -> block mapping of this CPU (jump cache and links). */
+extern uint64_t tcg_link_gen_counter;
+static inline void cpu_jc_flush(TCGCPU *cpu)
+{
+    memset(cpu->jc, 0, sizeof(cpu->jc));
+    cpu->link_gen = ++tcg_link_gen_counter;
+    cpu->prev_tb = NULL;
 }
 
 /* flags.c */
@@ -405,28 +432,28 @@ TCG_INLINE void lin_st(TCGCPU *cpu, uint64_t lin, int sz, uint64_t v)
 /* Probe a store before doing anything irreversible (faults if not writable). */
 void lin_probe_write(TCGCPU *cpu, uint64_t lin, unsigned len);
 
-static inline uint64_t seg_ld(TCGCPU *cpu, int s, uint64_t off, int sz)
+TCG_INLINE uint64_t seg_ld(TCGCPU *cpu, int s, uint64_t off, int sz)
 { return lin_ld(cpu, seg_lin(cpu, s, off, 1u << sz, ACC_READ), sz); }
-static inline void seg_st(TCGCPU *cpu, int s, uint64_t off, int sz, uint64_t v)
+TCG_INLINE void seg_st(TCGCPU *cpu, int s, uint64_t off, int sz, uint64_t v)
 { lin_st(cpu, seg_lin(cpu, s, off, 1u << sz, ACC_WRITE), sz, v); }
 
 /* Stack: SS-relative with the stack-address size (SS.B / 64-bit). */
-static inline uint64_t sp_mask(const TCGCPU *cpu) { return size_mask[cpu->stack_size]; }
+TCG_INLINE uint64_t sp_mask(const TCGCPU *cpu) { return size_mask[cpu->stack_size]; }
 
-static inline void sp_set(TCGCPU *cpu, uint64_t sp)
+TCG_INLINE void sp_set(TCGCPU *cpu, uint64_t sp)
 {
     uint64_t m = sp_mask(cpu);
     cpu->regs[R_ESP] = (cpu->regs[R_ESP] & ~m) | (sp & m);
 }
 
-static inline void cpu_push(TCGCPU *cpu, int sz, uint64_t v)
+TCG_INLINE void cpu_push(TCGCPU *cpu, int sz, uint64_t v)
 {
     uint64_t sp = (cpu->regs[R_ESP] - (1u << sz)) & sp_mask(cpu);
     seg_st(cpu, SEG_SS, sp, sz, v);
     sp_set(cpu, sp);
 }
 
-static inline uint64_t cpu_pop(TCGCPU *cpu, int sz)
+TCG_INLINE uint64_t cpu_pop(TCGCPU *cpu, int sz)
 {
     uint64_t sp = cpu->regs[R_ESP] & sp_mask(cpu);
     uint64_t v = seg_ld(cpu, SEG_SS, sp, sz);

@@ -187,6 +187,8 @@ static bool op_ends_block(const DecodedOp *op)
 {
     if (op->idx == OP_FLAGOP)
         return op->sub == 4;        /* STI: interrupt shadow */
+    if (op->idx == OP_NOP)
+        return op->sub == 1;        /* PAUSE: a spin-wait; let other CPUs run (exec.c) */
     switch (op->idx) {
     case OP_JMP_REL: case OP_JCC: case OP_CALL_REL: case OP_RET: case OP_JMP_E: case OP_CALL_E:
     case OP_JMP_FAR: case OP_CALL_FAR: case OP_JMP_FAR_E: case OP_CALL_FAR_E: case OP_RETF:
@@ -352,7 +354,8 @@ static void decode_one(Dec *d, DecodedOp *op)
         case 0x8f: MODRM(); if ((op->reg & 7) != 0) UD(); op->idx = OP_POP_E; op->sz = (uint8_t)osz64; break;
         case 0x90:
             if (d->rex & 1) { op->idx = OP_XCHG_EG; op->reg = R_EAX; op->rm = 8; }
-            else op->idx = OP_NOP;      /* also F3 90 PAUSE */
+            else if (d->rep) { op->idx = OP_NOP; op->sub = 1; }   /* F3 90 PAUSE */
+            else op->idx = OP_NOP;
             break;
         case 0x91 ... 0x97:
             op->idx = OP_XCHG_EG; op->reg = R_EAX; op->rm = (b & 7) | ((d->rex & 1) ? 8 : 0); break;
@@ -711,6 +714,7 @@ finish:
         tb->size = (uint32_t)size;
         memcpy(tb->ops, ops, (size_t)n * sizeof(DecodedOp));
         tb->ops[n].idx = OP_EXIT;
+        tcg_specialize(tb);
         if (log_enabled(LOG_IN_ASM))
             log_printf("\n");
         return tb;

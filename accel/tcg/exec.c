@@ -12,8 +12,87 @@
  */
 #include "accel/tcg/ops.h"
 #include "kestrel/log.h"
+#include "kestrel/machine.h"
 
-void tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb)
+/*
+ * Jcc condition cond (a constant at each call site) straight from the lazy
+ * state for the common producers, else through flags.c.  ZF and SF come
+ * from the masked result for every CC_OP except EFLAGS; CF/OF-based
+ * conditions are exact here only after SUB/CMP and logic ops.
+ */
+static inline __attribute__((always_inline)) bool cc_eval(const TCGCPU *cpu, int cond)
+{
+    int sz = cpu->cc_size;
+    uint64_t m = size_mask[sz];
+    uint64_t res = cpu->cc_res & m;
+    unsigned op = cpu->cc_op;
+    bool r;
+    switch (cond >> 1) {
+    case 2:                                     /* Z */
+        if (unlikely(op == CC_OP_EFLAGS))
+            return cc_test(cpu, cond);
+        r = res == 0;
+        break;
+    case 4:                                     /* S */
+        if (unlikely(op == CC_OP_EFLAGS))
+            return cc_test(cpu, cond);
+        r = (res >> ((8u << sz) - 1)) & 1;
+        break;
+    case 1:                                     /* B: CF */
+        if (op == CC_OP_SUB)
+            r = (cpu->cc_a & m) < (cpu->cc_b & m);
+        else if (op == CC_OP_LOGIC)
+            r = false;
+        else
+            return cc_test(cpu, cond);
+        break;
+    case 3:                                     /* BE: CF | ZF */
+        if (op == CC_OP_SUB)
+            r = (cpu->cc_a & m) <= (cpu->cc_b & m);
+        else if (op == CC_OP_LOGIC)
+            r = res == 0;
+        else
+            return cc_test(cpu, cond);
+        break;
+    case 6:                                     /* L: SF != OF */
+        if (op == CC_OP_SUB)
+            r = (int64_t)sext(cpu->cc_a, sz) < (int64_t)sext(cpu->cc_b, sz);
+        else if (op == CC_OP_LOGIC)
+            r = (res >> ((8u << sz) - 1)) & 1;
+        else
+            return cc_test(cpu, cond);
+        break;
+    case 7:                                     /* LE: ZF | SF != OF */
+        if (op == CC_OP_SUB)
+            r = (int64_t)sext(cpu->cc_a, sz) <= (int64_t)sext(cpu->cc_b, sz);
+        else if (op == CC_OP_LOGIC)
+            r = (int64_t)sext(res, sz) <= 0;
+        else
+            return cc_test(cpu, cond);
+        break;
+    default:                                    /* O, P */
+        return cc_test(cpu, cond);
+    }
+    return (cond & 1) ? !r : r;
+}
+
+/*
+ * May the interpreter go straight on to the next block?  Only while the
+ * run loop would do nothing but look the block up: no kick or APIC event,
+ * no interrupt window to poll (IF with a pending re-check), no STI/MOV SS
+ * shadow to retire, not halted, not single-stepping and not tracing.
+ */
+static inline bool can_chain(const TCGCPU *cpu, const TranslatedBlock *tb)
+{
+    if (__atomic_load_n(&cpu->exit_request, __ATOMIC_RELAXED) | cpu->chain_break |
+        cpu->intr_shadow | cpu->halted | cpu->shutdown)
+        return false;
+    if ((cpu->eflags & FL_IF) && __atomic_load_n(&cpu->irq_check, __ATOMIC_RELAXED))
+        return false;
+    return !(tb->flags & TB_FLAG_SSTEP) && !(log_mask & (LOG_EXEC | LOG_CPU));
+}
+
+long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
 {
     static const void *const labels[OP__COUNT] = {
 #define TCG_OP_LABEL(n) [OP_##n] = &&L_##n,
@@ -26,7 +105,7 @@ void tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb)
 
 #define DISPATCH() goto *labels[op->idx]
 #define NEXT() do { cpu->rip += op->len; op++; DISPATCH(); } while (0)
-#define END() return
+#define END() goto chain
 #define HELPER(call) do { \
         switch (call) { \
         case H_NEXT: NEXT(); \
@@ -35,12 +114,48 @@ void tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb)
         } \
     } while (0)
 
+    long nb = 1;
     tb->exec_count++;
+    DISPATCH();
+
+    /*
+     * Block done (RIP set).  Account it, then follow a link of this block
+     * to the next one if allowed (run loop: tb_lookup_cpu records links).
+     */
+chain:
+    cpu->icount += tb->n_ops;
+    if (cpu->code_size == 1)
+        cpu->rip &= 0xffff;
+    else if (cpu->code_size == 2)
+        cpu->rip = (uint32_t)cpu->rip;
+    if (nb >= max_blocks || !can_chain(cpu, tb))
+        return nb;
+    {
+        uint32_t flags;
+        uint64_t pc = cpu_tb_key(cpu, &flags);
+        TranslatedBlock *next = tb_link_find(cpu, tb, pc, flags);
+        if (!next)
+            return nb;
+        cpu->prev_tb = tb;
+        tb = next;
+    }
+    nb++;
+    cpu->cur_tb = tb;
+    tb->exec_count++;
+    op = tb->ops;
     DISPATCH();
 
 L_EXIT:
     END();
 L_NOP:
+    /*
+     * PAUSE sits in spin-wait loops.  With the CPUs taking turns on one
+     * thread, a CPU spinning on a lock another CPU holds only wastes its
+     * slice, and one that drops and retakes a lock within a slice (SeaBIOS's
+     * smp_scan) never lets the others in: end the slice here.
+     */
+    if (op->sub == 1 && cpu->m && cpu->m->smp_cpus > 1)
+        __atomic_store_n(&cpu->exit_request, 1, __ATOMIC_RELEASE);
     NEXT();
 L_UD:
 L_ILLEGAL_LOCK:
@@ -523,4 +638,267 @@ L_FWAIT:
 L_CLFLUSH:
     (void)op_lin(cpu, op, 1, ACC_READ);
     NEXT();
+
+    /* ---- Specialised forms (tcg_specialize): same effects as the generic handlers ---- */
+#define RR_BEGIN() \
+    sz = op->sz; \
+    a = cpu->regs[op->rm] & size_mask[sz]; \
+    b = cpu->regs[op->reg] & size_mask[sz]
+#define RI_BEGIN() \
+    sz = op->sz; \
+    a = cpu->regs[op->rm] & size_mask[sz]; \
+    b = op->imm
+    /* A 32-bit result zero-extends: masking to the size is the register write. */
+#define ARITH_END(ccop) \
+    r &= size_mask[sz]; \
+    set_cc(cpu, ccop, sz, r, a, b); \
+    cpu->regs[op->rm] = r; \
+    NEXT()
+#define LOGIC_END() \
+    set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0); \
+    cpu->regs[op->rm] = r; \
+    NEXT()
+
+L_ADD_RR:
+    RR_BEGIN(); r = a + b; ARITH_END(CC_OP_ADD);
+L_SUB_RR:
+    RR_BEGIN(); r = a - b; ARITH_END(CC_OP_SUB);
+L_CMP_RR:
+    RR_BEGIN();
+    set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b);
+    NEXT();
+L_OR_RR:
+    RR_BEGIN(); r = a | b; LOGIC_END();
+L_AND_RR:
+    RR_BEGIN(); r = a & b; LOGIC_END();
+L_XOR_RR:
+    RR_BEGIN(); r = a ^ b; LOGIC_END();
+L_TEST_RR:
+    RR_BEGIN();
+    set_cc(cpu, CC_OP_LOGIC, sz, a & b, 0, 0);
+    NEXT();
+L_MOV_RR:
+    cpu->regs[op->rm] = cpu->regs[op->reg] & size_mask[op->sz];
+    NEXT();
+L_ADD_RI:
+    RI_BEGIN(); r = a + b; ARITH_END(CC_OP_ADD);
+L_SUB_RI:
+    RI_BEGIN(); r = a - b; ARITH_END(CC_OP_SUB);
+L_CMP_RI:
+    RI_BEGIN();
+    set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b);
+    NEXT();
+L_OR_RI:
+    RI_BEGIN(); r = a | b; LOGIC_END();
+L_AND_RI:
+    RI_BEGIN(); r = a & b; LOGIC_END();
+L_XOR_RI:
+    RI_BEGIN(); r = a ^ b; LOGIC_END();
+L_TEST_RI:
+    RI_BEGIN();
+    set_cc(cpu, CC_OP_LOGIC, sz, a & b, 0, 0);
+    NEXT();
+
+L_LD32:
+    cpu->regs[op->reg] = lin_ld(cpu, op_lin(cpu, op, 4, ACC_READ), 2);
+    NEXT();
+L_LD64:
+    cpu->regs[op->reg] = lin_ld(cpu, op_lin(cpu, op, 8, ACC_READ), 3);
+    NEXT();
+L_LDZX8:
+    cpu->regs[op->reg] = lin_ld(cpu, op_lin(cpu, op, 1, ACC_READ), 0);
+    NEXT();
+L_LDZX16:
+    cpu->regs[op->reg] = lin_ld(cpu, op_lin(cpu, op, 2, ACC_READ), 1);
+    NEXT();
+L_ST8:
+    lin_st(cpu, op_lin(cpu, op, 1, ACC_WRITE), 0, reg_get(cpu, op->reg, 0));
+    NEXT();
+L_ST16:
+    lin_st(cpu, op_lin(cpu, op, 2, ACC_WRITE), 1, cpu->regs[op->reg]);
+    NEXT();
+L_ST32:
+    lin_st(cpu, op_lin(cpu, op, 4, ACC_WRITE), 2, cpu->regs[op->reg]);
+    NEXT();
+L_ST64:
+    lin_st(cpu, op_lin(cpu, op, 8, ACC_WRITE), 3, cpu->regs[op->reg]);
+    NEXT();
+
+    /* G = G op memory */
+#define RM_BEGIN() \
+    sz = op->sz; \
+    a = cpu->regs[op->reg] & size_mask[sz]; \
+    b = lin_ld(cpu, op_lin(cpu, op, 1u << sz, ACC_READ), sz)
+L_ADD_RM:
+    RM_BEGIN(); r = (a + b) & size_mask[sz];
+    set_cc(cpu, CC_OP_ADD, sz, r, a, b);
+    cpu->regs[op->reg] = r;
+    NEXT();
+L_SUB_RM:
+    RM_BEGIN(); r = (a - b) & size_mask[sz];
+    set_cc(cpu, CC_OP_SUB, sz, r, a, b);
+    cpu->regs[op->reg] = r;
+    NEXT();
+L_CMP_RM:
+    RM_BEGIN();
+    set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b);
+    NEXT();
+L_OR_RM:
+    RM_BEGIN(); r = a | b;
+    set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0);
+    cpu->regs[op->reg] = r;
+    NEXT();
+L_AND_RM:
+    RM_BEGIN(); r = a & b;
+    set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0);
+    cpu->regs[op->reg] = r;
+    NEXT();
+L_XOR_RM:
+    RM_BEGIN(); r = a ^ b;
+    set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0);
+    cpu->regs[op->reg] = r;
+    NEXT();
+#undef RM_BEGIN
+L_LEA_B:
+    a = (uint64_t)(int64_t)op->disp + cpu->regs[op->base];
+    cpu->regs[op->reg] = a & size_mask[op->asz] & size_mask[op->sz];
+    NEXT();
+L_LEA_BI:
+    a = (uint64_t)(int64_t)op->disp + cpu->regs[op->base] + (cpu->regs[op->index] << op->scale);
+    cpu->regs[op->reg] = a & size_mask[op->asz] & size_mask[op->sz];
+    NEXT();
+
+    /* Shifts by a constant count 1..width-1 (as alu_shift computes them). */
+L_SHL_RI:
+    sz = op->sz;
+    a = (cpu->regs[op->rm] & size_mask[sz]) << (op->imm - 1);
+    r = (a << 1) & size_mask[sz];
+    set_cc(cpu, CC_OP_SHL, sz, r, a, 0);
+    cpu->regs[op->rm] = r;
+    NEXT();
+L_SHR_RI:
+    sz = op->sz;
+    a = (cpu->regs[op->rm] & size_mask[sz]) >> (op->imm - 1);
+    r = a >> 1;
+    set_cc(cpu, CC_OP_SHR, sz, r, a, 0);
+    cpu->regs[op->rm] = r;
+    NEXT();
+L_SAR_RI:
+    sz = op->sz;
+    a = (uint64_t)((int64_t)sext(cpu->regs[op->rm], sz) >> (op->imm - 1));
+    r = (uint64_t)((int64_t)a >> 1) & size_mask[sz];
+    set_cc(cpu, CC_OP_SHR, sz, r, a & size_mask[sz], 0);
+    cpu->regs[op->rm] = r;
+    NEXT();
+
+#define JCC_FAST(name, cond) \
+L_##name: \
+    if (cc_eval(cpu, cond)) \
+        cpu->rip = branch_target(cpu, op, cpu->rip + op->len + op->imm); \
+    else \
+        cpu->rip += op->len; \
+    END();
+    JCC_FAST(JO, 0) JCC_FAST(JNO, 1) JCC_FAST(JB, 2) JCC_FAST(JNB, 3)
+    JCC_FAST(JZ, 4) JCC_FAST(JNZ, 5) JCC_FAST(JBE, 6) JCC_FAST(JA, 7)
+    JCC_FAST(JS, 8) JCC_FAST(JNS, 9) JCC_FAST(JP, 10) JCC_FAST(JNP, 11)
+    JCC_FAST(JL, 12) JCC_FAST(JGE, 13) JCC_FAST(JLE, 14) JCC_FAST(JG, 15)
+#undef JCC_FAST
+#undef RR_BEGIN
+#undef RI_BEGIN
+#undef ARITH_END
+#undef LOGIC_END
+}
+
+/*
+ * Rewrite the ops of a freshly decoded block to the specialised kinds
+ * above where their preconditions hold.  Nothing else looks at op->idx
+ * after this except the interpreter (tb_kill's OP_EXIT aside).
+ */
+void tcg_specialize(TranslatedBlock *tb)
+{
+    static const uint16_t alu_rr[8] = {
+        OP_ADD_RR, OP_OR_RR, 0, 0, OP_AND_RR, OP_SUB_RR, OP_XOR_RR, OP_CMP_RR,
+    };
+    static const uint16_t alu_rm[8] = {
+        OP_ADD_RM, OP_OR_RM, 0, 0, OP_AND_RM, OP_SUB_RM, OP_XOR_RM, OP_CMP_RM,
+    };
+    static const uint16_t alu_ri[8] = {
+        OP_ADD_RI, OP_OR_RI, 0, 0, OP_AND_RI, OP_SUB_RI, OP_XOR_RI, OP_CMP_RI,
+    };
+    for (uint32_t i = 0; i < tb->n_ops; i++) {
+        DecodedOp *op = &tb->ops[i];
+        bool wide = op->sz >= 2;        /* 32/64-bit: registers 0-15, full-width writes */
+        bool reg = op->rm != NOREG;
+        uint8_t t;
+        switch (op->idx) {
+        case OP_ALU_EG:
+            if (wide && reg && alu_rr[op->sub & 7])
+                op->idx = alu_rr[op->sub & 7];
+            break;
+        case OP_ALU_GE:
+            if (wide && reg && alu_rr[op->sub & 7]) {
+                /* G = G op E: the specialised form writes op->rm. */
+                t = op->reg; op->reg = op->rm; op->rm = t;
+                op->idx = alu_rr[op->sub & 7];
+            } else if (wide && !reg && alu_rr[op->sub & 7]) {
+                op->idx = alu_rm[op->sub & 7];
+            }
+            break;
+        case OP_LEA:
+            /* 16-bit operand or address sizes stay generic (partial writes, wrap). */
+            if (wide && op->asz >= 2 && op->base != NOREG && op->base != BASE_RIP)
+                op->idx = op->index == NOREG ? OP_LEA_B : OP_LEA_BI;
+            break;
+        case OP_ALU_EI:
+            if (wide && reg && alu_ri[op->sub & 7]) {
+                op->imm &= size_mask[op->sz];
+                op->idx = alu_ri[op->sub & 7];
+            }
+            break;
+        case OP_TEST_EG:
+            if (wide && reg)
+                op->idx = OP_TEST_RR;
+            break;
+        case OP_TEST_EI:
+            if (wide && reg) {
+                op->imm &= size_mask[op->sz];
+                op->idx = OP_TEST_RI;
+            }
+            break;
+        case OP_MOV_EG:
+            if (wide && reg)
+                op->idx = OP_MOV_RR;
+            else if (!reg)
+                op->idx = op->sz == 0 ? OP_ST8 : op->sz == 1 ? OP_ST16 :
+                          op->sz == 2 ? OP_ST32 : OP_ST64;
+            break;
+        case OP_MOV_GE:
+            if (wide && reg) {
+                t = op->reg; op->reg = op->rm; op->rm = t;
+                op->idx = OP_MOV_RR;
+            } else if (wide) {
+                op->idx = op->sz == 2 ? OP_LD32 : OP_LD64;
+            }
+            break;
+        case OP_MOVZX:
+            if (wide && !reg)
+                op->idx = op->sub == 0 ? OP_LDZX8 : OP_LDZX16;
+            break;
+        case OP_SHIFT_E:
+            if (wide && reg && !(op->pfx & PFX_CL)) {
+                unsigned cnt = (unsigned)op->imm & (op->sz == 3 ? 63 : 31);
+                unsigned k = op->sub & 7;
+                if (cnt == 0 || (k != 4 && k != 5 && k != 6 && k != 7))
+                    break;
+                op->imm = cnt;
+                op->idx = k == 5 ? OP_SHR_RI : k == 7 ? OP_SAR_RI : OP_SHL_RI;
+            }
+            break;
+        case OP_JCC:
+            op->idx = (uint16_t)(OP_JO + (op->sub & 15));
+            break;
+        default:
+            break;
+        }
+    }
 }

@@ -42,7 +42,8 @@ void tlb_flush(TCGCPU *cpu, bool include_global)
         }
     }
     /* The jump cache maps linear PCs to blocks: it depends on the mapping. */
-    memset(cpu->jc, 0, sizeof(cpu->jc));
+    cpu_jc_flush(cpu);
+    memset(cpu->ptc, 0, sizeof(cpu->ptc));
     LOG(LOG_MMU, "tlb: flush%s\n", include_global ? " (global too)" : "");
 }
 
@@ -57,7 +58,7 @@ void tlb_flush_page(TCGCPU *cpu, uint64_t lin)
             e->global = false;
         }
     }
-    memset(cpu->jc, 0, sizeof(cpu->jc));
+    cpu_jc_flush(cpu);
 }
 
 /* A page just got translated code: route further writes to it through the slow path. */
@@ -87,6 +88,31 @@ void phys_st(TCGCPU *cpu, uint64_t pa, int sz, uint64_t v)
     address_space_st(cpu->as, pa, v, 1u << sz);
     bql_unlock_if_taken(lock);
     tb_invalidate_phys_range(pa, 1u << sz);
+}
+
+/*
+ * Paging-structure reads.  Page tables live in RAM, so their host pointers
+ * are cached per CPU like TLB entries are, and with the same lifetime (a
+ * memory-map change flushes every TLB, and this cache with it): a walk then
+ * takes no lock.  Anything else (MMIO, unassigned) goes through phys_ld.
+ */
+static uint64_t pt_ld(TCGCPU *cpu, uint64_t pa, int sz)
+{
+    uint64_t page = pa & TLB_PAGE_MASK;
+    PTCacheEntry *c = &cpu->ptc[(pa >> 12) & (PTC_SIZE - 1)];
+    if (likely(c->tag == (page | 1)))
+        return ld_raw(c->host + (pa & 0xfff), sz);
+    bool lock = bql_lock_unless_held();
+    const FlatRange *fr = address_space_lookup(cpu->as, page);
+    uint8_t *host = NULL;
+    if (fr && fr->host && fr->start <= page && page + 0x1000 <= fr->start + fr->size)
+        host = fr->host + (page - fr->start);
+    bql_unlock_if_taken(lock);
+    if (!host)
+        return phys_ld(cpu, pa, sz);
+    c->tag = page | 1;
+    c->host = host;
+    return ld_raw(host + (pa & 0xfff), sz);
 }
 
 /* PAE: MOV CR3 (and paging-mode changes) load the four PDPTEs (SDM 3A §4.4.1). */
@@ -131,7 +157,7 @@ static uint32_t page_walk(TCGCPU *cpu, uint64_t lin, int acc, bool user_acc, Wal
         for (int level = 4; level >= 1; level--) {
             int shift = 12 + 9 * (level - 1);
             uint64_t ea = table + ((lin >> shift) & 511) * 8;
-            e = phys_ld(cpu, ea, 3);
+            e = pt_ld(cpu, ea, 3);
             if (!(e & PG_P))
                 return err | 0x10000;
             uint64_t rs = rsvd8;
@@ -163,7 +189,7 @@ static uint32_t page_walk(TCGCPU *cpu, uint64_t lin, int acc, bool user_acc, Wal
         for (int level = 2; level >= 1; level--) {
             int shift = 12 + 9 * (level - 1);
             uint64_t ea = table + ((lin >> shift) & 511) * 8;
-            e = phys_ld(cpu, ea, 3);
+            e = pt_ld(cpu, ea, 3);
             if (!(e & PG_P))
                 return err | 0x10000;
             uint64_t rs = rsvd8 | ((e & PG_PS) && level == 2 ? 0x1fe000ull : 0);
@@ -186,7 +212,7 @@ static uint32_t page_walk(TCGCPU *cpu, uint64_t lin, int acc, bool user_acc, Wal
     } else {
         /* 32-bit paging with 4-byte entries. */
         uint64_t ea = (cpu->cr3 & 0xfffff000u) + ((lin >> 22) & 0x3ff) * 4;
-        e = phys_ld(cpu, ea, 2);
+        e = pt_ld(cpu, ea, 2);
         if (!(e & PG_P))
             return err | 0x10000;
         entries[n] = e;
@@ -202,7 +228,7 @@ static uint32_t page_walk(TCGCPU *cpu, uint64_t lin, int acc, bool user_acc, Wal
             goto leaf;
         }
         ea = (e & 0xfffff000u) + ((lin >> 12) & 0x3ff) * 4;
-        e = phys_ld(cpu, ea, 2);
+        e = pt_ld(cpu, ea, 2);
         if (!(e & PG_P))
             return err | 0x10000;
         entries[n] = e;

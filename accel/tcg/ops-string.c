@@ -64,6 +64,13 @@ int helper_in_out(TCGCPU *cpu, const DecodedOp *op)
         reg_set(cpu, R_EAX, sz, cpu_io_read(cpu, port, sz));
     else
         cpu_io_write(cpu, port, sz, (uint32_t)reg_get(cpu, R_EAX, sz));
+    /*
+     * A port write that resets or powers off the machine (0xCF9, 0x92,
+     * PM1_CNT) asks the CPUs to stop: do so right after this instruction,
+     * as hardware would, not at the end of the block.
+     */
+    if (__atomic_load_n(&cpu->exit_request, __ATOMIC_ACQUIRE))
+        return H_NEXT_END;
     return H_NEXT;
 }
 
@@ -75,16 +82,23 @@ static inline void adv(TCGCPU *cpu, int r, int asz, int64_t step)
 
 int helper_string(TCGCPU *cpu, const DecodedOp *op)
 {
+    /*
+     * The kind is read once: a store of this very instruction can invalidate
+     * the running block, and tb_kill() then rewrites every op's idx to
+     * OP_EXIT (tb.c) while we are still looping.  The instruction already
+     * decoded goes on as decoded; the block ends after it.
+     */
+    const int kind = op->idx;
     int sz = op->sz;
     uint64_t am = size_mask[op->asz];
     int64_t step = (cpu->eflags & FL_DF) ? -(int64_t)(1u << sz) : (int64_t)(1u << sz);
     bool rep = op->pfx & (PFX_REP | PFX_REPNE);
     /* For CMPS/SCAS F3 is REPE (stop when ZF=0), F2 REPNE (stop when ZF=1). */
-    bool cond_op = op->idx == OP_CMPS || op->idx == OP_SCAS;
+    bool cond_op = kind == OP_CMPS || kind == OP_SCAS;
     bool repe = op->pfx & PFX_REP;
     uint16_t port = (uint16_t)cpu->regs[R_EDX];
 
-    if ((op->idx == OP_INS || op->idx == OP_OUTS) && !io_permitted(cpu, port, 1u << sz))
+    if ((kind == OP_INS || kind == OP_OUTS) && !io_permitted(cpu, port, 1u << sz))
         raise_exception_err(cpu, EXCP_GP, 0);
 
     for (unsigned budget = STRING_BUDGET; ; budget--) {
@@ -92,7 +106,7 @@ int helper_string(TCGCPU *cpu, const DecodedOp *op)
             return H_NEXT;
         uint64_t si = cpu->regs[R_ESI] & am, di = cpu->regs[R_EDI] & am;
         uint64_t a, b;
-        switch (op->idx) {
+        switch (kind) {
         case OP_MOVS:
             a = seg_ld(cpu, op->seg, si, sz);
             seg_st(cpu, SEG_ES, di, sz, a);

@@ -141,8 +141,38 @@ int helper_pusha(TCGCPU *cpu, const DecodedOp *op);
 int helper_popa(TCGCPU *cpu, const DecodedOp *op);
 int helper_int(TCGCPU *cpu, const DecodedOp *op);
 
-/* exec.c */
-void tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb);
+/*
+ * Block lookup key of the next instruction: linear PC and TB flags.
+ * The caller checks canonicality (a link never holds a non-canonical PC).
+ */
+static inline uint64_t cpu_tb_key(const TCGCPU *cpu, uint32_t *flags)
+{
+    uint64_t lin = cpu->seg[SEG_CS].base + cpu->rip;
+    if (!cpu->code64)
+        lin = (uint32_t)lin;
+    *flags = cpu->code_size | ((cpu->eflags & FL_TF) ? TB_FLAG_SSTEP : 0);
+    return lin;
+}
+
+/* Follow a link of prev (TranslatedBlock.link) to the block for (lin, flags). */
+static inline TranslatedBlock *tb_link_find(const TCGCPU *cpu, const TranslatedBlock *prev,
+                                            uint64_t lin, uint32_t flags)
+{
+    for (int k = 0; k < 2; k++) {
+        TranslatedBlock *tb = prev->link[k].tb;
+        if (prev->link[k].lin == lin && prev->link[k].gen == cpu->link_gen &&
+            prev->link[k].flags == flags && tb && !tb->invalid)
+            return tb;
+    }
+    return NULL;
+}
+
+/*
+ * exec.c: run tb, then follow block links while nothing needs the run
+ * loop's attention, at most max_blocks blocks in all (>= 1).  Returns the
+ * number of blocks completed; cpu->cur_tb is the last block entered.
+ */
+long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks);
 
 /*
  * SSE operands (ops-sse.c), shared with ops-sse-fp.c: the linear address of

@@ -20,7 +20,7 @@ static GMutex tb_lock;
 static TranslatedBlock **tb_hash;
 static GHashTable *tb_pages;            /* page number -> TranslatedBlock* head */
 static TranslatedBlock *tb_dead;
-static unsigned tb_live;
+static unsigned tb_live, tb_dead_count;
 
 const char *const tcg_op_names[OP__COUNT] = {
 #define TCG_OP_NAME(n) [OP_##n] = #n,
@@ -159,6 +159,7 @@ static void tb_kill(TranslatedBlock *tb)
     }
     tb->dead_next = tb_dead;
     tb_dead = tb;
+    tb_dead_count++;
     tb_live--;
 }
 
@@ -227,6 +228,7 @@ bool tb_reap(void)
     g_mutex_lock(&tb_lock);
     TranslatedBlock *t = tb_dead;
     tb_dead = NULL;
+    tb_dead_count = 0;
     g_mutex_unlock(&tb_lock);
     bool any = t != NULL;
     while (t) {
@@ -235,6 +237,20 @@ bool tb_reap(void)
         t = n;
     }
     return any;
+}
+
+/*
+ * Freeing a block forces every CPU to drop its jump cache and links, so
+ * the run loop frees in batches: a dead block costs only its memory until
+ * then (lookups skip it: invalid is set and its ops are OP_EXIT).
+ */
+#define TB_REAP_BATCH 512
+
+bool tb_reap_batch(void)
+{
+    if (__atomic_load_n(&tb_dead_count, __ATOMIC_RELAXED) < TB_REAP_BATCH)
+        return false;
+    return tb_reap();
 }
 
 unsigned tb_count(void)

@@ -31,7 +31,28 @@
     X(GRP6) X(GRP7) X(MOV_CR) X(MOV_DR) X(CLTS) X(INVLPG) X(SWAPGS) \
     X(CBW) X(CWD) X(ENTER) X(LEAVE) X(BCD) X(SALC) X(XLAT) X(LSEG) \
     X(SYSCALL) X(SYSRET) X(SYSENTER) X(SYSEXIT) X(BOUND) X(ARPL) X(LAR) X(LSL) \
-    X(FPU_NM) X(FNINIT) X(FNSTSW) X(FNSTCW) X(FLDCW) X(FWAIT) X(CLFLUSH) X(MOVSXD)
+    X(FPU_NM) X(FNINIT) X(FNSTSW) X(FNSTCW) X(FLDCW) X(FWAIT) X(CLFLUSH) X(MOVSXD) \
+    TCG_FASTOP_LIST(X)
+
+/*
+ * Specialised forms of the commonest ops, substituted after decoding by
+ * tcg_specialize() (exec.c) so that the interpreter runs them without
+ * operand-kind and size tests.  Unless noted: 32- or 64-bit operand size,
+ * register operands are registers 0-15.  xx_RR: op->rm = op->rm OP op->reg;
+ * xx_RI: op->rm = op->rm OP op->imm (pre-masked); LDn/LDZXn/STn: memory
+ * load into op->reg / store of op->reg (ST8 and ST16 any register);
+ * SHx_RI: shift op->rm by op->imm (1..width-1); xx_RM: op->reg = op->reg OP
+ * memory; LEA_B: base + disp, LEA_BI: base + index * scale + disp (32/64-bit
+ * addresses, no RIP base); J<cc>: Jcc per condition.
+ */
+#define TCG_FASTOP_LIST(X) \
+    X(ADD_RR) X(OR_RR) X(AND_RR) X(SUB_RR) X(XOR_RR) X(CMP_RR) X(TEST_RR) X(MOV_RR) \
+    X(ADD_RI) X(OR_RI) X(AND_RI) X(SUB_RI) X(XOR_RI) X(CMP_RI) X(TEST_RI) \
+    X(LD32) X(LD64) X(LDZX8) X(LDZX16) X(ST8) X(ST16) X(ST32) X(ST64) \
+    X(SHL_RI) X(SHR_RI) X(SAR_RI) \
+    X(ADD_RM) X(OR_RM) X(AND_RM) X(SUB_RM) X(XOR_RM) X(CMP_RM) X(LEA_B) X(LEA_BI) \
+    X(JO) X(JNO) X(JB) X(JNB) X(JZ) X(JNZ) X(JBE) X(JA) \
+    X(JS) X(JNS) X(JP) X(JNP) X(JL) X(JGE) X(JLE) X(JG)
 
 enum {
 #define TCG_OP_ENUM(n) OP_##n,
@@ -82,6 +103,20 @@ struct TranslatedBlock {
     TranslatedBlock *page_next[2];
     TranslatedBlock *dead_next;
     uint64_t exec_count;        /* for a future JIT's hotness heuristic */
+    /*
+     * Block chaining: the last two successors seen, keyed like the jump
+     * cache (linear PC, flags) and stamped with the generation of the CPU
+     * jump cache that made them (TCGCPU.link_gen); a link is followed only
+     * while that generation is current, which also guarantees the target
+     * has not been freed (tb_reap flushes every jump cache).
+     */
+    struct {
+        uint64_t lin;
+        uint64_t gen;
+        TranslatedBlock *tb;
+        uint32_t flags;
+    } link[2];
+    uint32_t link_next;         /* slot to replace on a miss */
     DecodedOp ops[];
 };
 
@@ -103,6 +138,10 @@ void tb_invalidate_phys_range(uint64_t pa, uint64_t len);
 void tb_flush_all(void);
 /* Free invalidated blocks; true if any were freed (callers flush jump caches). */
 bool tb_reap(void);
+/* The same once enough blocks are dead to be worth a jump-cache flush. */
+bool tb_reap_batch(void);
 unsigned tb_count(void);
+/* exec.c: substitute the specialised op kinds (TCG_FASTOP_LIST) in a new block. */
+void tcg_specialize(TranslatedBlock *tb);
 
 #endif

@@ -61,8 +61,7 @@ static void for_each_cpu_tlb_drop_code(uint64_t page)
 static void flush_all_cpus_jc(void)
 {
     for (unsigned i = 0; all_cpus && i < all_cpus->len; i++) {
-        TCGCPU *c = all_cpus->pdata[i];
-        memset(c->jc, 0, sizeof(c->jc));
+        cpu_jc_flush(all_cpus->pdata[i]);
     }
 }
 
@@ -127,18 +126,28 @@ int tcg_ack_interrupt(TCGCPU *cpu)
 }
 
 /* ---- block lookup ---- */
+uint64_t tcg_link_gen_counter;
+
+/*
+ * The block to run at CS:RIP: first the links of the block that just ran
+ * (cpu->prev_tb, see TranslatedBlock.link), then the jump cache, then the
+ * physical-address cache, else translate.  A block found the slow way is
+ * recorded as a link of prev_tb.
+ */
 static TranslatedBlock *tb_lookup_cpu(TCGCPU *cpu)
 {
-    uint64_t lin = cpu->seg[SEG_CS].base + cpu->rip;
-    if (!cpu->code64)
-        lin = (uint32_t)lin;
-    uint32_t flags = cpu->code_size | ((cpu->eflags & FL_TF) ? TB_FLAG_SSTEP : 0);
+    uint32_t flags;
+    uint64_t lin = cpu_tb_key(cpu, &flags);
     if (cpu->code64 && unlikely(!canonical(lin)))
         raise_exception_err(cpu, EXCP_GP, 0);     /* branch to a non-canonical RIP */
-    unsigned h = (unsigned)((lin ^ (lin >> JC_BITS)) & (JC_SIZE - 1));
-    TranslatedBlock *tb = cpu->jc[h].tb;
-    if (likely(tb && cpu->jc[h].lin == lin && cpu->jc[h].flags == flags && !tb->invalid))
+    TranslatedBlock *prev = cpu->prev_tb;
+    TranslatedBlock *tb;
+    if (prev && (tb = tb_link_find(cpu, prev, lin, flags)))
         return tb;
+    unsigned h = (unsigned)((lin ^ (lin >> JC_BITS)) & (JC_SIZE - 1));
+    tb = cpu->jc[h].tb;
+    if (likely(tb && cpu->jc[h].lin == lin && cpu->jc[h].flags == flags && !tb->invalid))
+        goto found;
 
     uint64_t ppage;
     mmu_translate_code(cpu, lin, &ppage, NULL);          /* may raise #PF */
@@ -162,6 +171,16 @@ static TranslatedBlock *tb_lookup_cpu(TCGCPU *cpu)
     cpu->jc[h].lin = lin;
     cpu->jc[h].flags = flags;
     cpu->jc[h].tb = tb;
+found:
+    /* Translating may have flushed the jump cache (and cleared prev_tb). */
+    prev = cpu->prev_tb;
+    if (prev) {
+        unsigned k = prev->link_next++ & 1;
+        prev->link[k].lin = lin;
+        prev->link[k].gen = cpu->link_gen;
+        prev->link[k].flags = flags;
+        prev->link[k].tb = tb;
+    }
     return tb;
 }
 
@@ -217,8 +236,10 @@ static void tcg_irqchip_kick(Machine *m, int id)
         __atomic_store_n(&tcg_event_check[id], 1, __ATOMIC_RELEASE);
     for (unsigned i = 0; all_cpus && i < all_cpus->len; i++) {
         TCGCPU *c = all_cpus->pdata[i];
-        if (c->id == id)
+        if (c->id == id) {
             __atomic_store_n(&c->irq_check, 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&c->chain_break, 1, __ATOMIC_RELEASE);
+        }
     }
     cpus_wake(m);
 }
@@ -304,9 +325,11 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
 {
     volatile long n = 0;
     cpu->stopped_vec = -1;
+    cpu->prev_tb = NULL;
 
     if (setjmp(cpu->jmp)) {
         /* An exception unwound the interpreter (or a previous delivery). */
+        cpu->prev_tb = NULL;
         cpu_deliver_pending_exception(cpu);
         if (cpu->stopped_vec >= 0)
             return TCG_RUN_EXCEPTION;
@@ -317,11 +340,12 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
             return TCG_RUN_EXIT;
         }
         do_pending_flush();
-        if (tb_reap())
+        if (tb_reap_batch())
             flush_all_cpus_jc();
         if (cpu->shutdown)
             return TCG_RUN_HALTED;
 
+        __atomic_store_n(&cpu->chain_break, 0, __ATOMIC_RELAXED);
         if (tcg_apic_present && (unsigned)cpu->id < TCG_MAX_CPUS &&
             __atomic_load_n(&tcg_event_check[cpu->id], __ATOMIC_ACQUIRE))
             tcg_apic_events(cpu);
@@ -353,14 +377,10 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
                 tb->pc_phys, cpu->seg[SEG_CS].sel, cpu->rip, tb->n_ops);
         }
         cpu->cur_tb = tb;
-        tcg_exec_tb(cpu, tb);
+        n += tcg_exec_tb(cpu, tb, max_blocks - n);    /* counts icount, masks RIP */
+        tb = (TranslatedBlock *)cpu->cur_tb;
         cpu->cur_tb = NULL;
-        cpu->icount += tb->n_ops;
-        if (cpu->code_size == 1)
-            cpu->rip &= 0xffff;
-        else if (cpu->code_size == 2)
-            cpu->rip = (uint32_t)cpu->rip;
-        n++;
+        cpu->prev_tb = tb;
         if (unlikely(tb->flags & TB_FLAG_SSTEP)) {
             /* Single-step trap after the instruction (SDM 3A §17.3.1.4): DR6.BS. */
             cpu->dr[6] |= 0x4000;
@@ -503,6 +523,12 @@ static VcpuRunResult tcg_vcpu_run(Machine *m, int id)
     (void)id;
     for (;;) {
         bool all_halted = true;
+        /*
+         * Every CPU gets its slice in turn, even when a kick ended the
+         * previous one early: returning to the caller on each exit request
+         * starved the other CPUs whenever CPU 0 was kicked often (SeaBIOS
+         * polling the PM timer while it waits for the APs to check in).
+         */
         for (unsigned i = 0; i < s->cpus->len; i++) {
             TCGCPU *cpu = s->cpus->pdata[i];
             if (!cpu)
@@ -511,9 +537,7 @@ static VcpuRunResult tcg_vcpu_run(Machine *m, int id)
                 return VCPU_RUN_AGAIN;
             irqchip_current_cpu = cpu->id;    /* whose APIC the MMIO page is */
             TCGRunResult r = tcg_cpu_exec(cpu, SLICE_BLOCKS);
-            if (r == TCG_RUN_EXIT)
-                return VCPU_RUN_AGAIN;
-            if (!cpu->halted)
+            if (r == TCG_RUN_EXIT || !cpu->halted)
                 all_halted = false;
         }
         if (all_halted)

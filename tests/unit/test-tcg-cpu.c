@@ -771,6 +771,44 @@ static void test_self_modifying_code_in_same_block(void)
     CHECK_EQ("AL", 0x2a, e.cpu->regs[R_EAX] & 0xff);
 }
 
+/*
+ * Block chaining: a two-instruction loop block runs through its own link;
+ * the block budget still counts every block exactly, as do RIP and icount.
+ */
+static void test_chained_blocks_respect_the_budget(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, 0x7c00, 0x40,                   /* L: inc ax */
+            0xeb, 0xfd);                        /* jmp L */
+    setup_real(&e, 0x7c00);
+    CHECK_EQ("run result", TCG_RUN_BUDGET, tcg_cpu_exec(e.cpu, 1000));
+    CHECK_EQ("AX = one per block", 1000, e.cpu->regs[R_EAX] & 0xffff);
+    CHECK_EQ("icount", 2000, e.cpu->icount);
+    CHECK_EQ("IP back at the loop", 0x7c00, e.cpu->rip);
+    CHECK_EQ("run result (again)", TCG_RUN_BUDGET, tcg_cpu_exec(e.cpu, 1));
+    CHECK_EQ("AX after one more block", 1001, e.cpu->regs[R_EAX] & 0xffff);
+}
+
+/*
+ * A block reached through a link of its predecessor rewrites its own
+ * immediate each pass: the link must not lead to the stale translation.
+ */
+static void test_chained_block_rewritten_by_itself(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, 0x7c00, 0x83, 0xc3, 0x01,       /* A: add bx, 1 */
+            0xeb, 0x1b);                        /* jmp B (0x7c20) */
+    CODE_AT(&e, 0x7c20, 0xb8, 0x00, 0x00,       /* B: mov ax, imm16 (patched) */
+            0x89, 0x1e, 0x21, 0x7c,             /* mov [0x7c21], bx */
+            0x83, 0xfb, 0x32,                   /* cmp bx, 50 */
+            0x75, 0xd4,                         /* jne A */
+            0xf4);                              /* hlt */
+    setup_real(&e, 0x7c00);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("BX", 50, e.cpu->regs[R_EBX] & 0xffff);
+    CHECK_EQ("AX = immediate stored by the previous pass", 49, e.cpu->regs[R_EAX] & 0xffff);
+}
+
 static void test_dma_write_invalidates_translated_code(void)
 {
     Env e = env_new();
@@ -786,6 +824,78 @@ static void test_dma_write_invalidates_translated_code(void)
     CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
     CHECK_EQ("EAX after the code was rewritten", 2, e.cpu->regs[R_EAX]);
     memory_set_ram_write_notifier(NULL);
+}
+
+/*
+ * REP MOVSB that copies over the bytes of its own translated block, as
+ * SeaBIOS's hard reboot does when it restores the BIOS image from the
+ * flash alias over the RAM copy it is running from.  The code bytes are
+ * rewritten with themselves (so the instruction stream never changes);
+ * every other destination byte gets a pattern from the source.  The store
+ * that invalidates the running block must not change what the instruction
+ * does: all ECX bytes are copied, ESI/EDI/ECX end where the SDM says, no
+ * port is touched, and execution continues with the next instruction.
+ */
+static unsigned smc_port_writes;
+static void smc_port_write(void *opaque, uint16_t off, uint32_t v, unsigned size)
+{
+    (void)opaque; (void)off; (void)v; (void)size;
+    smc_port_writes++;
+}
+static uint32_t smc_port_read(void *opaque, uint16_t off, unsigned size)
+{
+    (void)opaque; (void)off; (void)size;
+    return 0xff;
+}
+static const IoPortOps smc_port_ops = { .read = smc_port_read, .write = smc_port_write, .max_access = 4 };
+
+static void rep_movsb_over_own_code(uint32_t dst, uint32_t len)
+{
+    const uint32_t src = 0x40000;
+    Env e = env_new();
+    IoPortRange *r = ioport_register(0x520, 1, &smc_port_ops, NULL, "tcg-test", NULL);
+    CHECK(r != NULL);
+    smc_port_writes = 0;
+    /* The destination range starts as zeros except for the code. */
+    uint8_t code[] = {
+        0xbe, 0, 0, 0, 0,               /* mov esi, src */
+        0xbf, 0, 0, 0, 0,               /* mov edi, dst */
+        0xb9, 0, 0, 0, 0,               /* mov ecx, len */
+        0xba, 0x20, 0x05, 0, 0,         /* mov edx, 0x520 (a port nothing may write) */
+        0xf3, 0xa4,                     /* rep movsb */
+        0xb8, 0x0d, 0x60, 0, 0,         /* mov eax, 0x600d */
+        0xf4,                           /* hlt */
+    };
+    st32_le(code + 1, src);
+    st32_le(code + 6, dst);
+    st32_le(code + 11, len);
+    put(&e, CODE, code, sizeof(code));
+    /* Source: a pattern, with the code's own bytes where the code sits. */
+    for (uint32_t i = 0; i < len; i++)
+        e.ram[src + i] = (uint8_t)(0x5a ^ (i * 7) ^ (i >> 8));
+    CHECK(dst <= CODE && CODE + sizeof(code) <= dst + len);
+    memcpy(e.ram + src + (CODE - dst), code, sizeof(code));
+    setup_pm32(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("ECX", 0, e.cpu->regs[R_ECX]);
+    CHECK_EQ("ESI", src + len, e.cpu->regs[R_ESI]);
+    CHECK_EQ("EDI", dst + len, e.cpu->regs[R_EDI]);
+    CHECK(memcmp(e.ram + dst, e.ram + src, len) == 0);
+    CHECK_EQ("instruction after REP MOVSB ran", 0x600d, e.cpu->regs[R_EAX]);
+    CHECK_EQ("EIP after hlt", CODE + sizeof(code), e.cpu->rip);
+    CHECK_EQ("port writes", 0, smc_port_writes);
+    ioport_unregister(r);
+}
+
+static void test_rep_movsb_over_own_block(void)
+{
+    rep_movsb_over_own_code(CODE, 0x200);
+}
+
+/* A copy longer than the per-visit string budget: the block dies in a resumed visit. */
+static void test_rep_movsb_over_own_block_long(void)
+{
+    rep_movsb_over_own_code(CODE - 0x1800, 0x3000);
 }
 
 static void test_cmpxchg8b_and_xadd(void)
@@ -1395,7 +1505,11 @@ static const TestCase cases[] = {
     TEST_CASE(test_string_rep_movsb_and_repe_cmpsb),
     TEST_CASE(test_string_repne_scasb_stops_on_match),
     TEST_CASE(test_self_modifying_code_in_same_block),
+    TEST_CASE(test_chained_blocks_respect_the_budget),
+    TEST_CASE(test_chained_block_rewritten_by_itself),
     TEST_CASE(test_dma_write_invalidates_translated_code),
+    TEST_CASE(test_rep_movsb_over_own_block),
+    TEST_CASE(test_rep_movsb_over_own_block_long),
     TEST_CASE(test_cmpxchg8b_and_xadd),
     TEST_CASE(test_port_io_and_iopl_check),
     TEST_CASE(test_x87_cr0_em_and_ts_raise_nm),
