@@ -69,6 +69,7 @@ check-slow: kestrel kestrel-img $(TEST_PROGS) guests
 
 bench: kestrel
 	bench/boot-time
+	bench/cpu
 	bench/footprint
 	bench/boot-time-nested
 	bench/disk
@@ -87,3 +88,44 @@ distclean: clean
 	rm -rf $(BUILD) config.mak config.h
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ACPI DSDT: hw/pc/dsdt.asl compiled by iasl (configure's IASL) into AML and
+# embedded in acpi_build.o as the C array dsdt_aml[] ($(BUILD)/hw/pc/dsdt_aml.h).
+$(BUILD)/hw/pc/dsdt.aml: hw/pc/dsdt.asl config.mak
+	@mkdir -p $(dir $@)
+	@test -n "$(IASL)" || { echo "iasl not found: install acpica-tools and rerun ./configure" >&2; exit 1; }
+	$(IASL) -vs -vr -p $(basename $@) $< >/dev/null
+
+$(BUILD)/hw/pc/dsdt_aml.h: $(BUILD)/hw/pc/dsdt.aml
+	{ echo '/* Generated from hw/pc/dsdt.asl by iasl; do not edit. */'; \
+	  echo 'static const unsigned char dsdt_aml[] = {'; \
+	  od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g; s/^/    /'; \
+	  echo '};'; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/hw/pc/acpi_build.o: $(BUILD)/hw/pc/dsdt_aml.h
+
+# Option ROM for -kernel with -bios (hw/pc/linuxboot_fw.c): roms/linuxboot.S
+# assembled as 16-bit code, linked at 0, made a flat image, then length and
+# checksums set by roms/romsum (a host tool), which also writes the C array
+# $(BUILD)/roms/linuxboot_rom.h that linuxboot_fw.o includes.
+$(BUILD)/roms/romsum: roms/romsum.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -o $@ $<
+
+$(BUILD)/roms/linuxboot.bin: roms/linuxboot.S $(BUILD)/roms/romsum
+	@mkdir -p $(dir $@)
+	as --32 -o $(BUILD)/roms/linuxboot.o $<
+	ld -m elf_i386 -nostdlib -Ttext 0 -e _start -o $(BUILD)/roms/linuxboot.elf $(BUILD)/roms/linuxboot.o
+	objcopy -O binary -j .text $(BUILD)/roms/linuxboot.elf $(BUILD)/roms/linuxboot.raw
+	$(BUILD)/roms/romsum $(BUILD)/roms/linuxboot.raw $@
+
+$(BUILD)/roms/linuxboot_rom.h: $(BUILD)/roms/linuxboot.bin $(BUILD)/roms/romsum
+	$(BUILD)/roms/romsum -c linuxboot_rom $< $@
+
+$(BUILD)/hw/pc/linuxboot_fw.o: $(BUILD)/roms/linuxboot_rom.h
+
+.PHONY: roms clean-roms
+roms: $(BUILD)/roms/linuxboot.bin
+clean: clean-roms
+clean-roms:
+	rm -rf $(BUILD)/roms

@@ -90,15 +90,15 @@ static bool file_lock(BlockDriverState *bs, FileState *s, GError **errp)
     s->locked = true;
     for (int i = 0; i < PERM_COUNT; i++) {
         if ((s->perm & (1u << i)) && byte_is_locked(s->fd, LOCK_SHARED_BASE + i)) {
-            kestrel_set_error(errp, "Could not open '%s': Failed to get \"%s\" lock\n"
-                              "Is another process using the image [%s]?",
+            kestrel_set_error(errp, "Could not open '%s': Failed to get \"%s\" lock; "
+                              "Is another process using the image [%s]? (locking=off overrides)",
                               bs->filename, perm_names[i], bs->filename);
             file_unlock_all(s);
             return false;
         }
         if (!(s->shared & (1u << i)) && byte_is_locked(s->fd, LOCK_PERM_BASE + i)) {
-            kestrel_set_error(errp, "Could not open '%s': Failed to get shared \"%s\" lock\n"
-                              "Is another process using the image [%s]?",
+            kestrel_set_error(errp, "Could not open '%s': Failed to get shared \"%s\" lock; "
+                              "Is another process using the image [%s]? (locking=off overrides)",
                               bs->filename, perm_names[i], bs->filename);
             file_unlock_all(s);
             return false;

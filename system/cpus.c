@@ -113,6 +113,23 @@ bool cpus_start(Machine *m, GError **errp)
     return true;
 }
 
+/*
+ * A guest asked for a reset or power-off from a vCPU thread: like QEMU, stop
+ * running guest code now rather than when the main loop gets round to it.
+ * Otherwise the CPU runs on past the request (SeaBIOS follows its 0xCF9
+ * write with "lidt; int3", which then triple-faults into a second reset).
+ * The main loop's cpus_pause()/cpus_resume() around the reset complete it.
+ */
+void cpus_request_stop(Machine *m)
+{
+    if (!cpus.started || !m)
+        return;
+    g_mutex_lock(&cpus.lock);
+    cpus.pause = true;
+    g_mutex_unlock(&cpus.lock);
+    cpus_kick_all(m);
+}
+
 void cpus_pause(Machine *m)
 {
     if (!cpus.started)

@@ -38,12 +38,14 @@ void main_loop_wakeup(void)
 void machine_request_reset(void)
 {
     __atomic_store_n(&reset_requested, 1, __ATOMIC_SEQ_CST);
+    cpus_request_stop(current_machine);
     main_loop_wakeup();
 }
 
 void machine_request_poweroff(void)
 {
     __atomic_store_n(&poweroff_requested, 1, __ATOMIC_SEQ_CST);
+    cpus_request_stop(current_machine);
     main_loop_wakeup();
 }
 

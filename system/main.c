@@ -6,6 +6,7 @@
 #include "kestrel/accel.h"
 #include "kestrel/chardev.h"
 #include "kestrel/clock.h"
+#include "kestrel/drive.h"
 #include "kestrel/lock.h"
 #include "kestrel/log.h"
 
@@ -148,12 +149,14 @@ static int run(int argc, char **argv)
     cpus_stop(m);
     if (m->accel->cleanup)
         m->accel->cleanup(m);
+    drives_close_all();     /* flushes and unlocks images */
     chardevs_cleanup();
     if (pidfile_path)
         unlink(pidfile_path);
     return status;
 
 fail:
+    drives_close_all();
     chardevs_cleanup();
     if (pidfile_path)
         unlink(pidfile_path);

@@ -24,6 +24,7 @@ typedef enum {
     OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_BIOS, OPT_SERIAL, OPT_CHARDEV, OPT_MONITOR,
     OPT_QTEST, OPT_DEBUGCON, OPT_DEVICE, OPT_GLOBAL, OPT_NOGRAPHIC, OPT_DISPLAY, OPT_NO_REBOOT,
     OPT_NO_SHUTDOWN, OPT_NAME, OPT_PIDFILE, OPT_LOGFILE, OPT_LOG, OPT_S, OPT_NODEFAULTS,
+    OPT_DRIVE, OPT_HD, OPT_CDROM, OPT_FD, OPT_SNAPSHOT, OPT_BOOT, OPT_FW_CFG,
     OPT_NOT_YET,
 } OptId;
 
@@ -67,15 +68,17 @@ static const CmdOption options[] = {
     { "d", true, OPT_LOG, "-d ITEM,...      enable logging (-d help)" },
     { "S", false, OPT_S, "-S               do not start the CPUs" },
     { "nodefaults", false, OPT_NODEFAULTS, "-nodefaults      no default devices (COM1)" },
-    { "hda", true, OPT_NOT_YET, NULL, "the IDE controller" },
-    { "hdb", true, OPT_NOT_YET, NULL, "the IDE controller" },
-    { "hdc", true, OPT_NOT_YET, NULL, "the IDE controller" },
-    { "hdd", true, OPT_NOT_YET, NULL, "the IDE controller" },
-    { "cdrom", true, OPT_NOT_YET, NULL, "the IDE controller" },
-    { "fda", true, OPT_NOT_YET, NULL, "the floppy controller" },
-    { "fdb", true, OPT_NOT_YET, NULL, "the floppy controller" },
-    { "drive", true, OPT_NOT_YET, NULL, "the block layer" },
-    { "snapshot", false, OPT_NOT_YET, NULL, "the block layer" },
+    { "drive", true, OPT_DRIVE, "-drive file=F[,if=ide|floppy|none][,index=N][,media=disk|cdrom][,format=raw|qcow2][,snapshot=on][,readonly=on][,cache=..]" },
+    { "hda", true, OPT_HD, "-hda/-hdb/-hdc/-hdd FILE  IDE disk 0-3 (primary master .. secondary slave)" },
+    { "hdb", true, OPT_HD, NULL },
+    { "hdc", true, OPT_HD, NULL },
+    { "hdd", true, OPT_HD, NULL },
+    { "cdrom", true, OPT_CDROM, "-cdrom FILE      IDE CD-ROM (secondary master, like -hdc)" },
+    { "fda", true, OPT_FD, "-fda/-fdb FILE   floppy image A:/B: (1.44M, 2.88M, 720K, ...)" },
+    { "fdb", true, OPT_FD, NULL },
+    { "snapshot", false, OPT_SNAPSHOT, "-snapshot        write to temporary overlays; images stay untouched" },
+    { "boot", true, OPT_BOOT, "-boot [order=]DRIVES[,once=D][,menu=on|off][,splash-time=MS][,reboot-timeout=MS][,strict=on]  a=floppy c=disk d=CD n=net" },
+    { "fw_cfg", true, OPT_FW_CFG, "-fw_cfg name=opt/NAME,file=F|string=S  pass a blob to the firmware" },
     { "netdev", true, OPT_NOT_YET, NULL, "network backends" },
     { "nic", true, OPT_NOT_YET, NULL, "network devices" },
     { "vga", true, OPT_NOT_YET, NULL, "the VGA device" },
@@ -110,6 +113,8 @@ void machine_config_init(MachineConfig *cfg)
     cfg->chardev_opts = g_ptr_array_new_with_free_func(g_free);
     cfg->device_opts = g_ptr_array_new_with_free_func(g_free);
     cfg->global_opts = g_ptr_array_new_with_free_func(g_free);
+    cfg->drive_opts = g_ptr_array_new_with_free_func(g_free);
+    cfg->fw_cfg_opts = g_ptr_array_new_with_free_func(g_free);
 }
 
 static bool parse_mem(MachineConfig *cfg, const char *arg, GError **errp)
@@ -455,6 +460,37 @@ CmdlineResult cmdline_parse(int argc, char **argv, MachineConfig *cfg, GError **
         case OPT_NODEFAULTS:
             cfg->nodefaults = true;
             break;
+        case OPT_DRIVE:
+            g_ptr_array_add(cfg->drive_opts, g_strdup(arg));
+            break;
+        case OPT_HD:
+        case OPT_CDROM:
+        case OPT_FD: {
+            /* QEMU's shorthands: -hdX = index 0-3, -cdrom = index 2, -fdX = floppy unit. */
+            GString *spec = g_string_new("file=");
+            for (const char *c = arg; *c; c++) {
+                g_string_append_c(spec, *c);
+                if (*c == ',')
+                    g_string_append_c(spec, ',');
+            }
+            if (opt->id == OPT_HD)
+                g_string_append_printf(spec, ",index=%d,media=disk", name[2] - 'a');
+            else if (opt->id == OPT_CDROM)
+                g_string_append(spec, ",index=2,media=cdrom");
+            else
+                g_string_append_printf(spec, ",if=floppy,index=%d", name[2] - 'a');
+            g_ptr_array_add(cfg->drive_opts, g_string_free(spec, FALSE));
+            break;
+        }
+        case OPT_SNAPSHOT:
+            cfg->snapshot = true;
+            break;
+        case OPT_BOOT:
+            replace(&cfg->boot_opts, arg);
+            break;
+        case OPT_FW_CFG:
+            g_ptr_array_add(cfg->fw_cfg_opts, g_strdup(arg));
+            break;
         case OPT_NOT_YET:
             kestrel_set_error(errp, "%s: not implemented yet (needs %s)", a, opt->not_yet);
             return CMDLINE_ERROR;
@@ -472,6 +508,19 @@ CmdlineResult cmdline_parse(int argc, char **argv, MachineConfig *cfg, GError **
         kestrel_set_error(errp, "-kernel %s: %s", cfg->kernel, g_strerror(errno));
         return CMDLINE_ERROR;
     }
+    if (cfg->bios && access(cfg->bios, R_OK) != 0) {
+        kestrel_set_error(errp, "-bios %s: %s", cfg->bios, g_strerror(errno));
+        return CMDLINE_ERROR;
+    }
+    if (cfg->snapshot)
+        for (guint i = 0; i < cfg->drive_opts->len; i++) {
+            char **p = (char **)&g_ptr_array_index(cfg->drive_opts, i);
+            /* Appended last so it wins; an explicit snapshot=off before it is overridden,
+             * as in QEMU where -snapshot applies to every drive. */
+            char *with = g_strconcat(*p, ",snapshot=on", NULL);
+            g_free(*p);
+            *p = with;
+        }
     if (cfg->qtest_spec && (!cfg->accel || strcmp(cfg->accel, "qtest") != 0)) {
         /* QEMU's qtest implies the qtest accelerator. */
         g_free(cfg->accel);

@@ -1193,6 +1193,26 @@ static void kvm_set_irq(Machine *m, int gsi, int level)
     }
 }
 
+/* kvm-api.md: KVM_SIGNAL_MSI delivers one message through the in-kernel LAPICs. */
+static void kvm_send_msi(Machine *m, uint64_t addr, uint32_t data)
+{
+    KvmState *s = kvm_state(m);
+    if (!s)
+        return;
+    struct kvm_msi msi;
+    memset(&msi, 0, sizeof(msi));
+    msi.address_lo = (uint32_t)addr;
+    msi.address_hi = (uint32_t)(addr >> 32);
+    msi.data = data;
+    if (kvm_ioctl(s->vm_fd, KVM_SIGNAL_MSI, &msi) < 0) {
+        static bool warned;
+        if (!warned) {
+            warned = true;
+            error_report("warning: KVM_SIGNAL_MSI: %s", g_strerror(errno));
+        }
+    }
+}
+
 static void kvm_reset(Machine *m)
 {
     KvmState *s = kvm_state(m);
@@ -1287,6 +1307,7 @@ static const AccelOps kvm_accel_ops = {
     .vcpu_run = kvm_vcpu_run,
     .vcpu_kick = kvm_vcpu_kick,
     .set_irq = kvm_set_irq,
+    .send_msi = kvm_send_msi,
     .reset = kvm_reset,
     .get_regs = kvm_get_regs,
     .set_regs = kvm_set_regs,

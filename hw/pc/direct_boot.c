@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "direct_boot.h"
+#include "fw_tables.h"
 
 bool boot_write(Machine *m, hwaddr addr, const void *buf, uint64_t len, const char *what,
                 GError **errp)
@@ -97,6 +98,9 @@ bool pc_direct_boot(Machine *m, GError **errp)
     bool linux_hdr = len >= 0x206 && ld32_le(buf + 0x202) == 0x53726448;
     g_free(buf);
 
+    /* ACPI tables at 0xE0000 (hw/pc/acpi_build.c): CPUs, IRQ routing, poweroff. */
+    if (!acpi_install_direct(m, errp))
+        return false;
     if (mb)
         return multiboot_load(m, cfg->kernel, cfg->append, cfg->initrd, errp);
     if (linux_hdr)

@@ -14,6 +14,9 @@
  *                    the MP floating pointer in the last 16 bytes; the BDA
  *                    EBDA pointer says 0x9FC00 so that pointer sits in the
  *                    "EBDA" too (mptable.c)
+ *   0xE0000-0xFFFFF  ACPI: the RSDP at 0xE0000, the tables from 0xE0040
+ *                    (acpi_build.c acpi_install_direct; RAM because the
+ *                    i440FX opens PAM read-write when no firmware runs)
  */
 #ifndef KESTREL_HW_PC_DIRECT_BOOT_H
 #define KESTREL_HW_PC_DIRECT_BOOT_H

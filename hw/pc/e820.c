@@ -13,8 +13,10 @@
  *   [4 GiB, 4 GiB + ram_above_4g)   RAM
  * The board decides the below/above-4G split (QEMU's rule: all RAM low when
  * under 3.5 GiB, else 3 GiB low and the rest from 4 GiB); this file only
- * reports it.  Not modelled: firmware-owned areas (none without firmware) and
- * ACPI tables (the direct boot provides none).
+ * reports it.  The direct boot's ACPI tables live at 0xE0000-0xFFFFF, which
+ * is outside every e820 RAM range here (Linux also reserves 0xA0000-0xFFFFF
+ * on its own); firmware boots get SeaBIOS's own map through fw_cfg
+ * (pc_fw_cfg.c), not this one.
  */
 #include "direct_boot.h"
 

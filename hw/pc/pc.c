@@ -3,20 +3,32 @@
  *
  * Follows QEMU's "-M pc" layout (../shared/docs/pc-platform.md): RAM from 0
  * up to the PCI hole, the rest above 4 GiB; ISA IRQs 0-15 and PCI GSIs
- * 16-23 go to the accelerator's interrupt controllers; COM1 from -serial,
- * the RTC/CMOS, the 8042, the reset ports and port 0x80 are always there.
+ * 16-23 go to the accelerator's interrupt controllers.  The chipset is the
+ * i440FX host bridge (PCI bus 0, PAM) with the PIIX3 ISA bridge, PIIX3 IDE
+ * and PIIX4 power management as functions 00:01.0/.1/.3; the ISA side has
+ * the RTC/CMOS, the 8042, the 8237s and the floppy controller, the reset
+ * ports, port 0x80, the HPET and fw_cfg; COM1 comes from -serial.
  *
- * Not modelled yet (their issues are open): the PCI host bridge and PIIX
- * functions, firmware (SeaBIOS) boot, VGA, IDE, floppy.
+ * Boot: without -kernel the firmware (Debian's SeaBIOS, -bios to choose
+ * another) runs from the reset vector; -kernel alone is loaded directly
+ * (direct_boot.c, no firmware); -kernel with -bios goes through the firmware
+ * and our linuxboot option ROM (linuxboot_fw.c).
+ *
+ * Not modelled yet (their issues are open): VGA, NICs, PS/2 keyboard and mouse.
  */
 #include "kestrel/machine.h"
 #include "kestrel/accel.h"
 #include "kestrel/boot.h"
 #include "kestrel/chardev.h"
 #include "kestrel/device.h"
+#include "kestrel/fw_cfg.h"
+#include "kestrel/drive.h"
 #include "kestrel/irqchip.h"
+#include "kestrel/linuxboot_fw.h"
 #include "kestrel/log.h"
+#include "kestrel/pc_bios.h"
 
+#include <inttypes.h>
 #include <string.h>
 
 /*
@@ -48,6 +60,25 @@ IrqLine *machine_isa_irq(Machine *m, int n)
     if (n < 0 || n >= MACHINE_NUM_GSI)
         return NULL;
     return m->gsi[n];
+}
+
+/*
+ * MSI (SDM vol. 3A 10.11): address bits 19:12 destination, bit 2 destination
+ * mode; data bits 7:0 vector, 10:8 delivery mode, 15 trigger mode.
+ */
+void machine_send_msi(Machine *m, uint64_t addr, uint32_t data)
+{
+    if ((addr & 0xfff00000u) != 0xfee00000u) {
+        LOG(LOG_GUEST_ERROR, "MSI to 0x%" PRIx64 " outside the APIC window dropped\n", addr);
+        return;
+    }
+    if (!pc_userspace_irqchip) {
+        if (m->accel && m->accel->send_msi)
+            m->accel->send_msi(m, addr, data);
+        return;
+    }
+    apic_deliver((uint8_t)(addr >> 12), (addr >> 2) & 1, (data >> 8) & 7, (uint8_t)data,
+                 true, (data >> 15) & 1);
 }
 
 void *machine_ram_ptr(Machine *m, hwaddr addr, uint64_t len)
@@ -126,8 +157,15 @@ bool pc_machine_init(Machine *m, GError **errp)
 
     if (!pc_memory_init(m, errp))
         return false;
+    /* No -kernel: the BIOS boots the machine; -kernel with -bios goes through it too. */
+    m->firmware_boot = !cfg->kernel || cfg->bios;
     for (int i = 0; i < MACHINE_NUM_GSI; i++)
         m->gsi[i] = irq_line_new(pc_gsi_set, m, i);
+
+    /* Images open first: a missing or locked one fails before any device exists. */
+    for (guint i = 0; i < cfg->drive_opts->len; i++)
+        if (!drive_add(g_ptr_array_index(cfg->drive_opts, i), errp))
+            return false;
 
     for (guint i = 0; i < cfg->chardev_opts->len; i++) {
         const char *opts = g_ptr_array_index(cfg->chardev_opts, i);
@@ -136,6 +174,20 @@ bool pc_machine_init(Machine *m, GError **errp)
             return false;
         }
     }
+
+    /* fw_cfg before any device: disks and NICs register their boot order with it. */
+    if (!pc_add(m, "fw_cfg", NULL, errp))
+        return false;
+
+    /*
+     * The chipset first: the i440FX creates PCI bus 0 (m->pci_bus) that every
+     * later PCI function plugs into, and owns PAM over 0xC0000-0xFFFFF.
+     */
+    if (!pc_add(m, "i440FX-pcihost", NULL, errp) ||
+        !pc_add(m, "PIIX3", NULL, errp))
+        return false;
+    if (m->firmware_boot && !pc_bios_load(m, errp))
+        return false;
 
     /* Interrupt controllers and the PIT, unless the accelerator brings its own. */
     pc_userspace_irqchip = !(m->accel && m->accel->has_kernel_irqchip &&
@@ -151,6 +203,21 @@ bool pc_machine_init(Machine *m, GError **errp)
         !pc_add(m, "i8042", NULL, errp) ||
         !pc_add(m, "pc-reset-ports", NULL, errp) ||
         !pc_add(m, "ioport80", NULL, errp))
+        return false;
+    /*
+     * ISA DMA, then the floppy controller (after the RTC: it fills CMOS 0x10/0x14).
+     * QEMU's i440FX machine has the FDC with -nodefaults too (hw/block/fdc.c).
+     */
+    if (!pc_add(m, "i8237", NULL, errp) ||
+        !pc_add(m, "isa-fdc", NULL, errp))
+        return false;
+    /* PIIX3 IDE (00:01.1) takes the if=ide drives; after the RTC: it fills CMOS 0x12-0x39. */
+    if (m->pci_bus && !pc_add(m, "piix3-ide", NULL, errp))
+        return false;
+    /* PIIX4 power management (00:01.3, after the PIIX3) and the HPET. */
+    if (m->pci_bus && !pc_add(m, "piix4-pm", NULL, errp))
+        return false;
+    if (!pc_add(m, "hpet", NULL, errp))
         return false;
     if (!pc_serial_init(m, errp))
         return false;
@@ -171,17 +238,15 @@ bool pc_machine_init(Machine *m, GError **errp)
     for (guint i = 0; i < cfg->device_opts->len; i++)
         if (!device_create_from_opts(m, g_ptr_array_index(cfg->device_opts, i), errp))
             return false;
+    if (!drives_check_claimed(errp))
+        return false;
+    /* -kernel with -bios: fw_cfg items + the linuxboot ROM, before the bootorder file. */
+    if (cfg->kernel && m->firmware_boot && !pc_linuxboot_fw_setup(m, errp))
+        return false;
+    /* Everything exists: tell the firmware (CPUs, e820, ACPI, SMBIOS, -boot, -fw_cfg). */
+    if (!pc_fw_cfg_setup(m, errp))
+        return false;
 
-    if (cfg->bios) {
-        kestrel_set_error(errp, "-bios %s: firmware boot is not implemented yet (boot a kernel "
-                          "directly with -kernel)", cfg->bios);
-        return false;
-    }
-    if (!cfg->kernel && m->accel && m->accel->has_cpu) {
-        kestrel_set_error(errp, "nothing to boot: firmware boot (SeaBIOS) is not implemented yet; "
-                          "give a Linux or Multiboot kernel with -kernel");
-        return false;
-    }
     return true;
 }
 
@@ -193,7 +258,7 @@ bool pc_machine_reset(Machine *m, GError **errp)
      * overwritten the loaded image and boot parameters since.
      */
     m->bsp_state_valid = false;
-    if (!pc_direct_boot(m, errp))
+    if (!m->firmware_boot && !pc_direct_boot(m, errp))
         return false;
     if (m->accel->reset)
         m->accel->reset(m);

@@ -41,6 +41,8 @@ typedef struct AccelOps {
     void (*vcpu_kick)(Machine *m, int id);
     /* Interrupt controller input: GSI level (ISA IRQ n is GSI n, except 0 -> 2 on the IOAPIC). */
     void (*set_irq)(Machine *m, int gsi, int level);
+    /* In-kernel irqchip only: inject an MSI (KVM_SIGNAL_MSI). */
+    void (*send_msi)(Machine *m, uint64_t addr, uint32_t data);
     /* System reset, with all vCPUs paused: CPUs to power-on state. */
     void (*reset)(Machine *m);
     bool (*get_regs)(Machine *m, int id, X86CPUState *s);
@@ -70,6 +72,7 @@ void accel_list(FILE *out);
 bool cpus_start(Machine *m, GError **errp);
 void cpus_pause(Machine *m);        /* returns when every vCPU is parked (big lock held) */
 void cpus_resume(Machine *m);
+void cpus_request_stop(Machine *m); /* any thread: park the vCPUs soon (guest reset/poweroff) */
 void cpus_stop(Machine *m);         /* ask threads to exit and join them */
 /* Any thread: wake vCPU threads parked after VCPU_RUN_HALTED (an interrupt arrived). */
 void cpus_wake(Machine *m);

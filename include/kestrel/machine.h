@@ -13,6 +13,8 @@
 
 typedef struct AccelOps AccelOps;
 typedef struct Chardev Chardev;
+typedef struct PCIBus PCIBus;
+typedef struct FWCfgState FWCfgState;
 
 #define MACHINE_NUM_GSI 24
 
@@ -47,6 +49,10 @@ typedef struct MachineConfig {
     char *monitor_spec;              /* -monitor */
     char *qtest_spec;                /* -qtest */
     char *debugcon_spec;             /* -debugcon */
+    GPtrArray *drive_opts;           /* -drive and the -hda/-cdrom/-fda sugar, expanded */
+    GPtrArray *fw_cfg_opts;          /* -fw_cfg name=opt/x,file=|string= */
+    char *boot_opts;                 /* -boot order=cdn,menu=on,... */
+    bool snapshot;                   /* -snapshot */
     char *log_file;                  /* -D */
     unsigned log_mask;               /* -d */
 } MachineConfig;
@@ -61,6 +67,11 @@ typedef struct Machine {
     uint64_t ram_below_4g;           /* RAM mapped at 0 */
     uint64_t ram_above_4g;           /* RAM mapped at 4 GiB */
     AddressSpace *as;                /* the CPU's view of system_memory */
+
+    MemoryRegion *bios;              /* firmware flash at 4 GiB - size; NULL for direct boot */
+    bool firmware_boot;              /* run the BIOS (no -kernel, or -kernel with -bios) */
+    PCIBus *pci_bus;                 /* root bus (the i440FX host bridge creates it) */
+    FWCfgState *fw_cfg;              /* the fw_cfg device */
 
     /* Interrupt controller inputs: ISA IRQs 0-15 and PCI GSIs 16-23. */
     IrqLine *gsi[MACHINE_NUM_GSI];
@@ -98,6 +109,9 @@ void *machine_ram_ptr(Machine *m, hwaddr addr, uint64_t len);
 
 /* ISA IRQ line n (0-15) for a device: goes to the machine's interrupt controller. */
 IrqLine *machine_isa_irq(Machine *m, int n);
+
+/* Deliver an MSI write (address 0xFEExxxxx, data) to the interrupt controller. */
+void machine_send_msi(Machine *m, uint64_t addr, uint32_t data);
 
 /*
  * The board (hw/pc/pc.c): build the machine from m->cfg; system reset, which

@@ -64,7 +64,23 @@ expect_error bad-log-category "unknown log category" -d frobs
 expect_error bad-serial-backend "serial" -serial warp:drive -kernel "$kernel"
 expect_error bad-chardev-backend "chardev" -chardev warp,id=x -kernel "$kernel"
 expect_error too-many-serials "at most 4" -serial null -serial null -serial null -serial null -serial null
-expect_error not-yet-cdrom "not implemented yet" -cdrom "$kernel"
+expect_error not-yet-netdev "not implemented yet" -netdev user,id=n0
+expect_error drive-missing-file "No such file" -drive file="$tmp/nope.img",format=raw
+expect_error hda-missing-file "No such file" -hda "$tmp/nope.img"
+expect_error drive-bad-format "unknown image format" -drive file="$kernel",format=vmdk
+expect_error drive-bad-interface "if=scsi" -drive file="$kernel",format=raw,if=scsi
+expect_error drive-bad-media "media=tape" -drive file="$kernel",format=raw,media=tape
+expect_error drive-bad-index "out of range" -drive file="$kernel",format=raw,index=4
+expect_error drive-unknown-key "unknown option 'colour'" -drive file="$kernel",format=raw,colour=red
+expect_error drive-index-twice "exists" -hda "$kernel" -drive file="$kernel",format=raw,index=0
+expect_error drive-no-file "file= is required" -drive if=ide,format=raw
+chmod 0444 "$kernel"
+if [ "$(id -u)" -ne 0 ]; then
+    expect_error drive-readonly-file-rw "ermission" -drive file="$kernel",format=raw
+else
+    echo "SKIP cli/drive-readonly-file-rw: running as root, which may write a 0444 file"
+fi
+expect_error bad-bios "No such file" -bios "$tmp/no-bios.bin"
 expect_error bare-argument "unexpected argument" disk.img
 expect_error bad-global "DRIVER.PROPERTY=VALUE" -global nodot
 expect_error qtest-accel-without-endpoint "needs -qtest" -accel qtest
