@@ -87,6 +87,7 @@ enum {
 #define MSR_IA32_SYSENTER_ESP   0x175
 #define MSR_IA32_SYSENTER_EIP   0x176
 #define MSR_IA32_MISC_ENABLE    0x1a0
+#define MSR_IA32_ARCH_CAPABILITIES 0x10a
 #define MSR_IA32_PAT            0x277
 #define MSR_EFER                0xc0000080u
 #define MSR_STAR                0xc0000081u

@@ -13,6 +13,7 @@
  *   1:EDX   FPU PSE TSC MSR PAE CX8 SEP PGE CMOV PAT PSE36 CLFSH MMX FXSR
  *           SSE SSE2 (no APIC until the platform brings one, no MTRR/MCE)
  *   1:ECX   CX16 POPCNT
+ *   7:EDX   ARCH_CAPABILITIES (MSR 10AH says: no speculative-execution bugs)
  *   8000_0001h:EDX  SYSCALL NX Page1GB RDTSCP LM;  ECX  LAHF-SAHF LZCNT
  *   8000_0008h:EAX  40 physical / 48 linear address bits
  * SDM 2A "CPUID", SDM 4 (MSRs), SDM 3A §2.5 (control registers).
@@ -27,7 +28,6 @@ static const char cpuid_brand[48] = "Kestrel software CPU kestrel64";
 
 static void cpuid_leaf(TCGCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
-    (void)sub;
     r[0] = r[1] = r[2] = r[3] = 0;
     switch (leaf) {
     case 0:
@@ -49,6 +49,11 @@ static void cpuid_leaf(TCGCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
             r[3] |= 1u << 9;        /* APIC: the userspace local APIC (xAPIC only) */
             r[2] |= 1u << 24;       /* TSC-deadline timer mode */
         }
+        break;
+    case 7:
+        /* Subleaf 0 EDX bit 29: IA32_ARCH_CAPABILITIES exists (SDM 2A, CPUID leaf 07H). */
+        if (sub == 0)
+            r[3] = 1u << 29;
         break;
     case 0x15:
         /*
@@ -129,6 +134,17 @@ int helper_rdmsr(TCGCPU *cpu, const DecodedOp *op)
     case MSR_IA32_SYSENTER_ESP: v = cpu->sysenter_esp; break;
     case MSR_IA32_SYSENTER_EIP: v = cpu->sysenter_eip; break;
     case MSR_IA32_MISC_ENABLE: v = cpu->misc_enable; break;
+    case MSR_IA32_ARCH_CAPABILITIES:
+        /*
+         * An interpreter executes nothing speculatively, so the "not
+         * affected" bits are simply true (SDM 4, IA32_ARCH_CAPABILITIES):
+         * RDCL_NO (0, Meltdown), SKIP_L1DFL_VMENTRY (3), SSB_NO (4), MDS_NO
+         * (5), PSCHANGE_MC_NO (6), TAA_NO (8).  Linux then leaves page-table
+         * isolation off, which otherwise flushes our block cache's jump
+         * cache on every user/kernel switch.
+         */
+        v = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8);
+        break;
     case MSR_IA32_PAT: v = cpu->pat; break;
     case MSR_EFER: v = cpu->efer; break;
     case MSR_STAR: v = cpu->star; break;
