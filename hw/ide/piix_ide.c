@@ -408,10 +408,23 @@ static void piix_ide_cmos_init(PIIXIDEState *s)
     rtc_cmos_set(f.state, CMOS_ATA_TRANSLATION, trans);
 }
 
-static bool piix_ide_attach_drives(PIIXIDEState *s, GError **errp)
+/* The board's controller, for -device ide-hd/ide-cd (there is one per machine). */
+static PIIXIDEState *piix_ide_board;
+
+static void piix_ide_boot_path(PIIXIDEState *s, int b, int u, int bootindex)
 {
     FWCfgState *fw = s->m ? machine_fw_cfg(s->m) : NULL;
+    if (!fw || bootindex < 0)
+        return;
+    /* SeaBIOS's path for an IDE drive: drive@CHANNEL/disk@UNIT (firmware-seabios.md §5). */
+    char *path = g_strdup_printf("/pci@i0cf8/ide@%x,%x/drive@%d/disk@%d",
+                                 PCI_SLOT(PIIX_IDE_DEVFN), PCI_FUNC(PIIX_IDE_DEVFN), b, u);
+    fw_cfg_bootorder_add(fw, bootindex, path);
+    g_free(path);
+}
 
+static bool piix_ide_attach_drives(PIIXIDEState *s, GError **errp)
+{
     for (int b = 0; b < 2; b++) {
         for (int u = 0; u < 2; u++) {
             DriveInfo *di = drive_get(IF_IDE, b, u);
@@ -427,13 +440,7 @@ static bool piix_ide_attach_drives(PIIXIDEState *s, GError **errp)
             }
             if (!ide_device_attach(&s->bus[b].dev[u], kind, di->blk, di->read_only, errp))
                 return false;
-            if (fw && di->bootindex >= 0) {
-                char *path = g_strdup_printf("/pci@i0cf8/ide@%x,%x/drive@%d/disk@%d",
-                                             PCI_SLOT(PIIX_IDE_DEVFN), PCI_FUNC(PIIX_IDE_DEVFN),
-                                             b, u);
-                fw_cfg_bootorder_add(fw, di->bootindex, path);
-                g_free(path);
-            }
+            piix_ide_boot_path(s, b, u, di->bootindex);
         }
     }
     return true;
@@ -482,6 +489,7 @@ static void *piix_ide_create(Machine *m, const DeviceProps *props, GError **errp
     }
     piix_ide_cmos_init(s);
     piix_ide_reset(s);
+    piix_ide_board = s;
     return s;
 }
 
@@ -500,3 +508,120 @@ static const DeviceType piix_ide_type = {
 };
 
 DEVICE_TYPE_REGISTER(piix_ide_type)
+
+/*
+ * -device ide-hd / ide-cd: a drive given as -drive if=none,id=ID attached to
+ * the board's controller at bus=ide.N,unit=U (first free position when
+ * omitted), with bootindex= for the firmware's boot order, as in QEMU.
+ */
+static void *ide_drive_device_create(Machine *m, const DeviceProps *props, IDEKind kind,
+                                     GError **errp)
+{
+    const char *tname = kind == IDE_KIND_CD ? "ide-cd" : "ide-hd";
+    PIIXIDEState *s = piix_ide_board;
+    if (!s || s->m != m) {
+        kestrel_set_error(errp, "%s: this machine has no IDE controller", tname);
+        return NULL;
+    }
+    int want_bus = -1, want_unit = -1;
+    const char *busname = device_props_get_str(props, "bus");
+    if (busname) {
+        if (!strcmp(busname, "ide.0"))
+            want_bus = 0;
+        else if (!strcmp(busname, "ide.1"))
+            want_bus = 1;
+        else {
+            kestrel_set_error(errp, "%s: bus=%s: no such bus (use ide.0 or ide.1)", tname, busname);
+            return NULL;
+        }
+    }
+    if (device_props_has(props, "unit")) {
+        uint64_t u = device_props_get_uint(props, "unit");
+        if (u > 1) {
+            kestrel_set_error(errp, "%s: unit=%" PRIu64 ": out of range (0 or 1)", tname, u);
+            return NULL;
+        }
+        want_unit = (int)u;
+    }
+    int bus = -1, unit = -1;
+    for (int b = 0; b < 2 && bus < 0; b++) {
+        if (want_bus >= 0 && b != want_bus)
+            continue;
+        for (int u = 0; u < 2; u++) {
+            if (want_unit >= 0 && u != want_unit)
+                continue;
+            if (s->bus[b].dev[u].kind == IDE_KIND_NONE) {
+                bus = b;
+                unit = u;
+                break;
+            }
+        }
+    }
+    if (bus < 0) {
+        kestrel_set_error(errp, "%s: %s is already in use", tname,
+                          want_bus >= 0 && want_unit >= 0 ? "that bus/unit" : "every free position");
+        return NULL;
+    }
+    const char *id = device_props_get_str(props, "drive");
+    DriveInfo *di = id ? drive_get_by_id(id) : NULL;
+    if (id && !di) {
+        kestrel_set_error(errp, "%s: drive=%s: no -drive with that id", tname, id);
+        return NULL;
+    }
+    if (!di && kind == IDE_KIND_HD) {
+        kestrel_set_error(errp, "ide-hd: drive= is required (a -drive if=none,id=ID)");
+        return NULL;
+    }
+    if (di && !drive_claim(di, tname, errp))
+        return NULL;
+    BlockBackend *blk = di ? di->blk : NULL;
+    if (kind == IDE_KIND_HD && !blk) {
+        kestrel_set_error(errp, "ide-hd: drive %s has no image", di->id);
+        return NULL;
+    }
+    bool ro = kind == IDE_KIND_CD || (di && di->read_only);
+    if (!ide_device_attach(&s->bus[bus].dev[unit], kind, blk, ro, errp))
+        return NULL;
+    piix_ide_boot_path(s, bus, unit, (int)device_props_get_int(props, "bootindex"));
+    piix_ide_cmos_init(s);      /* disk types and translation bytes follow the drives */
+    return &s->bus[bus].dev[unit];
+}
+
+static void *ide_hd_create(Machine *m, const DeviceProps *props, GError **errp)
+{
+    return ide_drive_device_create(m, props, IDE_KIND_HD, errp);
+}
+
+static void *ide_cd_create(Machine *m, const DeviceProps *props, GError **errp)
+{
+    return ide_drive_device_create(m, props, IDE_KIND_CD, errp);
+}
+
+static const PropDef ide_drive_props[] = {
+    { "drive", PROP_STRING, NULL, "-drive id (if=none) holding the image" },
+    { "bus", PROP_STRING, NULL, "ide.0 (primary) or ide.1 (secondary); default: first free" },
+    { "unit", PROP_UINT, NULL, "0 (master) or 1 (slave); default: first free" },
+    { "bootindex", PROP_INT, "-1", "position in the firmware's boot order (lowest first)" },
+    { NULL }
+};
+
+static const DeviceType ide_hd_type = {
+    .name = "ide-hd",
+    .desc = "IDE hard disk on the PIIX3 IDE controller (drive=, bus=ide.N, unit=, bootindex=)",
+    .bus = "ide",
+    .user_creatable = true,
+    .props = ide_drive_props,
+    .create = ide_hd_create,
+};
+
+static const DeviceType ide_cd_type = {
+    .name = "ide-cd",
+    .desc = "IDE (ATAPI) CD-ROM on the PIIX3 IDE controller (drive=, bus=ide.N, unit=, bootindex=)",
+    .bus = "ide",
+    .user_creatable = true,
+    .props = ide_drive_props,
+    .create = ide_cd_create,
+};
+
+DEVICE_TYPE_REGISTER(ide_hd_type)
+DEVICE_TYPE_REGISTER(ide_cd_type)

@@ -81,6 +81,11 @@ else
     echo "SKIP cli/drive-readonly-file-rw: running as root, which may write a 0444 file"
 fi
 expect_error bad-bios "No such file" -bios "$tmp/no-bios.bin"
+expect_error ide-hd-without-drive "drive= is required" -accel qtest -qtest unix:/nonexistent -device ide-hd
+expect_error ide-hd-unknown-drive "no -drive with that id" -accel qtest -qtest unix:/nonexistent -device ide-hd,drive=nope
+expect_error ide-hd-bad-bus "no such bus" -accel qtest -qtest unix:/nonexistent -drive if=none,id=d,file="$kernel",format=raw,readonly=on -device ide-hd,drive=d,bus=ide.7
+expect_error drive-used-twice "already in use" -accel qtest -qtest unix:/nonexistent -drive if=none,id=d,file="$kernel",format=raw,readonly=on -device ide-hd,drive=d -device ide-cd,drive=d
+expect_error bad-boot-order "boot" -accel qtest -qtest unix:/nonexistent -boot order=xyz
 expect_error bare-argument "unexpected argument" disk.img
 expect_error bad-global "DRIVER.PROPERTY=VALUE" -global nodot
 expect_error qtest-accel-without-endpoint "needs -qtest" -accel qtest
