@@ -230,6 +230,7 @@ typedef struct TCGCPU {
     /* Run state. */
     bool halted;
     bool intr_shadow;                /* STI / MOV SS shadow: no INTR before next block */
+    bool one_insn;                   /* run a TB_FLAG_ONE block next (shadow retiring) */
     bool nmi_pending, nmi_blocked;
     int excp_delivering;             /* vector being delivered, -1 none (for #DF) */
     int excp_vec;                    /* raised exception waiting for delivery */

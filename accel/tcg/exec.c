@@ -89,7 +89,7 @@ static inline bool can_chain(const TCGCPU *cpu, const TranslatedBlock *tb)
         return false;
     if ((cpu->eflags & FL_IF) && __atomic_load_n(&cpu->irq_check, __ATOMIC_RELAXED))
         return false;
-    return !(tb->flags & TB_FLAG_SSTEP) && !(log_mask & (LOG_EXEC | LOG_CPU));
+    return !(tb->flags & (TB_FLAG_SSTEP | TB_FLAG_ONE)) && !(log_mask & (LOG_EXEC | LOG_CPU));
 }
 
 long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)

@@ -150,7 +150,8 @@ static inline uint64_t cpu_tb_key(const TCGCPU *cpu, uint32_t *flags)
     uint64_t lin = cpu->seg[SEG_CS].base + cpu->rip;
     if (!cpu->code64)
         lin = (uint32_t)lin;
-    *flags = cpu->code_size | ((cpu->eflags & FL_TF) ? TB_FLAG_SSTEP : 0);
+    *flags = cpu->code_size | ((cpu->eflags & FL_TF) ? TB_FLAG_SSTEP : 0) |
+             (cpu->one_insn ? TB_FLAG_ONE : 0);
     return lin;
 }
 

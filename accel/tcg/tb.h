@@ -125,6 +125,12 @@ struct TranslatedBlock {
 #define TB_FLAG_CODE64 3u
 #define TB_FLAG_SIZE_MASK 3u
 #define TB_FLAG_SSTEP 4u        /* EFLAGS.TF: one instruction per block, #DB after it */
+/*
+ * One instruction, no trap: the block right after STI / MOV SS, so that a
+ * pending interrupt is taken after exactly one instruction (SDM 3A §6.8.3),
+ * as in "sti; nop; cli" windows, instead of after a whole block.
+ */
+#define TB_FLAG_ONE   8u
 
 #define TB_MAX_INSNS 64
 

@@ -161,7 +161,8 @@ static TranslatedBlock *tb_lookup_cpu(TCGCPU *cpu)
             tb = NULL;
     }
     if (!tb) {
-        tb = tcg_translate(cpu, lin, pc_phys, flags, (flags & TB_FLAG_SSTEP) ? 1 : TB_MAX_INSNS);
+        tb = tcg_translate(cpu, lin, pc_phys, flags,
+                           (flags & (TB_FLAG_SSTEP | TB_FLAG_ONE)) ? 1 : TB_MAX_INSNS);
         unsigned newpages = tb_insert(tb);
         if (newpages & 1)
             for_each_cpu_tlb_drop_code(pc_phys & TLB_PAGE_MASK);
@@ -352,6 +353,8 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
 
         bool shadow = cpu->intr_shadow;
         cpu->intr_shadow = false;
+        /* With interrupts enabled, the shadowed instruction runs alone. */
+        cpu->one_insn = shadow && (cpu->eflags & FL_IF);
         /* The controller is consulted only when something may have changed INTR
          * (set_irq, a device access, a kick), so the lock is not taken per block. */
         if (!shadow && (cpu->eflags & FL_IF) &&
@@ -370,6 +373,7 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
             return TCG_RUN_HALTED;
 
         TranslatedBlock *tb = tb_lookup_cpu(cpu);
+        cpu->one_insn = false;
         if (unlikely(log_mask & (LOG_EXEC | LOG_CPU))) {
             if (log_enabled(LOG_CPU))
                 cpu_dump(cpu);

@@ -1377,6 +1377,29 @@ static void test_interrupt_masked_by_cli(void)
     tcg_set_interrupt_controller(NULL);
 }
 
+/*
+ * SDM 3A §6.8.3: after STI, interrupts are recognised after the NEXT
+ * instruction.  "sti; nop; cli; hlt" with an interrupt pending must take it
+ * between the NOP and the CLI (return address = the CLI), not let the whole
+ * block run to the CLI and lose the window.
+ */
+static void test_sti_window_takes_pending_interrupt_after_one_instruction(void)
+{
+    Env e = env_new();
+    static const TCGInterruptController ic = { fake_pending, fake_ack, NULL };
+    tcg_set_interrupt_controller(&ic);
+    CODE_AT(&e, CODE, 0xfa, 0xfb, 0x90, 0xfa, 0xf4, 0xf4);   /* cli; sti; nop; cli; hlt; hlt */
+    setup_pm32(&e);
+    fake_irq_pending = 1;
+    fake_irq_acks = 0;
+    tcg_raise_interrupt_check();
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("acknowledged in the STI window", 1, fake_irq_acks);
+    CHECK_EQ("EIP in the vector 0x20 handler", HANDLERS + 0x20 * 16 + 1, e.cpu->rip);
+    CHECK_EQ("return EIP = the CLI after the NOP", CODE + 3, rd32(&e, (uint32_t)e.cpu->regs[R_ESP]));
+    tcg_set_interrupt_controller(NULL);
+}
+
 static void test_real_mode_external_interrupt_uses_ivt(void)
 {
     Env e = env_new();
@@ -1466,6 +1489,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_call_gate_to_ring0_from_ring3),
     TEST_CASE(test_interrupt_wakes_sti_hlt),
     TEST_CASE(test_interrupt_masked_by_cli),
+    TEST_CASE(test_sti_window_takes_pending_interrupt_after_one_instruction),
     TEST_CASE(test_real_mode_external_interrupt_uses_ivt),
     TEST_CASE(test_real_mode_stack_loop_and_arith),
     TEST_CASE(test_real_mode_int_through_ivt_and_iret),
