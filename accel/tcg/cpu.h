@@ -241,7 +241,6 @@ typedef struct TCGCPU {
     jmp_buf jmp;                     /* longjmp target of raise_exception */
     volatile int exit_request;       /* kick: leave the loop at a block boundary */
     int irq_check;                   /* INTR may have changed: ask the controller */
-    bool tb_dirty;                   /* current block invalidated by a store */
     const TranslatedBlock *cur_tb;   /* block being executed (SMC detection) */
     uint64_t icount;                 /* instructions retired (blocks granularity) */
     bool shutdown;                   /* triple fault: stays halted until reset */

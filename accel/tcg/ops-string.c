@@ -158,7 +158,7 @@ int helper_string(TCGCPU *cpu, const DecodedOp *op)
         }
         if ((cpu->regs[R_ECX] & am) == 0)
             return H_NEXT;
-        if (budget <= 1 || cpu->exit_request || cpu->tb_dirty)
+        if (budget <= 1 || cpu->exit_request)
             return H_END;       /* resume this instruction later */
     }
 }
