@@ -28,7 +28,13 @@ void accel_list(FILE *out)
     for (int i = 0; i < n_accels; i++) {
         char *why = NULL;
         bool ok = !accels[i]->probe || accels[i]->probe(&why);
-        fprintf(out, "  %-6s %s\n", accels[i]->name, ok ? "available" : why ? why : "unavailable");
+        char *caveat = ok && accels[i]->caveat ? accels[i]->caveat() : NULL;
+        if (caveat)
+            fprintf(out, "  %-6s available, but %s\n", accels[i]->name, caveat);
+        else
+            fprintf(out, "  %-6s %s\n", accels[i]->name,
+                    ok ? "available" : why ? why : "unavailable");
+        g_free(caveat);
         g_free(why);
     }
 }

@@ -44,14 +44,19 @@ static bool pidfile_write(const char *path, GError **errp)
 
 /*
  * Pick the engine.  With no -accel: KVM if usable, else the software CPU,
- * saying which and why in one line.  "a:b" tries in order.
+ * saying which and why in one line.  "a:b" tries in order.  An engine with a
+ * caveat (KVM with no VT-x/AMD-V underneath, which emulates every guest
+ * instruction in the host kernel) is passed over in a list when a later one
+ * has none, and used with a warning when it is all there is.
  */
-static const AccelOps *accel_select(MachineConfig *cfg, char **notice, GError **errp)
+static const AccelOps *accel_select(MachineConfig *cfg, char **notice, char **warning,
+                                    GError **errp)
 {
     bool defaulted = cfg->accel == NULL;
     gchar **names = g_strsplit(defaulted ? "kvm:tcg" : cfg->accel, ":", -1);
     GString *reasons = g_string_new(NULL);
-    const AccelOps *chosen = NULL;
+    const AccelOps *chosen = NULL, *fallback = NULL;
+    char *fallback_caveat = NULL;
 
     for (gchar **n = names; *n && !chosen; n++) {
         const AccelOps *ops = accel_find(*n);
@@ -62,6 +67,11 @@ static const AccelOps *accel_select(MachineConfig *cfg, char **notice, GError **
         } else if (ops->probe && !ops->probe(&why)) {
             if (!why)
                 why = g_strdup("not usable here");
+        } else if (ops->caveat && (why = ops->caveat()) != NULL) {
+            if (!fallback) {
+                fallback = ops;
+                fallback_caveat = g_strdup(why);
+            }
         } else {
             chosen = ops;
         }
@@ -70,15 +80,20 @@ static const AccelOps *accel_select(MachineConfig *cfg, char **notice, GError **
             g_free(why);
         }
     }
-    if (!chosen)
+    if (!chosen && fallback) {
+        chosen = fallback;
+        *warning = g_strdup_printf("-accel %s: %s", fallback->name, fallback_caveat);
+    } else if (!chosen) {
         kestrel_set_error(errp, "no usable accelerator (%s)", reasons->str);
-    else if (defaulted && !strcmp(chosen->name, "kvm"))
+    } else if (defaulted && !strcmp(chosen->name, "kvm")) {
         *notice = g_strdup("using KVM");
-    else if (reasons->len)
+    } else if (reasons->len) {
         *notice = g_strdup_printf("using the %s accelerator (%s)",
                                   !strcmp(chosen->name, "tcg") ? "software CPU (tcg)"
                                                                : chosen->name,
                                   reasons->str);
+    }
+    g_free(fallback_caveat);
     g_string_free(reasons, TRUE);
     g_strfreev(names);
     return chosen;
@@ -113,8 +128,8 @@ static int run(int argc, char **argv)
     atexit(chardevs_cleanup);
 
     /* Printed once the machine is built, so a bad command line still gets one line. */
-    char *accel_notice = NULL;
-    m->accel = accel_select(&cfg, &accel_notice, &err);
+    char *accel_notice = NULL, *accel_warning = NULL;
+    m->accel = accel_select(&cfg, &accel_notice, &accel_warning, &err);
     if (!m->accel)
         goto fail;
     if (!pc_machine_init(m, &err))
@@ -134,6 +149,10 @@ static int run(int argc, char **argv)
     if (accel_notice) {
         error_report("%s", accel_notice);
         g_free(accel_notice);
+    }
+    if (accel_warning) {
+        error_report("warning: %s", accel_warning);
+        g_free(accel_warning);
     }
     if (m->accel->has_cpu && !m->accel->vcpu_run) {
         kestrel_set_error(&err, "accelerator %s cannot run guest code", m->accel->name);

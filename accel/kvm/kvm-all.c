@@ -207,6 +207,33 @@ static int kvm_open_checked(char **why)
     return fd;
 }
 
+/*
+ * /dev/kvm opens but the CPU shows neither VT-x nor AMD-V: a paravirtual KVM
+ * (PVM and the like) that has no hardware to run an unmodified guest in, so
+ * the host kernel's instruction emulator executes every guest instruction.
+ * Seen on such a host: Debian's kernel printed nothing within 60 s under
+ * -accel kvm (QEMU's KVM likewise), where the software CPU reaches the
+ * initramfs shell in about 20 s.  NULL when vmx/svm is there or cpuinfo is
+ * unreadable (then we cannot tell, and trust KVM).
+ */
+char *kvm_explain_software_only(const KvmCpuinfo *ci)
+{
+    if (!ci || !ci->readable || ci->vmx || ci->svm) {
+        return NULL;
+    }
+    return g_strdup("KVM here is software-only (no vmx/svm flag in /proc/cpuinfo: a "
+                    "paravirtual KVM such as PVM emulates every guest instruction); "
+                    "-accel tcg is much faster");
+}
+
+static char *kvm_caveat(void)
+{
+    char *text = read_cpuinfo();
+    KvmCpuinfo ci = kvm_parse_cpuinfo(text);
+    g_free(text);
+    return kvm_explain_software_only(&ci);
+}
+
 static bool kvm_probe(char **why)
 {
     char *reason = NULL;
@@ -1301,6 +1328,7 @@ static bool kvm_has_kernel_irqchip(Machine *m)
 static const AccelOps kvm_accel_ops = {
     .name = "kvm",
     .probe = kvm_probe,
+    .caveat = kvm_caveat,
     .init = kvm_init,
     .vcpu_init = kvm_vcpu_init,
     .vcpu_thread_init = kvm_vcpu_thread_init,

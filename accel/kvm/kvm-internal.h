@@ -52,6 +52,9 @@ KvmCpuinfo kvm_parse_cpuinfo(const char *text);
 /* One line saying why /dev/kvm could not be opened (errno from open()). */
 char *kvm_explain_open_error(int err, const KvmCpuinfo *ci);
 
+/* One line when /dev/kvm works but has no VT-x/AMD-V under it (PVM), else NULL. */
+char *kvm_explain_software_only(const KvmCpuinfo *ci);
+
 /* Capabilities Kestrel cannot run without (§1.2). */
 typedef struct KvmCapName {
     int cap;

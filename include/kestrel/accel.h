@@ -25,6 +25,13 @@ typedef struct AccelOps {
     const char *name;                /* "kvm", "tcg", "qtest" */
     /* Can this engine run here?  If not, *why gets one line (caller frees). */
     bool (*probe)(char **why);
+    /*
+     * Usable, but unable to run guests at the speed its name promises here
+     * (KVM without VT-x/AMD-V underneath)?  One line (caller frees), or NULL.
+     * With no -accel, or in an "a:b" list, such an engine is passed over for
+     * one without a caveat; asked for alone, it runs with a warning.
+     */
+    char *(*caveat)(void);
     /* Open the engine, create the VM; memory listener registration happens here. */
     bool (*init)(Machine *m, GError **errp);
     /* Create vCPU id (0 is the BSP); called before cpus_start. */

@@ -21,16 +21,8 @@ if ! build_guest build-grub-disk "$guests"; then
     echo "SKIP boot/firmware-bootindex: $GUEST_WHY"
     exit 0
 fi
-if [ ! -x "$KESTREL" ]; then
-    echo "SKIP boot/firmware-bootindex-default: no kestrel binary at $KESTREL"
-    echo "SKIP boot/firmware-bootindex: no kestrel binary at $KESTREL"
-    exit 0
-fi
-if have_kvm; then accel=kvm; elif kestrel_pick_accel; then accel=$KACCEL; else
-    echo "SKIP boot/firmware-bootindex-default: $KACCEL_WHY"
-    echo "SKIP boot/firmware-bootindex: $KACCEL_WHY"
-    exit 0
-fi
+guest_accels boot/firmware-bootindex-default || exit 0
+guest_accels boot/firmware-bootindex || exit 0
 head -c 1048576 /dev/zero > "$tmp/empty.img"
 
 # run NAME LIMIT BOOTINDEX-OPTION
@@ -45,19 +37,21 @@ run() {
         -device ide-hd,drive=grub,bus=ide.1,unit=0$3 </dev/null >"$tmp/$1.out" 2>"$tmp/$1.err"
 }
 
-run default $((120 * scale)) ",bootindex=-1 -boot reboot-timeout=0"
-if grep -a -q 'Boot failed: not a bootable disk' "$tmp/default.bios" &&
-   ! grep -a -q 'KESTREL-GRUB-LOADING' "$tmp/default.serial" 2>/dev/null; then
-    echo "PASS boot/firmware-bootindex-default"
-else
-    echo "FAIL boot/firmware-bootindex-default: expected SeaBIOS to try the empty first disk and fail; log: $(grep -a 'Boot' "$tmp/default.bios" | tr '\n' '|'); stderr: $(head -c 200 "$tmp/default.err")"
-fi
+for accel in $GUEST_ACCELS; do
+    run default-$accel $((120 * scale)) ",bootindex=-1 -boot reboot-timeout=0"
+    if grep -a -q 'Boot failed: not a bootable disk' "$tmp/default-$accel.bios" &&
+       ! grep -a -q 'KESTREL-GRUB-LOADING' "$tmp/default-$accel.serial" 2>/dev/null; then
+        echo "PASS boot/firmware-bootindex-default[$accel]"
+    else
+        echo "FAIL boot/firmware-bootindex-default[$accel]: expected SeaBIOS to try the empty first disk and fail; log: $(grep -a 'Boot' "$tmp/default-$accel.bios" | tr '\n' '|'); stderr: $(head -c 200 "$tmp/default-$accel.err")"
+    fi
 
-run indexed $((300 * scale)) ",bootindex=1"
-if grep -a -q 'Boot failed' "$tmp/indexed.bios"; then
-    echo "FAIL boot/firmware-bootindex: SeaBIOS still tried another disk first: $(grep -a 'Boot' "$tmp/indexed.bios" | tr '\n' '|')"
-elif ! grep -a -q '^KESTREL-GRUB-DISK-OK' "$tmp/indexed.serial"; then
-    echo "FAIL boot/firmware-bootindex: GRUB/Linux from the bootindex=1 disk did not run; serial: $(tail -c 300 "$tmp/indexed.serial" | tr '\n' '|'); stderr: $(head -c 200 "$tmp/indexed.err")"
-else
-    echo "PASS boot/firmware-bootindex"
-fi
+    run indexed-$accel $((300 * scale)) ",bootindex=1"
+    if grep -a -q 'Boot failed' "$tmp/indexed-$accel.bios"; then
+        echo "FAIL boot/firmware-bootindex[$accel]: SeaBIOS still tried another disk first: $(grep -a 'Boot' "$tmp/indexed-$accel.bios" | tr '\n' '|')"
+    elif ! grep -a -q '^KESTREL-GRUB-DISK-OK' "$tmp/indexed-$accel.serial"; then
+        echo "FAIL boot/firmware-bootindex[$accel]: GRUB/Linux from the bootindex=1 disk did not run; serial: $(tail -c 300 "$tmp/indexed-$accel.serial" | tr '\n' '|'); stderr: $(head -c 200 "$tmp/indexed-$accel.err")"
+    else
+        echo "PASS boot/firmware-bootindex[$accel]"
+    fi
+done

@@ -52,6 +52,8 @@ else
     check "$oracle" "$tmp/qemu"
 fi
 
-fw_kestrel_ready "$test" || exit 0
-fw_run "$tmp/kestrel" "$done_re" $((240 * scale)) "$KESTREL" -accel "$FW_ACCEL" $args
-check "$test" "$tmp/kestrel"
+guest_accels "$test" || exit 0
+for accel in $GUEST_ACCELS; do
+    fw_run "$tmp/kestrel-$accel" "$done_re" $((240 * scale)) "$KESTREL" -accel "$accel" $args
+    check "$test[$accel]" "$tmp/kestrel-$accel"
+done

@@ -91,14 +91,15 @@ else
     fi
 fi
 
-fw_kestrel_ready "$test" || exit 0
+guest_accels "$test" || exit 0
+first_accel=${GUEST_ACCELS%% *}
 
 # A Multiboot kernel cannot take this path: one clear error line, status 1.
 refuse=boot/firmware-linuxboot-refuses-multiboot
 if ! build_guest multiboot-test "$guests"; then
     echo "SKIP $refuse: $GUEST_WHY"
 else
-    timeout $((30 * scale)) "$KESTREL" -accel "$FW_ACCEL" -m 64 -nodefaults -display none \
+    timeout $((30 * scale)) "$KESTREL" -accel "$first_accel" -m 64 -nodefaults -display none \
         -serial none -monitor none -bios "$bios_dir/bios-256k.bin" \
         -kernel "$guests/multiboot-test.elf" < /dev/null > "$tmp/refuse.out" 2>&1
     st=$?
@@ -110,5 +111,7 @@ else
     fi
 fi
 
-run_one "$tmp/kestrel" $((240 * scale)) "$KESTREL" -accel "$FW_ACCEL"
-check "$test" "$tmp/kestrel"
+for accel in $GUEST_ACCELS; do
+    run_one "$tmp/kestrel-$accel" $((240 * scale)) "$KESTREL" -accel "$accel"
+    check "$test[$accel]" "$tmp/kestrel-$accel"
+done

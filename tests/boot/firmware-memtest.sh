@@ -73,8 +73,11 @@ for n in $names; do
 done
 
 for n in $names; do
-    fw_kestrel_ready "boot/firmware-$n" || continue
-    if run_one $n "$tmp/kestrel-$n" $((180 * scale)) "$KESTREL" "$FW_ACCEL" "boot/firmware-$n"; then
-        check "boot/firmware-$n" "$tmp/kestrel-$n"
-    fi
+    guest_accels "boot/firmware-$n" || continue
+    for accel in $GUEST_ACCELS; do
+        if run_one $n "$tmp/kestrel-$n-$accel" $((180 * scale)) "$KESTREL" "$accel" \
+                "boot/firmware-$n[$accel]"; then
+            check "boot/firmware-$n[$accel]" "$tmp/kestrel-$n-$accel"
+        fi
+    done
 done

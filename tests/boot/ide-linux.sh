@@ -85,18 +85,8 @@ else
     run "$oracle" $((240 * scale)) "$qemu" -accel tcg -M pc -nodefaults
 fi
 
-if [ ! -x "$KESTREL" ]; then
-    echo "SKIP $test: no kestrel binary at $KESTREL"
-    exit 0
-fi
-if have_kvm; then
-    accel=kvm
-    limit=$((180 * scale))
-elif kestrel_pick_accel; then
-    accel=$KACCEL
-    limit=$((600 * scale))
-else
-    echo "SKIP $test: $KACCEL_WHY"
-    exit 0
-fi
-run "$test" "$limit" "$KESTREL" -accel "$accel"
+guest_accels "$test" || exit 0
+for accel in $GUEST_ACCELS; do
+    case $accel in kvm) limit=$((180 * scale)) ;; *) limit=$((600 * scale)) ;; esac
+    run "$test[$accel]" "$limit" "$KESTREL" -accel "$accel"
+done

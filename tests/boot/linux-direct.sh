@@ -98,27 +98,17 @@ else
     check "$oracle" "$tmp/qemu" $?
 fi
 
-if [ ! -x "$KESTREL" ]; then
-    echo "SKIP $test: no kestrel binary at $KESTREL"
-    exit 0
-fi
-if have_kvm; then
-    accel=kvm
-    limit=$((120 * scale))
-elif kestrel_pick_accel; then
-    accel=$KACCEL
-    limit=$((600 * scale))
-else
-    echo "SKIP $test: $KACCEL_WHY"
-    exit 0
-fi
-run_typed "$tmp/kestrel" "$limit" "$KESTREL" -accel "$accel" -smp 2 -m 1G -display none \
-    -no-reboot -serial stdio -monitor none \
-    -kernel "$guests/bzImage" -initrd "$guests/initramfs.cpio.gz" -append "$cmd"
-status=$?
-why=$(not_implemented_reason "$tmp/kestrel.err")
-if [ -n "$why" ] && ! grep -q KESTREL-INIT-OK "$tmp/kestrel"; then
-    echo "SKIP $test: -accel $accel: $why"
-    exit 0
-fi
-check "$test" "$tmp/kestrel" "$status"
+guest_accels "$test" || exit 0
+for accel in $GUEST_ACCELS; do
+    case $accel in kvm) limit=$((120 * scale)) ;; *) limit=$((600 * scale)) ;; esac
+    run_typed "$tmp/kestrel-$accel" "$limit" "$KESTREL" -accel "$accel" -smp 2 -m 1G \
+        -display none -no-reboot -serial stdio -monitor none \
+        -kernel "$guests/bzImage" -initrd "$guests/initramfs.cpio.gz" -append "$cmd"
+    status=$?
+    why=$(not_implemented_reason "$tmp/kestrel-$accel.err")
+    if [ -n "$why" ] && ! grep -q KESTREL-INIT-OK "$tmp/kestrel-$accel"; then
+        echo "SKIP $test[$accel]: $why"
+        continue
+    fi
+    check "$test[$accel]" "$tmp/kestrel-$accel" "$status"
+done

@@ -84,21 +84,3 @@ fw_where() {
     echo "status ${_st:-?}; SeaBIOS log: ${_bios:-(empty)}; serial: ${_ser:-(empty)}; stderr: ${_err:-(empty)}"
 }
 
-# fw_kestrel_ready TESTNAME: sets FW_ACCEL, or prints SKIP and returns 1.
-# The firmware path needs no KVM: the software CPU (-accel tcg) is used
-# unless /dev/kvm works.
-fw_kestrel_ready() {
-    if [ ! -x "$KESTREL" ]; then
-        echo "SKIP $1: no kestrel binary at $KESTREL"
-        return 1
-    fi
-    if have_kvm; then
-        FW_ACCEL=kvm
-    elif kestrel_pick_accel; then
-        FW_ACCEL=$KACCEL
-    else
-        echo "SKIP $1: $KACCEL_WHY"
-        return 1
-    fi
-    return 0
-}

@@ -59,13 +59,19 @@ else
     fw_run "$tmp/qemu" "$stop_re" "$limit" "$qemu" -accel tcg $args &
     qpid=$!
 fi
-if fw_kestrel_ready "$test"; then
-    fw_run "$tmp/kestrel" "$stop_re" "$limit" "$KESTREL" -accel "$FW_ACCEL" $args
+if guest_accels "$test"; then
+    for accel in $GUEST_ACCELS; do
+        fw_run "$tmp/kestrel-$accel" "$stop_re" "$limit" "$KESTREL" -accel "$accel" $args
+    done
     kdone=1
 fi
 if [ -n "$qemu" ]; then
     wait "$qpid"
     check "$oracle" "$tmp/qemu"
 fi
-[ -n "${kdone:-}" ] && check "$test" "$tmp/kestrel"
+if [ -n "${kdone:-}" ]; then
+    for accel in $GUEST_ACCELS; do
+        check "$test[$accel]" "$tmp/kestrel-$accel"
+    done
+fi
 exit 0

@@ -108,6 +108,29 @@ static void test_cpuinfo_flags_parsed(void)
     CHECK(!ci.readable);
 }
 
+/* PVM-style hosts: /dev/kvm works, but no VT-x/AMD-V is under it. */
+static void test_software_only_kvm_named_only_without_vmx_svm(void)
+{
+    KvmCpuinfo pvm = { .readable = true, .hypervisor = true };
+    char *s = kvm_explain_software_only(&pvm);
+    CHECK_MSG(s != NULL, "no caveat for a CPU without vmx/svm");
+    if (s) {
+        check_one_line("software-only", s);
+        CHECK_MSG(strstr(s, "software-only") && strstr(s, "no vmx/svm") &&
+                  strstr(s, "-accel tcg"), "got \"%s\"", s);
+    }
+    g_free(s);
+
+    KvmCpuinfo vmx = { .readable = true, .vmx = true, .hypervisor = true };
+    KvmCpuinfo svm = { .readable = true, .svm = true };
+    KvmCpuinfo unknown = { .readable = false };
+    CHECK_MSG(kvm_explain_software_only(&vmx) == NULL, "nested VT-x is hardware KVM");
+    CHECK_MSG(kvm_explain_software_only(&svm) == NULL, "AMD-V is hardware KVM");
+    CHECK_MSG(kvm_explain_software_only(&unknown) == NULL,
+              "an unreadable cpuinfo must not demote KVM");
+    CHECK(kvm_explain_software_only(NULL) == NULL);
+}
+
 static void test_explain_module_or_cpu(void)
 {
     char *s = kvm_explain_open_error(ENOENT, NULL);
@@ -868,6 +891,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_probe_with_dev_kvm),
     TEST_CASE(test_cpuinfo_flags_parsed),
     TEST_CASE(test_explain_module_or_cpu),
+    TEST_CASE(test_software_only_kvm_named_only_without_vmx_svm),
     TEST_CASE(test_explain_permission),
     TEST_CASE(test_missing_caps_named),
     TEST_CASE(test_init_kernel_irqchip_off_is_clear_error),
