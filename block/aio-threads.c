@@ -7,8 +7,9 @@
  * callbacks on the main thread, where the big lock is held (lock.h).  The
  * eventfd is a hint: the dispatcher drains the whole queue on every wakeup.
  *
- * Not done yet: aio=io_uring (liburing-dev is not installed on this host;
- * the same completion source will carry its CQEs).
+ * aio=io_uring (aio-uring.c) delivers its completions the same way, from its
+ * own eventfd source on the same main context; with it, this pool still runs
+ * what the ring cannot (qcow2, bounced O_DIRECT requests; see block.c).
  */
 #include "block/block-int.h"
 #include "kestrel/machine.h"

@@ -5,7 +5,8 @@
  * ("file", block/file-posix.c) at the bottom, a format ("raw", "qcow2") on
  * top of it, with an optional backing node.  Driver calls are synchronous and
  * blocking; asynchrony is added above them by the BlockBackend (block.c),
- * which runs requests on worker threads (aio-threads.c).  Drivers that are
+ * which runs requests on worker threads (aio-threads.c), or, with
+ * aio=io_uring on a raw image, hands them to the kernel (aio-uring.c).  Drivers that are
  * not thread-safe (qcow2: metadata caches) set .serialize, and the backend
  * then holds the node's lock around every request.  kestrel-img uses this
  * interface directly.
@@ -194,5 +195,42 @@ struct BlockAioJob {
     int ret;
 };
 void aio_threads_submit(BlockAioJob *job);
+
+/*
+ * aio=io_uring (aio-uring.c): one operation on a host fd through the
+ * process's ring.  done() runs later on the main loop with res = the CQE's
+ * result (bytes transferred, 0, or -errno), never inside aio_uring_submit();
+ * the op and the iovec array it points to must stay valid until then.
+ */
+enum {
+    AIO_URING_NOP,                  /* completes with 0: an asynchronous no-op */
+    AIO_URING_READV,
+    AIO_URING_WRITEV,
+    AIO_URING_FDATASYNC,
+    AIO_URING_FALLOCATE,            /* fallocate(2) mode, offset, len */
+};
+typedef struct AioUringOp AioUringOp;
+struct AioUringOp {
+    int opcode;
+    int fd;
+    uint64_t offset, len;
+    int mode;
+    const struct iovec *iov;
+    int niov;
+    void (*done)(AioUringOp *op, int res);
+    int res;
+};
+/* Set up the ring once per process; false (and why, one line) when it cannot be used. */
+bool aio_uring_init(GError **errp);
+void aio_uring_submit(AioUringOp *op);
+
+/* file-posix.c, for block.c's io_uring path: the fd and O_DIRECT alignment (1: buffered). */
+int file_posix_fd(BlockDriverState *bs, uint32_t *align);
+/* A flush done outside file_flush: 1 = fdatasync needed, 0 = skip (cache=unsafe), -EIO. */
+int file_posix_flush_begin(BlockDriverState *bs);
+/* The status to complete it with, given fdatasync's; a failure is remembered. */
+int file_posix_flush_end(BlockDriverState *bs, int ret);
+/* Operations a backend completed through the ring (0 for aio=threads); for tests. */
+uint64_t blk_ring_ops(BlockBackend *blk);
 
 #endif

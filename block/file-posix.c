@@ -170,6 +170,7 @@ static bool file_open(BlockDriverState *bs, int flags, GError **errp)
     bs->opaque = s;
     if (!(flags & BDRV_O_NO_LOCK) && !file_lock(bs, s, errp)) {
         close(s->fd);
+        g_rw_lock_clear(&s->rmw);
         g_free(s);
         bs->opaque = NULL;
         return false;
@@ -312,7 +313,15 @@ static int file_pwritev(BlockDriverState *bs, uint64_t off, BlkIov *q)
     return ret;
 }
 
-static int file_flush(BlockDriverState *bs)
+int file_posix_fd(BlockDriverState *bs, uint32_t *align)
+{
+    FileState *s = bs->opaque;
+
+    *align = s->align;
+    return s->fd;
+}
+
+int file_posix_flush_begin(BlockDriverState *bs)
 {
     FileState *s = bs->opaque;
 
@@ -321,14 +330,28 @@ static int file_flush(BlockDriverState *bs)
     /* After a failed fdatasync the kernel may have dropped dirty pages: keep failing. */
     if (s->flush_failed)
         return -EIO;
-    if (fdatasync(s->fd) < 0) {
-        int err = errno;
-        if (err != EINVAL) {
-            s->flush_failed = true;
-            return -err;
-        }
-    }
-    return 0;
+    return 1;
+}
+
+int file_posix_flush_end(BlockDriverState *bs, int ret)
+{
+    FileState *s = bs->opaque;
+
+    if (ret == -EINVAL)         /* fd that cannot be synced (fdatasync(2) EINVAL) */
+        return 0;
+    if (ret < 0)
+        s->flush_failed = true;
+    return ret;
+}
+
+static int file_flush(BlockDriverState *bs)
+{
+    FileState *s = bs->opaque;
+    int ret = file_posix_flush_begin(bs);
+
+    if (ret <= 0)
+        return ret;
+    return file_posix_flush_end(bs, fdatasync(s->fd) < 0 ? -errno : 0);
 }
 
 static int file_write_zero_buffer(BlockDriverState *bs, uint64_t off, uint64_t len)
@@ -357,13 +380,15 @@ static int file_pdiscard(BlockDriverState *bs, uint64_t off, uint64_t len)
 
     if (!s->unmap)
         return 0;
-    if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) < 0) {
-        /* Discard is advisory: a filesystem without hole punching just keeps the data. */
-        if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL)
-            return 0;
-        return -errno;
-    }
-    return 0;
+    /* Like a write: a bounced write's read-modify-write must not straddle it. */
+    g_rw_lock_reader_lock(&s->rmw);
+    int ret = fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) < 0
+              ? -errno : 0;
+    g_rw_lock_reader_unlock(&s->rmw);
+    /* Discard is advisory: a filesystem without hole punching just keeps the data. */
+    if (ret == -EOPNOTSUPP || ret == -ENOSYS || ret == -EINVAL)
+        return 0;
+    return ret;
 }
 
 static int file_pwrite_zeroes(BlockDriverState *bs, uint64_t off, uint64_t len, unsigned flags)
@@ -372,10 +397,14 @@ static int file_pwrite_zeroes(BlockDriverState *bs, uint64_t off, uint64_t len, 
     struct stat st;
 
     if (fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        if (fallocate(s->fd, FALLOC_FL_ZERO_RANGE, off, len) == 0)
-            return 0;
-        if ((flags & BLK_ZERO_MAY_UNMAP) && s->unmap && off + len <= (uint64_t)st.st_size &&
-            fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0)
+        /* Reader side of the rmw lock, like a write (see file_bounce). */
+        g_rw_lock_reader_lock(&s->rmw);
+        bool done = fallocate(s->fd, FALLOC_FL_ZERO_RANGE, off, len) == 0 ||
+                    ((flags & BLK_ZERO_MAY_UNMAP) && s->unmap &&
+                     off + len <= (uint64_t)st.st_size &&
+                     fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0);
+        g_rw_lock_reader_unlock(&s->rmw);
+        if (done)
             return 0;
     }
     return file_write_zero_buffer(bs, off, len);

@@ -7,11 +7,13 @@
  *   the QEMU -drive keys parsed by blk_options_parse().
  * - Requests are byte-granular: any offset and length inside the virtual
  *   disk.  Sector/O_DIRECT alignment is the layer's job, not the caller's.
- * - Asynchronous requests (blk_aio_*) run on worker threads; their
- *   completion callback runs later on the main loop (main_loop_context()),
- *   on the main thread, with the big lock held (lock.h) — never inside the
- *   blk_aio_* call itself.  The iovec array is copied; the buffers it points
- *   to must stay valid until the callback.  ret is 0 or a negative errno.
+ * - Asynchronous requests (blk_aio_*) run on worker threads (aio=threads)
+ *   or, with aio=io_uring on a raw image, in the kernel through io_uring;
+ *   either way their completion callback runs later on the main loop
+ *   (main_loop_context()), on the main thread, with the big lock held
+ *   (lock.h) — never inside the blk_aio_* call itself.  The iovec array is
+ *   copied; the buffers it points to must stay valid until the callback.
+ *   ret is 0 or a negative errno.
  * - Synchronous wrappers (blk_pread & co.) block the calling thread; meant
  *   for firmware-style callers, tools and tests.  They are ordered against
  *   in-flight asynchronous requests only by the format's own locking, so a
@@ -40,9 +42,9 @@ typedef enum {
 } BlockCacheMode;
 
 typedef enum {
-    BLK_AIO_DEFAULT,         /* io_uring when available, else threads */
+    BLK_AIO_DEFAULT,         /* threads (QEMU's default too) */
     BLK_AIO_THREADS,
-    BLK_AIO_IO_URING,
+    BLK_AIO_IO_URING,        /* refused at blk_open if not built in or not permitted */
 } BlockAioMode;
 
 typedef enum {
