@@ -338,7 +338,7 @@ void raise_exception_err(TCGCPU *cpu, int vec, uint32_t err) __attribute__((nore
 void raise_softint(TCGCPU *cpu, int vec, uint64_t next_rip) __attribute__((noreturn));
 void cpu_deliver_pending_exception(TCGCPU *cpu);
 void cpu_deliver_interrupt(TCGCPU *cpu, int vec);
-void helper_iret(TCGCPU *cpu, int opsz);
+void helper_iret(TCGCPU *cpu, int opsz, uint64_t next_rip);
 
 /* seg.c */
 void cpu_update_hflags(TCGCPU *cpu);

@@ -12,6 +12,7 @@
  * the same way and is combined into #DF (or a triple fault).
  */
 #include "accel/tcg/ops.h"
+#include "accel/tcg/task.h"
 #include "kestrel/log.h"
 #include "kestrel/machine.h"
 
@@ -94,7 +95,13 @@ static void deliver_real(TCGCPU *cpu, int vec, uint64_t ret)
     cpu->rip = ip;
 }
 
-static void deliver_protected(TCGCPU *cpu, int vec, uint32_t err, bool has_err, bool soft, uint64_t ret)
+/*
+ * fault: the event is a fault (SDM 3A §6.5 table 6-1: it restarts the
+ * faulting instruction), whose pushed EFLAGS image has RF=1 (SDM 3A
+ * §17.3.1.1; instruction breakpoints, the one exception, are not modelled).
+ */
+static void deliver_protected(TCGCPU *cpu, int vec, uint32_t err, bool has_err, bool soft,
+                              bool fault, uint64_t ret)
 {
     uint32_t ext = soft ? 0 : 1;
     unsigned gsz = cpu->lma ? 16 : 8;
@@ -110,8 +117,7 @@ static void deliver_protected(TCGCPU *cpu, int vec, uint32_t err, bool has_err, 
         if (type != 0xe && type != 0xf)
             raise_exception_err(cpu, EXCP_GP, idt_err);
     } else if (type == 0x5) {
-        LOG(LOG_UNIMP, "tcg: task gate for vector %d not implemented\n", vec);
-        raise_exception_err(cpu, EXCP_GP, idt_err);
+        /* Task gate (SDM 3A §6.12.2): checked below, then a nested task switch. */
     } else if (type == 0x6 || type == 0x7 || type == 0xe || type == 0xf) {
         is32 = type >= 0xe;
     } else {
@@ -122,6 +128,10 @@ static void deliver_protected(TCGCPU *cpu, int vec, uint32_t err, bool has_err, 
     if (!(hi & 0x8000))
         raise_exception_err(cpu, EXCP_NP, idt_err);
     uint16_t sel = (uint16_t)(lo >> 16);
+    if (type == 0x5) {
+        task_switch(cpu, sel, TASK_SWITCH_GATE, ret, has_err, err, ext);
+        return;
+    }
     uint64_t off = (lo & 0xffff) | (hi & 0xffff0000u);
     unsigned ist = 0;
     if (cpu->lma) {
@@ -140,7 +150,7 @@ static void deliver_protected(TCGCPU *cpu, int vec, uint32_t err, bool has_err, 
         raise_exception_err(cpu, EXCP_GP, (sel & 0xfffc) | ext);
     unsigned new_cpl = inner ? dpl : cpu->cpl;
 
-    uint32_t eflags = cpu_get_eflags(cpu);
+    uint32_t eflags = cpu_get_eflags(cpu) | (fault ? FL_RF : 0);
     uint16_t old_ss = cpu->seg[SEG_SS].sel, old_cs = cpu->seg[SEG_CS].sel;
     uint64_t old_sp = cpu->regs[R_ESP];
     FramePusher f;
@@ -249,7 +259,7 @@ void cpu_deliver_interrupt(TCGCPU *cpu, int vec)
     if (!cpu->pe)
         deliver_real(cpu, vec, cpu->rip);
     else
-        deliver_protected(cpu, vec, 0, false, false, cpu->rip);
+        deliver_protected(cpu, vec, 0, false, false, false, cpu->rip);
     cpu->excp_delivering = -1;
 }
 
@@ -298,16 +308,21 @@ void cpu_deliver_pending_exception(TCGCPU *cpu)
         soft ? "software interrupt" : "exception", vec, err, cpu->seg[SEG_CS].sel, cpu->rip, cpu->cr2);
     cpu->excp_delivering = vec;
     uint64_t ret = soft ? cpu->excp_next_rip : cpu->rip;
+    /* Table 6-1: the fault-class vectors (#DF is an abort, #DB here a trap). */
+    bool fault = !soft && (vec == EXCP_DE || vec == EXCP_BR || vec == EXCP_UD ||
+                           vec == EXCP_NM || vec == EXCP_TS || vec == EXCP_NP ||
+                           vec == EXCP_SS || vec == EXCP_GP || vec == EXCP_PF ||
+                           vec == EXCP_MF || vec == EXCP_AC || vec == EXCP_XM);
     if (!cpu->pe)
         deliver_real(cpu, vec, ret);
     else
-        deliver_protected(cpu, vec, err, has_err, soft, ret);
+        deliver_protected(cpu, vec, err, has_err, soft, fault, ret);
     cpu->excp_delivering = -1;
     cpu->halted = false;
 }
 
 /* ---- IRET (SDM 2A "IRET/IRETD/IRETQ") ---- */
-void helper_iret(TCGCPU *cpu, int opsz)
+void helper_iret(TCGCPU *cpu, int opsz, uint64_t next_rip)
 {
     int psz = opsz == 1 ? 1 : opsz == 3 ? 3 : 2;
     uint64_t m = sp_mask(cpu);
@@ -335,8 +350,10 @@ void helper_iret(TCGCPU *cpu, int opsz)
     if (cpu->eflags & FL_NT) {
         if (cpu->lma)
             raise_exception_err(cpu, EXCP_GP, 0);
-        LOG(LOG_UNIMP, "tcg: IRET with NT=1 (task return) not implemented\n");
-        raise_exception_err(cpu, EXCP_GP, 0);
+        /* Return from a nested task: to the one in this TSS's back link (SDM 3A §7.3). */
+        uint16_t link = (uint16_t)sys_ld(cpu, cpu->tr.base, 1);
+        task_switch(cpu, link, TASK_SWITCH_IRET, next_rip, false, 0, 0);
+        return;
     }
     uint64_t ip = seg_ld(cpu, SEG_SS, sp, psz);
     uint16_t cs = (uint16_t)seg_ld(cpu, SEG_SS, (sp + w) & m, psz);
@@ -386,8 +403,23 @@ void helper_iret(TCGCPU *cpu, int opsz)
         nsp = seg_ld(cpu, SEG_SS, (sp + 3 * w) & m, psz);
         nss = (uint16_t)seg_ld(cpu, SEG_SS, (sp + 4 * w) & m, psz);
     }
-    /* EFLAGS: IOPL only at CPL 0, IF only when CPL <= IOPL (SDM 2A "IRET"). */
-    uint32_t mask = CC_ALL | FL_TF | FL_DF | FL_NT | FL_RF | FL_AC | FL_ID;
+    /*
+     * Returning outward: the new SS is checked against the new CPL before
+     * anything changes, so its #GP is taken in the old context; the new EIP
+     * must lie within the new CS (SDM 2A "IRET").
+     */
+    uint32_t slo = 0, shi = 0;
+    bool null_ss64 = cpu->lma && (nss & ~3u) == 0 && rpl < 3;
+    if (pop_ss && !null_ss64 && (rpl > old_cpl || !cpu->lma))
+        check_new_ss(cpu, nss, rpl, EXCP_GP, 0, &slo, &shi);
+    check_far_target_limit(cpu, lo, hi, ip & ((cpu->lma && (hi & (1u << 21))) ? ~(uint64_t)0 :
+                                              (hi & (1u << 22)) ? 0xffffffffu : 0xffff));
+    /*
+     * EFLAGS: IOPL only at CPL 0, IF only when CPL <= IOPL (SDM 2A "IRET").
+     * RF is not restored: it only suppresses instruction breakpoints (not
+     * modelled) and hardware clears it after the next instruction anyway.
+     */
+    uint32_t mask = CC_ALL | FL_TF | FL_DF | FL_NT | FL_AC | FL_ID;
     unsigned iopl = (cpu->eflags & FL_IOPL) >> 12;
     if (old_cpl == 0)
         mask |= FL_IOPL | FL_VIF | FL_VIP;
@@ -408,6 +440,8 @@ void helper_iret(TCGCPU *cpu, int opsz)
             ss->unusable = 1;
             ss->attr = (uint16_t)(rpl << 5);
             cpu_update_hflags(cpu);
+        } else if (rpl > old_cpl || !cpu->lma) {
+            commit_new_ss(cpu, nss, slo, shi);
         } else {
             seg_load(cpu, SEG_SS, nss);
         }

@@ -467,7 +467,7 @@ L_RETF:
     helper_far_ret(cpu, op->sz, (uint16_t)op->imm);
     END();
 L_IRET:
-    helper_iret(cpu, op->sz);
+    helper_iret(cpu, op->sz, cpu->rip + op->len);
     END();
 L_INT:
 L_INT3:

@@ -5,10 +5,11 @@
  *
  * SDM 3A ch. 3 (descriptors, the hidden cache), ch. 5 (privilege checks,
  * §5.8 call gates), SDM 2A/2B instruction pages for MOV/POP/LDS/JMP/CALL/
- * RET/SYSCALL/SYSRET/SYSENTER/SYSEXIT.  Not modelled yet: task switches
- * through TSS descriptors and task gates (logged under -d unimp, #GP).
+ * RET/SYSCALL/SYSRET/SYSENTER/SYSEXIT.  Far JMP/CALL to a TSS or a task
+ * gate hand over to task.c.
  */
 #include "accel/tcg/ops.h"
+#include "accel/tcg/task.h"
 #include "kestrel/log.h"
 
 void cpu_update_hflags(TCGCPU *cpu)
@@ -197,6 +198,50 @@ static void load_cs(TCGCPU *cpu, uint16_t sel, uint32_t lo, uint32_t hi, unsigne
     cpu_update_hflags(cpu);
 }
 
+/*
+ * The new EIP of a far transfer must lie within the new CS (SDM 2A "JMP",
+ * "CALL", "RET", "IRET": #GP(0)); a 64-bit target segment has no limit.
+ */
+void check_far_target_limit(TCGCPU *cpu, uint32_t lo, uint32_t hi, uint64_t target)
+{
+    if (cpu->lma && (hi & (1u << 21)))
+        return;
+    uint32_t limit = (lo & 0xffff) | (hi & 0xf0000);
+    if (hi & (1u << 23))
+        limit = (limit << 12) | 0xfff;
+    if (target > limit)
+        raise_exception_err(cpu, EXCP_GP, 0);
+}
+
+/*
+ * The stack segment a privilege change moves to, checked against the new
+ * CPL before anything is committed, so a fault is taken with the old CPL,
+ * CS and stack (SDM 2A "RET"/"IRET" return to an outer level: #GP; "CALL"
+ * through a gate to an inner level: #TS).  vec is that #GP or #TS.
+ */
+void check_new_ss(TCGCPU *cpu, uint16_t nss, unsigned new_cpl, int vec, uint32_t ext,
+                  uint32_t *lo, uint32_t *hi)
+{
+    if ((nss & ~3u) == 0)
+        raise_exception_err(cpu, vec, ext);
+    if (!desc_fetch(cpu, nss, lo, hi))
+        raise_exception_err(cpu, vec, (nss & 0xfffc) | ext);
+    uint16_t attr = (uint16_t)((*hi >> 8) & 0xf0ff);
+    if ((nss & 3u) != new_cpl || !(attr & SEGA_S) || (attr & SEGA_CODE) || !(attr & SEGA_RW) ||
+        SEGA_DPL(attr) != new_cpl)
+        raise_exception_err(cpu, vec, (nss & 0xfffc) | ext);
+    if (!(attr & SEGA_P))
+        raise_exception_err(cpu, EXCP_SS, (nss & 0xfffc) | ext);
+}
+
+/* Load SS from a descriptor check_new_ss() accepted. */
+void commit_new_ss(TCGCPU *cpu, uint16_t nss, uint32_t lo, uint32_t hi)
+{
+    desc_set_accessed(cpu, nss, hi);
+    seg_set_from_desc(&cpu->seg[SEG_SS], nss, lo, hi | 0x100);
+    cpu_update_hflags(cpu);
+}
+
 /* Checks for a direct far JMP/CALL to a code segment; returns the new CPL. */
 static unsigned check_code_target(TCGCPU *cpu, uint16_t sel, uint16_t attr)
 {
@@ -246,9 +291,29 @@ static Gate read_call_gate(TCGCPU *cpu, uint16_t sel, uint32_t lo, uint32_t hi)
     return g;
 }
 
+/*
+ * Far JMP/CALL to a TSS descriptor or a task gate (SDM 2A "JMP"/"CALL",
+ * task-switch branches): DPL >= CPL and >= RPL of the selector used, then
+ * the task switch proper (task.c).
+ */
+static void far_to_task(TCGCPU *cpu, uint16_t sel, uint32_t hi, TaskSwitchReason reason,
+                        uint64_t next_rip)
+{
+    unsigned dpl = (hi >> 13) & 3, type = (hi >> 8) & 0xf;
+    if (dpl < cpu->cpl || dpl < (sel & 3u))
+        raise_exception_err(cpu, EXCP_GP, sel & 0xfffc);
+    if (!(hi & 0x8000))
+        raise_exception_err(cpu, EXCP_NP, sel & 0xfffc);
+    uint16_t tss = sel;
+    if (type == 5) {
+        uint32_t glo = (uint32_t)sys_ld(cpu, desc_addr(cpu, sel), 2);
+        tss = (uint16_t)(glo >> 16);
+    }
+    task_switch(cpu, tss, reason, next_rip, false, 0, 0);
+}
+
 void helper_far_jmp(TCGCPU *cpu, uint16_t sel, uint64_t off, uint64_t next_rip)
 {
-    (void)next_rip;
     if (!cpu->pe || cpu->vm86) {
         seg_load_real(cpu, SEG_CS, sel);
         cpu->rip = off;
@@ -264,11 +329,16 @@ void helper_far_jmp(TCGCPU *cpu, uint16_t sel, uint64_t off, uint64_t next_rip)
             raise_exception_err(cpu, EXCP_GP, sel & 0xfffc);
         unsigned cpl = check_code_target(cpu, sel, attr);
         uint64_t m = far_target_mask(cpu, hi);
+        check_far_target_limit(cpu, lo, hi, off & m);
         load_cs(cpu, sel, lo, hi, cpl);
         cpu->rip = off & m;
         return;
     }
     unsigned type = SEGA_TYPE(attr);
+    if (!cpu->lma && (type == 1 || type == 9 || type == 5)) {
+        far_to_task(cpu, sel, hi, TASK_SWITCH_JMP, next_rip);
+        return;
+    }
     if (type == 4 || type == 0xc) {
         Gate g = read_call_gate(cpu, sel, lo, hi);
         if (g.dpl < cpu->cpl || g.dpl < (sel & 3u))
@@ -286,11 +356,11 @@ void helper_far_jmp(TCGCPU *cpu, uint16_t sel, uint64_t off, uint64_t next_rip)
             raise_exception_err(cpu, EXCP_GP, g.sel & 0xfffc);
         if (!(cattr & SEGA_P))
             raise_exception_err(cpu, EXCP_NP, g.sel & 0xfffc);
+        check_far_target_limit(cpu, clo, chi, g.off & far_target_mask(cpu, chi));
         load_cs(cpu, g.sel, clo, chi, cpu->cpl);
         cpu->rip = g.off & far_target_mask(cpu, chi);
         return;
     }
-    LOG(LOG_UNIMP, "tcg: far JMP through system descriptor type %u (task switch) not implemented\n", type);
     raise_exception_err(cpu, EXCP_GP, sel & 0xfffc);
 }
 
@@ -317,18 +387,21 @@ void helper_far_call(TCGCPU *cpu, uint16_t sel, uint64_t off, int opsz, uint64_t
         if (!(attr & SEGA_CODE))
             raise_exception_err(cpu, EXCP_GP, sel & 0xfffc);
         unsigned cpl = check_code_target(cpu, sel, attr);
+        uint64_t m = far_target_mask(cpu, hi);
+        check_far_target_limit(cpu, lo, hi, off & m);
         cpu_push(cpu, psz, old_cs);
         cpu_push(cpu, psz, next_rip);
-        uint64_t m = far_target_mask(cpu, hi);
         load_cs(cpu, sel, lo, hi, cpl);
         cpu->rip = off & m;
         return;
     }
     unsigned type = SEGA_TYPE(attr);
-    if (type != 4 && type != 0xc) {
-        LOG(LOG_UNIMP, "tcg: far CALL through system descriptor type %u not implemented\n", type);
-        raise_exception_err(cpu, EXCP_GP, sel & 0xfffc);
+    if (!cpu->lma && (type == 1 || type == 9 || type == 5)) {
+        far_to_task(cpu, sel, hi, TASK_SWITCH_CALL, next_rip);
+        return;
     }
+    if (type != 4 && type != 0xc)
+        raise_exception_err(cpu, EXCP_GP, sel & 0xfffc);
     /* Call gate (SDM 3A §5.8.4-5.8.5). */
     Gate g = read_call_gate(cpu, sel, lo, hi);
     if (g.dpl < cpu->cpl || g.dpl < (sel & 3u))
@@ -359,12 +432,16 @@ void helper_far_call(TCGCPU *cpu, uint16_t sel, uint64_t off, int opsz, uint64_t
         for (unsigned i = 0; i < np; i++)
             params[i] = seg_ld(cpu, SEG_SS, (osp + (uint64_t)i * (1u << gsz)) & sp_mask(cpu), gsz);
         unsigned old_cpl = cpu->cpl;
+        uint32_t slo = 0, shi = 0;
+        if (!cpu->lma)
+            check_new_ss(cpu, nss, cdpl, EXCP_TS, 0, &slo, &shi);
+        check_far_target_limit(cpu, clo, chi, target);
         cpu->cpl = (uint8_t)cdpl;
         cpu_update_hflags(cpu);
         if (cpu->lma) {
             seg_load(cpu, SEG_SS, (uint16_t)cdpl);
         } else {
-            seg_load(cpu, SEG_SS, nss);
+            commit_new_ss(cpu, nss, slo, shi);
         }
         cpu->regs[R_ESP] = nsp;
         cpu_update_hflags(cpu);
@@ -380,6 +457,7 @@ void helper_far_call(TCGCPU *cpu, uint16_t sel, uint64_t off, int opsz, uint64_t
         cpu->rip = target;
         return;
     }
+    check_far_target_limit(cpu, clo, chi, target);
     cpu_push(cpu, gsz, old_cs);
     cpu_push(cpu, gsz, next_rip);
     (void)sp0;
@@ -429,6 +507,7 @@ void helper_far_ret(TCGCPU *cpu, int opsz, uint16_t pop_bytes)
         raise_exception_err(cpu, EXCP_NP, ncs & 0xfffc);
     uint64_t tmask = far_target_mask(cpu, hi);
     if (rpl == cpu->cpl) {
+        check_far_target_limit(cpu, lo, hi, nip & tmask);
         sp_set(cpu, sp + (2u << psz) + pop_bytes);
         load_cs(cpu, ncs, lo, hi, rpl);
         cpu->rip = nip & tmask;
@@ -438,8 +517,16 @@ void helper_far_ret(TCGCPU *cpu, int opsz, uint16_t pop_bytes)
     uint64_t sp2 = (sp + (2u << psz) + pop_bytes) & m;
     uint64_t nsp = seg_ld(cpu, SEG_SS, sp2, psz);
     uint16_t nss = (uint16_t)seg_ld(cpu, SEG_SS, (sp2 + (1u << psz)) & m, psz);
+    uint32_t slo = 0, shi = 0;
+    bool null_ss64 = cpu->lma && (nss & ~3u) == 0 && rpl < 3;
+    if (!null_ss64)
+        check_new_ss(cpu, nss, rpl, EXCP_GP, 0, &slo, &shi);
+    check_far_target_limit(cpu, lo, hi, nip & tmask);
     load_cs(cpu, ncs, lo, hi, rpl);
-    seg_load(cpu, SEG_SS, nss);
+    if (null_ss64)
+        seg_load(cpu, SEG_SS, nss);
+    else
+        commit_new_ss(cpu, nss, slo, shi);
     cpu->regs[R_ESP] = psz == 1 ? ((cpu->regs[R_ESP] & ~0xffffull) | (nsp & 0xffff)) : nsp;
     if (psz != 1 && cpu->stack_size == 1)
         cpu->regs[R_ESP] = nsp;
