@@ -240,7 +240,7 @@ static int refblock_create_self(Qcow2State *s, uint64_t t, uint64_t b)
  * leaking clusters).  Loads s->rt from the new table.  Frees blocks and table.
  */
 static int refcount_structure_install(Qcow2State *s, uint64_t start, uint64_t m, uint64_t n,
-                                      uint8_t *blocks, uint8_t *table)
+                                      uint8_t *blocks, uint8_t *table, bool order_changed)
 {
     uint64_t cs = s->cluster_size;
     int ret = bdrv_pwrite(s->bs->file, start * cs, blocks, m * cs);
@@ -248,7 +248,19 @@ static int refcount_structure_install(Qcow2State *s, uint64_t start, uint64_t m,
         ret = bdrv_pwrite(s->bs->file, (start + m) * cs, table, n * cs);
     if (ret == 0)
         ret = bdrv_flush(s->bs->file);
-    if (ret == 0) {
+    if (ret == 0 && order_changed) {
+        /*
+         * Table location and entry width change together: one write of
+         * header bytes 48..99 (read back first), inside the first sector.
+         */
+        uint8_t hdr[QH_HEADER_LENGTH - QH_RT_OFFSET];
+        ret = bdrv_pread(s->bs->file, QH_RT_OFFSET, hdr, sizeof(hdr));
+        st64_be(hdr, (start + m) * cs);
+        st32_be(hdr + QH_RT_CLUSTERS - QH_RT_OFFSET, n);
+        st32_be(hdr + QH_REFCOUNT_ORDER - QH_RT_OFFSET, s->refcount_order);
+        if (ret == 0)
+            ret = bdrv_pwrite(s->bs->file, QH_RT_OFFSET, hdr, sizeof(hdr));
+    } else if (ret == 0) {
         uint8_t hdr[12];
         st64_be(hdr, (start + m) * cs);
         st32_be(hdr + 8, n);
@@ -307,7 +319,7 @@ static int refcount_table_grow(Qcow2State *s, uint64_t need_t)
         st64_be(table + (first_t + j) * 8, (start + j) * cs);
 
     uint64_t old_off = s->rt_offset, old_clusters = s->rt_clusters;
-    ret = refcount_structure_install(s, start, m, n, blocks, table);
+    ret = refcount_structure_install(s, start, m, n, blocks, table, false);
     if (ret < 0)
         return ret;
     /* The old table is unreferenced now: drop it (a crash before this only leaks it). */
@@ -519,13 +531,137 @@ int qcow2_flush_metadata(Qcow2State *s)
 
 /* ---- check ---- */
 
+/*
+ * The check walks every L1 and L2 table and counts references per host
+ * cluster.  An entry that cannot be a valid reference -- not cluster
+ * aligned, past the end of the file, or pointing into the header, the
+ * refcount table or blocks, an L1 table, the snapshot table or (for data)
+ * an L2 table -- is reported as a corruption and, with -r all, cleared: the
+ * guest range becomes unallocated (a zero-flagged entry stays a zero entry).
+ * (QEMU 7.2 reports misaligned and out-of-file entries but leaves them, so
+ * its check never comes out clean, and gives a cluster used as both data
+ * and metadata refcount 2, so the guest keeps seeing metadata bytes;
+ * clearing lets the image check clean, qemu-img check included.)  Clearing only drops references, so the
+ * on-disk invariant "refcount >= references" holds at every step; the
+ * clusters it leaked are freed by the leak repair that follows, after the
+ * cleared tables are on disk.
+ */
 typedef struct CheckState {
     Qcow2State *s;
     BlockCheckResult *res;
     FILE *report;
     uint32_t *refs;
     uint64_t nclusters;
+    bool fix;                   /* clear bad L1/L2 entries */
+    uint8_t *meta;              /* bitmap: fixed metadata clusters, NULL = no overlap check */
+    uint8_t *l2set;             /* bitmap: clusters used as L2 tables */
 } CheckState;
+
+/* One line of the check report; rebuilding on open passes no report. */
+static void G_GNUC_PRINTF(2, 3) check_msg(CheckState *cs, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!cs->report)
+        return;
+    va_start(ap, fmt);
+    vfprintf(cs->report, fmt, ap);
+    va_end(ap);
+}
+
+static bool bm_get(const uint8_t *bm, uint64_t c)
+{
+    return bm && (bm[c >> 3] >> (c & 7)) & 1;
+}
+
+static void bm_set_range(CheckState *cs, uint8_t *bm, uint64_t off, uint64_t len)
+{
+    uint64_t csz = cs->s->cluster_size;
+    if (len == 0)
+        return;
+    for (uint64_t c = off / csz; c <= (off + len - 1) / csz && c < cs->nclusters; c++)
+        bm[c >> 3] |= 1 << (c & 7);
+}
+
+static bool in_range(uint64_t off, uint64_t start, uint64_t len)
+{
+    return off >= start && off - start < len;
+}
+
+/* What metadata host cluster c holds (for messages); NULL if none. */
+static const char *check_meta_name(CheckState *cs, uint64_t c, bool data)
+{
+    Qcow2State *s = cs->s;
+    uint64_t csz = s->cluster_size, off = c * csz;
+
+    if (!bm_get(cs->meta, c))
+        return data && bm_get(cs->l2set, c) ? "an L2 table" : NULL;
+    if (c == 0)
+        return "the header";
+    if (in_range(off, s->rt_offset & ~(csz - 1), (uint64_t)s->rt_clusters * csz + csz - 1))
+        return "the refcount table";
+    if (in_range(off, s->l1_offset & ~(csz - 1), (uint64_t)s->l1_size * 8 + csz - 1))
+        return "the active L1 table";
+    if (s->nb_snapshots && in_range(off, s->snapshots_offset & ~(csz - 1),
+                                    qcow2_snapshot_table_size(s) + csz - 1))
+        return "the snapshot table";
+    for (uint32_t i = 0; i < s->nb_snapshots; i++)
+        if (in_range(off, s->snapshots[i].l1_offset & ~(csz - 1),
+                     (uint64_t)s->snapshots[i].l1_size * 8 + csz - 1))
+            return "a snapshot L1 table";
+    return "a refcount block";
+}
+
+/* Mark the clusters the header points at (everything but L2 tables and data). */
+static void check_mark_meta(CheckState *cs)
+{
+    Qcow2State *s = cs->s;
+    uint64_t csz = s->cluster_size;
+
+    bm_set_range(cs, cs->meta, 0, csz);
+    bm_set_range(cs, cs->meta, s->rt_offset, (uint64_t)s->rt_clusters * csz);
+    for (uint64_t t = 0; t < s->rt_size; t++) {
+        uint64_t off = s->rt[t] & REFT_OFFSET_MASK;
+        if (off && !(off & (csz - 1)))
+            bm_set_range(cs, cs->meta, off, csz);
+    }
+    bm_set_range(cs, cs->meta, s->l1_offset, (uint64_t)s->l1_size * 8);
+    if (s->nb_snapshots)
+        bm_set_range(cs, cs->meta, s->snapshots_offset, qcow2_snapshot_table_size(s));
+    for (uint32_t i = 0; i < s->nb_snapshots; i++)
+        bm_set_range(cs, cs->meta, s->snapshots[i].l1_offset, (uint64_t)s->snapshots[i].l1_size * 8);
+}
+
+/* Why L1 entry l2off cannot point at an L2 table, or NULL if it can. */
+static const char *check_l1e_problem(CheckState *cs, uint64_t l2off, const char **what)
+{
+    uint64_t csz = cs->s->cluster_size;
+
+    *what = NULL;
+    if (l2off & (csz - 1))
+        return "is not cluster aligned";
+    if (l2off / csz >= cs->nclusters)
+        return "is beyond the end of the image file";
+    *what = check_meta_name(cs, l2off / csz, false);
+    return *what ? "overlaps" : NULL;
+}
+
+/* Collect the L2 tables all L1 tables point to, so data pointing there is caught. */
+static void check_mark_l2_tables(CheckState *cs, uint64_t l1off, uint32_t l1size)
+{
+    Qcow2State *s = cs->s;
+    uint8_t *l1 = g_malloc(l1size * 8 + 1);
+    const char *what;
+
+    if (bdrv_pread(s->bs->file, l1off, l1, l1size * 8) == 0) {
+        for (uint32_t i = 0; i < l1size; i++) {
+            uint64_t l2off = ld64_be(l1 + i * 8) & L1E_OFFSET_MASK;
+            if (l2off && !check_l1e_problem(cs, l2off, &what))
+                bm_set_range(cs, cs->l2set, l2off, s->cluster_size);
+        }
+    }
+    g_free(l1);
+}
 
 static void check_ref(CheckState *cs, uint64_t off, uint64_t len, const char *what)
 {
@@ -535,7 +671,7 @@ static void check_ref(CheckState *cs, uint64_t off, uint64_t len, const char *wh
         return;
     for (uint64_t c = off / csz; c <= (off + len - 1) / csz; c++) {
         if (c >= cs->nclusters) {
-            fprintf(cs->report, "ERROR %s at offset 0x%" PRIx64 " is beyond the end of the "
+            check_msg(cs, "ERROR %s at offset 0x%" PRIx64 " is beyond the end of the "
                     "image file\n", what, c * csz);
             cs->res->corruptions++;
             continue;
@@ -545,19 +681,86 @@ static void check_ref(CheckState *cs, uint64_t off, uint64_t len, const char *wh
     }
 }
 
+/* Count one bad entry: a corruption, or one repaired by the caller when cs->fix. */
+static void check_count_bad(CheckState *cs)
+{
+    if (cs->fix)
+        cs->res->corruptions_fixed++;
+    else
+        cs->res->corruptions++;
+}
+
+/* Why L2 entry e cannot be a valid reference, or NULL; *what names overlapped metadata. */
+static const char *check_l2e_problem(CheckState *cs, uint64_t e, const char **what)
+{
+    Qcow2State *s = cs->s;
+    uint64_t csz = s->cluster_size;
+
+    *what = NULL;
+    if (e & QCOW_OFLAG_COMPRESSED) {
+        uint64_t off, len;
+        qcow2_compressed_range(s, e, &off, &len);
+        if (len == 0)
+            return NULL;
+        if ((off + len - 1) / csz >= cs->nclusters)
+            return "is beyond the end of the image file";
+        for (uint64_t c = off / csz; c <= (off + len - 1) / csz; c++)
+            if ((*what = check_meta_name(cs, c, true)))
+                return "overlaps";
+        return NULL;
+    }
+    uint64_t host = e & L2E_OFFSET_MASK;
+    if (!host)
+        return NULL;
+    if (host & (csz - 1))
+        return "is not properly aligned";
+    if (host / csz >= cs->nclusters)
+        return "is beyond the end of the image file";
+    *what = check_meta_name(cs, host / csz, true);
+    return *what ? "overlaps" : NULL;
+}
+
 static void check_l2(CheckState *cs, uint64_t l2off, bool active, uint64_t *prev_host)
 {
     Qcow2State *s = cs->s;
     uint8_t *tab = g_malloc(s->cluster_size);
+    bool changed = false;
 
     if (bdrv_pread(s->bs->file, l2off, tab, s->cluster_size) < 0) {
-        fprintf(cs->report, "ERROR: I/O error reading L2 table at 0x%" PRIx64 "\n", l2off);
+        check_msg(cs, "ERROR: I/O error reading L2 table at 0x%" PRIx64 "\n", l2off);
         cs->res->check_errors++;
         g_free(tab);
         return;
     }
     for (uint64_t j = 0; j < s->l2_entries; j++) {
         uint64_t e = ld64_be(tab + j * 8);
+        const char *what, *why = check_l2e_problem(cs, e, &what);
+        if (why) {
+            bool compressed = e & QCOW_OFLAG_COMPRESSED;
+            uint64_t shown = compressed ? e & ~(QCOW_OFLAG_COPIED | QCOW_OFLAG_COMPRESSED)
+                                        : e & L2E_OFFSET_MASK;
+            check_msg(cs, "%s offset=%" PRIx64 ": %s %s%s%s; L2 entry corrupted.\n",
+                    cs->fix ? "Repairing" : "ERROR", shown,
+                    compressed ? "Compressed cluster" :
+                    (e & QCOW_OFLAG_ZERO) ? "Preallocated cluster" : "Data cluster",
+                    why, what ? " " : "", what ? what : "");
+            check_count_bad(cs);
+            if (cs->fix) {
+                /* A zero entry keeps reading zeros; anything else becomes unallocated. */
+                uint64_t ne = !compressed && (e & QCOW_OFLAG_ZERO) && s->version >= 3 ?
+                              QCOW_OFLAG_ZERO : 0;
+                int ret;
+                uint8_t *ct = qcow2_cache_get(s, &s->l2_cache, l2off, false, &ret);
+                if (!ct) {
+                    cs->res->check_errors++;
+                } else {
+                    st64_be(ct + j * 8, ne);
+                    qcow2_cache_mark_dirty(&s->l2_cache, ct);
+                    changed = true;
+                }
+            }
+            continue;
+        }
         if (e & QCOW_OFLAG_COMPRESSED) {
             uint64_t off, len;
             qcow2_compressed_range(s, e, &off, &len);
@@ -572,12 +775,6 @@ static void check_l2(CheckState *cs, uint64_t l2off, bool active, uint64_t *prev
         uint64_t host = e & L2E_OFFSET_MASK;
         if (!host)
             continue;
-        if (host & (s->cluster_size - 1)) {
-            fprintf(cs->report, "ERROR offset=%" PRIx64 ": Cluster is not properly aligned; "
-                    "L2 entry corrupted.\n", host);
-            cs->res->corruptions++;
-            continue;
-        }
         check_ref(cs, host, s->cluster_size, "data cluster");
         if (active) {
             cs->res->allocated_clusters++;
@@ -587,6 +784,9 @@ static void check_l2(CheckState *cs, uint64_t l2off, bool active, uint64_t *prev
         }
     }
     g_free(tab);
+    /* On disk now, so a table shared with a snapshot is read back repaired. */
+    if (changed && qcow2_flush_metadata(s) < 0)
+        cs->res->check_errors++;
 }
 
 static void check_l1(CheckState *cs, uint64_t l1off, uint32_t l1size, bool active)
@@ -603,17 +803,30 @@ static void check_l1(CheckState *cs, uint64_t l1off, uint32_t l1size, bool activ
     }
     for (uint32_t i = 0; i < l1size; i++) {
         uint64_t l2off = ld64_be(l1 + i * 8) & L1E_OFFSET_MASK;
+        const char *what, *why;
         if (!l2off)
             continue;
-        if (l2off & (s->cluster_size - 1)) {
-            fprintf(cs->report, "ERROR l2_offset=%" PRIx64 ": Table is not cluster aligned; "
-                    "L1 entry corrupted\n", l2off);
-            cs->res->corruptions++;
+        why = check_l1e_problem(cs, l2off, &what);
+        if (why) {
+            check_msg(cs, "%s l2_offset=%" PRIx64 ": Table %s%s%s; L1 entry corrupted\n",
+                    cs->fix ? "Repairing" : "ERROR", l2off, why, what ? " " : "",
+                    what ? what : "");
+            check_count_bad(cs);
+            if (cs->fix && active) {
+                s->l1[i] = 0;
+                s->l1_dirty = true;
+                if (qcow2_flush_metadata(s) < 0)
+                    cs->res->check_errors++;
+            } else if (cs->fix) {
+                uint8_t zero[8] = { 0 };
+                if (bdrv_pwrite(s->bs->file, l1off + i * 8, zero, 8) < 0 ||
+                    bdrv_flush(s->bs->file) < 0)
+                    cs->res->check_errors++;
+            }
             continue;
         }
         check_ref(cs, l2off, s->cluster_size, "L2 table");
-        if (l2off / s->cluster_size < cs->nclusters)
-            check_l2(cs, l2off, active, &prev_host);
+        check_l2(cs, l2off, active, &prev_host);
     }
     g_free(l1);
 }
@@ -631,7 +844,7 @@ static void check_copied(CheckState *cs, int fix)
         if (qcow2_refcount_get(s, l2off / s->cluster_size, &rc) < 0)
             continue;
         if ((rc == 1) != !!(l1e & QCOW_OFLAG_COPIED)) {
-            fprintf(cs->report, "ERROR OFLAG_COPIED L2 cluster: l1_index=%u l1_entry=%" PRIx64
+            check_msg(cs, "ERROR OFLAG_COPIED L2 cluster: l1_index=%u l1_entry=%" PRIx64
                     " refcount=%" PRIu64 "\n", i, l1e, rc);
             cs->res->corruptions++;
         }
@@ -644,7 +857,7 @@ static void check_copied(CheckState *cs, int fix)
             if (qcow2_refcount_get(s, host / s->cluster_size, &rc) < 0)
                 continue;
             if ((rc == 1) != !!(e & QCOW_OFLAG_COPIED)) {
-                fprintf(cs->report, "ERROR OFLAG_COPIED data cluster: l2_entry=%" PRIx64
+                check_msg(cs, "ERROR OFLAG_COPIED data cluster: l2_entry=%" PRIx64
                         " refcount=%" PRIu64 "\n", e, rc);
                 cs->res->corruptions++;
             }
@@ -668,6 +881,20 @@ int qcow2_check(BlockDriverState *bs, BlockCheckResult *res, int fix, FILE *repo
     }
     cs.refs = g_new0(uint32_t, cs.nclusters + 1);
     res->total_clusters = (s->size + csz - 1) / csz;
+    cs.fix = fix & BDRV_FIX_ERRORS;
+    if (cs.fix) {
+        int ret = qcow2_flush_metadata(s);    /* the walk reads tables from the file */
+        if (ret < 0) {
+            g_free(cs.refs);
+            return ret;
+        }
+    }
+    cs.meta = g_new0(uint8_t, cs.nclusters / 8 + 1);
+    cs.l2set = g_new0(uint8_t, cs.nclusters / 8 + 1);
+    check_mark_meta(&cs);
+    check_mark_l2_tables(&cs, s->l1_offset, s->l1_size);
+    for (uint32_t i = 0; i < s->nb_snapshots; i++)
+        check_mark_l2_tables(&cs, s->snapshots[i].l1_offset, s->snapshots[i].l1_size);
 
     check_ref(&cs, 0, csz, "header");
     check_l1(&cs, s->l1_offset, s->l1_size, true);
@@ -726,6 +953,8 @@ int qcow2_check(BlockDriverState *bs, BlockCheckResult *res, int fix, FILE *repo
     check_copied(&cs, fix);
     res->image_end_offset = last_used * csz;
     g_free(cs.refs);
+    g_free(cs.meta);
+    g_free(cs.l2set);
     if ((fix & BDRV_FIX_ERRORS) && res->corruptions) {
         int ret = qcow2_rebuild_refcounts(s, report);
         if (ret == 0)
@@ -734,28 +963,30 @@ int qcow2_check(BlockDriverState *bs, BlockCheckResult *res, int fix, FILE *repo
             ret = qcow2_flush_metadata(s);
         if (ret < 0)
             return ret;
-        res->corruptions_fixed = res->corruptions;
+        res->corruptions_fixed += res->corruptions;
         res->corruptions = 0;
         return 0;
     }
-    if (fix && res->leaks_fixed)
+    if (fix && (res->leaks_fixed || res->corruptions_fixed))
         return qcow2_flush_metadata(s);
     return 0;
 }
 
 /*
  * Rebuild the whole refcount structure from the references (QEMU does this
- * for "check -r all" and for dirty lazy-refcount images).  The new blocks and
- * table go past the end of the file and describe themselves; the header
- * switches to them in one write; the old structure is simply no longer
- * referenced (its clusters get refcount 0).  A crash before the header write
- * leaves the old, still-valid-as-before structure.
+ * for "check -r all" and for dirty lazy-refcount images), with entries of
+ * 2^order bits.  The new blocks and table go past the end of the file and
+ * describe themselves; the header switches to them (and to the new width)
+ * in one write; the old structure is simply no longer referenced (its
+ * clusters get refcount 0).  A crash before the header write leaves the
+ * old, still-valid-as-before structure.  A width too narrow for some
+ * cluster's count fails with -ERANGE and *bad_cluster set, changing nothing.
  */
-int qcow2_rebuild_refcounts(Qcow2State *s, FILE *report)
+static int rebuild_refcounts(Qcow2State *s, FILE *report, int order, uint64_t *bad_cluster)
 {
     BlockCheckResult res;
     CheckState cs = { .s = s, .res = &res, .report = report };
-    uint64_t csz = s->cluster_size, rbe = s->rb_entries;
+    uint64_t csz = s->cluster_size;
     int ret;
 
     ret = qcow2_flush_metadata(s);
@@ -773,6 +1004,23 @@ int qcow2_rebuild_refcounts(Qcow2State *s, FILE *report)
     if (s->nb_snapshots)
         check_ref(&cs, s->snapshots_offset, qcow2_snapshot_table_size(s), "snapshot table");
 
+    int old_order = s->refcount_order;
+    if (order != old_order) {
+        uint64_t max = order == 6 ? UINT64_MAX : (1ull << (1 << order)) - 1;
+        for (uint64_t c = 0; c < cs.nclusters; c++) {
+            if (cs.refs[c] > max) {
+                *bad_cluster = c;
+                g_free(cs.refs);
+                return -ERANGE;
+            }
+        }
+        s->refcount_order = order;
+        s->refcount_bits = 1 << order;
+        s->rb_entries = csz * 8 / s->refcount_bits;
+        s->refcount_max = max;
+    }
+    uint64_t rbe = s->rb_entries;
+
     /*
      * Layout past the end of the file (never over the old structure, which
      * stays valid until the header switches): m blocks, then an n-cluster table.
@@ -787,27 +1035,61 @@ int qcow2_rebuild_refcounts(Qcow2State *s, FILE *report)
         m = m2;
         n = n2;
     }
+    uint8_t *blocks = NULL, *table = NULL;
     if (n * csz > QCOW2_MAX_RT_BYTES) {
-        g_free(cs.refs);
-        return -EFBIG;
+        ret = -EFBIG;
+        goto fail;
     }
-    uint8_t *blocks = g_malloc0(m * csz), *table = g_malloc0(n * csz);
+    blocks = g_malloc0(m * csz);
+    table = g_malloc0(n * csz);
     for (uint64_t c = 0; c < start + m + n; c++) {
         uint64_t v = c >= start ? 1 : (c < cs.nclusters ? cs.refs[c] : 0);
         rb_entry_set(s, blocks + (c / rbe) * csz, c % rbe, MIN(v, s->refcount_max));
     }
     for (uint64_t j = 0; j < m; j++)
         st64_be(table + j * 8, (start + j) * csz);
-    g_free(cs.refs);
 
     if (report)
         fprintf(report, "Rebuilding refcount structure\n");
-    ret = refcount_structure_install(s, start, m, n, blocks, table);
+    ret = refcount_structure_install(s, start, m, n, blocks, table, order != old_order);
     if (ret < 0)
-        return ret;
+        goto fail_freed;
+    g_free(cs.refs);
     for (int i = 0; i < s->rb_cache.n; i++)
         s->rb_cache.e[i].offset = 0;
     s->free_hint = 0;
     s->compressed_tail = 0;
     return 0;
+
+fail:
+    g_free(blocks);
+    g_free(table);
+fail_freed:
+    g_free(cs.refs);
+    if (order != old_order) {
+        /* The header still names the old structure: keep using it. */
+        s->refcount_order = old_order;
+        s->refcount_bits = 1 << old_order;
+        s->rb_entries = csz * 8 / s->refcount_bits;
+        s->refcount_max = old_order == 6 ? UINT64_MAX : (1ull << (1 << old_order)) - 1;
+    }
+    return ret;
+}
+
+int qcow2_rebuild_refcounts(Qcow2State *s, FILE *report)
+{
+    uint64_t bad;
+    return rebuild_refcounts(s, report, s->refcount_order, &bad);
+}
+
+int qcow2_change_refcount_width(Qcow2State *s, int bits, uint64_t *bad_cluster)
+{
+    if (bits < 1 || bits > 64 || (bits & (bits - 1)))
+        return -EINVAL;
+    if (bits == s->refcount_bits)
+        return 0;
+    int ret = rebuild_refcounts(s, NULL, __builtin_ctz(bits), bad_cluster);
+    if (ret == 0)
+        ret = qcow2_flush_metadata(s);
+    return ret;
 }

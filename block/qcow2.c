@@ -1092,6 +1092,205 @@ done:
     return ret;
 }
 
+/* ---- amend (qemu-img amend -o compat=, lazy_refcounts=) ---- */
+
+/*
+ * Rewrite the header cluster for another version: the 72 common bytes, the
+ * v3 fields (header_length 112, as created), then the existing extensions
+ * and backing file name moved to follow them.  One cluster-sized write,
+ * after all other metadata is on disk.
+ */
+static int header_rewrite(Qcow2State *s, int version, uint64_t compat)
+{
+    uint64_t cs = s->cluster_size;
+    uint8_t *cl0 = g_malloc0(cs), *out = g_malloc0(cs);
+    int ret = bdrv_pread(s->bs->file, 0, cl0, cs);
+    size_t pos = version == 3 ? 112 : QCOW2_V2_HEADER_LEN;
+
+    if (ret < 0)
+        goto done;
+    memcpy(out, cl0, QCOW2_V2_HEADER_LEN);
+    st32_be(out + QH_VERSION, version);
+    if (version == 3) {
+        st64_be(out + QH_INCOMPAT, s->incompat & ~QCOW2_INCOMPAT_DIRTY);
+        st64_be(out + QH_COMPAT, compat);
+        st64_be(out + QH_AUTOCLEAR, 0);
+        st32_be(out + QH_REFCOUNT_ORDER, s->refcount_order);
+        st32_be(out + QH_HEADER_LENGTH, 112);
+    }
+    uint64_t boff = ld64_be(cl0 + QH_BACKING_OFFSET);
+    uint32_t blen = ld32_be(cl0 + QH_BACKING_SIZE);
+    uint64_t ext_end = boff ? MIN(boff, cs) : cs;
+    for (uint64_t off = s->header_length; off + 8 <= ext_end;) {
+        uint32_t type = ld32_be(cl0 + off), len = ld32_be(cl0 + off + 4);
+        uint64_t total = 8 + ((len + 7ull) & ~7ull);
+        if (type == QCOW2_EXT_END || off + total > ext_end)
+            break;
+        if (pos + total + 8 > cs) {
+            ret = -ENOSPC;
+            goto done;
+        }
+        memcpy(out + pos, cl0 + off, total);
+        pos += total;
+        off += total;
+    }
+    pos += 8;                           /* end-of-extensions marker (zeros) */
+    if (boff) {
+        if (pos + blen > cs || boff + blen > cs) {
+            ret = -ENOSPC;
+            goto done;
+        }
+        memcpy(out + pos, cl0 + boff, blen);
+        st64_be(out + QH_BACKING_OFFSET, pos);
+    }
+    ret = qcow2_flush_metadata(s);
+    if (ret == 0)
+        ret = bdrv_pwrite(s->bs->file, 0, out, cs);
+    if (ret == 0)
+        ret = bdrv_flush(s->bs->file);
+    if (ret == 0) {
+        s->version = version;
+        s->header_length = version == 3 ? 112 : QCOW2_V2_HEADER_LEN;
+        s->compat = version == 3 ? compat : 0;
+        if (version == 2)
+            s->incompat = s->autoclear = 0;
+    }
+done:
+    g_free(cl0);
+    g_free(out);
+    return ret;
+}
+
+/* Does any snapshot's L2 table hold a zero-flagged entry (which v2 cannot express)? */
+static int snapshots_have_zero_entries(Qcow2State *s, bool *found)
+{
+    uint8_t *tab = g_malloc(s->cluster_size);
+    int ret = 0;
+
+    *found = false;
+    for (uint32_t i = 0; i < s->nb_snapshots && !*found && ret == 0; i++) {
+        Qcow2Snapshot *sn = &s->snapshots[i];
+        uint8_t *l1 = g_malloc(sn->l1_size * 8 + 1);
+        ret = bdrv_pread(s->bs->file, sn->l1_offset, l1, sn->l1_size * 8);
+        for (uint32_t k = 0; k < sn->l1_size && ret == 0 && !*found; k++) {
+            uint64_t l2off = ld64_be(l1 + k * 8) & L1E_OFFSET_MASK;
+            if (!l2off)
+                continue;
+            ret = bdrv_pread(s->bs->file, l2off, tab, s->cluster_size);
+            for (uint64_t j = 0; j < s->l2_entries && ret == 0; j++) {
+                uint64_t e = ld64_be(tab + j * 8);
+                if (!(e & QCOW_OFLAG_COMPRESSED) && (e & QCOW_OFLAG_ZERO))
+                    *found = true;
+            }
+        }
+        g_free(l1);
+    }
+    g_free(tab);
+    return ret;
+}
+
+/*
+ * compat=0.10 has no zero flag: every zero-flagged cluster of the active
+ * view becomes unallocated (no backing file: reads zeros anyway) or a
+ * cluster of real zeros, through the normal write path (COW, ordering).
+ */
+static int expand_zero_clusters(Qcow2State *s)
+{
+    bool backing = s->bs->backing != NULL || s->bs->backing_filename != NULL;
+    int ret = 0;
+
+    for (uint64_t pos = 0; pos < s->size && ret == 0; pos += s->cluster_size) {
+        uint64_t e;
+        ret = l2_entry_get(s, pos, &e);
+        if (ret < 0 || (e & QCOW_OFLAG_COMPRESSED) || !(e & QCOW_OFLAG_ZERO))
+            continue;
+        if (backing)
+            ret = write_zero_bytes(s, pos, s->cluster_size);
+        else
+            ret = set_clusters(s, pos, s->cluster_size, SET_UNALLOC);
+    }
+    return ret == 0 ? qcow2_flush_metadata(s) : ret;
+}
+
+/* Entry width change, with qemu-img's message when a count does not fit. */
+static int amend_refcount_width(Qcow2State *s, int bits, const char **why)
+{
+    static char msg[160];
+    uint64_t bad = 0, rc = 0;
+    int ret = qcow2_change_refcount_width(s, bits, &bad);
+
+    if (ret == -ERANGE) {
+        /* Count it again for the message (the rebuild counted references). */
+        qcow2_refcount_get(s, bad, &rc);
+        snprintf(msg, sizeof(msg), "Cannot decrease refcount entry width to %d bits: Cluster at "
+                 "offset %#" PRIx64 " has a refcount of %" PRIu64, bits,
+                 bad * s->cluster_size, rc);
+        *why = msg;
+    }
+    return ret;
+}
+
+int qcow2_amend(BlockDriverState *bs, int version, int lazy, int refcount_bits, const char **why)
+{
+    Qcow2State *s = bs->opaque;
+    int ret;
+
+    *why = NULL;
+    if (version == 0)
+        version = s->version;
+    if (refcount_bits == 0)
+        refcount_bits = s->refcount_bits;
+    bool want_lazy = lazy < 0 ? (s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS) && version >= 3 : lazy;
+    if (want_lazy && version < 3) {
+        *why = "Lazy refcounts only supported with compatibility level 1.1 and above "
+               "(use compat=1.1 or greater)";
+        return -EINVAL;
+    }
+    if (version == 2 && refcount_bits != 16) {
+        /* qemu-img's two wordings: a width asked for, or the image's own. */
+        *why = refcount_bits != s->refcount_bits || s->version == 2 ?
+               "Refcount widths other than 16 bits require compatibility level 1.1 or above "
+               "(use compat=1.1 or greater)" : "compat=0.10 requires refcount_bits=16";
+        return -EINVAL;
+    }
+    if (version == 2 && s->version == 3) {
+        bool found;
+        ret = snapshots_have_zero_entries(s, &found);
+        if (ret < 0)
+            return ret;
+        if (found) {
+            *why = "Cannot downgrade: a snapshot has zero clusters (delete the snapshots first)";
+            return -ENOTSUP;
+        }
+        /* Back to 16-bit entries while the v3 header can still record the switch. */
+        ret = amend_refcount_width(s, 16, why);
+        if (ret == 0)
+            ret = expand_zero_clusters(s);
+        if (ret < 0)
+            return ret;
+    }
+    uint64_t compat = (s->compat & ~QCOW2_COMPAT_LAZY_REFCOUNTS) |
+                      (want_lazy ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0);
+    if (version != s->version) {
+        ret = header_rewrite(s, version, version == 3 ? compat : 0);
+    } else if (version == 3 && compat != s->compat) {
+        uint8_t f[8];
+        st64_be(f, compat);
+        ret = qcow2_flush_metadata(s);
+        if (ret == 0)
+            ret = bdrv_pwrite(bs->file, QH_COMPAT, f, 8);
+        if (ret == 0)
+            ret = bdrv_flush(bs->file);
+        if (ret == 0)
+            s->compat = compat;
+    } else {
+        ret = 0;
+    }
+    if (ret == 0 && version == 3 && refcount_bits != s->refcount_bits)
+        ret = amend_refcount_width(s, refcount_bits, why);
+    return ret;
+}
+
 /* ---- creation ---- */
 
 /*

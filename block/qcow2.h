@@ -154,6 +154,11 @@ int qcow2_flush_metadata(Qcow2State *s);
 bool qcow2_overlaps_metadata(Qcow2State *s, uint64_t off, uint64_t len);
 /* Write a fresh refcount structure computed from the references. */
 int qcow2_rebuild_refcounts(Qcow2State *s, FILE *report);
+/*
+ * Switch to refcount entries of 'bits' bits (v3 only) by rebuilding the
+ * structure; -ERANGE with *bad_cluster when a count does not fit.
+ */
+int qcow2_change_refcount_width(Qcow2State *s, int bits, uint64_t *bad_cluster);
 /* Recompute COPIED flags of the active L1 and L2 tables from refcounts (qcow2-snapshot.c). */
 int qcow2_fix_copied(Qcow2State *s);
 int qcow2_check(BlockDriverState *bs, BlockCheckResult *res, int fix, FILE *report);
@@ -163,6 +168,12 @@ uint64_t qcow2_file_length(Qcow2State *s);
 uint64_t qcow2_snapshot_table_size(Qcow2State *s);
 bool qcow2_read_snapshots(Qcow2State *s, uint64_t flen, GError **errp);
 void qcow2_free_snapshots(Qcow2State *s);
+/*
+ * qemu-img amend: version 2 or 3 (0 = keep), lazy refcounts 0/1 (-1 = keep),
+ * refcount entry width (0 = keep).  0, or -errno with *why set to a user
+ * message when the request is refused.
+ */
+int qcow2_amend(BlockDriverState *bs, int version, int lazy, int refcount_bits, const char **why);
 
 /* qcow2-snapshot.c */
 int qcow2_snapshot_create(BlockDriverState *bs, const char *name);

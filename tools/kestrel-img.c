@@ -5,13 +5,17 @@
  *
  * Implemented: create (raw, qcow2, -o preallocation=), info (human,
  * --output=json, --backing-chain), check (-r leaks fixes leaks, -r all also
- * rebuilds the refcounts), convert (-c, -O, -f, -o, -S, -p, -q, -U,
- * several sources), resize (grow; raw also shrinks), snapshot -l/-c/-d/-a, map,
- * compare, rebase (safe and -u), commit (-d), bench (on the asynchronous
- * blk_aio_* path, like qemu-img bench on QEMU's).
- * Not yet: commit -b, convert -B/-n, amend, measure.
+ * clears L1/L2 entries that are misaligned, past the end of the file or
+ * point into metadata, and rebuilds the refcounts), convert (-c, -O, -f,
+ * -o, -S, -p, -q, -U, -B/-F, -n, --target-is-zero, several sources), resize
+ * (grow; raw also shrinks), snapshot -l/-c/-d/-a, map, compare, rebase
+ * (safe and -u), commit (-d, -b), measure (qcow2 and raw targets), amend
+ * (-o compat=, lazy_refcounts=, refcount_bits=, size= to grow), bench (on
+ * the asynchronous blk_aio_* path, like qemu-img bench on QEMU's).
+ * Not yet: measure -l, shrinking qcow2 (resize --shrink, amend -o size=).
  */
 #include "block/block-int.h"
+#include "block/qcow2.h"
 #include "kestrel/opts.h"
 
 #include <getopt.h>
@@ -554,32 +558,77 @@ static int cmd_check(int argc, char **argv)
 
 /* ---- convert ---- */
 
+static bool buf_is_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+/* Fill buf with n bytes of bs at pos; zeros past its end. */
+static int pread_padded(BlockDriverState *bs, uint64_t pos, uint8_t *buf, uint64_t n)
+{
+    int64_t len = bdrv_getlength(bs);
+    if (len < 0)
+        return (int)len;
+    memset(buf, 0, n);
+    if (pos >= (uint64_t)len)
+        return 0;
+    return bdrv_pread(bs, pos, buf, MIN(n, (uint64_t)len - pos));
+}
+
+enum { OPT_TARGET_IS_ZERO = 300 };
+
+/*
+ * qemu-img convert.  -B makes the new image an overlay of BACKING and leaves
+ * every output cluster whose content equals BACKING's unallocated (qemu-img
+ * skips what is unallocated in the source's top layer; comparing content
+ * gives the same image for that case and a smaller one for any other source).
+ * -n writes into an existing image instead of creating one: nothing can be
+ * assumed about what it holds, so zero blocks are written as zeros unless
+ * --target-is-zero says it already reads as zeros.
+ */
 static int cmd_convert(int argc, char **argv)
 {
-    const char *in_fmt = NULL, *out_fmt = "raw", *optstr = NULL;
-    bool compress = false, progress = false;
+    static const struct option longopts[] = {
+        { "target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *in_fmt = NULL, *out_fmt = NULL, *optstr = NULL;
+    const char *backing = NULL, *backing_fmt = NULL;
+    bool compress = false, progress = false, skip_create = false, target_is_zero = false;
     uint64_t sparse = 4096;
     int src_flags = BDRV_O_NO_FLUSH, c;
 
-    while ((c = getopt(argc, argv, "cpqf:O:o:t:T:S:Um:W")) != -1) {
+    while ((c = getopt_long(argc, argv, "cpqnf:O:o:t:T:S:Um:WB:F:", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': compress = true; break;
         case 'p': progress = true; break;
         case 'q': quiet = true; break;
+        case 'n': skip_create = true; break;
         case 'f': in_fmt = optarg; break;
         case 'O': out_fmt = optarg; break;
         case 'o': optstr = optarg; break;
+        case 'B': backing = optarg; break;
+        case 'F': backing_fmt = optarg; break;
         case 't': case 'T': case 'm': case 'W': break;
         case 'S':
             if (!parse_size(optarg, 0, &sparse))
                 die("Invalid buffer size for sparse output specified");
             break;
         case 'U': src_flags |= BDRV_O_SHARE_ALL; break;
+        case OPT_TARGET_IS_ZERO: target_is_zero = true; break;
         default: return 1;
         }
     }
     if (argc - optind < 2)
         die("Expecting source and destination file names");
+    if (target_is_zero && !skip_create)
+        die("--target-is-zero requires use of -n flag");
+    if (!out_fmt)
+        out_fmt = "raw";
     int nsrc = argc - optind - 1;
     const char *dst = argv[argc - 1];
     BlockDriverState **srcs = g_new0(BlockDriverState *, nsrc);
@@ -591,22 +640,40 @@ static int cmd_convert(int argc, char **argv)
     CreateParams p = { .fmt = out_fmt };
     if (optstr)
         parse_create_opts(&p, optstr);
+    if (backing)
+        p.q.backing_file = backing;
+    if (backing_fmt)
+        p.q.backing_fmt = backing_fmt;
+    if (p.q.backing_file && !p.q.backing_fmt)
+        die("Use of backing file requires explicit backing format");
     p.q.size = total;
     if (compress && strcmp(out_fmt, "qcow2"))
         die("Compression not supported for this file format");
-    bool save_quiet = quiet;
-    quiet = true;
-    if (do_create_image(dst, &p))
-        return 1;
-    quiet = save_quiet;
+    if (!skip_create) {
+        bool save_quiet = quiet;
+        quiet = true;
+        if (do_create_image(dst, &p))
+            return 1;
+        quiet = save_quiet;
+    }
     BlockDriverState *out = open_image(dst, out_fmt, BDRV_O_RDWR | BDRV_O_NO_FLUSH | BDRV_O_UNMAP);
+    if (skip_create && (uint64_t)bdrv_getlength(out) < total) {
+        bdrv_close(out);
+        die("output file is smaller than input file");
+    }
+    /* Content the new image shows where it has nothing of its own. */
+    BlockDriverState *under = p.q.backing_file && !skip_create ? out->backing : NULL;
+    bool reads_zero = skip_create ? target_is_zero : !under;
 
+    uint64_t ocs = out->drv->cluster_size ? out->drv->cluster_size(out) : 0;
     uint64_t chunk = 2 << 20;
     if (compress)
-        chunk = out->drv->cluster_size(out);
+        chunk = ocs;
     if (sparse == 0 || sparse > chunk)
         sparse = sparse ? chunk : 0;
-    uint8_t *buf = g_malloc(chunk);
+    /* With a backing file the unit of "same as below" is the output cluster. */
+    uint64_t gran = under ? MIN(ocs ? ocs : 65536, chunk) : sparse;
+    uint8_t *buf = g_malloc(chunk), *ubuf = under ? g_malloc(chunk) : NULL;
     uint64_t dpos = 0;
     int ret = 0;
     double last_pct = -1;
@@ -620,22 +687,33 @@ static int cmd_convert(int argc, char **argv)
                         pos, g_strerror(-ret));
                 break;
             }
+            if (under && (ret = pread_padded(under, dpos + pos, ubuf, n)) < 0) {
+                fprintf(stderr, "kestrel-img: error while reading the backing file at byte %"
+                        PRIu64 ": %s\n", dpos + pos, g_strerror(-ret));
+                break;
+            }
             if (compress) {
                 memset(buf + n, 0, chunk - n);
-                bool zero = true;
-                for (uint64_t k = 0; k < chunk && zero; k++)
-                    zero = !buf[k];
-                if (!zero)
+                bool zero = buf_is_zero(buf, chunk);
+                if (under && !memcmp(buf, ubuf, n))
+                    ;       /* same as the backing file: leave unallocated */
+                else if (zero && !reads_zero)
+                    ret = bdrv_pwrite_zeroes(out, dpos + pos, n, 0);
+                else if (!zero)
                     ret = out->drv->pwrite_compressed(out, dpos + pos, buf);
-            } else if (sparse) {
-                /* Skip all-zero blocks of the sparse size: the new target reads zeros there. */
+            } else if (gran) {
+                /*
+                 * Per block: the same as what the target shows already is
+                 * skipped, zeros become a zero write, anything else is data.
+                 */
                 for (uint64_t k = 0; k < n && ret == 0;) {
-                    uint64_t m = MIN(sparse - ((dpos + pos + k) % sparse), n - k);
-                    bool zero = true;
-                    for (uint64_t j = 0; j < m && zero; j++)
-                        zero = !buf[k + j];
-                    if (!zero)
+                    uint64_t m = MIN(gran - ((dpos + pos + k) % gran), n - k);
+                    if (under && !memcmp(buf + k, ubuf + k, m))
+                        ;
+                    else if (!buf_is_zero(buf + k, m))
                         ret = bdrv_pwrite(out, dpos + pos + k, buf + k, m);
+                    else if (!reads_zero)
+                        ret = bdrv_pwrite_zeroes(out, dpos + pos + k, m, 0);
                     k += m;
                 }
             } else {
@@ -662,6 +740,7 @@ static int cmd_convert(int argc, char **argv)
     if (ret == 0)
         ret = bdrv_flush(out);
     g_free(buf);
+    g_free(ubuf);
     bdrv_close(out);
     for (int i = 0; i < nsrc; i++)
         bdrv_close(srcs[i]);
@@ -1077,9 +1156,50 @@ static int cmd_rebase(int argc, char **argv)
     return 0;
 }
 
+/* Is [pos, pos+len) allocated in some layer from top down to, not including, base? */
+static int allocated_above(BlockDriverState *top, BlockDriverState *base, uint64_t pos,
+                           uint64_t len, uint64_t *pnum, int *status)
+{
+    for (BlockDriverState *l = top; l && l != base; l = l->backing) {
+        int64_t llen = bdrv_getlength(l);
+        uint64_t p, host;
+        if (llen < 0)
+            return (int)llen;
+        if (pos >= (uint64_t)llen)
+            break;      /* past this layer's end reads come from nowhere below */
+        int st = bdrv_block_status(l, pos, MIN(len, (uint64_t)llen - pos), &p, &host);
+        if (st < 0)
+            return st;
+        if (st & BDRV_BLOCK_ALLOCATED) {
+            *pnum = p;
+            *status = st;
+            return 1;
+        }
+        len = MIN(len, p);
+    }
+    *pnum = len;
+    *status = 0;
+    return 0;
+}
+
+/* Does layer l (of the chain under top) match the name given to commit -b? */
+static bool chain_layer_matches(BlockDriverState *parent, BlockDriverState *l, const char *name)
+{
+    if (parent->backing_filename && !strcmp(parent->backing_filename, name))
+        return true;
+    g_autofree char *a = realpath(l->filename, NULL), *b = realpath(name, NULL);
+    return a && b && !strcmp(a, b);
+}
+
+/*
+ * qemu-img commit: copy everything allocated above BASE (the immediate
+ * backing file unless -b names one further down) into BASE.  Without -b the
+ * top image is then emptied unless -d; -b implies -d, as in qemu-img, since
+ * the layers in between no longer describe a consistent disk.
+ */
 static int cmd_commit(int argc, char **argv)
 {
-    const char *fmt = NULL;
+    const char *fmt = NULL, *base_name = NULL;
     bool keep = false, progress = false;
     int c;
 
@@ -1089,7 +1209,7 @@ static int cmd_commit(int argc, char **argv)
         case 'd': keep = true; break;
         case 'p': progress = true; break;
         case 'q': quiet = true; break;
-        case 'b': die("commit -b is not implemented yet");
+        case 'b': base_name = optarg; keep = true; break;
         case 't': case 'r': break;
         default: return 1;
         }
@@ -1102,8 +1222,27 @@ static int cmd_commit(int argc, char **argv)
         bdrv_close(top);
         die("Image does not have a backing file");
     }
-    g_autofree char *bpath = bdrv_resolve_backing(file, top->backing_filename);
-    BlockDriverState *base = open_image(bpath, top->backing_format, BDRV_O_RDWR);
+    /* A read-only view of the whole chain, to find BASE and read the layers above it. */
+    BlockDriverState *chain = open_image(file, top->drv->name, BDRV_O_SHARE_ALL);
+    BlockDriverState *bnode = chain->backing;
+    if (base_name) {
+        BlockDriverState *parent = chain;
+        for (bnode = chain->backing; bnode; parent = bnode, bnode = bnode->backing)
+            if (chain_layer_matches(parent, bnode, base_name))
+                break;
+        if (!bnode) {
+            bdrv_close(chain);
+            bdrv_close(top);
+            die("Did not find '%s' in the backing chain of '%s'", base_name, file);
+        }
+    }
+    if (!bnode) {
+        bdrv_close(chain);
+        bdrv_close(top);
+        die("Could not open the backing file of '%s'", file);
+    }
+    /* With its own backing chain: a write smaller than its cluster copies the rest from there. */
+    BlockDriverState *base = open_image(bnode->filename, bnode->drv->name, BDRV_O_RDWR);
     uint64_t size = bdrv_getlength(top), blen = bdrv_getlength(base);
     int ret = 0;
     if (size > blen) {
@@ -1115,17 +1254,16 @@ static int cmd_commit(int argc, char **argv)
     }
     uint8_t *buf = g_malloc(1 << 20);
     for (uint64_t pos = 0; pos < size && ret == 0;) {
-        uint64_t pnum, host;
-        int st = bdrv_block_status(top, pos, MIN(size - pos, 1u << 20), &pnum, &host);
-        if (st < 0) {
-            ret = st;
+        uint64_t pnum = 0;
+        int st = 0;
+        ret = allocated_above(chain, bnode, pos, MIN(size - pos, 1u << 20), &pnum, &st);
+        if (ret < 0)
             break;
-        }
-        if (st & BDRV_BLOCK_ALLOCATED) {
+        if (ret) {
             if ((st & BDRV_BLOCK_ZERO) && !(st & BDRV_BLOCK_DATA)) {
                 ret = bdrv_pwrite_zeroes(base, pos, pnum, 0);
             } else {
-                ret = bdrv_pread(top, pos, buf, pnum);
+                ret = bdrv_pread(chain, pos, buf, pnum);
                 if (ret == 0)
                     ret = bdrv_pwrite(base, pos, buf, pnum);
             }
@@ -1141,6 +1279,7 @@ static int cmd_commit(int argc, char **argv)
         ret = top->drv->make_empty(top);
 out:
     bdrv_close(base);
+    bdrv_close(chain);
     bdrv_close(top);
     if (ret < 0) {
         fprintf(stderr, "kestrel-img: Commit failed: %s\n", g_strerror(-ret));
@@ -1148,6 +1287,267 @@ out:
     }
     if (!quiet)
         printf("Image committed.\n");
+    return 0;
+}
+
+/* ---- amend ---- */
+
+/* qemu-img amend -o: compat, lazy_refcounts, refcount_bits. */
+static int cmd_amend(int argc, char **argv)
+{
+    const char *fmt = NULL;
+    GString *optstr = g_string_new(NULL);
+    int c;
+
+    while ((c = getopt(argc, argv, "f:o:t:pqU")) != -1) {
+        switch (c) {
+        case 'f': fmt = optarg; break;
+        case 'o':
+            g_string_append_printf(optstr, "%s%s", optstr->len ? "," : "", optarg);
+            break;
+        case 'q': quiet = true; break;
+        case 't': case 'p': case 'U': break;
+        default: return 1;
+        }
+    }
+    if (!optstr->len)
+        die("Must specify options (-o)");
+    if (optind != argc - 1)
+        die("Expecting one image file name");
+    GError *err = NULL;
+    KOpts *o = kopts_parse(optstr->str, NULL, &err);
+    if (!o)
+        die_gerror(err);
+    int version = 0, lazy = -1;
+    uint64_t rbits = 0, new_size = 0;
+    bool have_size = false;
+    for (size_t i = 0; i < kopts_count(o); i++) {
+        const char *k = kopts_key(o, i), *v = kopts_value(o, i);
+        bool b;
+        if (!strcmp(k, "compat")) {
+            if (!strcmp(v, "0.10") || !strcmp(v, "v2"))
+                version = 2;
+            else if (!strcmp(v, "1.1") || !strcmp(v, "v3"))
+                version = 3;
+            else
+                die("Unknown compatibility level %s", v);
+        } else if (!strcmp(k, "lazy_refcounts")) {
+            if (!parse_bool(v, &b))
+                die("Invalid lazy_refcounts '%s'", v);
+            lazy = b;
+        } else if (!strcmp(k, "refcount_bits")) {
+            if (!parse_uint(v, &rbits) || !rbits || rbits > 64 || (rbits & (rbits - 1)))
+                die("Refcount width must be a power of two and may not exceed 64 bits");
+        } else if (!strcmp(k, "backing_file") || !strcmp(k, "backing_fmt")) {
+            die("Cannot amend the backing file\nYou can use 'qemu-img rebase' instead.");
+        } else if (!strcmp(k, "cluster_size") || !strcmp(k, "preallocation") ||
+                   !strcmp(k, "compression_type") || !strcmp(k, "extended_l2") ||
+                   !strcmp(k, "encryption") || !strcmp(k, "encrypt.format")) {
+            die("Invalid parameter '%s'\nThis option is only supported for image creation", k);
+        } else if (!strcmp(k, "size")) {
+            if (!parse_size(v, 0, &new_size))
+                die("Invalid size '%s'", v);
+            if (new_size % 512)
+                die("The new size must be a multiple of 512");
+            have_size = true;
+        } else {
+            die("Invalid parameter '%s'", k);
+        }
+        kopts_mark_used(o, i);
+    }
+    kopts_free(o);
+    g_string_free(optstr, TRUE);
+
+    BlockDriverState *bs = open_image(argv[optind], fmt, BDRV_O_RDWR | BDRV_O_NO_BACKING);
+    if (strcmp(bs->drv->name, "qcow2")) {
+        const char *name = bs->drv->name;
+        bdrv_close(bs);
+        die("Format driver '%s' does not support option amendment", name);
+    }
+    BlockImageInfo info = { 0 };
+    bs->drv->get_info(bs, &info);
+    int new_version = version ? version : info.version;
+    if (rbits && new_version == 2 && rbits != 16) {
+        bdrv_close(bs);
+        die("Refcount widths other than 16 bits require compatibility level 1.1 or above "
+            "(use compat=1.1 or greater)");
+    }
+    /* Downgrading must turn zero clusters into real zeros, which reads the backing file. */
+    if (new_version == 2 && info.version == 3 && bs->backing_filename) {
+        bdrv_close(bs);
+        bs = open_image(argv[optind], fmt, BDRV_O_RDWR);
+    }
+    const char *why;
+    int ret = qcow2_amend(bs, version, lazy, (int)rbits, &why);
+    if (ret == 0 && have_size && new_size != (uint64_t)bdrv_getlength(bs)) {
+        if (new_size < (uint64_t)bdrv_getlength(bs))
+            why = "Shrinking a qcow2 image is not supported yet";
+        else
+            ret = bdrv_truncate(bs, new_size);
+        if (why)
+            ret = -ENOTSUP;
+    }
+    if (ret == 0)
+        ret = bdrv_flush(bs);
+    bdrv_close(bs);
+    if (ret < 0) {
+        if (why)
+            die("%s", why);
+        die("Error while amending options: %s", g_strerror(-ret));
+    }
+    return 0;
+}
+
+/* ---- measure ---- */
+
+static uint64_t round_up(uint64_t v, uint64_t a)
+{
+    return (v + a - 1) / a * a;
+}
+
+/*
+ * Refcount blocks plus refcount table clusters needed to count 'clusters'
+ * clusters and themselves: the smallest fixed point, found by iterating
+ * from zero (each block counts cs*8/bits clusters, each table cluster
+ * points at cs/8 blocks).
+ */
+static uint64_t measure_refcount_clusters(uint64_t clusters, uint64_t cs, int bits)
+{
+    uint64_t per_block = cs * 8 / bits, per_table = cs / 8, blocks = 0, table = 0;
+
+    for (;;) {
+        uint64_t nb = (clusters + blocks + table + per_block - 1) / per_block;
+        uint64_t nt = (nb + per_table - 1) / per_table;
+        if (nb == blocks && nt == table)
+            return blocks + table;
+        blocks = nb;
+        table = nt;
+    }
+}
+
+/*
+ * A fully allocated qcow2 image of vsize bytes, as qemu-img measure counts
+ * it: header cluster, L2 tables for every cluster (whole tables), an L1
+ * table of whole clusters, the refcount structure covering all of it.
+ */
+static uint64_t measure_qcow2_full(uint64_t vsize, uint64_t cs, int refcount_bits)
+{
+    uint64_t aligned = round_up(vsize, cs), meta = cs;
+    uint64_t l2e = round_up(aligned / cs, cs / 8);
+    uint64_t l1e = round_up(l2e * 8 / cs, cs / 8);
+
+    meta += l2e * 8 + l1e * 8;
+    meta += measure_refcount_clusters((meta + aligned) / cs, cs, refcount_bits) * cs;
+    return meta + aligned;
+}
+
+enum { OPT_SIZE = 310 };
+
+static int cmd_measure(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "output", required_argument, NULL, OPT_OUTPUT },
+        { "size", required_argument, NULL, OPT_SIZE },
+        { "force-share", no_argument, NULL, 'U' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *in_fmt = NULL, *out_fmt = "raw", *optstr = NULL, *output = "human";
+    uint64_t size = 0;
+    bool have_size = false;
+    int flags = 0, c;
+
+    while ((c = getopt_long(argc, argv, "f:O:o:l:U", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f': in_fmt = optarg; break;
+        case 'O': out_fmt = optarg; break;
+        case 'o': optstr = optarg; break;
+        case 'l': die("measure -l (internal snapshots) is not supported");
+        case 'U': flags |= BDRV_O_SHARE_ALL; break;
+        case OPT_OUTPUT: output = optarg; break;
+        case OPT_SIZE:
+            if (!parse_size(optarg, 0, &size))
+                die("Invalid image size specified. You may use k, M, G, T, P or E suffixes for "
+                    "kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+            have_size = true;
+            break;
+        default: return 1;
+        }
+    }
+    bool json = !strcmp(output, "json");
+    if (!json && strcmp(output, "human"))
+        die("--output must be used with human or json as argument.");
+    if (argc - optind > 1)
+        die("Expecting at most one image file name");
+    const char *filename = optind < argc ? argv[optind] : NULL;
+    if (filename && have_size)
+        die("--size N cannot be used together with a filename.");
+    if (!filename && !have_size)
+        die("Either --size N or one filename must be specified.");
+    bool qcow2 = !strcmp(out_fmt, "qcow2");
+    if (!qcow2 && strcmp(out_fmt, "raw"))
+        die("Unknown file format '%s'", out_fmt);
+    CreateParams p = { .fmt = out_fmt };
+    if (optstr)
+        parse_create_opts(&p, optstr);
+    uint64_t cs = p.q.cluster_size ? p.q.cluster_size : 65536;
+    int rbits = p.q.refcount_bits ? p.q.refcount_bits : 16;
+    if (qcow2 && (cs < 512 || (cs & (cs - 1))))
+        die("Cluster size must be a power of two between 512 and 2048k");
+    if (qcow2 && (rbits & (rbits - 1)))
+        die("Refcount width must be a power of two and may not exceed 64 bits");
+    bool prealloc_all = p.prealloc && (!strcmp(p.prealloc, "full") || !strcmp(p.prealloc, "falloc"));
+
+    BlockDriverState *in = filename ? open_image(filename, in_fmt, flags) : NULL;
+    uint64_t required, full;
+    bool bitmaps = false;
+    if (!qcow2) {
+        /* A raw file's size is its length; holes do not make it smaller. */
+        required = full = in ? (uint64_t)bdrv_getlength(in) : round_up(size, 512);
+    } else {
+        uint64_t vsize = in ? (uint64_t)bdrv_getlength(in) : size, data = 0;
+        uint64_t aligned = round_up(vsize, cs);
+        if (prealloc_all) {
+            data = aligned;
+        } else if (in) {
+            /* Clusters holding data anywhere in the chain; zeros need none. */
+            for (uint64_t pos = 0; pos < vsize;) {
+                uint64_t pnum = 0;
+                int st = 0;
+                int r = allocated_above(in, NULL, pos, vsize - pos, &pnum, &st);
+                if (r < 0)
+                    die("Could not read the block status of '%s': %s", filename, g_strerror(-r));
+                if (pnum == 0)
+                    break;
+                if (r && (st & BDRV_BLOCK_DATA) && !(st & BDRV_BLOCK_ZERO)) {
+                    /*
+                     * Every cluster the range touches.  Only data ranges are
+                     * extended to a cluster end, so a cluster where one
+                     * starts mid-way was not counted before.
+                     */
+                    uint64_t end = round_up(pos + pnum, cs);
+                    data += end - pos / cs * cs;
+                    pnum = end - pos;
+                }
+                pos += pnum;
+            }
+        }
+        full = measure_qcow2_full(vsize, cs, rbits);
+        required = full - aligned + data;
+        /* Persistent bitmaps need a v3 target and a source that can carry them. */
+        bitmaps = in && p.q.version != 2 && !strcmp(in->drv->name, "qcow2");
+    }
+    bdrv_close(in);
+    if (json) {
+        printf("{\n");
+        if (bitmaps)
+            printf("    \"bitmaps\": 0,\n");
+        printf("    \"required\": %" PRIu64 ",\n    \"fully-allocated\": %" PRIu64 "\n}\n",
+               required, full);
+    } else {
+        printf("required size: %" PRIu64 "\nfully allocated size: %" PRIu64 "\n", required, full);
+        if (bitmaps)
+            printf("bitmaps size: 0\n");
+    }
     return 0;
 }
 
@@ -1341,14 +1741,19 @@ static void usage(FILE *f)
                "  create [-q] [-f fmt] [-b backing_file -F backing_fmt] [-o options] filename [size]\n"
                "  info [-f fmt] [--output=human|json] [--backing-chain] [-U] filename\n"
                "  check [-q] [-f fmt] [--output=human|json] [-r leaks|all] [-U] filename\n"
-               "  convert [-c] [-p] [-q] [-f fmt] [-O output_fmt] [-o options] [-S sparse_size]\n"
+               "  convert [-c] [-p] [-q] [-n] [--target-is-zero] [-f fmt] [-O output_fmt]\n"
+               "          [-B backing_file -F backing_fmt] [-o options] [-S sparse_size]\n"
                "          [-U] filename [filename2 [...]] output_filename\n"
                "  resize [-q] [-f fmt] [--shrink] filename [+|-]size\n"
                "  snapshot [-l | -a snapshot | -c snapshot | -d snapshot] [-U] filename\n"
                "  map [-f fmt] [--output=human|json] [--start-offset=N] [--max-length=N] filename\n"
                "  compare [-f fmt] [-F fmt] [-q] [-s] [-U] filename1 filename2\n"
                "  rebase [-f fmt] [-u] -b backing_file [-F backing_fmt] filename\n"
-               "  commit [-q] [-p] [-d] [-f fmt] filename\n"
+               "  commit [-q] [-p] [-d] [-f fmt] [-b base] filename\n"
+               "  amend [-q] [-f fmt] -o compat=0.10|1.1,lazy_refcounts=on|off,refcount_bits=N\n"
+               "        filename\n"
+               "  measure [--output=human|json] [-O fmt] [-o options] [-f fmt] [-U]\n"
+               "          [--size N | filename]\n"
                "  bench [-c count] [-d depth] [-f fmt] [--flush-interval=N] [-i aio] [-n]\n"
                "        [-o offset] [--pattern=P] [-q] [-s size] [-S step] [-t cache] [-w] [-U] filename\n"
                "Formats: raw qcow2\n");
@@ -1385,6 +1790,10 @@ int main(int argc, char **argv)
         return cmd_commit(argc, argv);
     if (!strcmp(cmd, "bench"))
         return cmd_bench(argc, argv);
+    if (!strcmp(cmd, "measure"))
+        return cmd_measure(argc, argv);
+    if (!strcmp(cmd, "amend"))
+        return cmd_amend(argc, argv);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         usage(stdout);
         return 0;
