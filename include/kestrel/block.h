@@ -42,7 +42,7 @@ typedef enum {
 } BlockCacheMode;
 
 typedef enum {
-    BLK_AIO_DEFAULT,         /* threads (QEMU's default too) */
+    BLK_AIO_DEFAULT,         /* io_uring where built in and permitted, else threads */
     BLK_AIO_THREADS,
     BLK_AIO_IO_URING,        /* refused at blk_open if not built in or not permitted */
 } BlockAioMode;
@@ -101,6 +101,8 @@ void blk_aio_pwrite_zeroes(BlockBackend *blk, uint64_t offset, uint64_t bytes, u
 
 /* Synchronous forms: 0 or -errno. */
 int blk_pread(BlockBackend *blk, uint64_t offset, void *buf, size_t bytes);
+/* Does this backend send its I/O through io_uring (aio=io_uring, or the default where permitted)? */
+bool blk_uses_io_uring(const BlockBackend *blk);
 int blk_pwrite(BlockBackend *blk, uint64_t offset, const void *buf, size_t bytes);
 int blk_flush(BlockBackend *blk);
 int blk_pdiscard(BlockBackend *blk, uint64_t offset, uint64_t bytes);

@@ -605,7 +605,40 @@ static void test_uring_refused_by_seccomp_is_one_clear_error(void)
 #endif
 }
 
+/* No aio= given: the ring where the kernel allows it (issue 6), reads and writes still right. */
+static void test_default_aio_uses_ring_where_permitted(void)
+{
+    GError *err = NULL;
+    if (!aio_uring_init(&err)) {
+        g_clear_error(&err);
+        test_skip("io_uring is not available here (the fallback is checked by the refusal cases)");
+    }
+    const char *path = tmp_path("default.raw");
+    make_file(path, 1 << 20);
+    BlockOptions o;
+    blk_options_init(&o);
+    BlockBackend *blk = blk_open(path, &o, &err);
+    CHECK_MSG(blk, "open: %s", err ? err->message : "?");
+    if (!blk)
+        return;
+    CHECK_MSG(blk_uses_io_uring(blk), "the default aio did not take the io_uring path");
+    uint8_t wbuf[4096], rbuf[4096];
+    for (unsigned i = 0; i < sizeof(wbuf); i++)
+        wbuf[i] = (uint8_t)(i * 7 + 3);
+    CHECK(blk_pwrite(blk, 8192, wbuf, sizeof(wbuf)) == 0);
+    CHECK(blk_pread(blk, 8192, rbuf, sizeof(rbuf)) == 0);
+    CHECK_MSG(!memcmp(wbuf, rbuf, sizeof(wbuf)), "read back differs from what was written");
+    const char *path2 = tmp_path("threads.raw");
+    make_file(path2, 1 << 20);
+    o.aio = BLK_AIO_THREADS;
+    BlockBackend *blk2 = blk_open(path2, &o, &err);
+    CHECK_MSG(blk2 && !blk_uses_io_uring(blk2), "aio=threads must not use the ring");
+    blk_close(blk2);
+    blk_close(blk);
+}
+
 static const TestCase cases[] = {
+    TEST_CASE(test_default_aio_uses_ring_where_permitted),
     TEST_CASE(test_threads_random_workload_raw),
     TEST_CASE(test_threads_random_workload_raw_cache_none),
     TEST_CASE(test_uring_random_workload_raw),
