@@ -10,12 +10,25 @@
  * CREATE_IRQCHIP, CREATE_PIT2, GSI routing, memory slots, then per vCPU
  * CREATE_VCPU, mmap, SET_CPUID2 and the reset state.
  *
- * The in-kernel PIC, IOAPIC, LAPICs and PIT are used; the PIT also answers
- * port 0x61 (KVM_PIT_SPEAKER_DUMMY) unless a board device claims that port.
- * GSI routing follows QEMU: ISA IRQ0 reaches IOAPIC pin 2 (§3.1).
+ * By default the in-kernel PIC, IOAPIC, LAPICs and PIT are used; the PIT
+ * also answers port 0x61 (KVM_PIT_SPEAKER_DUMMY) unless a board device
+ * claims that port.  GSI routing follows QEMU: ISA IRQ0 reaches IOAPIC pin 2
+ * (§3.1).
  *
- * Not implemented: the userspace irqchip (kernel-irqchip=off) and split
- * irqchip, coalesced MMIO, ioeventfd/irqfd, MSI injection, dirty logging,
+ * With -machine kernel-irqchip=off (§3.5) KVM gets no irqchip and no PIT;
+ * the board builds hw/pc's 8259s, 8254, IOAPIC and LAPICs as for the
+ * software CPU, and this file is their CPU side (include/kestrel/irqchip.h):
+ * the 0xfee00000 page is plain MMIO, routed to the LAPIC of the vCPU whose
+ * thread exits (irqchip_current_cpu); IA32_APIC_BASE and IA32_TSC_DEADLINE
+ * exit through an MSR filter (KVM_CAP_X86_USER_SPACE_MSR); before each
+ * KVM_RUN the vCPU takes INIT/SIPI/NMI and injects a maskable interrupt
+ * with KVM_INTERRUPT when KVM reported ready_for_interrupt_injection and
+ * IF, else asks for an interrupt-window exit; HLT exits and the vCPU thread
+ * sleeps (cpus.c) until the irqchip's kick hook wakes it; APs wait for SIPI
+ * outside KVM_RUN; CR8 is passed both ways through kvm_run.cr8.
+ *
+ * Not implemented: split irqchip, SMIs with kernel-irqchip=off, coalesced
+ * MMIO, ioeventfd/irqfd, MSI routes (KVM_SIGNAL_MSI only), dirty logging,
  * guest debug, XSAVE state beyond KVM_SET_FPU + XCR0, save/restore of state,
  * TSC frequency control (the host's is used).
  *
@@ -31,6 +44,7 @@
 #include "accel/kvm/kvm-internal.h"
 #include "kestrel/accel.h"
 #include "kestrel/ioport.h"
+#include "kestrel/irqchip.h"
 #include "kestrel/lock.h"
 #include "kestrel/log.h"
 
@@ -43,6 +57,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#include <x86intrin.h>
 
 #define KVM_KICK_SIGNAL SIGUSR1
 
@@ -482,6 +497,11 @@ static KvmVcpu *kvm_vcpu(Machine *m, int id)
     return s->vcpus[id];
 }
 
+/* kernel-irqchip=off: the machine whose vCPUs the userspace irqchip kicks. */
+static Machine *kvm_us_machine;
+static void kvm_irqchip_kick(Machine *m, int cpu);
+static uint64_t kvm_read_guest_tsc(int cpu);
+
 static void kvm_kick_handler(int sig)
 {
     /* Nothing: its only job is to make KVM_RUN return EINTR (§2.5). */
@@ -557,6 +577,12 @@ static void kvm_state_free(KvmState *s)
     g_free(s);
 }
 
+/* TSC-deadline mode needs a LAPIC that sees the MSR: KVM's, or ours through the filter. */
+static bool kvm_tsc_deadline_ok(const KvmState *s)
+{
+    return s->cap_tsc_deadline && (!s->userspace_irqchip || s->msr_filter);
+}
+
 static bool kvm_vm_ioctl_checked(KvmState *s, unsigned long req, void *arg, const char *what,
                                  GError **errp)
 {
@@ -567,19 +593,96 @@ static bool kvm_vm_ioctl_checked(KvmState *s, unsigned long req, void *arg, cons
     return true;
 }
 
+/* §1.4, §7.3: the in-kernel PIC/IOAPIC/LAPICs, then the PIT, then QEMU's GSI routing. */
+static bool kvm_create_kernel_irqchip(KvmState *s, GError **errp)
+{
+    if (!kvm_vm_ioctl_checked(s, KVM_CREATE_IRQCHIP, NULL, "KVM_CREATE_IRQCHIP", errp)) {
+        return false;
+    }
+    struct kvm_pit_config pit;
+    memset(&pit, 0, sizeof(pit));
+    /*
+     * §1.4: port 0x61 carries PIT channel 2's gate and OUT2, which Linux
+     * polls to calibrate the TSC.  Unless a board device claims the port,
+     * let the kernel answer it from its own PIT.
+     */
+    if (!ioport_owner(0x61)) {
+        pit.flags = KVM_PIT_SPEAKER_DUMMY;
+    }
+    if (!kvm_vm_ioctl_checked(s, KVM_CREATE_PIT2, &pit, "KVM_CREATE_PIT2", errp)) {
+        return false;
+    }
+    struct kvm_irq_routing *routing = kvm_gsi_routing_build();
+    bool routed = kvm_vm_ioctl_checked(s, KVM_SET_GSI_ROUTING, routing,
+                                       "KVM_SET_GSI_ROUTING", errp);
+    g_free(routing);
+    if (!routed) {
+        return false;
+    }
+    /* The freshly created PIC/IOAPIC/PIT state is the power-on state reset() restores. */
+    s->have_reset_irqchip = true;
+    for (int chip = 0; chip < 3; chip++) {
+        memset(&s->reset_irqchip[chip], 0, sizeof(s->reset_irqchip[chip]));
+        s->reset_irqchip[chip].chip_id = chip;
+        if (kvm_ioctl(s->vm_fd, KVM_GET_IRQCHIP, &s->reset_irqchip[chip]) < 0) {
+            s->have_reset_irqchip = false;
+        }
+    }
+    memset(&s->reset_pit, 0, sizeof(s->reset_pit));
+    s->have_reset_pit = kvm_ioctl(s->vm_fd, KVM_GET_PIT2, &s->reset_pit) == 0;
+    return true;
+}
+
+/*
+ * kernel-irqchip=off: without its LAPIC, KVM keeps IA32_APIC_BASE to itself
+ * and drops TSC-deadline writes (the timer is the LAPIC's).  Deny both MSRs
+ * in an MSR filter and ask for KVM_EXIT_X86_RDMSR/WRMSR on filtered MSRs
+ * (api.rst "KVM_CAP_X86_USER_SPACE_MSR", "KVM_X86_SET_MSR_FILTER"), so
+ * hw/pc/apic.c answers them.  Without the filter, TSC-deadline is not
+ * advertised and the APIC base is followed through run->apic_base.
+ */
+static void kvm_msr_filter_setup(KvmState *s)
+{
+    static uint8_t deny[1];              /* one MSR per range, its bit clear: deny */
+    struct kvm_enable_cap cap;
+    struct kvm_msr_filter filter;
+
+    s->msr_filter = false;
+    if (!(kvm_check_extension(s->vm_fd, KVM_CAP_X86_USER_SPACE_MSR) > 0) ||
+        !(kvm_check_extension(s->vm_fd, KVM_CAP_X86_MSR_FILTER) > 0)) {
+        return;
+    }
+    memset(&cap, 0, sizeof(cap));
+    cap.cap = KVM_CAP_X86_USER_SPACE_MSR;
+    cap.args[0] = KVM_MSR_EXIT_REASON_FILTER;
+    if (kvm_ioctl(s->vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
+        LOG(LOG_UNIMP, "kvm: KVM_CAP_X86_USER_SPACE_MSR: %s\n", g_strerror(errno));
+        return;
+    }
+    memset(&filter, 0, sizeof(filter));
+    filter.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
+    filter.ranges[0].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
+    filter.ranges[0].nmsrs = 1;
+    filter.ranges[0].base = MSR_IA32_APICBASE;
+    filter.ranges[0].bitmap = deny;
+    filter.ranges[1] = filter.ranges[0];
+    filter.ranges[1].base = MSR_IA32_TSC_DEADLINE;
+    if (kvm_ioctl(s->vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0) {
+        LOG(LOG_UNIMP, "kvm: KVM_X86_SET_MSR_FILTER: %s\n", g_strerror(errno));
+        return;
+    }
+    s->msr_filter = true;
+}
+
 static bool kvm_init(Machine *m, GError **errp)
 {
     MachineConfig *cfg = m->cfg;
     char *why = NULL;
 
-    if (cfg && !cfg->kernel_irqchip) {
-        kestrel_set_error(errp, "kernel-irqchip=off needs the userspace interrupt controllers "
-                          "(not implemented yet)");
-        return false;
-    }
-
     KvmState *s = g_new0(KvmState, 1);
     s->kvm_fd = s->vm_fd = -1;
+    /* kernel-irqchip=off: the board creates hw/pc's PIC, PIT, IOAPIC and LAPICs (§3.5). */
+    s->userspace_irqchip = cfg && !cfg->kernel_irqchip;
 
     /* Bad -cpu options are the user's: report them before touching the host. */
     if (!x86_cpu_spec_parse(cfg ? cfg->cpu_model : NULL, &s->cpu_spec, errp)) {
@@ -617,6 +720,7 @@ static bool kvm_init(Machine *m, GError **errp)
     s->cap_tsc_deadline = kvm_check_extension(capfd, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     s->cap_debugregs = kvm_check_extension(capfd, KVM_CAP_DEBUGREGS) > 0;
     s->cap_vcpu_events = kvm_check_extension(capfd, KVM_CAP_VCPU_EVENTS) > 0;
+    s->cap_user_nmi = kvm_check_extension(capfd, KVM_CAP_USER_NMI) > 0;
     int nr_vcpus = kvm_check_extension(capfd, KVM_CAP_NR_VCPUS);
     int max_vcpus = kvm_check_extension(capfd, KVM_CAP_MAX_VCPUS);
     int max_id = kvm_check_extension(capfd, KVM_CAP_MAX_VCPU_ID);
@@ -654,41 +758,11 @@ static bool kvm_init(Machine *m, GError **errp)
         goto fail;
     }
 
-    /* §1.4, §7.3: IRQCHIP before vCPUs, PIT2 after IRQCHIP. */
-    if (!kvm_vm_ioctl_checked(s, KVM_CREATE_IRQCHIP, NULL, "KVM_CREATE_IRQCHIP", errp)) {
+    if (s->userspace_irqchip) {
+        kvm_msr_filter_setup(s);
+    } else if (!kvm_create_kernel_irqchip(s, errp)) {
         goto fail;
     }
-    struct kvm_pit_config pit;
-    memset(&pit, 0, sizeof(pit));
-    /*
-     * §1.4: port 0x61 carries PIT channel 2's gate and OUT2, which Linux
-     * polls to calibrate the TSC.  Unless a board device claims the port,
-     * let the kernel answer it from its own PIT.
-     */
-    if (!ioport_owner(0x61)) {
-        pit.flags = KVM_PIT_SPEAKER_DUMMY;
-    }
-    if (!kvm_vm_ioctl_checked(s, KVM_CREATE_PIT2, &pit, "KVM_CREATE_PIT2", errp)) {
-        goto fail;
-    }
-    struct kvm_irq_routing *routing = kvm_gsi_routing_build();
-    bool routed = kvm_vm_ioctl_checked(s, KVM_SET_GSI_ROUTING, routing,
-                                       "KVM_SET_GSI_ROUTING", errp);
-    g_free(routing);
-    if (!routed) {
-        goto fail;
-    }
-    /* The freshly created PIC/IOAPIC/PIT state is the power-on state reset() restores. */
-    s->have_reset_irqchip = true;
-    for (int chip = 0; chip < 3; chip++) {
-        memset(&s->reset_irqchip[chip], 0, sizeof(s->reset_irqchip[chip]));
-        s->reset_irqchip[chip].chip_id = chip;
-        if (kvm_ioctl(s->vm_fd, KVM_GET_IRQCHIP, &s->reset_irqchip[chip]) < 0) {
-            s->have_reset_irqchip = false;
-        }
-    }
-    memset(&s->reset_pit, 0, sizeof(s->reset_pit));
-    s->have_reset_pit = kvm_ioctl(s->vm_fd, KVM_GET_PIT2, &s->reset_pit) == 0;
 
     s->supported_cpuid = kvm_get_supported_cpuid(s->kvm_fd, errp);
     if (!s->supported_cpuid) {
@@ -696,7 +770,8 @@ static bool kvm_init(Machine *m, GError **errp)
     }
     X86FeatureSet missing;
     KvmCpuidConfig ccfg = { .apic_id = 0, .nr_cpus = m->smp_cpus > 0 ? m->smp_cpus : 1,
-                            .tsc_deadline = s->cap_tsc_deadline };
+                            .tsc_deadline = kvm_tsc_deadline_ok(s),
+                            .userspace_apic = s->userspace_irqchip };
     g_free(kvm_cpuid_build(s->supported_cpuid, &s->cpu_spec, &ccfg, missing));
     char *names = x86_feature_set_describe(missing);
     if (*names) {
@@ -731,6 +806,12 @@ static bool kvm_init(Machine *m, GError **errp)
         /* Replays every current range: RAM and ROM become slots right here. */
         s->listener_as = m->as;
         address_space_add_listener(m->as, &s->listener);
+    }
+    if (s->userspace_irqchip) {
+        /* include/kestrel/irqchip.h engine protocol: kicks and the guest's TSC. */
+        kvm_us_machine = m;
+        irqchip_set_kick(kvm_irqchip_kick);
+        apic_set_tsc_reader(kvm_read_guest_tsc);
     }
     return true;
 
@@ -872,6 +953,27 @@ static bool kvm_vcpu_reset(Machine *m, KvmVcpu *v, GError **errp)
         return false;
     }
 
+    v->stopped = false;
+    v->io_pending = false;
+    if (s->userspace_irqchip) {
+        /*
+         * §3.5: no KVM LAPIC and no usable MP state.  hw/pc/apic.c resets
+         * with the devices; here only the CPU side: APs wait for SIPI, the
+         * BSP runs, TPR 0, no interrupt window asked for and none assumed.
+         */
+        v->halted = false;
+        v->wait_sipi = !bsp;
+        v->cr8 = 0;
+        v->apic_base = 0;
+        __atomic_store_n(&v->event_check, 1, __ATOMIC_SEQ_CST);
+        if (v->run) {
+            v->run->request_interrupt_window = 0;
+            v->run->ready_for_interrupt_injection = 0;
+            v->run->cr8 = 0;
+        }
+        return true;
+    }
+
     struct kvm_lapic_state lapic;
     memset(&lapic, 0, sizeof(lapic));
     if (kvm_ioctl(v->fd, KVM_GET_LAPIC, &lapic) < 0) {
@@ -934,7 +1036,8 @@ static bool kvm_vcpu_init(Machine *m, int id, GError **errp)
     v->run = run;
 
     KvmCpuidConfig ccfg = { .apic_id = id, .nr_cpus = s->nr_vcpus,
-                            .tsc_deadline = s->cap_tsc_deadline };
+                            .tsc_deadline = kvm_tsc_deadline_ok(s),
+                            .userspace_apic = s->userspace_irqchip };
     struct kvm_cpuid2 *cpuid = kvm_cpuid_build(s->supported_cpuid, &s->cpu_spec, &ccfg, NULL);
     int r = kvm_ioctl(v->fd, KVM_SET_CPUID2, cpuid);
     int err = errno;
@@ -945,6 +1048,13 @@ static bool kvm_vcpu_init(Machine *m, int id, GError **errp)
         kestrel_set_error(errp, "KVM_SET_CPUID2 on vCPU %d failed: %s (try -cpu host)", id,
                           g_strerror(err));
         return false;
+    }
+    if (s->userspace_irqchip && id == 0) {
+        /* The userspace LAPIC converts TSC-deadline values with the guest's TSC rate. */
+        int khz = kvm_ioctl(v->fd, KVM_GET_TSC_KHZ, NULL);
+        if (khz > 0) {
+            apic_set_tsc_hz((uint64_t)khz * 1000);
+        }
     }
     return kvm_vcpu_reset(m, v, errp);
 }
@@ -980,6 +1090,7 @@ static void kvm_vcpu_thread_init(Machine *m, int id)
     }
     v->thread = pthread_self();
     __atomic_store_n(&v->thread_known, true, __ATOMIC_RELEASE);
+    irqchip_current_cpu = id;            /* whose LAPIC the 0xfee00000 page is, in this thread */
 }
 
 /* Pattern B leaves the kick pending after KVM_RUN returns: consume it. */
@@ -1029,6 +1140,237 @@ static VcpuRunResult kvm_vcpu_fatal(Machine *m, KvmVcpu *v, const char *why)
     return VCPU_RUN_HALTED;
 }
 
+/* ---- kernel-irqchip=off: the CPU side of hw/pc's interrupt controllers (§3.5) ---- */
+
+static void kvm_vcpu_kick(Machine *m, int id);
+
+static bool kvm_on_vcpu_thread(KvmVcpu *v)
+{
+    return __atomic_load_n(&v->thread_known, __ATOMIC_ACQUIRE) &&
+           pthread_equal(v->thread, pthread_self());
+}
+
+/*
+ * The irqchip's kick hook (big lock held, any thread; include/kestrel/irqchip.h):
+ * cpu has new pending work.  Its thread re-reads apic_pending() before the
+ * next KVM_RUN; a thread inside KVM_RUN is kicked out, a halted one woken.
+ */
+static void kvm_irqchip_kick(Machine *m, int cpu)
+{
+    KvmVcpu *v = kvm_vcpu(m, cpu);
+    if (!v) {
+        return;
+    }
+    __atomic_store_n(&v->event_check, 1, __ATOMIC_SEQ_CST);
+    if (!kvm_on_vcpu_thread(v)) {
+        kvm_vcpu_kick(m, cpu);
+    }
+    cpus_wake(m);
+}
+
+/*
+ * The guest's TSC for hw/pc/apic.c's TSC-deadline timer.  Its own vCPU
+ * thread reads IA32_TSC from KVM and remembers the offset to the host TSC;
+ * other threads (which may not issue vCPU ioctls, §7.4) add that offset.
+ */
+static uint64_t kvm_read_guest_tsc(int cpu)
+{
+    KvmVcpu *v = kvm_us_machine ? kvm_vcpu(kvm_us_machine, cpu) : NULL;
+    if (!v) {
+        return __rdtsc();
+    }
+    if (kvm_on_vcpu_thread(v)) {
+        struct kvm_msrs *req = g_malloc0(sizeof(*req) + sizeof(req->entries[0]));
+        req->nmsrs = 1;
+        req->entries[0].index = MSR_IA32_TSC;
+        int r = kvm_ioctl(v->fd, KVM_GET_MSRS, req);
+        uint64_t tsc = req->entries[0].data;
+        g_free(req);
+        if (r == 1) {
+            __atomic_store_n(&v->tsc_offset, (int64_t)(tsc - __rdtsc()), __ATOMIC_RELAXED);
+            return tsc;
+        }
+    }
+    return __rdtsc() + (uint64_t)__atomic_load_n(&v->tsc_offset, __ATOMIC_RELAXED);
+}
+
+void kvm_handle_apic_msr(int cpu, struct kvm_run *run)
+{
+    bool write = run->exit_reason == KVM_EXIT_X86_WRMSR;
+    run->msr.error = 0;
+    switch (run->msr.index) {
+    case MSR_IA32_APICBASE:
+        if (write) {
+            run->msr.error = !apic_set_base(cpu, run->msr.data);   /* reserved bits: #GP */
+        } else {
+            run->msr.data = apic_get_base(cpu);
+        }
+        break;
+    case MSR_IA32_TSC_DEADLINE:
+        if (write) {
+            apic_set_tsc_deadline(cpu, run->msr.data);
+        } else {
+            run->msr.data = apic_get_tsc_deadline(cpu);
+        }
+        break;
+    default:
+        /* Only the filtered MSRs exit here; anything else is KVM's business. */
+        LOG(LOG_GUEST_ERROR, "kvm: vCPU %d: %s of MSR 0x%x exited to userspace: #GP\n", cpu,
+            write ? "WRMSR" : "RDMSR", run->msr.index);
+        run->msr.error = 1;
+        break;
+    }
+}
+
+/* INIT (SDM vol. 3A 9.1, table 9-1): registers to their INIT values, nothing queued. */
+static bool kvm_vcpu_take_init(KvmState *s, KvmVcpu *v, GError **errp)
+{
+    if (s->cap_vcpu_events) {
+        struct kvm_vcpu_events ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SHADOW;
+        kvm_ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev);
+    }
+    X86CPUState x;
+    x86_cpu_state_reset(&x, v->id == 0);
+    if (v->cpuid_1_eax) {
+        x.regs[R_EDX] = v->cpuid_1_eax;
+    }
+    x.apic_base = 0;                     /* INIT leaves IA32_APIC_BASE alone: keep KVM's */
+    v->run->request_interrupt_window = 0;
+    v->run->ready_for_interrupt_injection = 0;
+    return kvm_set_x86(s, v, &x, errp);
+}
+
+/* Start-up IPI (SDM vol. 3A 8.4.4.1): real mode at CS = vector << 8, IP = 0. */
+static bool kvm_vcpu_take_sipi(KvmState *s, KvmVcpu *v, uint8_t vector, GError **errp)
+{
+    X86CPUState x;
+    if (!kvm_get_x86(s, v, &x, errp)) {
+        return false;
+    }
+    x.seg[SEG_CS].selector = (uint16_t)(vector << 8);
+    x.seg[SEG_CS].base = (uint64_t)vector << 12;
+    x.rip = 0;
+    return kvm_set_x86(s, v, &x, errp);
+}
+
+/*
+ * Before KVM_RUN, big lock held: take what the userspace LAPIC has for this
+ * CPU, in include/kestrel/irqchip.h's order (INIT, SIPI, NMI, INTR).  A
+ * maskable interrupt is injected with KVM_INTERRUPT only when KVM said at
+ * the last exit that the guest can take one (§3.5); otherwise KVM is asked
+ * for an interrupt-window exit.  Returns false while the CPU stays out of
+ * KVM_RUN (halted, or waiting for SIPI).
+ */
+static bool kvm_apic_events(KvmState *s, KvmVcpu *v)
+{
+    struct kvm_run *run = v->run;
+    int id = v->id;
+    GError *err = NULL;
+    unsigned p = apic_pending(id);
+
+    if (p & APIC_PENDING_INIT) {
+        apic_take_event(id, APIC_PENDING_INIT);
+        if (!kvm_vcpu_take_init(s, v, &err)) {
+            goto fatal;
+        }
+        v->wait_sipi = true;
+        v->halted = false;
+        LOG(LOG_INT, "kvm: vCPU %d INIT, waiting for SIPI\n", id);
+        p = apic_pending(id);
+    }
+    if (p & APIC_PENDING_SIPI) {
+        uint8_t vector = apic_sipi_vector(id);
+        apic_take_event(id, APIC_PENDING_SIPI);
+        if (v->wait_sipi) {
+            if (!kvm_vcpu_take_sipi(s, v, vector, &err)) {
+                goto fatal;
+            }
+            v->wait_sipi = false;
+            v->halted = false;
+            LOG(LOG_INT, "kvm: vCPU %d SIPI vector 0x%02x\n", id, vector);
+        }
+    }
+    v->cr8 = apic_get_tpr(id) >> 4;
+    if (v->wait_sipi) {
+        run->request_interrupt_window = 0;
+        return false;
+    }
+    if (p & APIC_PENDING_SMI) {
+        apic_take_event(id, APIC_PENDING_SMI);
+        LOG(LOG_UNIMP, "kvm: vCPU %d: SMI dropped (no SMM with kernel-irqchip=off)\n", id);
+    }
+    if (p & APIC_PENDING_NMI) {
+        apic_take_event(id, APIC_PENDING_NMI);
+        if (s->cap_user_nmi && kvm_ioctl(v->fd, KVM_NMI, NULL) == 0) {
+            v->halted = false;
+        } else {
+            LOG(LOG_UNIMP, "kvm: vCPU %d: NMI dropped (KVM_NMI: %s)\n", id, g_strerror(errno));
+        }
+    }
+    bool window = false;
+    if (p & APIC_PENDING_INTR) {
+        if (v->halted && run->if_flag) {
+            v->halted = false;           /* HLT ends on an interrupt the CPU will take */
+        }
+        if (!v->halted) {
+            if (run->ready_for_interrupt_injection && run->if_flag) {
+                int vector = apic_ack_intr(id);
+                if (vector >= 0) {
+                    struct kvm_interrupt irq = { .irq = (uint32_t)vector };
+                    if (kvm_ioctl(v->fd, KVM_INTERRUPT, &irq) < 0) {
+                        error_report("warning: KVM_INTERRUPT vector 0x%02x on vCPU %d: %s",
+                                     vector, id, g_strerror(errno));
+                    }
+                    LOG(LOG_INT, "kvm: vCPU %d: inject vector 0x%02x\n", id, vector);
+                    /* One at a time: KVM recomputes this at the next exit. */
+                    run->ready_for_interrupt_injection = 0;
+                    window = (apic_pending(id) & APIC_PENDING_INTR) != 0;
+                }
+            } else {
+                window = true;
+            }
+        }
+    }
+    run->request_interrupt_window = window;
+    return !v->halted;
+
+fatal:
+    machine_request_fatal(err->message);
+    g_error_free(err);
+    v->stopped = true;
+    return false;
+}
+
+/*
+ * After KVM_RUN: CR8 writes the guest made without exiting (and, without
+ * the MSR filter, IA32_APIC_BASE writes KVM kept) go to the userspace LAPIC.
+ */
+static void kvm_apic_after_run(KvmState *s, KvmVcpu *v)
+{
+    struct kvm_run *run = v->run;
+    bool tpr = (run->cr8 & 0xf) != v->cr8;
+    bool base = !s->msr_filter && run->apic_base != v->apic_base;
+    if (!tpr && !base) {
+        return;
+    }
+    bql_lock();
+    if (tpr) {
+        v->cr8 = run->cr8 & 0xf;
+        apic_set_tpr(v->id, (uint8_t)(v->cr8 << 4));
+    }
+    if (base) {
+        v->apic_base = run->apic_base;
+        if (!apic_set_base(v->id, v->apic_base)) {
+            LOG(LOG_GUEST_ERROR, "kvm: vCPU %d: APIC base 0x%" PRIx64 " refused\n", v->id,
+                (uint64_t)v->apic_base);
+        }
+    }
+    bql_unlock();
+    __atomic_store_n(&v->event_check, 1, __ATOMIC_SEQ_CST);   /* a lower TPR may unmask */
+}
+
 static VcpuRunResult kvm_vcpu_run(Machine *m, int id)
 {
     KvmState *s = kvm_state(m);
@@ -1063,9 +1405,26 @@ static VcpuRunResult kvm_vcpu_run(Machine *m, int id)
             } else {
                 pthread_kill(pthread_self(), KVM_KICK_SIGNAL);  /* pending until KVM_RUN */
             }
+        } else if (s->userspace_irqchip) {
+            /* Consume the kick flag before looking, so a later kick is never lost. */
+            bool check = __atomic_exchange_n(&v->event_check, 0, __ATOMIC_SEQ_CST);
+            if (check || v->halted || v->wait_sipi) {
+                bql_lock();
+                bool runnable = kvm_apic_events(s, v);
+                bql_unlock();
+                if (!runnable) {
+                    return VCPU_RUN_HALTED;     /* cpus.c sleeps until a kick wakes it */
+                }
+            }
+        }
+        if (s->userspace_irqchip) {
+            run->cr8 = v->cr8;              /* KVM loads CR8 from here on every entry */
         }
 
         int r = kvm_ioctl(v->fd, KVM_RUN, NULL);
+        if (s->userspace_irqchip) {
+            kvm_apic_after_run(s, v);
+        }
         if (r < 0) {
             int err = errno;
             if (err == EINTR || err == EAGAIN) {
@@ -1097,6 +1456,9 @@ static VcpuRunResult kvm_vcpu_run(Machine *m, int id)
         case KVM_EXIT_MMIO: {
             bql_lock();
             bool ok = kvm_handle_mmio(m->as, run);
+            if (s->userspace_irqchip) {
+                v->cr8 = apic_get_tpr(id) >> 4;   /* the access may have been a TPR write */
+            }
             bql_unlock();
             if (!ok) {
                 return kvm_vcpu_fatal(m, v, "malformed KVM_EXIT_MMIO data");
@@ -1107,8 +1469,25 @@ static VcpuRunResult kvm_vcpu_run(Machine *m, int id)
         case KVM_EXIT_INTR:
             return VCPU_RUN_AGAIN;
         case KVM_EXIT_HLT:
-            /* Only without the in-kernel LAPIC, which we always create. */
-            return VCPU_RUN_HALTED;
+            /* Only without the in-kernel LAPIC: RIP is past the HLT; sleep until an event. */
+            if (!s->userspace_irqchip) {
+                return VCPU_RUN_HALTED;
+            }
+            v->halted = true;
+            break;
+        case KVM_EXIT_IRQ_WINDOW_OPEN:
+            /* §3.5: asked for with request_interrupt_window; inject before re-entering. */
+            __atomic_store_n(&v->event_check, 1, __ATOMIC_SEQ_CST);
+            break;
+        case KVM_EXIT_SET_TPR:
+            break;                       /* CR8 lowered: kvm_apic_after_run took it */
+        case KVM_EXIT_X86_RDMSR:
+        case KVM_EXIT_X86_WRMSR:
+            bql_lock();
+            kvm_handle_apic_msr(id, run);
+            bql_unlock();
+            v->io_pending = true;        /* KVM completes the RDMSR/WRMSR on the next KVM_RUN */
+            break;
         case KVM_EXIT_SHUTDOWN:
             /* §7.11: triple fault = system reset; the vCPU state is garbage meanwhile. */
             v->stopped = true;
@@ -1155,7 +1534,6 @@ static VcpuRunResult kvm_vcpu_run(Machine *m, int id)
             g_free(why);
             return res;
         }
-        case KVM_EXIT_IRQ_WINDOW_OPEN:
         case KVM_EXIT_IOAPIC_EOI:
             break;                       /* not requested; nothing to do */
         case KVM_EXIT_DEBUG:
@@ -1203,8 +1581,8 @@ static void kvm_vcpu_kick(Machine *m, int id)
 static void kvm_set_irq(Machine *m, int gsi, int level)
 {
     KvmState *s = kvm_state(m);
-    if (!s || gsi < 0 || gsi >= MACHINE_NUM_GSI) {
-        return;
+    if (!s || s->userspace_irqchip || gsi < 0 || gsi >= MACHINE_NUM_GSI) {
+        return;                          /* userspace irqchip: the board already routed it */
     }
     /* §3.1: level 1 = asserted; our routing sends GSI 0 to PIC pin 0 and IOAPIC pin 2. */
     struct kvm_irq_level irq;
@@ -1315,11 +1693,17 @@ static bool kvm_set_regs(Machine *m, int id, const X86CPUState *x)
 
 static void kvm_cleanup(Machine *m)
 {
-    kvm_state_free(kvm_state(m));
+    KvmState *s = kvm_state(m);
+    if (s && s->userspace_irqchip && kvm_us_machine == m) {
+        irqchip_set_kick(NULL);
+        apic_set_tsc_reader(NULL);
+        kvm_us_machine = NULL;
+    }
+    kvm_state_free(s);
     m->accel_state = NULL;
 }
 
-/* The in-kernel PIC/IOAPIC/LAPIC/PIT; kernel-irqchip=off is refused at init. */
+/* The in-kernel PIC/IOAPIC/LAPIC/PIT, unless kernel-irqchip=off (then hw/pc's). */
 static bool kvm_has_kernel_irqchip(Machine *m)
 {
     return m->cfg->kernel_irqchip;

@@ -505,6 +505,13 @@ struct kvm_cpuid2 *kvm_cpuid_build(const struct kvm_cpuid2 *sup,
         if (w == FEAT_7_0_ECX) {
             s &= ~CPUID_7_0_ECX_OSPKE;                  /* dynamic: mirrors CR4.PKE */
         }
+        if (cfg->userspace_apic && w == FEAT_1_ECX) {
+            s &= ~CPUID_1_ECX_X2APIC;                   /* hw/pc/apic.c is xAPIC only */
+        }
+        if (cfg->userspace_apic && w == FEAT_KVM) {
+            /* asm/kvm_para.h KVM_FEATURE_*: these work through KVM's in-kernel LAPIC */
+            s &= ~((1u << 6) | (1u << 7) | (1u << 11) | (1u << 13) | (1u << 14));
+        }
         if (w == FEAT_1_EDX) {
             s &= ~CPUID_1_EDX_HTT;                      /* set from the topology below */
         }

@@ -25,6 +25,13 @@ typedef struct KvmCpuidConfig {
     uint32_t apic_id;            /* this vCPU's initial APIC ID (= vCPU id) */
     unsigned nr_cpus;            /* CPUs in the one package we model */
     bool tsc_deadline;           /* KVM_CAP_TSC_DEADLINE_TIMER and in-kernel LAPIC */
+    /*
+     * kernel-irqchip=off: the LAPIC is Kestrel's (hw/pc/apic.c), so no
+     * x2APIC (include/kestrel/irqchip.h) and none of KVM's paravirt
+     * features that need KVM's own LAPIC (PV EOI, PV unhalt, PV IPI,
+     * async-PF-as-interrupt, PV sched-yield).
+     */
+    bool userspace_apic;
 } KvmCpuidConfig;
 
 /* Allocate a kvm_cpuid2 with room for nent entries (g_free to release). */

@@ -13,6 +13,7 @@
 #include "kestrel/machine.h"
 #include "kestrel/memory.h"
 #include "kestrel/x86.h"
+#include "kestrel/irqchip.h"       /* APIC_DEFAULT_BASE; the userspace LAPIC */
 #include "accel/kvm/kvm-cpuid.h"
 
 #include <linux/kvm.h>
@@ -173,7 +174,6 @@ void kvm_lapic_set_reg(struct kvm_lapic_state *st, unsigned offset, uint32_t val
 
 #define APICBASE_BSP            (1ull << 8)
 #define APICBASE_ENABLE         (1ull << 11)
-#define APIC_DEFAULT_BASE       0xfee00000ull
 
 /*
  * Reset MSR list (§1.8): the entries whose index is in 'known' (the
@@ -204,6 +204,17 @@ typedef struct KvmVcpu {
     bool io_pending;             /* last exit was IO/MMIO: KVM completes it on the next KVM_RUN */
     bool stopped;                /* after triple fault / fatal error: no KVM_RUN until reset */
     uint32_t cpuid_1_eax;        /* goes into RDX at reset (§1.9) */
+    /*
+     * kernel-irqchip=off (§3.5): the CPU-side state of the userspace
+     * LAPIC protocol (include/kestrel/irqchip.h), touched only by the
+     * vCPU's own thread except event_check, which the kick hook sets.
+     */
+    bool halted;                 /* HLT exit: no KVM_RUN until an event wakes it */
+    bool wait_sipi;              /* after INIT (APs from reset): only SIPI starts it */
+    int event_check;             /* atomic: apic_pending() may have changed */
+    uint8_t cr8;                 /* TPR[7:4] as last given to / taken from run->cr8 */
+    uint64_t apic_base;          /* without the MSR filter: run->apic_base last seen */
+    int64_t tsc_offset;          /* guest TSC - host TSC, measured in the vCPU thread */
 } KvmVcpu;
 
 typedef struct KvmState {
@@ -218,6 +229,9 @@ typedef struct KvmState {
     struct kvm_cpuid2 *supported_cpuid;
     X86CPUSpec cpu_spec;
     struct kvm_msr_list *msr_list;
+    bool userspace_irqchip;      /* kernel-irqchip=off: hw/pc PIC/PIT/IOAPIC/LAPICs */
+    bool msr_filter;             /* IA32_APIC_BASE and TSC_DEADLINE exit to us */
+    bool cap_user_nmi;
     bool have_reset_irqchip;
     struct kvm_irqchip reset_irqchip[3];     /* PIC master, PIC slave, IOAPIC as created */
     bool have_reset_pit;
@@ -233,5 +247,14 @@ typedef struct KvmState {
  */
 bool kvm_handle_io(struct kvm_run *run, size_t run_size);
 bool kvm_handle_mmio(AddressSpace *as, struct kvm_run *run);
+
+/*
+ * KVM_EXIT_X86_RDMSR/WRMSR for the MSRs the userspace LAPIC owns
+ * (IA32_APIC_BASE 0x1b, IA32_TSC_DEADLINE 0x6e0) on vCPU cpu; anything
+ * else is refused with #GP (run->msr.error = 1).  Big lock held.
+ */
+void kvm_handle_apic_msr(int cpu, struct kvm_run *run);
+
+#define MSR_IA32_TSC_DEADLINE   0x6e0
 
 #endif

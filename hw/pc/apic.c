@@ -469,7 +469,12 @@ static void apic_timer_arm_count(LocalApic *a)
         next = (d / a->timer_initial + 1) * a->timer_initial;
     } else {
         if (d >= a->timer_initial) {
-            timer_del(a->timer);
+            /*
+             * The count already ran out: it fired, or its expiry is still
+             * queued (the main loop has not run it yet) and must not be lost.
+             */
+            if (timer_pending(a->timer))
+                timer_mod(a->timer, clock_get_ns(CLOCK_VIRTUAL));
             return;
         }
         next = a->timer_initial;
@@ -702,6 +707,15 @@ static void apic_reg_write(LocalApic *a, unsigned reg, uint32_t v)
             return;                 /* §10.5.4.1: ignored in TSC-deadline mode */
         a->timer_initial = v;
         a->timer_start_ns = clock_get_ns(CLOCK_VIRTUAL);
+        if (v && apic_timer_mode(a) != LVT_TIMER_PERIODIC) {
+            /*
+             * A new one-shot count expires exactly once, even when the clock
+             * passed its end before we got here (a short count on a slow or
+             * preempted vCPU thread): Linux's next timer tick depends on it.
+             */
+            timer_mod(a->timer, a->timer_start_ns + (int64_t)v * apic_timer_tick_ns(a));
+            return;
+        }
         apic_timer_arm_count(a);
         return;
     case APIC_TIMER_DCR: {

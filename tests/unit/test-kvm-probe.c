@@ -14,7 +14,10 @@
  */
 #include "accel/kvm/kvm-internal.h"
 #include "kestrel/accel.h"
+#include "kestrel/device.h"
 #include "kestrel/ioport.h"
+#include "kestrel/irqchip.h"
+#include "kestrel/lock.h"
 #include "tests/testlib.h"
 
 #include <errno.h>
@@ -214,17 +217,40 @@ static MachineConfig *test_config(void)
     return cfg;
 }
 
-static void test_init_kernel_irqchip_off_is_clear_error(void)
+/*
+ * kernel-irqchip=off on the real /dev/kvm: the VM comes up without KVM's
+ * irqchip (the board then builds hw/pc's), a vCPU can be created and reset,
+ * and the engine tells the board to build the userspace chips.
+ */
+static void test_init_kernel_irqchip_off_initialises(void)
 {
+    int fd = open(KVM_DEV_PATH, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        test_skip("cannot open " KVM_DEV_PATH " here (%s); the fake-KVM test "
+                  "test_fake_kvm_userspace_irqchip covers the ioctl sequence", g_strerror(errno));
+    }
+    close(fd);
+    CHECK(kvm_ioctl_fn == kvm_ioctl_real);
     Machine m = { 0 };
     m.cfg = test_config();
     m.cfg->kernel_irqchip = false;
     m.smp_cpus = 1;
     GError *err = NULL;
-    CHECK(!accel_find("kvm")->init(&m, &err));
-    CHECK(err != NULL);
-    CHECK_STREQ("error", "kernel-irqchip=off needs the userspace interrupt controllers "
-                "(not implemented yet)", err->message);
+    const AccelOps *kvm = accel_find("kvm");
+    CHECK_MSG(kvm->init(&m, &err), "init with kernel-irqchip=off: %s",
+              err ? err->message : "?");
+    KvmState *st = m.accel_state;
+    CHECK(st != NULL);
+    CHECK(st->userspace_irqchip);
+    CHECK_MSG(!kvm->has_kernel_irqchip(&m), "board would not build the userspace chips");
+    /* No in-kernel irqchip exists, so KVM refuses its state (api.rst "KVM_GET_IRQCHIP"). */
+    struct kvm_irqchip chip = { .chip_id = 0 };
+    CHECK_MSG(ioctl(st->vm_fd, KVM_GET_IRQCHIP, &chip) < 0, "KVM has an in-kernel PIC");
+    CHECK_MSG(kvm->vcpu_init(&m, 0, &err), "vcpu_init: %s", err ? err->message : "?");
+    /* ... and no in-kernel LAPIC either (api.rst "KVM_GET_LAPIC": ENXIO). */
+    struct kvm_lapic_state lapic;
+    CHECK_MSG(ioctl(st->vcpus[0]->fd, KVM_GET_LAPIC, &lapic) < 0, "KVM has an in-kernel LAPIC");
+    kvm->cleanup(&m);
     CHECK(m.accel_state == NULL);
     g_clear_error(&err);
 }
@@ -303,9 +329,25 @@ static struct FakeKvm {
     int run_calls;
     const char *violation;     /* first ordering rule broken */
     bool no_immediate_exit;    /* pretend an old kernel */
+    bool no_user_msr;          /* pretend a kernel before KVM_CAP_X86_USER_SPACE_MSR */
     uint32_t sigmask_len;
     uint64_t sigmask;
     int immediate_exit_runs;   /* KVM_RUN entered with immediate_exit set */
+    uint64_t user_msr_reasons; /* KVM_CAP_X86_USER_SPACE_MSR args[0] */
+    int filter_ranges;         /* KVM_X86_SET_MSR_FILTER */
+    struct {
+        uint32_t flags, nmsrs, base;
+        uint8_t bits;
+    } filter[4];
+    int lapic_sets;
+    int interrupt_eexist;      /* KVM_INTERRUPT while one was queued */
+    struct {
+        bool irq_queued;
+        int injected[8];
+        int ninjected;
+        int nmis;
+        uint32_t cpuid_1_ecx;
+    } u[FK_MAX_VCPUS];
 } fk;
 
 static int fk_memfd(size_t size)
@@ -332,6 +374,8 @@ static int fk_cap(int cap)
     case KVM_CAP_MAX_VCPUS: return FK_MAX_VCPUS;
     case KVM_CAP_MAX_VCPU_ID: return FK_MAX_VCPUS;
     case KVM_CAP_IMMEDIATE_EXIT: return fk.no_immediate_exit ? 0 : 1;
+    case KVM_CAP_X86_USER_SPACE_MSR: return fk.no_user_msr ? 0 : 7;
+    case KVM_CAP_X86_MSR_FILTER: return fk.no_user_msr ? 0 : 1;
     default: return 1;
     }
 }
@@ -470,7 +514,33 @@ static int fk_vm(unsigned long req, void *arg)
         fk.v[id].mp_state = id == 0 ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED;
         return fd;
     }
+    case KVM_ENABLE_CAP: {
+        struct kvm_enable_cap *c = arg;
+        if (c->cap != KVM_CAP_X86_USER_SPACE_MSR) {
+            return fk_fail(EINVAL);
+        }
+        fk.user_msr_reasons = c->args[0];
+        return 0;
+    }
+    case KVM_X86_SET_MSR_FILTER: {
+        struct kvm_msr_filter *f = arg;
+        fk.filter_ranges = 0;
+        for (int i = 0; i < KVM_MSR_FILTER_MAX_RANGES && f->ranges[i].nmsrs; i++) {
+            if (fk.filter_ranges < 4) {
+                fk.filter[fk.filter_ranges].flags = f->ranges[i].flags;
+                fk.filter[fk.filter_ranges].nmsrs = f->ranges[i].nmsrs;
+                fk.filter[fk.filter_ranges].base = f->ranges[i].base;
+                fk.filter[fk.filter_ranges].bits = f->ranges[i].bitmap[0];
+            }
+            fk.filter_ranges++;
+        }
+        return 0;
+    }
     case KVM_IRQ_LINE:
+        if (!fk.irqchip) {
+            fk_violation("KVM_IRQ_LINE without KVM_CREATE_IRQCHIP");
+            return fk_fail(ENXIO);
+        }
         fk.irq_lines++;
         fk.last_irq = *(struct kvm_irq_level *)arg;
         return 0;
@@ -489,6 +559,7 @@ static int fk_vcpu(int id, unsigned long req, void *arg)
         struct kvm_cpuid2 *c = arg;
         struct kvm_cpuid_entry2 *l1 = kvm_cpuid_find(c, 1, 0);
         v->cpuid_1_eax = l1 ? l1->eax : 0;
+        fk.u[id].cpuid_1_ecx = l1 ? l1->ecx : 0;
         v->cpuid_nent = c->nent;
         v->cpuid_set = true;
         return 0;
@@ -499,8 +570,39 @@ static int fk_vcpu(int id, unsigned long req, void *arg)
     case KVM_SET_SREGS: v->sregs = *(struct kvm_sregs *)arg; return 0;
     case KVM_GET_DEBUGREGS: *(struct kvm_debugregs *)arg = v->dregs; return 0;
     case KVM_SET_DEBUGREGS: v->dregs = *(struct kvm_debugregs *)arg; return 0;
-    case KVM_GET_LAPIC: *(struct kvm_lapic_state *)arg = v->lapic; return 0;
-    case KVM_SET_LAPIC: v->lapic = *(struct kvm_lapic_state *)arg; return 0;
+    case KVM_GET_LAPIC:
+    case KVM_SET_LAPIC:
+        if (!fk.irqchip) {
+            fk_violation("KVM_GET/SET_LAPIC without an in-kernel LAPIC");
+            return fk_fail(ENXIO);
+        }
+        if (req == KVM_GET_LAPIC) {
+            *(struct kvm_lapic_state *)arg = v->lapic;
+        } else {
+            v->lapic = *(struct kvm_lapic_state *)arg;
+            fk.lapic_sets++;
+        }
+        return 0;
+    case KVM_INTERRUPT:
+        if (fk.irqchip) {
+            fk_violation("KVM_INTERRUPT with the in-kernel PIC");
+            return fk_fail(ENXIO);
+        }
+        if (fk.u[id].irq_queued) {
+            fk.interrupt_eexist++;
+            return fk_fail(EEXIST);        /* api.rst "KVM_INTERRUPT" */
+        }
+        fk.u[id].irq_queued = true;
+        if (fk.u[id].ninjected < 8) {
+            fk.u[id].injected[fk.u[id].ninjected] = ((struct kvm_interrupt *)arg)->irq;
+        }
+        fk.u[id].ninjected++;
+        return 0;
+    case KVM_NMI:
+        fk.u[id].nmis++;
+        return 0;
+    case KVM_GET_TSC_KHZ:
+        return 2000000;
     case KVM_SET_FPU:
         v->fcw = ((struct kvm_fpu *)arg)->fcw;
         v->mxcsr = ((struct kvm_fpu *)arg)->mxcsr;
@@ -514,6 +616,10 @@ static int fk_vcpu(int id, unsigned long req, void *arg)
         return m->nmsrs;                  /* §7.6: a count */
     }
     case KVM_SET_MP_STATE:
+        if (!fk.irqchip && ((struct kvm_mp_state *)arg)->mp_state != KVM_MP_STATE_RUNNABLE) {
+            fk_violation("KVM_SET_MP_STATE other than RUNNABLE without an in-kernel LAPIC");
+            return fk_fail(EINVAL);
+        }
         v->mp_state = ((struct kvm_mp_state *)arg)->mp_state;
         return 0;
     case KVM_SET_VCPU_EVENTS:
@@ -536,6 +642,7 @@ static int fk_vcpu(int id, unsigned long req, void *arg)
             return fk_fail(EINTR);
         }
         __atomic_add_fetch(&fk.run_calls, 1, __ATOMIC_SEQ_CST);
+        fk.u[id].irq_queued = false;       /* entered: a queued interrupt is delivered */
         return fk.script ? fk.script(id, run, fk.run_calls) : fk_fail(EINTR);
     }
     }
@@ -559,7 +666,7 @@ static int fk_ioctl(int fd, unsigned long req, void *arg)
 }
 
 /* A machine with 2 MiB of RAM, brought up on the fake KVM. */
-static Machine *fk_machine(int ncpus)
+static Machine *fk_machine_irqchip(int ncpus, bool kernel_irqchip)
 {
     memset(&fk, 0, sizeof(fk));
     fk.sys_fd = fk.vm_fd = -1;
@@ -569,6 +676,10 @@ static Machine *fk_machine(int ncpus)
     Machine *m = g_new0(Machine, 1);
     m->cfg = test_config();
     m->cfg->smp_cpus = ncpus;
+    m->cfg->kernel_irqchip = kernel_irqchip;
+    if (!kernel_irqchip) {
+        m->cfg->cpu_model = g_strdup("host");   /* every feature KVM offers, x2APIC included */
+    }
     m->smp_cpus = ncpus;
     m->system_memory = memory_region_new_container("system", UINT64_MAX);
     m->ram = memory_region_new_ram("pc.ram", 2 << 20, NULL);
@@ -578,6 +689,12 @@ static Machine *fk_machine(int ncpus)
 
     GError *err = NULL;
     CHECK_MSG(m->accel->init(m, &err), "init: %s", err ? err->message : "?");
+    if (!kernel_irqchip) {
+        /* What the board (hw/pc/pc.c) does when has_kernel_irqchip says no. */
+        CHECK(!m->accel->has_kernel_irqchip(m));
+        CHECK_MSG(irqchip_userspace_init(m, &err), "irqchip_userspace_init: %s",
+                  err ? err->message : "?");
+    }
     for (int i = 0; i < ncpus; i++) {
         CHECK_MSG(m->accel->vcpu_init(m, i, &err), "vcpu_init %d: %s", i,
                   err ? err->message : "?");
@@ -585,6 +702,11 @@ static Machine *fk_machine(int ncpus)
     m->accel->reset(m);
     CHECK_MSG(!fk.violation, "ordering rule broken: %s", fk.violation);
     return m;
+}
+
+static Machine *fk_machine(int ncpus)
+{
+    return fk_machine_irqchip(ncpus, true);
 }
 
 static void test_fake_kvm_bring_up_order(void)
@@ -885,6 +1007,207 @@ static void test_fake_kvm_smp_limit(void)
     g_clear_error(&err);
 }
 
+/* ---- kernel-irqchip=off on the fake KVM (kvm-api.md §3.5) ---- */
+
+static Machine *us_m;
+static int us_step;                       /* what the scripted KVM_RUN does next */
+
+static void us_lapic_write(int cpu, unsigned reg, uint32_t v)
+{
+    int saved = irqchip_current_cpu;
+    irqchip_current_cpu = cpu;
+    bql_lock();
+    address_space_st(us_m->as, APIC_DEFAULT_BASE + reg, v, 4);
+    bql_unlock();
+    irqchip_current_cpu = saved;
+}
+
+/* An APIC bus message, as the IOAPIC or another CPU's ICR would send it. */
+static void us_deliver(uint8_t dest, uint8_t mode, uint8_t vector)
+{
+    bql_lock();
+    apic_deliver(dest, false, mode, vector, true, false);
+    bql_unlock();
+}
+
+static int script_userspace(int id, struct kvm_run *run, int call)
+{
+    switch (us_step++) {
+    case 0:
+        /* An interrupt is pending but KVM has not said the guest can take one. */
+        CHECK_EQ("window requested before injecting", 1, run->request_interrupt_window);
+        CHECK_EQ("nothing injected yet", 0, fk.u[0].ninjected);
+        run->exit_reason = KVM_EXIT_IRQ_WINDOW_OPEN;
+        run->ready_for_interrupt_injection = 1;
+        run->if_flag = 1;
+        return 0;
+    case 1:
+        CHECK_EQ("injected at the window exit", 1, fk.u[0].ninjected);
+        CHECK_EQ("vector", 0x40, fk.u[0].injected[0]);
+        CHECK_EQ("no window once the interrupt is in", 0, run->request_interrupt_window);
+        run->exit_reason = KVM_EXIT_HLT;      /* STI; HLT */
+        run->ready_for_interrupt_injection = 1;
+        run->if_flag = 1;
+        return 0;
+    case 2:
+        /* Woken from HLT by vector 0x50, injected straight away. */
+        CHECK_EQ("second injection", 2, fk.u[0].ninjected);
+        CHECK_EQ("second vector", 0x50, fk.u[0].injected[1]);
+        CHECK_EQ("CR8 given to KVM = TPR >> 4", 0, run->cr8);
+        run->exit_reason = KVM_EXIT_SET_TPR;  /* MOV CR8, 5 lowered nothing, but exits */
+        run->cr8 = 5;
+        return 0;
+    case 3:
+        CHECK_EQ("CR8 kept on re-entry", 5, run->cr8);
+        run->exit_reason = KVM_EXIT_X86_RDMSR;
+        run->msr.reason = KVM_MSR_EXIT_REASON_FILTER;
+        run->msr.index = MSR_IA32_APICBASE;
+        run->msr.data = 0;
+        run->msr.error = 0xff;
+        return 0;
+    case 4:
+        CHECK_EQ("RDMSR IA32_APIC_BASE from the userspace LAPIC", 0xfee00900, run->msr.data);
+        CHECK_EQ("RDMSR error", 0, run->msr.error);
+        run->exit_reason = KVM_EXIT_X86_WRMSR;
+        run->msr.reason = KVM_MSR_EXIT_REASON_FILTER;
+        run->msr.index = MSR_IA32_APICBASE;
+        run->msr.data = 0xfee00d00;           /* x2APIC enable: reserved here */
+        run->msr.error = 0;
+        return 0;
+    case 5:
+        CHECK_EQ("WRMSR of a reserved IA32_APIC_BASE bit is #GP", 1, run->msr.error);
+        run->exit_reason = KVM_EXIT_HLT;      /* CLI; HLT */
+        run->ready_for_interrupt_injection = 0;
+        run->if_flag = 0;
+        return 0;
+    case 6:
+        /* The NMI got the CPU out of HLT; the fixed interrupt still waits for IF. */
+        CHECK_EQ("KVM_NMI", 1, fk.u[0].nmis);
+        CHECK_EQ("window requested for the IF=0 interrupt", 1, run->request_interrupt_window);
+        CHECK_EQ("not injected with IF=0", 2, fk.u[0].ninjected);
+        return fk_fail(EINTR);
+    case 7:
+        /* vCPU 1 after INIT + SIPI 0x9f: real mode at 9f00:0000 (SDM 3A 8.4.4.1). */
+        CHECK_EQ("AP KVM_RUN", 1, id);
+        CHECK_EQ("AP CS selector", 0x9f00, fk.v[1].sregs.cs.selector);
+        CHECK_EQ("AP CS base", 0x9f000, fk.v[1].sregs.cs.base);
+        CHECK_EQ("AP RIP", 0, fk.v[1].regs.rip);
+        CHECK_EQ("AP CR0.PE clear", 0, fk.v[1].sregs.cr0 & 1);
+        return fk_fail(EINTR);
+    default:
+        return fk_fail(EINTR);
+    }
+}
+
+static void test_fake_kvm_userspace_irqchip(void)
+{
+    Machine *m = us_m = fk_machine_irqchip(2, false);
+    const AccelOps *kvm = m->accel;
+
+    /* Bring-up: no KVM irqchip, PIT or routes; the LAPIC's MSRs exit to us. */
+    CHECK(!fk.irqchip && !fk.pit);
+    CHECK_EQ("GSI routes", 0, fk.routes);
+    CHECK_EQ("KVM_SET_LAPIC calls", 0, fk.lapic_sets);
+    CHECK_EQ("user-space MSR exits on filter", KVM_MSR_EXIT_REASON_FILTER, fk.user_msr_reasons);
+    CHECK_EQ("MSR filter ranges", 2, fk.filter_ranges);
+    CHECK_EQ("filter range 0", MSR_IA32_APICBASE, fk.filter[0].base);
+    CHECK_EQ("filter range 1", MSR_IA32_TSC_DEADLINE, fk.filter[1].base);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ("filter range: one MSR", 1, fk.filter[i].nmsrs);
+        CHECK_EQ("filter range: reads and writes", KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
+                 fk.filter[i].flags);
+        CHECK_EQ("filter range: denied (bit clear)", 0, fk.filter[i].bits & 1);
+    }
+    CHECK_EQ("CPUID x2APIC hidden", 0, fk.u[0].cpuid_1_ecx & CPUID_1_ECX_X2APIC);
+    CHECK_MSG(fk.u[0].cpuid_1_ecx & CPUID_1_ECX_TSC_DEADLINE,
+              "TSC-deadline not advertised although the MSR filter is in place");
+    /* Board lines go to hw/pc's chips, never to KVM_IRQ_LINE. */
+    kvm->set_irq(m, 4, 1);
+    kvm->set_irq(m, 4, 0);
+    CHECK_EQ("KVM_IRQ_LINE calls", 0, fk.irq_lines);
+
+    kvm->vcpu_thread_init(m, 1);
+    kvm->vcpu_thread_init(m, 0);          /* this thread is vCPU 0 from here on */
+    fk.script = script_userspace;
+    us_step = 0;
+
+    /* The AP waits for SIPI outside KVM_RUN. */
+    CHECK_EQ("AP before SIPI", VCPU_RUN_HALTED, kvm->vcpu_run(m, 1));
+    CHECK_EQ("no KVM_RUN for the waiting AP", 0, fk.run_calls);
+
+    /* Fixed interrupt 0x40: interrupt window, KVM_INTERRUPT, then HLT with nothing left. */
+    us_lapic_write(0, 0xf0, 0x1ff);       /* SVR: APIC software-enabled */
+    us_deliver(0, 0, 0x40);
+    CHECK_EQ("vcpu_run ends halted", VCPU_RUN_HALTED, kvm->vcpu_run(m, 0));
+    CHECK_EQ("KVM_RUN calls", 2, fk.run_calls);
+    CHECK_EQ("halted vCPU stays out of KVM_RUN", VCPU_RUN_HALTED, kvm->vcpu_run(m, 0));
+    CHECK_EQ("KVM_RUN calls while halted", 2, fk.run_calls);
+
+    /* 0x50 wakes it (HLT with IF=1); then CR8 = 5 and the MSR exits. */
+    us_deliver(0, 0, 0x50);
+    CHECK_EQ("vcpu_run after the wake-up", VCPU_RUN_HALTED, kvm->vcpu_run(m, 0));
+    CHECK_EQ("KVM_RUN calls", 6, fk.run_calls);
+    CHECK_EQ("TPR from CR8", 0x50, apic_get_tpr(0));
+    CHECK_EQ("KVM_INTERRUPT while one was queued", 0, fk.interrupt_eexist);
+
+    /* HLT with IF=0: a fixed interrupt does not wake it, an NMI does. */
+    us_lapic_write(0, 0x80, 0);           /* TPR 0 */
+    us_lapic_write(0, 0xb0, 0);           /* EOI 0x50 */
+    us_lapic_write(0, 0xb0, 0);           /* EOI 0x40 */
+    us_deliver(0, 0, 0x60);
+    CHECK_EQ("IF=0 HLT ignores INTR", VCPU_RUN_HALTED, kvm->vcpu_run(m, 0));
+    CHECK_EQ("KVM_RUN calls", 6, fk.run_calls);
+    us_deliver(0, 4, 0);                  /* NMI */
+    CHECK_EQ("NMI wakes it", VCPU_RUN_AGAIN, kvm->vcpu_run(m, 0));
+    CHECK_EQ("KVM_RUN calls", 7, fk.run_calls);
+
+    /* INIT, then SIPI 0x9f to APIC 1 (what an ICR write of the BSP sends). */
+    us_deliver(1, 5, 0);
+    CHECK_EQ("AP after INIT only", VCPU_RUN_HALTED, kvm->vcpu_run(m, 1));
+    CHECK_EQ("KVM_RUN calls", 7, fk.run_calls);
+    us_deliver(1, 6, 0x9f);
+    CHECK_EQ("AP after SIPI", VCPU_RUN_AGAIN, kvm->vcpu_run(m, 1));
+    CHECK_EQ("KVM_RUN calls", 8, fk.run_calls);
+    CHECK_EQ("script steps", 8, us_step);
+    CHECK_MSG(!fk.violation, "KVM rule broken: %s", fk.violation);
+
+    /* A system reset sends the AP back to waiting for SIPI. */
+    kvm->reset(m);
+    CHECK_EQ("AP after reset", VCPU_RUN_HALTED, kvm->vcpu_run(m, 1));
+    CHECK_EQ("KVM_RUN calls", 8, fk.run_calls);
+    kvm->cleanup(m);
+}
+
+/*
+ * Without MSR exits KVM would swallow TSC-deadline writes (no LAPIC of its
+ * own): the CPU must then not advertise TSC-deadline.
+ */
+static void test_fake_kvm_irqchip_off_without_msr_filter(void)
+{
+    memset(&fk, 0, sizeof(fk));
+    fk.sys_fd = fk.vm_fd = -1;
+    fk.no_user_msr = true;
+    kvm_open_fn = fk_open;
+    kvm_ioctl_fn = fk_ioctl;
+    Machine *m = g_new0(Machine, 1);
+    m->cfg = test_config();
+    m->cfg->kernel_irqchip = false;
+    m->cfg->cpu_model = g_strdup("host");
+    m->smp_cpus = 1;
+    m->system_memory = memory_region_new_container("system", UINT64_MAX);
+    m->as = address_space_new("memory", m->system_memory);
+    GError *err = NULL;
+    const AccelOps *kvm = accel_find("kvm");
+    CHECK_MSG(kvm->init(m, &err), "init: %s", err ? err->message : "?");
+    CHECK_MSG(kvm->vcpu_init(m, 0, &err), "vcpu_init: %s", err ? err->message : "?");
+    CHECK(!fk.irqchip && !fk.pit);
+    CHECK_EQ("MSR filter ranges", 0, fk.filter_ranges);
+    CHECK_EQ("CPUID TSC-deadline", 0, fk.u[0].cpuid_1_ecx & CPUID_1_ECX_TSC_DEADLINE);
+    CHECK_EQ("CPUID x2APIC hidden", 0, fk.u[0].cpuid_1_ecx & CPUID_1_ECX_X2APIC);
+    CHECK_MSG(!fk.violation, "KVM rule broken: %s", fk.violation);
+    kvm->cleanup(m);
+}
+
 static const TestCase cases[] = {
     TEST_CASE(test_kvm_accel_registered),
     TEST_CASE(test_probe_without_dev_kvm_says_why),
@@ -894,7 +1217,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_software_only_kvm_named_only_without_vmx_svm),
     TEST_CASE(test_explain_permission),
     TEST_CASE(test_missing_caps_named),
-    TEST_CASE(test_init_kernel_irqchip_off_is_clear_error),
+    TEST_CASE(test_init_kernel_irqchip_off_initialises),
     TEST_CASE(test_init_bad_cpu_option_reported_first),
     TEST_CASE(test_init_without_dev_kvm_fails_with_reason),
     TEST_CASE(test_fake_kvm_bring_up_order),
@@ -905,6 +1228,8 @@ static const TestCase cases[] = {
     TEST_CASE(test_fake_kvm_kick_without_immediate_exit),
     TEST_CASE(test_fake_kvm_pause_completes_pending_io),
     TEST_CASE(test_fake_kvm_smp_limit),
+    TEST_CASE(test_fake_kvm_userspace_irqchip),
+    TEST_CASE(test_fake_kvm_irqchip_off_without_msr_filter),
     { 0 },
 };
 
