@@ -12,11 +12,13 @@ command -v qemu-img >/dev/null || { echo "SKIP $name: qemu-img not installed (se
 out=$BUILD/fuzz
 mkdir -p "$out/corpus"
 cd "$src" || exit 1
+# block/ links liburing when configure found it (config.mak says which).
+uring_libs=$(sed -n 's/^URING_LIBS := *//p' config.mak 2>/dev/null)
 if ! clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
         -std=gnu11 -D_GNU_SOURCE -I. -Iinclude $(pkg-config --cflags glib-2.0) \
         -o "$out/fuzz-qcow2" tests/fuzz/fuzz-qcow2.c block/*.c \
         system/opts.c system/log.c system/util.c \
-        $(pkg-config --libs glib-2.0) -lz -lpthread 2> "$out/build.log"; then
+        $(pkg-config --libs glib-2.0) -lz -lpthread $uring_libs 2> "$out/build.log"; then
     echo "FAIL $name: harness does not build: $(head -c 400 "$out/build.log")"
     exit 0
 fi
