@@ -192,9 +192,20 @@ typedef union XMMReg {
 #define JC_SIZE (1u << JC_BITS)
 
 typedef struct TCGCPU {
-    /* Guest registers first: the interpreter's hot state. */
-    uint64_t regs[16];
-    uint64_t rip;
+    /*
+     * Guest registers first: the interpreter's hot state.  xregs views the
+     * sixteen GPRs, RIP (16, BASE_RIP) and a register that is always zero
+     * (17, REG_ZERO) as one array, so that an effective address is
+     * disp + xregs[base] + (xregs[index] << scale) with no tests.
+     */
+    union {
+        uint64_t xregs[18];
+        struct {
+            uint64_t regs[16];
+            uint64_t rip;
+            uint64_t zero_reg;
+        };
+    };
     uint64_t cc_res, cc_a, cc_b, cc_aux;
     uint8_t cc_op, cc_size;          /* CCOp, log2(operand bytes) */
     uint32_t eflags;                 /* all bits except CC_ALL */
@@ -310,6 +321,14 @@ TCG_INLINE void set_cc(TCGCPU *cpu, CCOp op, int sz, uint64_t res, uint64_t a, u
     cpu->cc_b = b;
 }
 
+/* CC_OP_LOGIC reads only the result (flags.c, exec.c's cc_eval): cc_a/cc_b are left alone. */
+TCG_INLINE void set_cc_logic(TCGCPU *cpu, int sz, uint64_t res)
+{
+    cpu->cc_op = CC_OP_LOGIC;
+    cpu->cc_size = sz;
+    cpu->cc_res = res;
+}
+
 /* Forget every linear PC -> block mapping of this CPU (jump cache and links). */
 extern uint64_t tcg_link_gen_counter;
 static inline void cpu_jc_flush(TCGCPU *cpu)
@@ -362,6 +381,15 @@ void tlb_flush_page(TCGCPU *cpu, uint64_t lin);
 void tlb_drop_code_write(TCGCPU *cpu, uint64_t paddr_page);
 uint64_t mem_ld_slow(TCGCPU *cpu, uint64_t lin, int sz, int idx);
 void mem_st_slow(TCGCPU *cpu, uint64_t lin, int sz, uint64_t v, int idx);
+/*
+ * Host address of lin for a plain RAM access (filling the TLB, so #PF is
+ * raised here), or NULL when the page is MMIO/ROM-for-writes or, for a
+ * write, holds translated code: then the caller takes the per-access path.
+ */
+uint8_t *tlb_host_ptr(TCGCPU *cpu, uint64_t lin, int acc);
+/* 64-bit mode, current privilege: #SS (seg SS) or #GP unless lin is canonical, then the above. */
+uint64_t mem_ld_slow_canon(TCGCPU *cpu, uint64_t lin, int sz, int seg);
+void mem_st_slow_canon(TCGCPU *cpu, uint64_t lin, int sz, uint64_t v, int seg);
 /* Translate a code address; returns host pointer of the page (or NULL for MMIO). */
 uint8_t *mmu_translate_code(TCGCPU *cpu, uint64_t lin, uint64_t *paddr_page, bool *fault_ok);
 bool mmu_translate(TCGCPU *cpu, uint64_t lin, int acc, int idx, uint64_t *paddr, bool raise);

@@ -123,7 +123,7 @@ static unsigned decode_modrm(Dec *d, DecodedOp *op)
     uint8_t m = fetch8(d);
     unsigned mod = m >> 6, reg = (m >> 3) & 7, rm = m & 7;
     op->reg = (uint8_t)(reg | ((d->rex & 4) ? 8 : 0));
-    op->base = op->index = NOREG;
+    op->base = op->index = REG_ZERO;
     op->scale = 0;
     op->disp = 0;
     int defseg = SEG_DS;
@@ -179,6 +179,10 @@ static unsigned decode_modrm(Dec *d, DecodedOp *op)
         if (op->base == R_ESP || op->base == R_EBP)
             defseg = SEG_SS;
     }
+    if (op->base == NOREG)
+        op->base = REG_ZERO;
+    if (op->index == NOREG)
+        op->index = REG_ZERO;
     op->seg = (uint8_t)(d->seg >= 0 ? d->seg : defseg);
     return m;
 }
@@ -247,7 +251,7 @@ static void decode_one(Dec *d, DecodedOp *op)
     int osz64 = c64 ? (d->osz ? 1 : 3) : osz;
     op->seg = (uint8_t)(d->seg >= 0 ? d->seg : SEG_DS);
     op->rm = NOREG;
-    op->base = op->index = NOREG;
+    op->base = op->index = REG_ZERO;
     op->pfx = (uint8_t)((d->rep ? PFX_REP : 0) | (d->repne ? PFX_REPNE : 0) |
                         (d->lock ? PFX_LOCK : 0) | (d->osz ? PFX_OSZ : 0) | (d->rex ? PFX_REX : 0));
     op->sz = (uint8_t)osz;

@@ -77,6 +77,59 @@ static inline __attribute__((always_inline)) bool cc_eval(const TCGCPU *cpu, int
 }
 
 /*
+ * The _F memory forms (tcg_specialize): 64-bit code, 64-bit address, no
+ * segment base, so linear = effective address.  The TLB only ever holds
+ * canonical pages (every fill comes through a checked address), so a
+ * non-canonical address always misses and mem_*_slow_canon raises #GP or
+ * #SS there.
+ */
+TCG_INLINE uint64_t flat64_lin(const TCGCPU *cpu, const DecodedOp *op)
+{
+    return (uint64_t)(int64_t)op->disp + cpu->xregs[op->base] + (cpu->xregs[op->index] << op->scale);
+}
+
+TCG_INLINE uint64_t flat64_ld_lin(TCGCPU *cpu, uint64_t lin, int sz, int seg)
+{
+    const TLBEntry *e = &cpu->tlb[cpu->mmu_idx][(lin >> 12) & (TLB_SIZE - 1)];
+    if (likely(e->tag_r == (lin & TLB_PAGE_MASK) && (lin & 0xfff) <= 0x1000u - (1u << sz)))
+        return ld_raw((uint8_t *)(e->addend + (uintptr_t)lin), sz);
+    return mem_ld_slow_canon(cpu, lin, sz, seg);
+}
+
+TCG_INLINE void flat64_st_lin(TCGCPU *cpu, uint64_t lin, int sz, uint64_t v, int seg)
+{
+    const TLBEntry *e = &cpu->tlb[cpu->mmu_idx][(lin >> 12) & (TLB_SIZE - 1)];
+    if (likely(e->tag_w == (lin & TLB_PAGE_MASK) && (lin & 0xfff) <= 0x1000u - (1u << sz))) {
+        st_raw((uint8_t *)(e->addend + (uintptr_t)lin), sz, v);
+        return;
+    }
+    mem_st_slow_canon(cpu, lin, sz, v, seg);
+}
+
+TCG_INLINE uint64_t flat64_ld(TCGCPU *cpu, const DecodedOp *op, int sz)
+{
+    return flat64_ld_lin(cpu, flat64_lin(cpu, op), sz, op->seg);
+}
+
+TCG_INLINE void flat64_st(TCGCPU *cpu, const DecodedOp *op, int sz, uint64_t v)
+{
+    flat64_st_lin(cpu, flat64_lin(cpu, op), sz, v, op->seg);
+}
+
+/* CF of the lazy state, inline for the producers whose CF is one compare. */
+TCG_INLINE uint64_t cc_cf_fast(const TCGCPU *cpu)
+{
+    uint64_t m = size_mask[cpu->cc_size];
+    switch (cpu->cc_op) {
+    case CC_OP_ADD: return (cpu->cc_res & m) < (cpu->cc_a & m);
+    case CC_OP_SUB: return (cpu->cc_a & m) < (cpu->cc_b & m);
+    case CC_OP_LOGIC: return 0;
+    case CC_OP_INC: case CC_OP_DEC: return cpu->cc_aux ? 1 : 0;
+    default: return cc_compute_cf(cpu);
+    }
+}
+
+/*
  * May the interpreter go straight on to the next block?  Only while the
  * run loop would do nothing but look the block up: no kick or APIC event,
  * no interrupt window to poll (IF with a pending re-check), no STI/MOV SS
@@ -106,6 +159,8 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
 #define DISPATCH() goto *labels[op->idx]
 #define NEXT() do { cpu->rip += op->len; op++; DISPATCH(); } while (0)
 #define END() goto chain
+/* End after a near jump, call, return or Jcc: see chain_direct. */
+#define END_DIRECT() goto chain_direct
 #define HELPER(call) do { \
         switch (call) { \
         case H_NEXT: NEXT(); \
@@ -136,9 +191,45 @@ chain:
         TranslatedBlock *next = tb_link_find(cpu, tb, pc, flags);
         if (!next)
             return nb;
-        cpu->prev_tb = tb;
         tb = next;
     }
+    goto enter;
+
+    /*
+     * The same after a near jump, call, return or Jcc, which change
+     * neither the mode nor TF, IF, the interrupt shadow or the halt state:
+     * only a kick, an interrupt check (chain_break) or the budget stop it,
+     * and the next block has this block's flags (a block run with
+     * TB_FLAG_SSTEP or TB_FLAG_ONE gets no links, tb_lookup_cpu).
+     */
+chain_direct:
+    cpu->icount += tb->n_ops;
+    {
+        uint32_t code = tb->flags & TB_FLAG_SIZE_MASK;
+        uint64_t pc;
+        TranslatedBlock *next;
+        if (unlikely(code != TB_FLAG_CODE64))
+            cpu->rip = code == TB_FLAG_CODE16 ? cpu->rip & 0xffff : (uint32_t)cpu->rip;
+        /* Whatever sets irq_check sets chain_break too (tcg-accel.c). */
+        if (unlikely(nb >= max_blocks ||
+                     (__atomic_load_n(&cpu->exit_request, __ATOMIC_RELAXED) | cpu->chain_break) ||
+                     (log_mask & (LOG_EXEC | LOG_CPU))))
+            return nb;
+        pc = cpu->seg[SEG_CS].base + cpu->rip;
+        if (code != TB_FLAG_CODE64)
+            pc = (uint32_t)pc;
+        if (tb->link[0].lin == pc && tb->link[0].gen == cpu->link_gen)
+            next = tb->link[0].tb;
+        else if (tb->link[1].lin == pc && tb->link[1].gen == cpu->link_gen)
+            next = tb->link[1].tb;
+        else
+            return nb;
+        if (unlikely(next->flags != tb->flags || next->invalid))
+            return nb;
+        tb = next;
+    }
+
+enter:
     nb++;
     cpu->cur_tb = tb;
     tb->exec_count++;
@@ -208,12 +299,12 @@ L_ALU_EI:
 L_TEST_EG:
     sz = op->sz;
     r = rm_read(cpu, op, sz) & reg_get(cpu, op->reg, sz);
-    set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0);
+    set_cc_logic(cpu, sz, r);
     NEXT();
 L_TEST_EI:
     sz = op->sz;
     r = rm_read(cpu, op, sz) & op->imm;
-    set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0);
+    set_cc_logic(cpu, sz, r);
     NEXT();
 
 #define RMW_BEGIN() \
@@ -418,32 +509,32 @@ L_POPF:
 
 L_JMP_REL:
     cpu->rip = branch_target(cpu, op, cpu->rip + op->len + op->imm);
-    END();
+    END_DIRECT();
 L_JCC:
     if (cc_test(cpu, op->sub))
         cpu->rip = branch_target(cpu, op, cpu->rip + op->len + op->imm);
     else
         cpu->rip += op->len;
-    END();
+    END_DIRECT();
 L_CALL_REL:
     cpu_push(cpu, op->sz, cpu->rip + op->len);
     cpu->rip = branch_target(cpu, op, cpu->rip + op->len + op->imm);
-    END();
+    END_DIRECT();
 L_RET:
     a = cpu_pop(cpu, op->sz);
     if (op->imm)
         sp_set(cpu, cpu->regs[R_ESP] + op->imm);
     cpu->rip = a & size_mask[op->sz];
-    END();
+    END_DIRECT();
 L_JMP_E:
     a = rm_read(cpu, op, op->sz);
     cpu->rip = a;
-    END();
+    END_DIRECT();
 L_CALL_E:
     a = rm_read(cpu, op, op->sz);
     cpu_push(cpu, op->sz, cpu->rip + op->len);
     cpu->rip = a;
-    END();
+    END_DIRECT();
 L_JMP_FAR:
     helper_far_jmp(cpu, op->imm16, op->imm, cpu->rip + op->len);
     END();
@@ -655,7 +746,7 @@ L_CLFLUSH:
     cpu->regs[op->rm] = r; \
     NEXT()
 #define LOGIC_END() \
-    set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0); \
+    set_cc_logic(cpu, sz, r); \
     cpu->regs[op->rm] = r; \
     NEXT()
 
@@ -675,7 +766,7 @@ L_XOR_RR:
     RR_BEGIN(); r = a ^ b; LOGIC_END();
 L_TEST_RR:
     RR_BEGIN();
-    set_cc(cpu, CC_OP_LOGIC, sz, a & b, 0, 0);
+    set_cc_logic(cpu, sz, a & b);
     NEXT();
 L_MOV_RR:
     cpu->regs[op->rm] = cpu->regs[op->reg] & size_mask[op->sz];
@@ -696,75 +787,191 @@ L_XOR_RI:
     RI_BEGIN(); r = a ^ b; LOGIC_END();
 L_TEST_RI:
     RI_BEGIN();
-    set_cc(cpu, CC_OP_LOGIC, sz, a & b, 0, 0);
+    set_cc_logic(cpu, sz, a & b);
     NEXT();
 
-L_LD32:
-    cpu->regs[op->reg] = lin_ld(cpu, op_lin(cpu, op, 4, ACC_READ), 2);
+    /*
+     * Loads, stores and G = G op memory, twice: through the generic
+     * segmentation path (any mode), and as the _F forms that
+     * tcg_specialize picks in 64-bit code for 64-bit addresses through a
+     * segment without a base (not FS/GS): there the linear address is the
+     * effective address, and its canonical check moves to the TLB miss
+     * path (flat64_ld/flat64_st).
+     */
+#define LD_GEN(len, sz) lin_ld(cpu, op_lin(cpu, op, len, ACC_READ), sz)
+#define ST_GEN(len, sz, v) lin_st(cpu, op_lin(cpu, op, len, ACC_WRITE), sz, v)
+#define LD_F(len, sz) flat64_ld(cpu, op, sz)
+#define ST_F(len, sz, v) flat64_st(cpu, op, sz, v)
+#define MEM_OPS(S, LD, ST) \
+L_LD32##S: \
+    cpu->regs[op->reg] = LD(4, 2); \
+    NEXT(); \
+L_LD64##S: \
+    cpu->regs[op->reg] = LD(8, 3); \
+    NEXT(); \
+L_LDZX8##S: \
+    cpu->regs[op->reg] = LD(1, 0); \
+    NEXT(); \
+L_LDZX16##S: \
+    cpu->regs[op->reg] = LD(2, 1); \
+    NEXT(); \
+L_LD8##S: \
+    a = LD(1, 0); \
+    cpu->regs[op->reg] = (cpu->regs[op->reg] & ~(uint64_t)0xff) | a; \
+    NEXT(); \
+L_ST8##S: \
+    ST(1, 0, reg_get(cpu, op->reg, 0)); \
+    NEXT(); \
+L_ST16##S: \
+    ST(2, 1, cpu->regs[op->reg]); \
+    NEXT(); \
+L_ST32##S: \
+    ST(4, 2, cpu->regs[op->reg]); \
+    NEXT(); \
+L_ST64##S: \
+    ST(8, 3, cpu->regs[op->reg]); \
+    NEXT(); \
+    /* G = G op memory */ \
+L_ADD_RM##S: \
+    sz = op->sz; a = cpu->regs[op->reg] & size_mask[sz]; b = LD(1u << sz, sz); \
+    r = (a + b) & size_mask[sz]; \
+    set_cc(cpu, CC_OP_ADD, sz, r, a, b); \
+    cpu->regs[op->reg] = r; \
+    NEXT(); \
+L_SUB_RM##S: \
+    sz = op->sz; a = cpu->regs[op->reg] & size_mask[sz]; b = LD(1u << sz, sz); \
+    r = (a - b) & size_mask[sz]; \
+    set_cc(cpu, CC_OP_SUB, sz, r, a, b); \
+    cpu->regs[op->reg] = r; \
+    NEXT(); \
+L_CMP_RM##S: \
+    sz = op->sz; a = cpu->regs[op->reg] & size_mask[sz]; b = LD(1u << sz, sz); \
+    set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b); \
+    NEXT(); \
+L_OR_RM##S: \
+    sz = op->sz; a = cpu->regs[op->reg] & size_mask[sz]; b = LD(1u << sz, sz); \
+    r = a | b; \
+    set_cc_logic(cpu, sz, r); \
+    cpu->regs[op->reg] = r; \
+    NEXT(); \
+L_AND_RM##S: \
+    sz = op->sz; a = cpu->regs[op->reg] & size_mask[sz]; b = LD(1u << sz, sz); \
+    r = a & b; \
+    set_cc_logic(cpu, sz, r); \
+    cpu->regs[op->reg] = r; \
+    NEXT(); \
+L_XOR_RM##S: \
+    sz = op->sz; a = cpu->regs[op->reg] & size_mask[sz]; b = LD(1u << sz, sz); \
+    r = a ^ b; \
+    set_cc_logic(cpu, sz, r); \
+    cpu->regs[op->reg] = r; \
+    NEXT(); \
+L_CMP_MR##S: \
+    sz = op->sz; a = LD(1u << sz, sz); b = cpu->regs[op->reg] & size_mask[sz]; \
+    set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b); \
     NEXT();
-L_LD64:
-    cpu->regs[op->reg] = lin_ld(cpu, op_lin(cpu, op, 8, ACC_READ), 3);
+    MEM_OPS(, LD_GEN, ST_GEN)
+    MEM_OPS(_F, LD_F, ST_F)
+#undef MEM_OPS
+#undef LD_GEN
+#undef ST_GEN
+#undef LD_F
+#undef ST_F
+L_MOV_RIW:
+    cpu->regs[op->reg] = op->imm;
     NEXT();
-L_LDZX8:
-    cpu->regs[op->reg] = lin_ld(cpu, op_lin(cpu, op, 1, ACC_READ), 0);
+L_MOVZX8_RR:
+    cpu->regs[op->reg] = cpu->regs[op->rm] & 0xff;
     NEXT();
-L_LDZX16:
-    cpu->regs[op->reg] = lin_ld(cpu, op_lin(cpu, op, 2, ACC_READ), 1);
+L_MOVZX16_RR:
+    cpu->regs[op->reg] = cpu->regs[op->rm] & 0xffff;
     NEXT();
-L_ST8:
-    lin_st(cpu, op_lin(cpu, op, 1, ACC_WRITE), 0, reg_get(cpu, op->reg, 0));
+L_MOVSXD_RR:
+    cpu->regs[op->reg] = (uint64_t)(int64_t)(int32_t)cpu->regs[op->rm];
     NEXT();
-L_ST16:
-    lin_st(cpu, op_lin(cpu, op, 2, ACC_WRITE), 1, cpu->regs[op->reg]);
-    NEXT();
-L_ST32:
-    lin_st(cpu, op_lin(cpu, op, 4, ACC_WRITE), 2, cpu->regs[op->reg]);
-    NEXT();
-L_ST64:
-    lin_st(cpu, op_lin(cpu, op, 8, ACC_WRITE), 3, cpu->regs[op->reg]);
-    NEXT();
-
-    /* G = G op memory */
-#define RM_BEGIN() \
-    sz = op->sz; \
-    a = cpu->regs[op->reg] & size_mask[sz]; \
-    b = lin_ld(cpu, op_lin(cpu, op, 1u << sz, ACC_READ), sz)
-L_ADD_RM:
-    RM_BEGIN(); r = (a + b) & size_mask[sz];
-    set_cc(cpu, CC_OP_ADD, sz, r, a, b);
+L_IMUL_RR:
+    if (op->sz == 3) {
+        __int128 p = (__int128)(int64_t)cpu->regs[op->reg] * (int64_t)cpu->regs[op->rm];
+        r = (uint64_t)p;
+        cpu->cc_aux = (__int128)(int64_t)r != p;
+    } else {
+        int64_t p = (int64_t)(int32_t)cpu->regs[op->reg] * (int32_t)cpu->regs[op->rm];
+        r = (uint32_t)p;
+        cpu->cc_aux = (int64_t)(int32_t)r != p;
+    }
+    cpu->cc_op = CC_OP_MUL;             /* flags.c reads only res and aux */
+    cpu->cc_size = op->sz;
+    cpu->cc_res = r;
     cpu->regs[op->reg] = r;
     NEXT();
-L_SUB_RM:
-    RM_BEGIN(); r = (a - b) & size_mask[sz];
-    set_cc(cpu, CC_OP_SUB, sz, r, a, b);
-    cpu->regs[op->reg] = r;
+L_CMOV_RR:
+    a = cpu->regs[op->rm];
+    if (cc_eval(cpu, op->sub))
+        cpu->regs[op->reg] = a & size_mask[op->sz];
+    else
+        cpu->regs[op->reg] &= size_mask[op->sz];    /* a 32-bit CMOV zero-extends either way */
     NEXT();
-L_CMP_RM:
-    RM_BEGIN();
-    set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b);
+L_SETCC_R:
+    cpu->regs[op->rm] = (cpu->regs[op->rm] & ~(uint64_t)0xff) | cc_eval(cpu, op->sub);
     NEXT();
-L_OR_RM:
-    RM_BEGIN(); r = a | b;
-    set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0);
-    cpu->regs[op->reg] = r;
+L_CMP8_RI:
+    a = cpu->regs[op->rm] & 0xff;
+    b = op->imm & 0xff;
+    set_cc(cpu, CC_OP_SUB, 0, (a - b) & 0xff, a, b);
     NEXT();
-L_AND_RM:
-    RM_BEGIN(); r = a & b;
-    set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0);
-    cpu->regs[op->reg] = r;
+L_TEST8_RR:
+    set_cc_logic(cpu, 0, cpu->regs[op->rm] & cpu->regs[op->reg] & 0xff);
     NEXT();
-L_XOR_RM:
-    RM_BEGIN(); r = a ^ b;
-    set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0);
-    cpu->regs[op->reg] = r;
+L_INC_R:
+    sz = op->sz;
+    b = cc_cf_fast(cpu);
+    a = cpu->regs[op->rm] & size_mask[sz];
+    r = (a + 1) & size_mask[sz];
+    set_cc(cpu, CC_OP_INC, sz, r, a, 1);
+    cpu->cc_aux = b;
+    cpu->regs[op->rm] = r;
     NEXT();
-#undef RM_BEGIN
+L_DEC_R:
+    sz = op->sz;
+    b = cc_cf_fast(cpu);
+    a = cpu->regs[op->rm] & size_mask[sz];
+    r = (a - 1) & size_mask[sz];
+    set_cc(cpu, CC_OP_DEC, sz, r, a, 1);
+    cpu->cc_aux = b;
+    cpu->regs[op->rm] = r;
+    NEXT();
+    /* 64-bit code: the stack is flat (SS base ignored) and 64-bit wide. */
+L_PUSH64_R:
+    a = cpu->regs[op->reg];             /* PUSH RSP pushes the old value */
+    lin = cpu->regs[R_ESP] - 8;
+    flat64_st_lin(cpu, lin, 3, a, SEG_SS);
+    cpu->regs[R_ESP] = lin;
+    NEXT();
+L_POP64_R:
+    lin = cpu->regs[R_ESP];
+    a = flat64_ld_lin(cpu, lin, 3, SEG_SS);
+    cpu->regs[R_ESP] = lin + 8;
+    cpu->regs[op->reg] = a;             /* POP RSP: the loaded value wins */
+    NEXT();
+L_CALL64_REL:
+    a = cpu->rip + op->len;
+    lin = cpu->regs[R_ESP] - 8;
+    flat64_st_lin(cpu, lin, 3, a, SEG_SS);
+    cpu->regs[R_ESP] = lin;
+    cpu->rip = a + op->imm;
+    END_DIRECT();
+L_RET64:
+    lin = cpu->regs[R_ESP];
+    a = flat64_ld_lin(cpu, lin, 3, SEG_SS);
+    cpu->regs[R_ESP] = lin + 8;
+    cpu->rip = a;
+    END_DIRECT();
 L_LEA_B:
-    a = (uint64_t)(int64_t)op->disp + cpu->regs[op->base];
+    a = (uint64_t)(int64_t)op->disp + cpu->xregs[op->base];
     cpu->regs[op->reg] = a & size_mask[op->asz] & size_mask[op->sz];
     NEXT();
 L_LEA_BI:
-    a = (uint64_t)(int64_t)op->disp + cpu->regs[op->base] + (cpu->regs[op->index] << op->scale);
+    a = (uint64_t)(int64_t)op->disp + cpu->xregs[op->base] + (cpu->xregs[op->index] << op->scale);
     cpu->regs[op->reg] = a & size_mask[op->asz] & size_mask[op->sz];
     NEXT();
 
@@ -797,7 +1004,7 @@ L_##name: \
         cpu->rip = branch_target(cpu, op, cpu->rip + op->len + op->imm); \
     else \
         cpu->rip += op->len; \
-    END();
+    END_DIRECT();
     JCC_FAST(JO, 0) JCC_FAST(JNO, 1) JCC_FAST(JB, 2) JCC_FAST(JNB, 3)
     JCC_FAST(JZ, 4) JCC_FAST(JNZ, 5) JCC_FAST(JBE, 6) JCC_FAST(JA, 7)
     JCC_FAST(JS, 8) JCC_FAST(JNS, 9) JCC_FAST(JP, 10) JCC_FAST(JNP, 11)
@@ -814,6 +1021,8 @@ L_##name: \
  * above where their preconditions hold.  Nothing else looks at op->idx
  * after this except the interpreter (tb_kill's OP_EXIT aside).
  */
+_Static_assert(OP_CMP_MR_F - OP_LD32_F == OP_CMP_MR - OP_LD32, "the _F run mirrors LD32..CMP_MR");
+
 void tcg_specialize(TranslatedBlock *tb)
 {
     static const uint16_t alu_rr[8] = {
@@ -825,6 +1034,7 @@ void tcg_specialize(TranslatedBlock *tb)
     static const uint16_t alu_ri[8] = {
         OP_ADD_RI, OP_OR_RI, 0, 0, OP_AND_RI, OP_SUB_RI, OP_XOR_RI, OP_CMP_RI,
     };
+    bool code64 = (tb->flags & TB_FLAG_SIZE_MASK) == TB_FLAG_CODE64;
     for (uint32_t i = 0; i < tb->n_ops; i++) {
         DecodedOp *op = &tb->ops[i];
         bool wide = op->sz >= 2;        /* 32/64-bit: registers 0-15, full-width writes */
@@ -834,6 +1044,8 @@ void tcg_specialize(TranslatedBlock *tb)
         case OP_ALU_EG:
             if (wide && reg && alu_rr[op->sub & 7])
                 op->idx = alu_rr[op->sub & 7];
+            else if (wide && !reg && op->sub == 7)
+                op->idx = OP_CMP_MR;
             break;
         case OP_ALU_GE:
             if (wide && reg && alu_rr[op->sub & 7]) {
@@ -846,18 +1058,22 @@ void tcg_specialize(TranslatedBlock *tb)
             break;
         case OP_LEA:
             /* 16-bit operand or address sizes stay generic (partial writes, wrap). */
-            if (wide && op->asz >= 2 && op->base != NOREG && op->base != BASE_RIP)
-                op->idx = op->index == NOREG ? OP_LEA_B : OP_LEA_BI;
+            if (wide && op->asz >= 2 && op->base != BASE_RIP)
+                op->idx = op->index == REG_ZERO ? OP_LEA_B : OP_LEA_BI;
             break;
         case OP_ALU_EI:
             if (wide && reg && alu_ri[op->sub & 7]) {
                 op->imm &= size_mask[op->sz];
                 op->idx = alu_ri[op->sub & 7];
+            } else if (op->sz == 0 && reg && op->rm < 16 && op->sub == 7) {
+                op->idx = OP_CMP8_RI;
             }
             break;
         case OP_TEST_EG:
             if (wide && reg)
                 op->idx = OP_TEST_RR;
+            else if (op->sz == 0 && reg && op->rm < 16 && op->reg < 16)
+                op->idx = OP_TEST8_RR;
             break;
         case OP_TEST_EI:
             if (wide && reg) {
@@ -872,17 +1088,64 @@ void tcg_specialize(TranslatedBlock *tb)
                 op->idx = op->sz == 0 ? OP_ST8 : op->sz == 1 ? OP_ST16 :
                           op->sz == 2 ? OP_ST32 : OP_ST64;
             break;
+        case OP_MOVZX:
+            if (wide && !reg)
+                op->idx = op->sub == 0 ? OP_LDZX8 : OP_LDZX16;
+            else if (wide && (op->sub == 1 || op->rm < 16))
+                op->idx = op->sub == 0 ? OP_MOVZX8_RR : OP_MOVZX16_RR;
+            break;
         case OP_MOV_GE:
-            if (wide && reg) {
+            if (op->sz == 0 && !reg && op->reg < 16)
+                op->idx = OP_LD8;
+            else if (wide && reg) {
                 t = op->reg; op->reg = op->rm; op->rm = t;
                 op->idx = OP_MOV_RR;
             } else if (wide) {
                 op->idx = op->sz == 2 ? OP_LD32 : OP_LD64;
             }
             break;
-        case OP_MOVZX:
-            if (wide && !reg)
-                op->idx = op->sub == 0 ? OP_LDZX8 : OP_LDZX16;
+        case OP_MOV_RI:
+            if (wide) {
+                op->imm &= size_mask[op->sz];
+                op->idx = OP_MOV_RIW;
+            }
+            break;
+        case OP_MOVSXD:
+            if (op->sz == 3 && reg)
+                op->idx = OP_MOVSXD_RR;
+            break;
+        case OP_IMUL_GE:
+            if (wide && reg)
+                op->idx = OP_IMUL_RR;
+            break;
+        case OP_CMOVCC:
+            if (wide && reg)
+                op->idx = OP_CMOV_RR;
+            break;
+        case OP_SETCC:
+            if (reg && op->rm < 16)
+                op->idx = OP_SETCC_R;
+            break;
+        case OP_INC_E:
+        case OP_DEC_E:
+            if (wide && reg)
+                op->idx = op->idx == OP_INC_E ? OP_INC_R : OP_DEC_R;
+            break;
+        case OP_PUSH_R:
+            if (code64 && op->sz == 3)
+                op->idx = OP_PUSH64_R;
+            break;
+        case OP_POP_R:
+            if (code64 && op->sz == 3)
+                op->idx = OP_POP64_R;
+            break;
+        case OP_CALL_REL:
+            if (code64 && op->sz == 3)
+                op->idx = OP_CALL64_REL;
+            break;
+        case OP_RET:
+            if (code64 && op->sz == 3 && op->imm == 0)
+                op->idx = OP_RET64;
             break;
         case OP_SHIFT_E:
             if (wide && reg && !(op->pfx & PFX_CL)) {
@@ -899,6 +1162,15 @@ void tcg_specialize(TranslatedBlock *tb)
             break;
         default:
             break;
+        }
+        if (code64 && op->idx >= OP_LD32 && op->idx <= OP_CMP_MR && op->asz == 3 &&
+            op->seg < SEG_FS) {
+            /* The _F form; a RIP-relative displacement absorbs the length if it fits. */
+            int64_t disp = (int64_t)op->disp + (op->base == BASE_RIP ? op->len : 0);
+            if (disp <= INT32_MAX) {
+                op->disp = (int32_t)disp;
+                op->idx = (uint16_t)(op->idx + (OP_LD32_F - OP_LD32));
+            }
         }
     }
 }

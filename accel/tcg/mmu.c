@@ -291,6 +291,9 @@ static TLBEntry *tlb_fill(TCGCPU *cpu, uint64_t lin, int acc, int idx)
 {
     WalkResult w = { .writable = true, .user = true, .exec = true, .dirty = true };
     uint64_t page = lin & TLB_PAGE_MASK;
+    /* Only canonical pages enter the TLB: exec.c's flat64_* rely on it. */
+    if (unlikely(cpu->lma && !canonical(lin)))
+        raise_exception_err(cpu, EXCP_GP, 0);
     if (cpu->cr0 & X86_CR0_PG) {
         uint32_t err = page_walk(cpu, lin, acc, idx == MMU_USER, &w);
         if (err) {
@@ -431,6 +434,31 @@ void mem_st_slow(TCGCPU *cpu, uint64_t lin, int sz, uint64_t v, int idx)
     }
     TLBEntry *e = tlb_lookup(cpu, lin, ACC_WRITE, idx);
     mem_st_page(cpu, e, lin, sz, v);
+}
+
+uint8_t *tlb_host_ptr(TCGCPU *cpu, uint64_t lin, int acc)
+{
+    if (!cpu->lma)
+        lin = (uint32_t)lin;
+    TLBEntry *e = tlb_lookup(cpu, lin, acc, cpu->mmu_idx);
+    uint64_t tag = acc == ACC_WRITE ? e->tag_w : e->tag_r;
+    if (tag & TLB_FLAG_MASK)
+        return NULL;
+    return (uint8_t *)(e->addend + (uintptr_t)lin);
+}
+
+uint64_t mem_ld_slow_canon(TCGCPU *cpu, uint64_t lin, int sz, int seg)
+{
+    if (unlikely(!canonical(lin)))
+        raise_exception_err(cpu, seg == SEG_SS ? EXCP_SS : EXCP_GP, 0);
+    return mem_ld_slow(cpu, lin, sz, cpu->mmu_idx);
+}
+
+void mem_st_slow_canon(TCGCPU *cpu, uint64_t lin, int sz, uint64_t v, int seg)
+{
+    if (unlikely(!canonical(lin)))
+        raise_exception_err(cpu, seg == SEG_SS ? EXCP_SS : EXCP_GP, 0);
+    mem_st_slow(cpu, lin, sz, v, cpu->mmu_idx);
 }
 
 uint8_t *mmu_translate_code(TCGCPU *cpu, uint64_t lin, uint64_t *paddr_page, bool *fault_ok)

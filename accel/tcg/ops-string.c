@@ -80,6 +80,82 @@ static inline void adv(TCGCPU *cpu, int r, int asz, int64_t step)
     reg_set(cpu, r, asz, cpu->regs[r] + (uint64_t)step);
 }
 
+/*
+ * REP MOVS / REP STOS going up through RAM: whole runs of elements within
+ * one source and one destination page at a time, through host pointers.
+ * Each run is what the element loop would do with no fault possible in
+ * its middle (one page each side, translated before anything is written,
+ * segment limits checked for the run), so registers are updated per run.
+ * Returns H_NEXT when RCX reached zero, H_END to resume later, or -1 to
+ * let the element loop take over (page-straddling element, MMIO, a page
+ * holding translated code, descending addresses).
+ */
+#define STRING_BULK_PAGES 64
+
+static int string_bulk(TCGCPU *cpu, const DecodedOp *op, int kind)
+{
+    int sz = op->sz;
+    unsigned esz = 1u << sz;
+    uint64_t am = size_mask[op->asz];
+    for (int pages = 0; pages < STRING_BULK_PAGES; pages++) {
+        uint64_t cnt = cpu->regs[R_ECX] & am;
+        if (cnt == 0)
+            return H_NEXT;
+        uint64_t di = cpu->regs[R_EDI] & am, si = cpu->regs[R_ESI] & am;
+        uint64_t n = cnt;
+        /* No wrap of the address-size offset inside a run. */
+        if ((am - di) / esz + 1 < n)
+            n = (am - di) / esz + 1;
+        if (kind == OP_MOVS && (am - si) / esz + 1 < n)
+            n = (am - si) / esz + 1;
+        uint64_t dlin = seg_lin(cpu, SEG_ES, di, esz, ACC_WRITE);
+        if ((0x1000 - (dlin & 0xfff)) / esz < n)
+            n = (0x1000 - (dlin & 0xfff)) / esz;
+        uint64_t slin = 0;
+        if (kind == OP_MOVS) {
+            slin = seg_lin(cpu, op->seg, si, esz, ACC_READ);
+            if ((0x1000 - (slin & 0xfff)) / esz < n)
+                n = (0x1000 - (slin & 0xfff)) / esz;
+        }
+        if (n == 0)
+            return -1;
+        uint64_t bytes = n * esz;
+        /* Segment limits for the whole run (no-ops for flat and 64-bit segments). */
+        (void)seg_lin(cpu, SEG_ES, di, (unsigned)bytes, ACC_WRITE);
+        const uint8_t *src = NULL;
+        if (kind == OP_MOVS) {
+            (void)seg_lin(cpu, op->seg, si, (unsigned)bytes, ACC_READ);
+            src = tlb_host_ptr(cpu, slin, ACC_READ);
+            if (!src)
+                return -1;
+        }
+        uint8_t *dst = tlb_host_ptr(cpu, dlin, ACC_WRITE);
+        if (!dst)
+            return -1;
+        if (kind == OP_STOS) {
+            uint64_t v = cpu->regs[R_EAX];
+            if (sz == 0)
+                memset(dst, (int)(v & 0xff), bytes);
+            else
+                for (uint64_t i = 0; i < n; i++)
+                    st_raw(dst + i * esz, sz, v);
+        } else if (dst + bytes <= src || src + bytes <= dst) {
+            memcpy(dst, src, bytes);
+        } else {
+            /* Overlapping: element by element upwards, as the instruction does. */
+            for (uint64_t i = 0; i < n; i++)
+                st_raw(dst + i * esz, sz, ld_raw(src + i * esz, sz));
+        }
+        reg_set(cpu, R_EDI, op->asz, cpu->regs[R_EDI] + bytes);
+        if (kind == OP_MOVS)
+            reg_set(cpu, R_ESI, op->asz, cpu->regs[R_ESI] + bytes);
+        reg_set(cpu, R_ECX, op->asz, cpu->regs[R_ECX] - n);
+        if (__atomic_load_n(&cpu->exit_request, __ATOMIC_RELAXED))
+            break;
+    }
+    return (cpu->regs[R_ECX] & am) == 0 ? H_NEXT : H_END;
+}
+
 int helper_string(TCGCPU *cpu, const DecodedOp *op)
 {
     /*
@@ -100,6 +176,11 @@ int helper_string(TCGCPU *cpu, const DecodedOp *op)
 
     if ((kind == OP_INS || kind == OP_OUTS) && !io_permitted(cpu, port, 1u << sz))
         raise_exception_err(cpu, EXCP_GP, 0);
+    if (rep && step > 0 && (kind == OP_MOVS || kind == OP_STOS)) {
+        int r = string_bulk(cpu, op, kind);
+        if (r >= 0)
+            return r;
+    }
 
     for (unsigned budget = STRING_BUDGET; ; budget--) {
         if (rep && (cpu->regs[R_ECX] & am) == 0)

@@ -18,11 +18,10 @@ enum {
 /* Effective address of a memory operand (before segmentation). */
 TCG_INLINE uint64_t op_ea(const TCGCPU *cpu, const DecodedOp *op)
 {
-    uint64_t ea = (uint64_t)(int64_t)op->disp;
-    if (op->base != NOREG)
-        ea += op->base == BASE_RIP ? cpu->rip + op->len : cpu->regs[op->base];
-    if (op->index != NOREG)
-        ea += cpu->regs[op->index] << op->scale;
+    uint64_t ea = (uint64_t)(int64_t)op->disp + cpu->xregs[op->base] +
+                  (cpu->xregs[op->index] << op->scale);
+    if (unlikely(op->base == BASE_RIP))
+        ea += op->len;              /* relative to the next instruction */
     return ea & size_mask[op->asz];
 }
 
@@ -51,16 +50,16 @@ TCG_INLINE uint64_t alu_op(TCGCPU *cpu, int sub, uint64_t a, uint64_t b, int sz)
     uint64_t r, cin;
     switch (sub) {
     case 0: r = a + b; set_cc(cpu, CC_OP_ADD, sz, r, a, b); break;
-    case 1: r = a | b; set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0); break;
+    case 1: r = a | b; set_cc_logic(cpu, sz, r); break;
     case 2:
         cin = cc_compute_cf(cpu);
         r = a + b + cin; set_cc(cpu, CC_OP_ADC, sz, r, a, b); cpu->cc_aux = cin; break;
     case 3:
         cin = cc_compute_cf(cpu);
         r = a - b - cin; set_cc(cpu, CC_OP_SBB, sz, r, a, b); cpu->cc_aux = cin; break;
-    case 4: r = a & b; set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0); break;
+    case 4: r = a & b; set_cc_logic(cpu, sz, r); break;
     case 5: case 7: r = a - b; set_cc(cpu, CC_OP_SUB, sz, r, a, b); break;
-    default: r = a ^ b; set_cc(cpu, CC_OP_LOGIC, sz, r, 0, 0); break;
+    default: r = a ^ b; set_cc_logic(cpu, sz, r); break;
     }
     return r & size_mask[sz];
 }

@@ -43,14 +43,28 @@
  * load into op->reg / store of op->reg (ST8 and ST16 any register);
  * SHx_RI: shift op->rm by op->imm (1..width-1); xx_RM: op->reg = op->reg OP
  * memory; LEA_B: base + disp, LEA_BI: base + index * scale + disp (32/64-bit
- * addresses, no RIP base); J<cc>: Jcc per condition.
+ * addresses, no RIP base); J<cc>: Jcc per condition.  xx_F: the same
+ * memory op in 64-bit code with a 64-bit address through ES/CS/SS/DS (no
+ * segment base), RIP-relative displacements pre-biased by the length;
+ * LD32..CMP_MR and their _F forms are two runs in the same order.  LD8:
+ * byte load into registers 0-15 (partial write); CMP_MR: CMP memory, G.
+ * Register forms: MOV_RIW (32/64-bit, imm pre-masked), MOVZX8_RR /
+ * MOVZX16_RR / MOVSXD_RR (source register 0-15), IMUL_RR (G = G * E),
+ * CMOV_RR (G = E if condition op->sub), SETCC_R (byte register 0-15),
+ * CMP8_RI / TEST8_RR (byte registers 0-15), INC_R / DEC_R.  64-bit code
+ * with 64-bit operands: PUSH64_R, POP64_R, CALL64_REL, RET64 (no imm16).
  */
 #define TCG_FASTOP_LIST(X) \
     X(ADD_RR) X(OR_RR) X(AND_RR) X(SUB_RR) X(XOR_RR) X(CMP_RR) X(TEST_RR) X(MOV_RR) \
     X(ADD_RI) X(OR_RI) X(AND_RI) X(SUB_RI) X(XOR_RI) X(CMP_RI) X(TEST_RI) \
-    X(LD32) X(LD64) X(LDZX8) X(LDZX16) X(ST8) X(ST16) X(ST32) X(ST64) \
     X(SHL_RI) X(SHR_RI) X(SAR_RI) \
-    X(ADD_RM) X(OR_RM) X(AND_RM) X(SUB_RM) X(XOR_RM) X(CMP_RM) X(LEA_B) X(LEA_BI) \
+    X(LD32) X(LD64) X(LDZX8) X(LDZX16) X(LD8) X(ST8) X(ST16) X(ST32) X(ST64) \
+    X(ADD_RM) X(OR_RM) X(AND_RM) X(SUB_RM) X(XOR_RM) X(CMP_RM) X(CMP_MR) \
+    X(LD32_F) X(LD64_F) X(LDZX8_F) X(LDZX16_F) X(LD8_F) X(ST8_F) X(ST16_F) X(ST32_F) X(ST64_F) \
+    X(ADD_RM_F) X(OR_RM_F) X(AND_RM_F) X(SUB_RM_F) X(XOR_RM_F) X(CMP_RM_F) X(CMP_MR_F) \
+    X(LEA_B) X(LEA_BI) X(MOV_RIW) X(MOVZX8_RR) X(MOVZX16_RR) X(MOVSXD_RR) X(IMUL_RR) \
+    X(CMOV_RR) X(SETCC_R) X(CMP8_RI) X(TEST8_RR) X(INC_R) X(DEC_R) \
+    X(PUSH64_R) X(POP64_R) X(CALL64_REL) X(RET64) \
     X(JO) X(JNO) X(JB) X(JNB) X(JZ) X(JNZ) X(JBE) X(JA) \
     X(JS) X(JNS) X(JP) X(JNP) X(JL) X(JGE) X(JLE) X(JG)
 
@@ -64,7 +78,8 @@ enum {
 extern const char *const tcg_op_names[OP__COUNT];
 
 #define NOREG  0xff
-#define BASE_RIP 16          /* base register meaning RIP-relative */
+#define BASE_RIP 16          /* base register meaning RIP-relative (TCGCPU.xregs[16] is RIP) */
+#define REG_ZERO 17          /* no base / no index (TCGCPU.xregs[17] is always 0) */
 
 /* DecodedOp.pfx */
 #define PFX_REP   0x01      /* F3 */
@@ -83,13 +98,14 @@ typedef struct DecodedOp {
     uint8_t seg;            /* segment for the memory operand */
     uint8_t reg;            /* ModRM.reg (extended), or the opcode's register */
     uint8_t rm;             /* register operand, or NOREG when memory */
-    uint8_t base, index, scale;
+    uint8_t base, index, scale;     /* memory operand: REG_ZERO when absent */
     uint8_t sub;            /* ALU op, condition code, group sub-op, ... */
     uint8_t pfx;            /* PFX_* */
     uint16_t imm16;         /* far pointer selector, ENTER frame size */
     int32_t disp;
     uint64_t imm;
 } DecodedOp;
+
 
 typedef struct TranslatedBlock TranslatedBlock;
 struct TranslatedBlock {

@@ -75,10 +75,21 @@ static void do_pending_flush(void)
         tlb_flush(all_cpus->pdata[i], true);
 }
 
+/*
+ * INTR may have changed: the run loop asks the controller at the next block
+ * boundary.  chain_break goes with it, so that exec.c's chain_direct, which
+ * does not look at irq_check, stops at the end of this block too.
+ */
+static void cpu_request_irq_check(TCGCPU *cpu)
+{
+    __atomic_store_n(&cpu->irq_check, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&cpu->chain_break, 1, __ATOMIC_RELEASE);
+}
+
 void tcg_after_device_access(TCGCPU *cpu)
 {
     /* A device access can change the memory map or the interrupt controller's output. */
-    __atomic_store_n(&cpu->irq_check, 1, __ATOMIC_RELEASE);
+    cpu_request_irq_check(cpu);
     do_pending_flush();
 }
 
@@ -86,7 +97,7 @@ void tcg_raise_interrupt_check(void)
 {
     for (unsigned i = 0; all_cpus && i < all_cpus->len; i++) {
         TCGCPU *c = all_cpus->pdata[i];
-        __atomic_store_n(&c->irq_check, 1, __ATOMIC_RELEASE);
+        cpu_request_irq_check(c);
         __atomic_store_n(&c->exit_request, 1, __ATOMIC_RELEASE);
     }
 }
@@ -99,7 +110,7 @@ void tcg_set_interrupt_controller(const TCGInterruptController *ic)
     else
         memset(&tcg_ic, 0, sizeof(tcg_ic));
     for (unsigned i = 0; all_cpus && i < all_cpus->len; i++)
-        ((TCGCPU *)all_cpus->pdata[i])->irq_check = 1;
+        cpu_request_irq_check(all_cpus->pdata[i]);
 }
 
 int tcg_gsi_level(int gsi)
@@ -173,9 +184,13 @@ static TranslatedBlock *tb_lookup_cpu(TCGCPU *cpu)
     cpu->jc[h].flags = flags;
     cpu->jc[h].tb = tb;
 found:
-    /* Translating may have flushed the jump cache (and cleared prev_tb). */
+    /*
+     * Translating may have flushed the jump cache (and cleared prev_tb).
+     * A block run alone (single step, interrupt shadow) gets no links: the
+     * run loop must see its end (exec.c's chain_direct relies on this).
+     */
     prev = cpu->prev_tb;
-    if (prev) {
+    if (prev && !(prev->flags & (TB_FLAG_SSTEP | TB_FLAG_ONE))) {
         unsigned k = prev->link_next++ & 1;
         prev->link[k].lin = lin;
         prev->link[k].gen = cpu->link_gen;
@@ -238,8 +253,7 @@ static void tcg_irqchip_kick(Machine *m, int id)
     for (unsigned i = 0; all_cpus && i < all_cpus->len; i++) {
         TCGCPU *c = all_cpus->pdata[i];
         if (c->id == id) {
-            __atomic_store_n(&c->irq_check, 1, __ATOMIC_RELEASE);
-            __atomic_store_n(&c->chain_break, 1, __ATOMIC_RELEASE);
+            cpu_request_irq_check(c);
         }
     }
     cpus_wake(m);
@@ -285,7 +299,7 @@ bool tcg_apic_base_write(TCGCPU *cpu, uint64_t v)
     bql_unlock_if_taken(took);
     if (ok)
         cpu->apic_base = v;
-    __atomic_store_n(&cpu->irq_check, 1, __ATOMIC_RELEASE);
+    cpu_request_irq_check(cpu);
     return ok;
 }
 
@@ -318,7 +332,7 @@ void tcg_apic_cr8_write(TCGCPU *cpu, uint8_t v)
     apic_set_tpr(cpu->id, (uint8_t)(v << 4));
     bql_unlock_if_taken(took);
     /* A lower priority may unmask a waiting interrupt (SDM 3A §10.8.3.1). */
-    __atomic_store_n(&cpu->irq_check, 1, __ATOMIC_RELEASE);
+    cpu_request_irq_check(cpu);
 }
 
 /* ---- the run loop of one CPU ---- */
@@ -362,7 +376,7 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
             __atomic_store_n(&cpu->irq_check, 0, __ATOMIC_RELEASE);
             if (tcg_pending_interrupt(cpu) >= 0) {
                 int vec = tcg_ack_interrupt(cpu);
-                cpu->irq_check = 1;     /* more may be pending */
+                cpu_request_irq_check(cpu);     /* more may be pending */
                 if (vec >= 0) {
                     cpu->halted = false;
                     cpu_deliver_interrupt(cpu, vec & 0xff);
@@ -408,7 +422,7 @@ TCGCPU *tcg_cpu_new(AddressSpace *as, int id)
     cpu->as = as;
     cpu->excp_delivering = -1;
     cpu->stopped_vec = -1;
-    cpu->irq_check = 1;
+    cpu_request_irq_check(cpu);
     cpu_reset_state(cpu, true);
     if (!all_cpus)
         all_cpus = g_ptr_array_new();
