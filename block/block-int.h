@@ -226,6 +226,8 @@ void aio_uring_submit(AioUringOp *op);
 
 /* file-posix.c, for block.c's io_uring path: the fd and O_DIRECT alignment (1: buffered). */
 int file_posix_fd(BlockDriverState *bs, uint32_t *align);
+/* Offset, size and every iovec buffer and length multiples of align (O_DIRECT's rule). */
+bool blk_iov_aligned(const BlkIov *q, uint64_t off, uint32_t align);
 /* A flush done outside file_flush: 1 = fdatasync needed, 0 = skip (cache=unsafe), -EIO. */
 int file_posix_flush_begin(BlockDriverState *bs);
 /* The status to complete it with, given fdatasync's; a failure is remembered. */

@@ -863,16 +863,6 @@ uint64_t blk_ring_ops(BlockBackend *blk)
     return blk->ring ? blk->ring->ops : 0;
 }
 
-static bool blk_iov_aligned(const BlkIov *q, uint64_t off, uint32_t align)
-{
-    if ((off | q->size) & (align - 1))
-        return false;
-    for (int i = 0; i < q->niov; i++)
-        if (((uintptr_t)q->iov[i].iov_base | q->iov[i].iov_len) & (align - 1))
-            return false;
-    return true;
-}
-
 static bool blk_ring_may_start(BlkRing *g, BlkRequest *r)
 {
     if (r->cls == RING_CLS_WRITE)

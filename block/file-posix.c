@@ -240,7 +240,8 @@ static int file_rw_iov(FileState *s, bool write, uint64_t off, const struct iove
     return ret;
 }
 
-static bool iov_aligned(const BlkIov *q, uint64_t off, uint32_t align)
+/* O_DIRECT needs offset, length and every buffer aligned (open(2) "O_DIRECT"). */
+bool blk_iov_aligned(const BlkIov *q, uint64_t off, uint32_t align)
 {
     if ((off | q->size) & (align - 1))
         return false;
@@ -292,7 +293,7 @@ static int file_preadv(BlockDriverState *bs, uint64_t off, BlkIov *q)
     FileState *s = bs->opaque;
     int ret;
 
-    if (s->direct && !iov_aligned(q, off, s->align))
+    if (s->direct && !blk_iov_aligned(q, off, s->align))
         return file_bounce(bs, s, false, off, q);
     g_rw_lock_reader_lock(&s->rmw);
     ret = file_rw_iov(s, false, off, q->iov, q->niov);
@@ -305,7 +306,7 @@ static int file_pwritev(BlockDriverState *bs, uint64_t off, BlkIov *q)
     FileState *s = bs->opaque;
     int ret;
 
-    if (s->direct && !iov_aligned(q, off, s->align))
+    if (s->direct && !blk_iov_aligned(q, off, s->align))
         return file_bounce(bs, s, true, off, q);
     g_rw_lock_reader_lock(&s->rmw);
     ret = file_rw_iov(s, true, off, q->iov, q->niov);

@@ -1028,6 +1028,31 @@ static int qcow2_truncate(BlockDriverState *bs, uint64_t len)
 }
 
 /*
+ * Copy the header extensions of header cluster cl0 (from header_length up
+ * to ext_end) to out at *pos, leaving out those of type drop (QCOW2_EXT_END:
+ * keep all), room kept for the end marker.  Unknown extensions survive
+ * (qcow2 spec: header extensions).  false when they do not fit the cluster.
+ */
+static bool header_copy_extensions(Qcow2State *s, const uint8_t *cl0, uint64_t ext_end,
+                                   uint8_t *out, size_t *pos, uint32_t drop)
+{
+    for (uint64_t off = s->header_length; off + 8 <= ext_end;) {
+        uint32_t type = ld32_be(cl0 + off), len = ld32_be(cl0 + off + 4);
+        uint64_t total = 8 + ((len + 7ull) & ~7ull);
+        if (type == QCOW2_EXT_END || off + total > ext_end)
+            break;
+        if (drop == QCOW2_EXT_END || type != drop) {
+            if (*pos + total + 8 > s->cluster_size)
+                return false;
+            memcpy(out + *pos, cl0 + off, total);
+            *pos += total;
+        }
+        off += total;
+    }
+    return true;
+}
+
+/*
  * Point the image at another backing file (rebase, commit): rewrite the
  * header extensions (keeping unknown ones) and the name after them.
  */
@@ -1050,20 +1075,9 @@ static int qcow2_change_backing(BlockDriverState *bs, const char *name, const ch
         memcpy(out + pos + 8, fmt, strlen(fmt));
         pos += 8 + ((strlen(fmt) + 7) & ~7u);
     }
-    for (uint64_t off = s->header_length; off + 8 <= ext_end;) {
-        uint32_t type = ld32_be(cl0 + off), len = ld32_be(cl0 + off + 4);
-        uint64_t total = 8 + ((len + 7ull) & ~7ull);
-        if (type == QCOW2_EXT_END || off + total > ext_end)
-            break;
-        if (type != QCOW2_EXT_BACKING_FORMAT) {
-            if (pos + total + 8 > cs) {
-                ret = -ENOSPC;
-                goto done;
-            }
-            memcpy(out + pos, cl0 + off, total);
-            pos += total;
-        }
-        off += total;
+    if (!header_copy_extensions(s, cl0, ext_end, out, &pos, QCOW2_EXT_BACKING_FORMAT)) {
+        ret = -ENOSPC;
+        goto done;
     }
     pos += 8;                  /* end-of-extensions marker (zeros) */
     size_t nlen = name ? strlen(name) : 0;
@@ -1121,18 +1135,9 @@ static int header_rewrite(Qcow2State *s, int version, uint64_t compat)
     uint64_t boff = ld64_be(cl0 + QH_BACKING_OFFSET);
     uint32_t blen = ld32_be(cl0 + QH_BACKING_SIZE);
     uint64_t ext_end = boff ? MIN(boff, cs) : cs;
-    for (uint64_t off = s->header_length; off + 8 <= ext_end;) {
-        uint32_t type = ld32_be(cl0 + off), len = ld32_be(cl0 + off + 4);
-        uint64_t total = 8 + ((len + 7ull) & ~7ull);
-        if (type == QCOW2_EXT_END || off + total > ext_end)
-            break;
-        if (pos + total + 8 > cs) {
-            ret = -ENOSPC;
-            goto done;
-        }
-        memcpy(out + pos, cl0 + off, total);
-        pos += total;
-        off += total;
+    if (!header_copy_extensions(s, cl0, ext_end, out, &pos, QCOW2_EXT_END)) {
+        ret = -ENOSPC;
+        goto done;
     }
     pos += 8;                           /* end-of-extensions marker (zeros) */
     if (boff) {
