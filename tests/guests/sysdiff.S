@@ -610,70 +610,7 @@ field4:
     call puts_nonl
     jmp puthex4
 
-uart_init:
-    movw $COM1 + 1, %dx
-    xorb %al, %al
-    outb %al, %dx
-    movw $COM1 + 3, %dx
-    movb $0x80, %al
-    outb %al, %dx
-    movw $COM1 + 0, %dx
-    movb $1, %al
-    outb %al, %dx
-    movw $COM1 + 1, %dx
-    xorb %al, %al
-    outb %al, %dx
-    movw $COM1 + 3, %dx
-    movb $0x03, %al
-    outb %al, %dx
-    movw $COM1 + 2, %dx
-    movb $0xC7, %al
-    outb %al, %dx
-    movw $COM1 + 4, %dx
-    movb $0x0B, %al
-    outb %al, %dx
-    ret
-
-/* putc(al): wait (bounded) for THRE, then write THR.  Keeps all registers. */
-putc:
-    pushl %ecx
-    pushl %edx
-    pushl %eax
-    movl $1000000, %ecx
-    movw $COM1 + 5, %dx
-1:  inb %dx, %al
-    testb $0x20, %al
-    jnz 2f
-    loop 1b
-2:  popl %eax
-    movw $COM1, %dx
-    outb %al, %dx
-    popl %edx
-    popl %ecx
-    ret
-
-newline:
-    pushl %eax
-    movb $'\n', %al
-    call putc
-    popl %eax
-    ret
-
-/* puts_nonl(esi): print a NUL-terminated string.  puts adds a newline. */
-puts_nonl:
-    pushl %eax
-    pushl %esi
-1:  lodsb
-    testb %al, %al
-    jz 2f
-    call putc
-    jmp 1b
-2:  popl %esi
-    popl %eax
-    ret
-puts:
-    call puts_nonl
-    jmp newline
+    .include "uart16550.inc"
 
 /* puthexN(eax): N hex digits. */
 puthex8:
