@@ -147,7 +147,12 @@ typedef struct TLBEntry {
     bool global;
 } TLBEntry;
 
-enum { MMU_KERNEL = 0, MMU_USER = 1, MMU__COUNT = 2 };
+/*
+ * TLB sets.  MMU_USER_AC is CPL 3 with alignment checking on (CR0.AM and
+ * EFLAGS.AC, SDM 3A §6.15 interrupt 17): its set is never filled, so every
+ * access takes the slow path, which checks alignment (mmu.c).
+ */
+enum { MMU_KERNEL = 0, MMU_USER = 1, MMU_USER_AC = 2, MMU__COUNT = 3 };
 
 /* Host pointers of RAM pages that hold paging structures (mmu.c page_walk). */
 #define PTC_SIZE 16
@@ -242,6 +247,13 @@ typedef struct TCGCPU {
     bool halted;
     bool intr_shadow;                /* STI / MOV SS shadow: no INTR before next block */
     bool one_insn;                   /* run a TB_FLAG_ONE block next (shadow retiring) */
+    bool cs_limited;                 /* TB_FLAG_CSLIM: the CS limit can cut code short */
+    /* The last TB_FLAG_CSLIM instruction's start, for undoing a near branch past the limit. */
+    struct {
+        bool valid;
+        uint16_t cs;
+        uint64_t rip, next_rip, rsp, rcx;
+    } cslim_undo;
     bool nmi_pending, nmi_blocked;
     int excp_delivering;             /* vector being delivered, -1 none (for #DF) */
     int excp_vec;                    /* raised exception waiting for delivery */
@@ -260,6 +272,7 @@ typedef struct TCGCPU {
     uint32_t stopped_err;
 
     TLBEntry tlb[MMU__COUNT][TLB_SIZE];
+    TLBEntry tlb_ac_scratch;         /* MMU_USER_AC translations, never looked up */
     PTCacheEntry ptc[PTC_SIZE];      /* flushed with the TLB */
     struct { uint64_t lin; uint32_t flags; TranslatedBlock *tb; } jc[JC_SIZE];
     /*
@@ -361,6 +374,7 @@ void helper_iret(TCGCPU *cpu, int opsz, uint64_t next_rip);
 
 /* seg.c */
 void cpu_update_hflags(TCGCPU *cpu);
+void cpu_update_mmu_idx(TCGCPU *cpu);
 void seg_compute_ok(TCGCPU *cpu, int s);
 void seg_load_real(TCGCPU *cpu, int s, uint16_t sel);
 void seg_load(TCGCPU *cpu, int s, uint16_t sel);     /* MOV/POP/Lxx: mode-aware */

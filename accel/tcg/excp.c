@@ -256,6 +256,7 @@ void cpu_deliver_interrupt(TCGCPU *cpu, int vec)
     LOG(LOG_INT, "tcg: cpu%d interrupt vector %#x at %04x:%#" PRIx64 "\n",
         cpu->id, vec, cpu->seg[SEG_CS].sel, cpu->rip);
     cpu->excp_delivering = vec;
+    cpu->cslim_undo.valid = false;
     if (!cpu->pe)
         deliver_real(cpu, vec, cpu->rip);
     else
@@ -307,6 +308,7 @@ void cpu_deliver_pending_exception(TCGCPU *cpu)
     LOG(LOG_INT, "tcg: cpu%d %s %#x err=%#x at %04x:%#" PRIx64 " cr2=%#" PRIx64 "\n", cpu->id,
         soft ? "software interrupt" : "exception", vec, err, cpu->seg[SEG_CS].sel, cpu->rip, cpu->cr2);
     cpu->excp_delivering = vec;
+    cpu->cslim_undo.valid = false;
     uint64_t ret = soft ? cpu->excp_next_rip : cpu->rip;
     /* Table 6-1: the fault-class vectors (#DF is an abort, #DB here a trap). */
     bool fault = !soft && (vec == EXCP_DE || vec == EXCP_BR || vec == EXCP_UD ||

@@ -142,7 +142,7 @@ static inline bool can_chain(const TCGCPU *cpu, const TranslatedBlock *tb)
         return false;
     if ((cpu->eflags & FL_IF) && __atomic_load_n(&cpu->irq_check, __ATOMIC_RELAXED))
         return false;
-    return !(tb->flags & (TB_FLAG_SSTEP | TB_FLAG_ONE)) && !(log_mask & (LOG_EXEC | LOG_CPU));
+    return !(tb->flags & TB_FLAGS_ALONE) && !(log_mask & (LOG_EXEC | LOG_CPU));
 }
 
 long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
@@ -200,7 +200,7 @@ chain:
      * neither the mode nor TF, IF, the interrupt shadow or the halt state:
      * only a kick, an interrupt check (chain_break) or the budget stop it,
      * and the next block has this block's flags (a block run with
-     * TB_FLAG_SSTEP or TB_FLAG_ONE gets no links, tb_lookup_cpu).
+     * TB_FLAGS_ALONE gets no links, tb_lookup_cpu).
      */
 chain_direct:
     cpu->icount += tb->n_ops;

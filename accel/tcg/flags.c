@@ -178,4 +178,6 @@ void cpu_set_eflags(TCGCPU *cpu, uint32_t val, uint32_t mask)
     nv |= X86_RFLAGS_FIXED;
     cc_set_flags(cpu, nv);
     cpu->eflags = nv & ~CC_ALL;
+    if ((cur ^ nv) & FL_AC)
+        cpu_update_mmu_idx(cpu);
 }

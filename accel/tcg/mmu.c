@@ -274,7 +274,7 @@ bool mmu_translate(TCGCPU *cpu, uint64_t lin, int acc, int idx, uint64_t *paddr,
         return true;
     }
     WalkResult w;
-    uint32_t err = page_walk(cpu, lin, acc, idx == MMU_USER, &w);
+    uint32_t err = page_walk(cpu, lin, acc, idx != MMU_KERNEL, &w);
     if (err) {
         if (!raise)
             return false;
@@ -295,7 +295,7 @@ static TLBEntry *tlb_fill(TCGCPU *cpu, uint64_t lin, int acc, int idx)
     if (unlikely(cpu->lma && !canonical(lin)))
         raise_exception_err(cpu, EXCP_GP, 0);
     if (cpu->cr0 & X86_CR0_PG) {
-        uint32_t err = page_walk(cpu, lin, acc, idx == MMU_USER, &w);
+        uint32_t err = page_walk(cpu, lin, acc, idx != MMU_KERNEL, &w);
         if (err) {
             cpu->cr2 = lin;
             LOG(LOG_MMU, "mmu: #PF lin=%#" PRIx64 " err=%#x\n", lin, err & 0xffff);
@@ -316,7 +316,8 @@ static TLBEntry *tlb_fill(TCGCPU *cpu, uint64_t lin, int acc, int idx)
     }
     bql_unlock_if_taken(lock);
 
-    TLBEntry *e = &cpu->tlb[idx][(lin >> 12) & (TLB_SIZE - 1)];
+    TLBEntry *e = idx == MMU_USER_AC ? &cpu->tlb_ac_scratch
+                                     : &cpu->tlb[idx][(lin >> 12) & (TLB_SIZE - 1)];
     uint64_t flag = host ? 0 : TLB_FLAG_IO;
     e->paddr = ppage;
     e->addend = host ? (uintptr_t)host - (uintptr_t)page : 0;
@@ -352,9 +353,17 @@ static uint8_t mem_ld8_slow(TCGCPU *cpu, uint64_t lin, int idx)
     return (uint8_t)phys_ld(cpu, e->paddr | (lin & 0xfff), 0);
 }
 
+/* SDM 3A §6.15 interrupt 17: a misaligned data access at CPL 3 with AM and AC. */
+static inline void check_alignment(TCGCPU *cpu, uint64_t lin, unsigned len, int idx)
+{
+    if (unlikely(idx == MMU_USER_AC) && (lin & (len - 1)))
+        raise_exception_err(cpu, EXCP_AC, 0);
+}
+
 uint64_t mem_ld_slow(TCGCPU *cpu, uint64_t lin, int sz, int idx)
 {
     unsigned len = 1u << sz;
+    check_alignment(cpu, lin, len, idx);
     if (!cpu->lma)
         lin = (uint32_t)lin;
     if ((lin & 0xfff) + len > 0x1000) {
@@ -414,6 +423,7 @@ void lin_probe_write(TCGCPU *cpu, uint64_t lin, unsigned len)
 void mem_st_slow(TCGCPU *cpu, uint64_t lin, int sz, uint64_t v, int idx)
 {
     unsigned len = 1u << sz;
+    check_alignment(cpu, lin, len, idx);
     if (!cpu->lma)
         lin = (uint32_t)lin;
     if ((lin & 0xfff) + len > 0x1000) {
@@ -438,6 +448,8 @@ void mem_st_slow(TCGCPU *cpu, uint64_t lin, int sz, uint64_t v, int idx)
 
 uint8_t *tlb_host_ptr(TCGCPU *cpu, uint64_t lin, int acc)
 {
+    if (cpu->mmu_idx == MMU_USER_AC)
+        return NULL;            /* every element goes through the alignment check */
     if (!cpu->lma)
         lin = (uint32_t)lin;
     TLBEntry *e = tlb_lookup(cpu, lin, acc, cpu->mmu_idx);

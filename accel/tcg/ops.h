@@ -150,7 +150,7 @@ static inline uint64_t cpu_tb_key(const TCGCPU *cpu, uint32_t *flags)
     if (!cpu->code64)
         lin = (uint32_t)lin;
     *flags = cpu->code_size | ((cpu->eflags & FL_TF) ? TB_FLAG_SSTEP : 0) |
-             (cpu->one_insn ? TB_FLAG_ONE : 0);
+             (cpu->one_insn ? TB_FLAG_ONE : 0) | (cpu->cs_limited ? TB_FLAG_CSLIM : 0);
     return lin;
 }
 

@@ -12,6 +12,17 @@
 #include "accel/tcg/task.h"
 #include "kestrel/log.h"
 
+/* Which TLB set data accesses use: CPL, and alignment checking at CPL 3. */
+void cpu_update_mmu_idx(TCGCPU *cpu)
+{
+    if (cpu->cpl != 3)
+        cpu->mmu_idx = MMU_KERNEL;
+    else if ((cpu->cr0 & X86_CR0_AM) && (cpu->eflags & FL_AC))
+        cpu->mmu_idx = MMU_USER_AC;
+    else
+        cpu->mmu_idx = MMU_USER;
+}
+
 void cpu_update_hflags(TCGCPU *cpu)
 {
     cpu->pe = cpu->cr0 & X86_CR0_PE;
@@ -23,8 +34,10 @@ void cpu_update_hflags(TCGCPU *cpu)
         cpu->cpl = 3;
     cpu->code64 = cpu->lma && (cpu->seg[SEG_CS].attr & SEGA_L);
     cpu->code_size = cpu->code64 ? 3 : (cpu->seg[SEG_CS].attr & SEGA_DB) ? 2 : 1;
+    cpu->cs_limited = cpu->pe && !cpu->vm86 && !cpu->code64 &&
+                      cpu->seg[SEG_CS].limit < (cpu->code_size == 2 ? 0xffffffffu : 0xffffu);
     cpu->stack_size = cpu->code64 ? 3 : (cpu->seg[SEG_SS].attr & SEGA_DB) ? 2 : 1;
-    cpu->mmu_idx = cpu->cpl == 3 ? MMU_USER : MMU_KERNEL;
+    cpu_update_mmu_idx(cpu);
     for (int s = 0; s < SEG__COUNT; s++)
         seg_compute_ok(cpu, s);
 }

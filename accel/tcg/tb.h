@@ -147,6 +147,15 @@ struct TranslatedBlock {
  * as in "sti; nop; cli" windows, instead of after a whole block.
  */
 #define TB_FLAG_ONE   8u
+/*
+ * The CS limit can cut code short (protected mode, not 64-bit, a 32-bit CS
+ * below 4 GiB or a 16-bit CS below 64 KiB: rare).  Blocks hold one
+ * instruction and are checked against the limit before they run
+ * (tcg-accel.c cs_limit_check).
+ */
+#define TB_FLAG_CSLIM 16u
+/* Blocks of one instruction that return to the run loop (no links). */
+#define TB_FLAGS_ALONE (TB_FLAG_SSTEP | TB_FLAG_ONE | TB_FLAG_CSLIM)
 
 #define TB_MAX_INSNS 64
 

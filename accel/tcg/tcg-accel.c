@@ -145,6 +145,37 @@ uint64_t tcg_link_gen_counter;
  * physical-address cache, else translate.  A block found the slow way is
  * recorded as a link of prev_tb.
  */
+/*
+ * SDM 3A §5.3: an instruction fetched past the CS limit is #GP(0); a near
+ * JMP/CALL/RET/Jcc/LOOP whose target is past the limit faults at the
+ * branch itself (2A "JMP": #GP(0)), with its effects undone.  Only for
+ * TB_FLAG_CSLIM blocks, which hold one instruction: the whole of it must
+ * lie within the limit.  A near branch is recognised by the next RIP not
+ * following the previous instruction in the same CS (interrupt delivery
+ * clears the record); RIP, RSP and RCX are what a near branch changes.
+ */
+static void cs_limit_check(TCGCPU *cpu, const TranslatedBlock *tb)
+{
+    uint64_t limit = cpu->seg[SEG_CS].limit;
+    if (cpu->rip <= limit && tb->size - 1 <= limit - cpu->rip) {
+        cpu->cslim_undo.valid = true;
+        cpu->cslim_undo.cs = cpu->seg[SEG_CS].sel;
+        cpu->cslim_undo.rip = cpu->rip;
+        cpu->cslim_undo.next_rip = cpu->rip + tb->size;
+        cpu->cslim_undo.rsp = cpu->regs[R_ESP];
+        cpu->cslim_undo.rcx = cpu->regs[R_ECX];
+        return;
+    }
+    if (cpu->cslim_undo.valid && cpu->cslim_undo.cs == cpu->seg[SEG_CS].sel &&
+        cpu->rip != cpu->cslim_undo.next_rip) {
+        cpu->rip = cpu->cslim_undo.rip;
+        cpu->regs[R_ESP] = cpu->cslim_undo.rsp;
+        cpu->regs[R_ECX] = cpu->cslim_undo.rcx;
+    }
+    cpu->cslim_undo.valid = false;
+    raise_exception_err(cpu, EXCP_GP, 0);
+}
+
 static TranslatedBlock *tb_lookup_cpu(TCGCPU *cpu)
 {
     uint32_t flags;
@@ -173,7 +204,7 @@ static TranslatedBlock *tb_lookup_cpu(TCGCPU *cpu)
     }
     if (!tb) {
         tb = tcg_translate(cpu, lin, pc_phys, flags,
-                           (flags & (TB_FLAG_SSTEP | TB_FLAG_ONE)) ? 1 : TB_MAX_INSNS);
+                           (flags & TB_FLAGS_ALONE) ? 1 : TB_MAX_INSNS);
         unsigned newpages = tb_insert(tb);
         if (newpages & 1)
             for_each_cpu_tlb_drop_code(pc_phys & TLB_PAGE_MASK);
@@ -190,13 +221,15 @@ found:
      * run loop must see its end (exec.c's chain_direct relies on this).
      */
     prev = cpu->prev_tb;
-    if (prev && !(prev->flags & (TB_FLAG_SSTEP | TB_FLAG_ONE))) {
+    if (prev && !(prev->flags & TB_FLAGS_ALONE)) {
         unsigned k = prev->link_next++ & 1;
         prev->link[k].lin = lin;
         prev->link[k].gen = cpu->link_gen;
         prev->link[k].flags = flags;
         prev->link[k].tb = tb;
     }
+    if (unlikely(flags & TB_FLAG_CSLIM))
+        cs_limit_check(cpu, tb);
     return tb;
 }
 

@@ -50,9 +50,7 @@ DEVIATIONS='10|mov es:0x1000|vec=0d err=00000000|QEMU TCG does not check data-se
 # reported as SKIP with the reason while kestrel lacks the SDM result, so they
 # stay visible; once implemented they are checked like the others.
 # NN|what is missing.
-KESTREL_TODO='35|alignment checking (#AC) is not implemented in the software CPU
-89|CS-limit checks on near branches are not implemented in the software CPU
-90|CS-limit checks on instruction fetch are not implemented in the software CPU'
+KESTREL_TODO=''
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kestrel-sysdiff.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
