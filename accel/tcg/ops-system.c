@@ -6,10 +6,12 @@
  * plus power-on reset and conversion
  * to the machine-wide X86CPUState.
  *
- * CPUID model "kestrel64" (vendor string GenuineIntel because the
- * implementation follows Intel where vendors differ: SYSENTER in long
- * mode, SYSRET #GP in ring 0, 66h ignored on near branches) advertises
- * exactly what is implemented:
+ * CPUID model "kestrel64", the default, also for -cpu host and max (vendor
+ * string GenuineIntel because the implementation follows Intel where vendors
+ * differ: SYSENTER in long mode, SYSRET #GP in ring 0, 66h ignored on near
+ * branches) advertises exactly what is implemented; another -cpu model gives
+ * its signature and brand and its features less those not implemented
+ * (tcg_cpuid_configure, with one warning line naming them):
  *   1:EDX   FPU PSE TSC MSR PAE CX8 SEP PGE CMOV PAT PSE36 CLFSH MMX FXSR
  *           SSE SSE2 (no APIC until the platform brings one, no MTRR/MCE)
  *   1:ECX   CX16 POPCNT
@@ -21,10 +23,85 @@
 #include <time.h>
 #include "accel/tcg/ops.h"
 #include "accel/tcg/tcg-internal.h"
+#include "kestrel/cpu-model.h"
 #include "kestrel/log.h"
 
 /* ---- CPUID ---- */
-static const char cpuid_brand[48] = "Kestrel software CPU kestrel64";
+static const char cpuid_default_brand[48] = "Kestrel software CPU kestrel64";
+
+/*
+ * What the software CPU implements, per CPUID feature word: the most any
+ * -cpu model can advertise here.  APIC and TSC-deadline only count while a
+ * local APIC exists (tcg_has_apic).
+ */
+static const X86FeatureSet tcg_supported = {
+    [FEAT_1_EDX] = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) |
+                   (1u << 9) | (1u << 11) | (1u << 13) | (1u << 15) | (1u << 16) |
+                   (1u << 17) | (1u << 19) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26),
+    [FEAT_1_ECX] = (1u << 13) | (1u << 23) | (1u << 24),
+    [FEAT_7_0_EDX] = 1u << 29,
+    [FEAT_8000_0001_EDX] = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29),
+    [FEAT_8000_0001_ECX] = (1u << 0) | (1u << 5),
+};
+
+/* The CPUID model of every software CPU of this process (-cpu; tcg_cpuid_configure). */
+static struct {
+    X86FeatureSet feat;
+    uint32_t signature;          /* CPUID.01H:EAX */
+    char brand[48];
+} tcg_model = {
+    .feat = {
+        [FEAT_1_EDX] = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) |
+                       (1u << 9) | (1u << 11) | (1u << 13) | (1u << 15) | (1u << 16) |
+                       (1u << 17) | (1u << 19) | (1u << 23) | (1u << 24) | (1u << 25) |
+                       (1u << 26),
+        [FEAT_1_ECX] = (1u << 13) | (1u << 23) | (1u << 24),
+        [FEAT_7_0_EDX] = 1u << 29,
+        [FEAT_8000_0001_EDX] = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29),
+        [FEAT_8000_0001_ECX] = (1u << 0) | (1u << 5),
+    },
+    .signature = 0x00000663,     /* family 6 model 6 stepping 3 */
+};
+
+/*
+ * -cpu MODEL[,+feat,-feat] for the software CPU.  kestrel64 (the default),
+ * host and max mean everything implemented; a named model gives its
+ * signature, brand and features, less what is not implemented.  Features
+ * the model or a +feat asks for that we lack are left out with one warning
+ * line naming them (*dropped, caller frees), as QEMU does for TCG.
+ */
+bool tcg_cpuid_configure(const char *cpu_model, char **dropped, GError **errp)
+{
+    X86CPUSpec spec;
+    *dropped = NULL;
+    if (!x86_cpu_spec_parse(cpu_model, &spec, errp))
+        return false;
+    const X86CPUModel *m = spec.model;
+    bool ours = m->host || !strcmp(m->name, X86_CPU_DEFAULT_MODEL);
+    X86FeatureSet want, lack;
+    for (int w = 0; w < FEAT__COUNT; w++) {
+        want[w] = ((ours ? tcg_supported[w] : m->features[w]) | spec.plus[w]) & ~spec.minus[w];
+        /* The hypervisor bit and KVM paravirt words describe KVM, not us. */
+        if (w == FEAT_KVM)
+            want[w] = 0;
+        if (w == FEAT_1_ECX)
+            want[w] &= ~CPUID_1_ECX_HYPERVISOR;
+        lack[w] = want[w] & ~tcg_supported[w];
+        tcg_model.feat[w] = want[w] & tcg_supported[w];
+    }
+    bool any = false;
+    for (int w = 0; w < FEAT__COUNT; w++)
+        any |= lack[w] != 0;
+    if (any)
+        *dropped = x86_feature_set_describe(lack);
+    if (!ours) {
+        tcg_model.signature = x86_cpu_model_signature(m);
+        memset(tcg_model.brand, 0, sizeof(tcg_model.brand));
+        if (m->model_id)
+            g_strlcpy(tcg_model.brand, m->model_id, sizeof(tcg_model.brand));
+    }
+    return true;
+}
 
 static void cpuid_leaf(TCGCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
@@ -37,23 +114,21 @@ static void cpuid_leaf(TCGCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
         memcpy(&r[2], "ntel", 4);
         break;
     case 1:
-        r[0] = 0x00000663;      /* family 6 model 6 stepping 3 */
+        r[0] = tcg_model.signature;
         r[1] = ((uint32_t)cpu->id << 24) | (1u << 16) | (8u << 8);
-        r[2] = (1u << 13) | (1u << 23);
         /* FPU (0): ops-fpu.c, softfloat80.c, fpu-trans.c; MMX (23), SSE (25), SSE2 (26):
          * ops-sse.c, ops-sse-fp.c; FXSR (24): FXSAVE/FXRSTOR. */
-        r[3] = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 11) |
-               (1u << 13) | (1u << 15) | (1u << 16) | (1u << 17) | (1u << 19) | (1u << 23) |
-               (1u << 24) | (1u << 25) | (1u << 26);
-        if (tcg_has_apic()) {
-            r[3] |= 1u << 9;        /* APIC: the userspace local APIC (xAPIC only) */
-            r[2] |= 1u << 24;       /* TSC-deadline timer mode */
+        r[2] = tcg_model.feat[FEAT_1_ECX];
+        r[3] = tcg_model.feat[FEAT_1_EDX];
+        if (!tcg_has_apic()) {
+            r[3] &= ~(1u << 9);     /* APIC: the userspace local APIC (xAPIC only) */
+            r[2] &= ~(1u << 24);    /* TSC-deadline timer mode */
         }
         break;
     case 7:
         /* Subleaf 0 EDX bit 29: IA32_ARCH_CAPABILITIES exists (SDM 2A, CPUID leaf 07H). */
         if (sub == 0)
-            r[3] = 1u << 29;
+            r[3] = tcg_model.feat[FEAT_7_0_EDX];
         break;
     case 0x15:
         /*
@@ -69,11 +144,12 @@ static void cpuid_leaf(TCGCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
         r[0] = 0x80000008;
         break;
     case 0x80000001:
-        r[2] = (1u << 0) | (1u << 5);
-        r[3] = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29);
+        r[2] = tcg_model.feat[FEAT_8000_0001_ECX];
+        r[3] = tcg_model.feat[FEAT_8000_0001_EDX];
         break;
     case 0x80000002: case 0x80000003: case 0x80000004:
-        memcpy(r, cpuid_brand + (leaf - 0x80000002) * 16, 16);
+        memcpy(r, (tcg_model.brand[0] ? tcg_model.brand : cpuid_default_brand) +
+                  (leaf - 0x80000002) * 16, 16);
         break;
     case 0x80000008:
         r[0] = 0x3028;

@@ -504,7 +504,15 @@ static bool tcg_probe(char **why)
 
 static bool tcg_init(Machine *m, GError **errp)
 {
-    (void)errp;
+    if (m->cfg && m->cfg->cpu_model) {
+        char *dropped = NULL;
+        if (!tcg_cpuid_configure(m->cfg->cpu_model, &dropped, errp))
+            return false;
+        if (dropped)
+            error_report("warning: -cpu %s: the software CPU does not implement %s "
+                         "(left out of CPUID)", m->cfg->cpu_model, dropped);
+        g_free(dropped);
+    }
     tb_cache_init();
     TCGState *s = g_new0(TCGState, 1);
     s->m = m;

@@ -47,6 +47,8 @@ int tcg_gsi_level(int gsi);
 #define MSR_IA32_TSC_DEADLINE 0x6e0      /* SDM 3A §10.5.4.1 */
 
 bool tcg_has_apic(void);
+/* -cpu for the software CPU (ops-system.c); *dropped: features left out, or NULL. */
+bool tcg_cpuid_configure(const char *cpu_model, char **dropped, GError **errp);
 uint64_t tcg_apic_base_read(TCGCPU *cpu);
 bool tcg_apic_base_write(TCGCPU *cpu, uint64_t v);      /* false: #GP */
 uint64_t tcg_apic_deadline_read(TCGCPU *cpu);

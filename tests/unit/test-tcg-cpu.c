@@ -1305,6 +1305,37 @@ static void test_cpuid_describes_model(void)
     CHECK_MSG(e.cpu->regs[R_EDX] & (1u << 20), "NX advertised");
 }
 
+/* -cpu MODEL,+feat,-feat: the model's signature and features, less what is not implemented. */
+static void test_cpuid_follows_cpu_option(void)
+{
+    char *dropped = NULL;
+    GError *err = NULL;
+    CHECK_MSG(tcg_cpuid_configure("qemu64,-nx,+avx", &dropped, &err), "qemu64 refused");
+    CHECK_MSG(dropped && strstr(dropped, "sse3") && strstr(dropped, "avx") && !strstr(dropped, "nx"),
+              "dropped: %s", dropped ? dropped : "(none)");
+    g_free(dropped);
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0xa2, 0xf4);                     /* cpuid; hlt */
+    setup_pm32(&e);
+    e.cpu->regs[R_EAX] = 1;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("qemu64 signature (family 15 model 107 stepping 1)", 0x00060fb1,
+             e.cpu->regs[R_EAX]);
+    CHECK_MSG(!(e.cpu->regs[R_ECX] & 1), "SSE3 is not implemented, so not advertised");
+    CHECK_MSG(e.cpu->regs[R_ECX] & (1u << 13), "CX16 advertised");
+    e.cpu->regs[R_EAX] = 0x80000001;
+    e.cpu->rip = CODE;
+    e.cpu->halted = false;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_MSG(!(e.cpu->regs[R_EDX] & (1u << 20)), "-nx removed NX");
+    CHECK_MSG(e.cpu->regs[R_EDX] & (1u << 29), "long mode advertised");
+    CHECK_MSG(!tcg_cpuid_configure("no-such-model", &dropped, &err) && err,
+              "an unknown model must be refused");
+    g_clear_error(&err);
+    /* Back to the default for the cases after this one (each runs in its own process anyway). */
+    CHECK(tcg_cpuid_configure("kestrel64", &dropped, &err) && !dropped);
+}
+
 static void test_lock_prefix_on_register_is_ud(void)
 {
     Env e = env_new();
@@ -1554,6 +1585,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_sse_needs_osfxsr_and_honours_ts),
     TEST_CASE(test_rcpps_rsqrtps_accuracy),
     TEST_CASE(test_cpuid_describes_model),
+    TEST_CASE(test_cpuid_follows_cpu_option),
     TEST_CASE(test_lock_prefix_on_register_is_ud),
     TEST_CASE(test_instruction_longer_than_15_bytes_is_gp),
     { 0 }
