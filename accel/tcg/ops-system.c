@@ -34,15 +34,16 @@ static const char cpuid_default_brand[48] = "Kestrel software CPU kestrel64";
  * -cpu model can advertise here.  APIC and TSC-deadline only count while a
  * local APIC exists (tcg_has_apic).
  */
-static const X86FeatureSet tcg_supported = {
-    [FEAT_1_EDX] = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) |
-                   (1u << 9) | (1u << 11) | (1u << 13) | (1u << 15) | (1u << 16) |
-                   (1u << 17) | (1u << 19) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26),
-    [FEAT_1_ECX] = (1u << 13) | (1u << 23) | (1u << 24),
-    [FEAT_7_0_EDX] = 1u << 29,
-    [FEAT_8000_0001_EDX] = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29),
-    [FEAT_8000_0001_ECX] = (1u << 0) | (1u << 5),
-};
+#define TCG_FEATURES_IMPLEMENTED { \
+    [FEAT_1_EDX] = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | \
+                   (1u << 9) | (1u << 11) | (1u << 13) | (1u << 15) | (1u << 16) | \
+                   (1u << 17) | (1u << 19) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26), \
+    [FEAT_1_ECX] = (1u << 13) | (1u << 23) | (1u << 24), \
+    [FEAT_7_0_EDX] = 1u << 29, \
+    [FEAT_8000_0001_EDX] = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29), \
+    [FEAT_8000_0001_ECX] = (1u << 0) | (1u << 5), \
+}
+static const X86FeatureSet tcg_supported = TCG_FEATURES_IMPLEMENTED;
 
 /* The CPUID model of every software CPU of this process (-cpu; tcg_cpuid_configure). */
 static struct {
@@ -50,16 +51,7 @@ static struct {
     uint32_t signature;          /* CPUID.01H:EAX */
     char brand[48];
 } tcg_model = {
-    .feat = {
-        [FEAT_1_EDX] = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) |
-                       (1u << 9) | (1u << 11) | (1u << 13) | (1u << 15) | (1u << 16) |
-                       (1u << 17) | (1u << 19) | (1u << 23) | (1u << 24) | (1u << 25) |
-                       (1u << 26),
-        [FEAT_1_ECX] = (1u << 13) | (1u << 23) | (1u << 24),
-        [FEAT_7_0_EDX] = 1u << 29,
-        [FEAT_8000_0001_EDX] = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29),
-        [FEAT_8000_0001_ECX] = (1u << 0) | (1u << 5),
-    },
+    .feat = TCG_FEATURES_IMPLEMENTED,     /* kestrel64 until -cpu says otherwise */
     .signature = 0x00000663,     /* family 6 model 6 stepping 3 */
 };
 
@@ -94,12 +86,10 @@ bool tcg_cpuid_configure(const char *cpu_model, char **dropped, GError **errp)
         any |= lack[w] != 0;
     if (any)
         *dropped = x86_feature_set_describe(lack);
-    if (!ours) {
-        tcg_model.signature = x86_cpu_model_signature(m);
-        memset(tcg_model.brand, 0, sizeof(tcg_model.brand));
-        if (m->model_id)
-            g_strlcpy(tcg_model.brand, m->model_id, sizeof(tcg_model.brand));
-    }
+    tcg_model.signature = ours ? 0x00000663 : x86_cpu_model_signature(m);
+    memset(tcg_model.brand, 0, sizeof(tcg_model.brand));     /* empty: cpuid_default_brand */
+    if (!ours && m->model_id)
+        g_strlcpy(tcg_model.brand, m->model_id, sizeof(tcg_model.brand));
     return true;
 }
 

@@ -1334,6 +1334,11 @@ static void test_cpuid_follows_cpu_option(void)
     g_clear_error(&err);
     /* Back to the default for the cases after this one (each runs in its own process anyway). */
     CHECK(tcg_cpuid_configure("kestrel64", &dropped, &err) && !dropped);
+    e.cpu->regs[R_EAX] = 1;
+    e.cpu->rip = CODE;
+    e.cpu->halted = false;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("kestrel64 signature back", 0x00000663, e.cpu->regs[R_EAX]);
 }
 
 static void test_lock_prefix_on_register_is_ud(void)
