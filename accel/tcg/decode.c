@@ -133,16 +133,16 @@ static unsigned decode_modrm(Dec *d, DecodedOp *op)
     }
     op->rm = NOREG;
     if (op->asz == 1) {
-        static const uint8_t b16[8] = { R_EBX, R_EBX, R_EBP, R_EBP, NOREG, NOREG, R_EBP, R_EBX };
-        static const uint8_t i16[8] = { R_ESI, R_EDI, R_ESI, R_EDI, R_ESI, R_EDI, NOREG, NOREG };
+        static const uint8_t b16[8] = { R_EBX, R_EBX, R_EBP, R_EBP, REG_ZERO, REG_ZERO, R_EBP, R_EBX };
+        static const uint8_t i16[8] = { R_ESI, R_EDI, R_ESI, R_EDI, R_ESI, R_EDI, REG_ZERO, REG_ZERO };
         op->base = b16[rm];
         op->index = i16[rm];
         if (rm == 4 || rm == 5) {      /* [SI] / [DI]: index used as base */
             op->base = op->index;
-            op->index = NOREG;
+            op->index = REG_ZERO;
         }
         if (mod == 0 && rm == 6) {
-            op->base = NOREG;
+            op->base = REG_ZERO;
             op->disp = (int32_t)fetch(d, 2);
         } else if (mod == 1) {
             op->disp = (int32_t)fetch_simm(d, 1);
@@ -161,13 +161,13 @@ static unsigned decode_modrm(Dec *d, DecodedOp *op)
                 op->scale = (uint8_t)ss;
             }
             if (base == 5 && mod == 0) {
-                op->base = NOREG;
+                op->base = REG_ZERO;
                 op->disp = (int32_t)fetch_simm(d, 4);
             } else {
                 op->base = (uint8_t)(base | ((d->rex & 1) ? 8 : 0));
             }
         } else if (rm == 5 && mod == 0) {
-            op->base = d->code == 3 ? BASE_RIP : NOREG;
+            op->base = d->code == 3 ? BASE_RIP : REG_ZERO;
             op->disp = (int32_t)fetch_simm(d, 4);
         } else {
             op->base = (uint8_t)(rm | ((d->rex & 1) ? 8 : 0));
@@ -179,10 +179,6 @@ static unsigned decode_modrm(Dec *d, DecodedOp *op)
         if (op->base == R_ESP || op->base == R_EBP)
             defseg = SEG_SS;
     }
-    if (op->base == NOREG)
-        op->base = REG_ZERO;
-    if (op->index == NOREG)
-        op->index = REG_ZERO;
     op->seg = (uint8_t)(d->seg >= 0 ? d->seg : defseg);
     return m;
 }

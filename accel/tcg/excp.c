@@ -414,8 +414,8 @@ void helper_iret(TCGCPU *cpu, int opsz, uint64_t next_rip)
     bool null_ss64 = cpu->lma && (nss & ~3u) == 0 && rpl < 3;
     if (pop_ss && !null_ss64 && (rpl > old_cpl || !cpu->lma))
         check_new_ss(cpu, nss, rpl, EXCP_GP, 0, &slo, &shi);
-    check_far_target_limit(cpu, lo, hi, ip & ((cpu->lma && (hi & (1u << 21))) ? ~(uint64_t)0 :
-                                              (hi & (1u << 22)) ? 0xffffffffu : 0xffff));
+    uint64_t tmask = far_target_mask(cpu, hi);
+    check_far_target_limit(cpu, lo, hi, ip & tmask);
     /*
      * EFLAGS: IOPL only at CPL 0, IF only when CPL <= IOPL (SDM 2A "IRET").
      * RF is not restored: it only suppresses instruction breakpoints (not
@@ -435,7 +435,7 @@ void helper_iret(TCGCPU *cpu, int opsz, uint64_t next_rip)
     cpu_set_eflags(cpu, fl, mask);
     cpu_update_hflags(cpu);
     if (pop_ss) {
-        if ((nss & ~3u) == 0 && cpu->lma && rpl < 3) {
+        if (null_ss64) {
             SegCache *ss = &cpu->seg[SEG_SS];
             memset(ss, 0, sizeof(*ss));
             ss->sel = nss;
@@ -465,7 +465,5 @@ void helper_iret(TCGCPU *cpu, int opsz, uint64_t next_rip)
     } else {
         sp_set(cpu, sp + 3 * w);
     }
-    uint64_t tmask = (cpu->lma && (hi & (1u << 21))) ? ~(uint64_t)0 :
-                     (hi & (1u << 22)) ? 0xffffffffu : 0xffff;
     cpu->rip = ip & tmask;
 }

@@ -218,13 +218,8 @@ chain_direct:
         pc = cpu->seg[SEG_CS].base + cpu->rip;
         if (code != TB_FLAG_CODE64)
             pc = (uint32_t)pc;
-        if (tb->link[0].lin == pc && tb->link[0].gen == cpu->link_gen)
-            next = tb->link[0].tb;
-        else if (tb->link[1].lin == pc && tb->link[1].gen == cpu->link_gen)
-            next = tb->link[1].tb;
-        else
-            return nb;
-        if (unlikely(next->flags != tb->flags || next->invalid))
+        next = tb_link_find(cpu, tb, pc, tb->flags);
+        if (!next)
             return nb;
         tb = next;
     }

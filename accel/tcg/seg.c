@@ -219,10 +219,9 @@ void check_far_target_limit(TCGCPU *cpu, uint32_t lo, uint32_t hi, uint64_t targ
 {
     if (cpu->lma && (hi & (1u << 21)))
         return;
-    uint32_t limit = (lo & 0xffff) | (hi & 0xf0000);
-    if (hi & (1u << 23))
-        limit = (limit << 12) | 0xfff;
-    if (target > limit)
+    SegCache cs;
+    seg_set_from_desc(&cs, 0, lo, hi);
+    if (target > cs.limit)
         raise_exception_err(cpu, EXCP_GP, 0);
 }
 
@@ -270,7 +269,7 @@ static unsigned check_code_target(TCGCPU *cpu, uint16_t sel, uint16_t attr)
     return cpl;
 }
 
-static uint64_t far_target_mask(TCGCPU *cpu, uint32_t hi)
+uint64_t far_target_mask(TCGCPU *cpu, uint32_t hi)
 {
     if (cpu->lma && (hi & (1u << 21)))
         return ~(uint64_t)0;

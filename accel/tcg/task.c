@@ -58,17 +58,6 @@ static uint64_t tss_desc_addr(TCGCPU *cpu, uint16_t sel)
     return cpu->gdt.base + (sel & ~7u);
 }
 
-static uint32_t desc_limit(uint32_t lo, uint32_t hi)
-{
-    uint32_t limit = (lo & 0xffff) | (hi & 0xf0000);
-    return (hi & (1u << 23)) ? (limit << 12) | 0xfff : limit;
-}
-
-static uint32_t desc_base(uint32_t lo, uint32_t hi)
-{
-    return (lo >> 16) | ((hi & 0xff) << 16) | (hi & 0xff000000u);
-}
-
 static void task_read(TCGCPU *cpu, uint32_t base, bool is32, TaskState *t)
 {
     memset(t, 0, sizeof(*t));
@@ -223,7 +212,9 @@ void task_switch(TCGCPU *cpu, uint16_t sel, TaskSwitchReason reason, uint64_t sa
     if (!(hi & 0x8000))
         raise_exception_err(cpu, EXCP_NP, (sel & 0xfffc) | ext);
     bool is32 = type & 8;
-    uint32_t limit = desc_limit(lo, hi), base = desc_base(lo, hi);
+    SegCache new_tr;
+    seg_set_from_desc(&new_tr, sel, lo, hi);
+    uint32_t limit = new_tr.limit, base = (uint32_t)new_tr.base;
     if (limit < (is32 ? TSS32_MIN_LIMIT : TSS16_MIN_LIMIT))
         raise_exception_err(cpu, EXCP_TS, (sel & 0xfffc) | ext);
     /* The current TSS must be able to hold the state we are about to save. */

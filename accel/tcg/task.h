@@ -20,6 +20,8 @@ typedef enum {
  * on the way.  Faults raise_exception_err() and do not return.
  */
 /* seg.c: far-transfer checks shared with IRET (excp.c). */
+/* Offsets a far transfer to the code descriptor with high dword hi may reach (L, D bits). */
+uint64_t far_target_mask(TCGCPU *cpu, uint32_t hi);
 void check_far_target_limit(TCGCPU *cpu, uint32_t lo, uint32_t hi, uint64_t target);
 void check_new_ss(TCGCPU *cpu, uint16_t nss, unsigned new_cpl, int vec, uint32_t ext,
                   uint32_t *lo, uint32_t *hi);

@@ -140,12 +140,6 @@ int tcg_ack_interrupt(TCGCPU *cpu)
 uint64_t tcg_link_gen_counter;
 
 /*
- * The block to run at CS:RIP: first the links of the block that just ran
- * (cpu->prev_tb, see TranslatedBlock.link), then the jump cache, then the
- * physical-address cache, else translate.  A block found the slow way is
- * recorded as a link of prev_tb.
- */
-/*
  * SDM 3A §5.3: an instruction fetched past the CS limit is #GP(0); a near
  * JMP/CALL/RET/Jcc/LOOP whose target is past the limit faults at the
  * branch itself (2A "JMP": #GP(0)), with its effects undone.  Only for
@@ -176,6 +170,12 @@ static void cs_limit_check(TCGCPU *cpu, const TranslatedBlock *tb)
     raise_exception_err(cpu, EXCP_GP, 0);
 }
 
+/*
+ * The block to run at CS:RIP: first the links of the block that just ran
+ * (cpu->prev_tb, see TranslatedBlock.link), then the jump cache, then the
+ * physical-address cache, else translate.  A block found the slow way is
+ * recorded as a link of prev_tb.
+ */
 static TranslatedBlock *tb_lookup_cpu(TCGCPU *cpu)
 {
     uint32_t flags;
