@@ -609,6 +609,22 @@ static void decode_one(Dec *d, DecodedOp *op)
             if ((b >= 0x70 && b <= 0x73) || b == 0xc2 || (b >= 0xc4 && b <= 0xc6))
                 op->imm = fetch(d, 1);
             break;
+        case 0x38: case 0x3a: {
+            /*
+             * Three-byte opcode maps 0F 38 and 0F 3A (SDM 2D A.3): SSSE3,
+             * SSE4.1/4.2, MOVBE, CRC32.  imm16 = 0x100 | op3 for 0F 38 and
+             * 0x200 | op3 for 0F 3A, whose instructions all take an imm8.
+             */
+            uint8_t op3 = fetch8(d);
+            MODRM();
+            op->idx = OP_SSE;
+            op->sub = (uint8_t)(d->rep ? 2 : d->repne ? 3 : d->osz ? 1 : 0);
+            op->imm16 = (uint16_t)((b == 0x38 ? 0x100 : 0x200) | op3);
+            op->sz = d->rex_w ? 3 : d->osz ? 1 : 2;
+            if (b == 0x3a)
+                op->imm = fetch(d, 1);
+            break;
+        }
         case 0xc3:                  /* MOVNTI m32/m64, r (SSE2): a plain store here */
             MODRM(); if (!IS_MEM()) UD();
             op->idx = OP_MOV_EG; op->sz = d->rex_w ? 3 : 2;

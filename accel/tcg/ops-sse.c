@@ -207,7 +207,6 @@ static bool int_op(unsigned opc, XMMReg *d, const XMMReg *s)
     return true;
 }
 
-static void __attribute__((noreturn)) sse_unimp(TCGCPU *cpu, const DecodedOp *op);
 
 /* ---------------- MMX (SDM 1 ch. 9): MMi aliases the significand of R_i ---------------- */
 void mmx_enter(TCGCPU *cpu)
@@ -373,16 +372,22 @@ static int helper_mmx(TCGCPU *cpu, const DecodedOp *op)
     return H_NEXT;
 }
 
-static void __attribute__((noreturn)) sse_unimp(TCGCPU *cpu, const DecodedOp *op)
+void sse_unimp(TCGCPU *cpu, const DecodedOp *op)
 {
-    LOG(LOG_UNIMP, "tcg: SSE/MMX instruction %s0f %02x not implemented -> #UD\n",
-        (const char *[]){ "", "66 ", "f3 ", "f2 " }[op->sub & 3], op->imm16 & 0xff);
+    LOG(LOG_UNIMP, "tcg: SSE/MMX instruction %s0f %s%02x not implemented -> #UD\n",
+        (const char *[]){ "", "66 ", "f3 ", "f2 " }[op->sub & 3],
+        (const char *[]){ "", "38 ", "3a ", "" }[(op->imm16 >> 8) & 3], op->imm16 & 0xff);
     raise_exception(cpu, EXCP_UD);
 }
 
 int helper_sse(TCGCPU *cpu, const DecodedOp *op)
 {
     unsigned opc = op->imm16 & 0xff, pf = op->sub & 3;
+    /* 0F 38 / 0F 3A maps: their own files (the integer ones need no OSFXSR). */
+    if (op->imm16 >> 8 == 1)
+        return helper_sse_0f38(cpu, op);
+    if (op->imm16 >> 8 == 2)
+        return helper_sse_0f3a(cpu, op);
     /* No mandatory prefix on the integer opcodes: MMX registers (CR4.OSFXSR not needed). */
     if (pf == PF_NONE && ((opc >= 0x60 && opc <= 0x7f) || opc == 0xc4 || opc == 0xc5 ||
                           (opc >= 0xd1 && opc != 0xe6)))

@@ -103,6 +103,10 @@ int helper_fpu(TCGCPU *cpu, const DecodedOp *op);
 /* ops-sse.c, ops-sse-fp.c */
 int helper_sse(TCGCPU *cpu, const DecodedOp *op);
 int helper_sse_fp(TCGCPU *cpu, const DecodedOp *op);
+/* Logs under -d unimp and raises #UD. */
+void __attribute__((noreturn)) sse_unimp(TCGCPU *cpu, const DecodedOp *op);
+int helper_sse_0f38(TCGCPU *cpu, const DecodedOp *op);   /* ops-sse-0f38.c */
+int helper_sse_0f3a(TCGCPU *cpu, const DecodedOp *op);   /* ops-sse-0f3a.c */
 void mmx_check(TCGCPU *cpu);
 void mmx_enter(TCGCPU *cpu);
 void mmx_set(TCGCPU *cpu, unsigned i, uint64_t v);

@@ -1,0 +1,9 @@
+/*
+ * The 0F 3a opcode map (SDM 2D A.3): placeholder until its instructions land.
+ */
+#include "accel/tcg/ops.h"
+
+int helper_sse_0f3a(TCGCPU *cpu, const DecodedOp *op)
+{
+    sse_unimp(cpu, op);
+}
