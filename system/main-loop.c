@@ -21,6 +21,7 @@
 Machine *current_machine;
 
 static volatile int reset_requested, poweroff_requested, exit_requested, fatal_requested;
+static int triple_fault_cpu;       /* CPU id + 1 of the first triple fault since the last reset */
 static volatile int exit_status;
 static GPollFunc default_poll;
 
@@ -60,6 +61,10 @@ void machine_request_exit(int status)
 void machine_request_cpu_shutdown(int cpu_id)
 {
     LOG(LOG_GUEST_ERROR, "cpu %d: triple fault, resetting the machine\n", cpu_id);
+    /* Remembered (+1, first one wins) so that -no-reboot can say why it exits. */
+    int none = 0;
+    __atomic_compare_exchange_n(&triple_fault_cpu, &none, cpu_id + 1, false,
+                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
     machine_request_reset();
 }
 
@@ -155,7 +160,14 @@ int main_loop_run(Machine *m)
             clock_virtual_stop();
         }
         if (__atomic_exchange_n(&reset_requested, 0, __ATOMIC_SEQ_CST)) {
+            int tf = __atomic_exchange_n(&triple_fault_cpu, 0, __ATOMIC_SEQ_CST);
             if (m->cfg->no_reboot) {
+                /*
+                 * QEMU exits silently here; an OS developer whose kernel just
+                 * vanished wants to know it was a triple fault (-d int shows more).
+                 */
+                if (tf)
+                    error_report("guest triple fault on CPU %d: exiting because of -no-reboot", tf - 1);
                 exit_status = 0;
                 break;
             }

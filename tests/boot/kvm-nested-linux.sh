@@ -104,7 +104,9 @@ for n in $names; do
         [ "$kstatus" = 143 ] && bad="kestrel was killed after $((300 * scale))s inside L1 (L2 hung); last lines: $tail_txt"
     fi
     if [ -n "$bad" ]; then
-        echo "FAIL nested/$n: $bad; stderr: $errs (log $log)"
+        # What L1's kernel said after KVM was up (a KVM or SVM complaint explains an L2 reset).
+        l1said=$(sed -n '/^NESTED-KVM-READY/,$p' "$tmp/$n.txt" | grep -v -E '^(L2: |KESTREL-|NESTED-)' | tail -n 4 | tr '\n' '|' | cut -c1-400)
+        echo "FAIL nested/$n: $bad; stderr: $errs; L1 kernel: ${l1said:-nothing} (log $log)"
     else
         echo "PASS nested/$n (L1 boot + Linux under kestrel in ${secs}s)"
     fi

@@ -5,7 +5,8 @@
 # then triple-faults.  Its debug-console line must be byte-identical under
 #   kestrel -accel tcg            on this host, and
 #   kestrel -accel kvm -smp 2     inside the nested L1 guest (tests/nested/run-l1)
-# and both runs must exit 0 (triple fault with -no-reboot).
+# and both runs must exit 0 (triple fault with -no-reboot), saying on stderr
+# that a triple fault ended them.
 #   nested/kvm-vs-tcg-probe
 # SKIP with the reason when kestrel lacks either accelerator, binutils is
 # missing, or QEMU / the kernel package / kvm_amd under TCG cannot be had.
@@ -45,6 +46,11 @@ timeout $((60 * scale)) "$KESTREL" -accel tcg $args "$probe" < /dev/null > "$tmp
 tcg_status=$?
 if [ "$tcg_status" -ne 0 ] || ! grep -q '^A rep-outsb-ok io=.* past=[0-9A-F]*$' "$tmp/tcg"; then
     echo "FAIL $name: -accel tcg on the host: status $tcg_status, output '$(head -c 300 "$tmp/tcg")', stderr: $(head -c 300 "$tmp/tcg.err")"
+    exit 0
+fi
+# -no-reboot after a triple fault says so on stderr (QEMU is silent there).
+if ! grep -q '^kestrel: guest triple fault on CPU 0: exiting because of -no-reboot$' "$tmp/tcg.err"; then
+    echo "FAIL $name: -accel tcg: no triple-fault line on stderr after -no-reboot; stderr: $(head -c 300 "$tmp/tcg.err")"
     exit 0
 fi
 
