@@ -24,7 +24,7 @@ typedef enum {
     OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_BIOS, OPT_SERIAL, OPT_CHARDEV, OPT_MONITOR,
     OPT_QTEST, OPT_DEBUGCON, OPT_DEVICE, OPT_GLOBAL, OPT_NOGRAPHIC, OPT_DISPLAY, OPT_NO_REBOOT,
     OPT_NO_SHUTDOWN, OPT_NAME, OPT_PIDFILE, OPT_LOGFILE, OPT_LOG, OPT_S, OPT_NODEFAULTS,
-    OPT_DRIVE, OPT_HD, OPT_CDROM, OPT_FD, OPT_SNAPSHOT, OPT_BOOT, OPT_FW_CFG,
+    OPT_DRIVE, OPT_HD, OPT_CDROM, OPT_FD, OPT_SNAPSHOT, OPT_BOOT, OPT_FW_CFG, OPT_VNC,
     OPT_NOT_YET,
 } OptId;
 
@@ -60,6 +60,7 @@ static const CmdOption options[] = {
     { "global", true, OPT_GLOBAL, "-global DRIVER.PROP=VALUE  default property value" },
     { "nographic", false, OPT_NOGRAPHIC, "-nographic       no window; serial and monitor on this terminal" },
     { "display", true, OPT_DISPLAY, "-display none    display backend" },
+    { "vnc", true, OPT_VNC, "-vnc none        no VNC server (the only value for now)" },
     { "no-reboot", false, OPT_NO_REBOOT, "-no-reboot       exit (status 0) instead of rebooting" },
     { "no-shutdown", false, OPT_NO_SHUTDOWN, "-no-shutdown     stop instead of exiting on guest power-off" },
     { "name", true, OPT_NAME, "-name NAME       guest name" },
@@ -210,7 +211,7 @@ static CmdlineResult parse_accel(MachineConfig *cfg, const char *arg, GError **e
     if (!name) {
         kestrel_set_error(errp, "-accel %s: missing accelerator name (kvm, tcg, qtest)", arg);
         r = CMDLINE_ERROR;
-    } else if (!strcmp(name, "help")) {
+    } else if (!strcmp(name, "help") || !strcmp(name, "?")) {
         accel_list(stdout);
         r = CMDLINE_EXIT_OK;
     } else {
@@ -235,7 +236,7 @@ static CmdlineResult parse_machine(MachineConfig *cfg, const char *arg, GError *
     const char *type = kopts_get(o, "type");
     const char *accel = kopts_get(o, "accel");
     const char *irqchip = kopts_get(o, "kernel-irqchip");
-    if (type && !strcmp(type, "help")) {
+    if (type && (!strcmp(type, "help") || !strcmp(type, "?"))) {
         printf("Supported machines:\n"
                "pc                   Standard PC (i440FX + PIIX, 1996) (default)\n");
         r = CMDLINE_EXIT_OK;
@@ -388,7 +389,8 @@ CmdlineResult cmdline_parse(int argc, char **argv, MachineConfig *cfg, GError **
             replace(&cfg->debugcon_spec, arg);
             break;
         case OPT_DEVICE:
-            if (!strcmp(arg, "help")) {
+            /* "?" is QEMU's old spelling of help; kvm-unit-tests' x86/run probes with it. */
+            if (!strcmp(arg, "help") || !strcmp(arg, "?")) {
                 device_type_list(stdout);
                 return CMDLINE_EXIT_OK;
             }
@@ -430,6 +432,17 @@ CmdlineResult cmdline_parse(int argc, char **argv, MachineConfig *cfg, GError **
             cfg->display = kind;
             break;
         }
+        case OPT_VNC:
+            /*
+             * kvm-unit-tests and libvirt pass "-vnc none" to say "no VNC
+             * server", which is what we have; a real display needs the server.
+             */
+            if (strcmp(arg, "none") != 0) {
+                kestrel_set_error(errp, "-vnc %s: not supported yet (no VNC server; only "
+                                  "-vnc none, or use -display none / -nographic)", arg);
+                return CMDLINE_ERROR;
+            }
+            break;
         case OPT_NO_REBOOT:
             cfg->no_reboot = true;
             break;
@@ -505,7 +518,9 @@ CmdlineResult cmdline_parse(int argc, char **argv, MachineConfig *cfg, GError **
         return CMDLINE_ERROR;
     }
     if (cfg->kernel && access(cfg->kernel, R_OK) != 0) {
-        kestrel_set_error(errp, "-kernel %s: %s", cfg->kernel, g_strerror(errno));
+        /* QEMU's words: kvm-unit-tests greps "could not open kernel" to see the line was accepted. */
+        kestrel_set_error(errp, "-kernel %s: could not open kernel file: %s", cfg->kernel,
+                          g_strerror(errno));
         return CMDLINE_ERROR;
     }
     if (cfg->bios && access(cfg->bios, R_OK) != 0) {

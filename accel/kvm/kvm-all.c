@@ -1180,12 +1180,13 @@ static uint64_t kvm_read_guest_tsc(int cpu)
         return __rdtsc();
     }
     if (kvm_on_vcpu_thread(v)) {
-        struct kvm_msrs *req = g_malloc0(sizeof(*req) + sizeof(req->entries[0]));
-        req->nmsrs = 1;
-        req->entries[0].index = MSR_IA32_TSC;
-        int r = kvm_ioctl(v->fd, KVM_GET_MSRS, req);
-        uint64_t tsc = req->entries[0].data;
-        g_free(req);
+        /* kvm_msrs ends in a flexible array: one entry on the stack, no malloc per read. */
+        struct {
+            struct kvm_msrs hdr;
+            struct kvm_msr_entry entry;
+        } req = { .hdr.nmsrs = 1, .entry.index = MSR_IA32_TSC };
+        int r = kvm_ioctl(v->fd, KVM_GET_MSRS, &req);
+        uint64_t tsc = req.entry.data;
         if (r == 1) {
             __atomic_store_n(&v->tsc_offset, (int64_t)(tsc - __rdtsc()), __ATOMIC_RELAXED);
             return tsc;

@@ -219,6 +219,45 @@ char *x86_feature_set_describe(const X86FeatureSet set)
                       (1u << 25) | (1u << 26))
 #define KVM_PV_BASELINE ((1u << 0) | (1u << 1) | (1u << 3) | (1u << 24))
 
+/*
+ * Bits the named models below are built from (SDM vol. 2A Tables 3-10 and
+ * 3-11, Table 3-8 for leaf 07H, AMD APM vol. 3 E.4.2 for 80000001H).
+ */
+#define CPUID_1_EDX_ACPI        (1u << 22)
+#define CPUID_1_EDX_SS          (1u << 27)
+/* QEMU's PPRO_FEATURES: fpu de pse tsc msr pae mce cx8 apic sep pge cmov pat mmx fxsr sse sse2 */
+#define PPRO_FEATURES ((1u << 0) | (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | \
+                       (1u << 6) | (1u << 7) | (1u << 8) | (1u << 9) | (1u << 11) | \
+                       (1u << 13) | (1u << 15) | (1u << 16) | (1u << 23) | (1u << 24) | \
+                       (1u << 25) | (1u << 26))
+#define CPUID_1_ECX_SSE3        (1u << 0)
+#define CPUID_1_ECX_PCLMULQDQ   (1u << 1)
+#define CPUID_1_ECX_MONITOR     (1u << 3)
+#define CPUID_1_ECX_SSSE3       (1u << 9)
+#define CPUID_1_ECX_FMA         (1u << 12)
+#define CPUID_1_ECX_CX16        (1u << 13)
+#define CPUID_1_ECX_PCID        (1u << 17)
+#define CPUID_1_ECX_SSE41       (1u << 19)
+#define CPUID_1_ECX_SSE42       (1u << 20)
+#define CPUID_1_ECX_MOVBE       (1u << 22)
+#define CPUID_1_ECX_POPCNT      (1u << 23)
+#define CPUID_1_ECX_AES         (1u << 25)
+#define CPUID_1_ECX_F16C        (1u << 29)
+#define CPUID_1_ECX_RDRAND      (1u << 30)
+#define NEHALEM_ECX (CPUID_1_ECX_SSE3 | CPUID_1_ECX_SSSE3 | CPUID_1_ECX_CX16 | \
+                     CPUID_1_ECX_SSE41 | CPUID_1_ECX_SSE42 | CPUID_1_ECX_POPCNT)
+#define WESTMERE_ECX (NEHALEM_ECX | CPUID_1_ECX_AES | CPUID_1_ECX_PCLMULQDQ)
+#define SANDYBRIDGE_ECX (WESTMERE_ECX | CPUID_1_ECX_X2APIC | CPUID_1_ECX_TSC_DEADLINE | \
+                         CPUID_1_ECX_XSAVE | CPUID_1_ECX_AVX)
+/* fsgsbase bmi1 hle avx2 smep bmi2 erms invpcid rtm */
+#define HASWELL_7_0_EBX ((1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 7) | \
+                         (1u << 8) | (1u << 9) | (1u << 10) | (1u << 11))
+#define XSAVE_XSAVEOPT          (1u << 0)           /* CPUID.(EAX=0DH,ECX=1):EAX */
+#define EXT_EDX_SYSCALL_NX_LM   ((1u << 11) | (1u << 20) | (1u << 29))
+#define EXT_EDX_RDTSCP          (1u << 27)
+#define EXT_ECX_LAHF_LM         (1u << 0)
+#define EXT_ECX_ABM             (1u << 5)
+
 static const X86CPUModel cpu_models[] = {
     {
         .name = "kestrel64",
@@ -252,6 +291,156 @@ static const X86CPUModel cpu_models[] = {
             [FEAT_KVM] = KVM_PV_BASELINE,
         },
     },
+    /*
+     * QEMU's named models (target/i386/cpu.c builtin_x86_defs, version 1 of
+     * each): the same family/model/stepping, brand string and feature words,
+     * so guests and test suites that key on them see what they see under
+     * QEMU.  All are GenuineIntel.  Like kestrel64 they add the hypervisor
+     * bit and kvmclock & co. (QEMU's KVM defaults); the software CPU drops
+     * those and whatever else it does not implement, with one warning line.
+     */
+    {
+        .name = "qemu32",
+        .desc = "QEMU's qemu32: 32-bit Pentium Pro class with SSE3",
+        .level = 4, .xlevel = 0x80000004,
+        .family = 6, .model = 6, .stepping = 3,
+        .model_id = "QEMU Virtual CPU version 2.5+",
+        .features = {
+            [FEAT_1_EDX] = PPRO_FEATURES,
+            [FEAT_1_ECX] = CPUID_1_ECX_SSE3 | CPUID_1_ECX_HYPERVISOR,
+            [FEAT_KVM] = KVM_PV_BASELINE,
+        },
+    },
+    {
+        .name = "kvm64",
+        .desc = "QEMU's kvm64: Common KVM processor (x86-64, SSE3, CX16)",
+        .level = 0xd, .xlevel = 0x80000008,
+        .family = 15, .model = 6, .stepping = 1,
+        .model_id = "Common KVM processor",
+        .features = {
+            [FEAT_1_EDX] = EDX_BASELINE,
+            [FEAT_1_ECX] = CPUID_1_ECX_SSE3 | CPUID_1_ECX_CX16 | CPUID_1_ECX_HYPERVISOR,
+            [FEAT_8000_0001_EDX] = EXT_EDX_SYSCALL_NX_LM,
+            [FEAT_KVM] = KVM_PV_BASELINE,
+        },
+    },
+    {
+        .name = "kvm32",
+        .desc = "QEMU's kvm32: Common 32-bit KVM processor",
+        .level = 5, .xlevel = 0x80000008,
+        .family = 15, .model = 6, .stepping = 1,
+        .model_id = "Common 32-bit KVM processor",
+        .features = {
+            [FEAT_1_EDX] = EDX_BASELINE,
+            [FEAT_1_ECX] = CPUID_1_ECX_SSE3 | CPUID_1_ECX_HYPERVISOR,
+            [FEAT_KVM] = KVM_PV_BASELINE,
+        },
+    },
+    {
+        .name = "core2duo",
+        .desc = "QEMU's core2duo: Intel Core 2 Duo T7700",
+        .level = 10, .xlevel = 0x80000008,
+        .family = 6, .model = 15, .stepping = 11,
+        .model_id = "Intel(R) Core(TM)2 Duo CPU     T7700  @ 2.40GHz",
+        .features = {
+            [FEAT_1_EDX] = EDX_BASELINE | CPUID_1_EDX_ACPI | CPUID_1_EDX_SS,
+            [FEAT_1_ECX] = CPUID_1_ECX_SSE3 | CPUID_1_ECX_MONITOR | CPUID_1_ECX_SSSE3 |
+                           CPUID_1_ECX_CX16 | CPUID_1_ECX_HYPERVISOR,
+            [FEAT_8000_0001_EDX] = EXT_EDX_SYSCALL_NX_LM,
+            [FEAT_8000_0001_ECX] = EXT_ECX_LAHF_LM,
+            [FEAT_KVM] = KVM_PV_BASELINE,
+        },
+    },
+    {
+        .name = "Conroe",
+        .desc = "QEMU's Conroe: Intel Celeron_4x0 (Conroe/Merom Class Core 2)",
+        .level = 10, .xlevel = 0x80000008,
+        .family = 6, .model = 15, .stepping = 3,
+        .model_id = "Intel Celeron_4x0 (Conroe/Merom Class Core 2)",
+        .features = {
+            [FEAT_1_EDX] = EDX_BASELINE,
+            [FEAT_1_ECX] = CPUID_1_ECX_SSE3 | CPUID_1_ECX_SSSE3 | CPUID_1_ECX_HYPERVISOR,
+            [FEAT_8000_0001_EDX] = EXT_EDX_SYSCALL_NX_LM,
+            [FEAT_8000_0001_ECX] = EXT_ECX_LAHF_LM,
+            [FEAT_KVM] = KVM_PV_BASELINE,
+        },
+    },
+    {
+        .name = "Penryn",
+        .desc = "QEMU's Penryn: Intel Core 2 Duo P9xxx (Penryn Class Core 2)",
+        .level = 10, .xlevel = 0x80000008,
+        .family = 6, .model = 23, .stepping = 3,
+        .model_id = "Intel Core 2 Duo P9xxx (Penryn Class Core 2)",
+        .features = {
+            [FEAT_1_EDX] = EDX_BASELINE,
+            [FEAT_1_ECX] = CPUID_1_ECX_SSE3 | CPUID_1_ECX_SSSE3 | CPUID_1_ECX_CX16 |
+                           CPUID_1_ECX_SSE41 | CPUID_1_ECX_HYPERVISOR,
+            [FEAT_8000_0001_EDX] = EXT_EDX_SYSCALL_NX_LM,
+            [FEAT_8000_0001_ECX] = EXT_ECX_LAHF_LM,
+            [FEAT_KVM] = KVM_PV_BASELINE,
+        },
+    },
+    {
+        .name = "Nehalem",
+        .desc = "QEMU's Nehalem: Intel Core i7 9xx (Nehalem Class Core i7)",
+        .level = 11, .xlevel = 0x80000008,
+        .family = 6, .model = 26, .stepping = 3,
+        .model_id = "Intel Core i7 9xx (Nehalem Class Core i7)",
+        .features = {
+            [FEAT_1_EDX] = EDX_BASELINE,
+            [FEAT_1_ECX] = NEHALEM_ECX | CPUID_1_ECX_HYPERVISOR,
+            [FEAT_8000_0001_EDX] = EXT_EDX_SYSCALL_NX_LM,
+            [FEAT_8000_0001_ECX] = EXT_ECX_LAHF_LM,
+            [FEAT_KVM] = KVM_PV_BASELINE,
+        },
+    },
+    {
+        .name = "Westmere",
+        .desc = "QEMU's Westmere: Westmere E56xx/L56xx/X56xx (Nehalem-C)",
+        .level = 11, .xlevel = 0x80000008,
+        .family = 6, .model = 44, .stepping = 1,
+        .model_id = "Westmere E56xx/L56xx/X56xx (Nehalem-C)",
+        .features = {
+            [FEAT_1_EDX] = EDX_BASELINE,
+            [FEAT_1_ECX] = WESTMERE_ECX | CPUID_1_ECX_HYPERVISOR,
+            [FEAT_8000_0001_EDX] = EXT_EDX_SYSCALL_NX_LM,
+            [FEAT_8000_0001_ECX] = EXT_ECX_LAHF_LM,
+            [FEAT_KVM] = KVM_PV_BASELINE,
+        },
+    },
+    {
+        .name = "SandyBridge",
+        .desc = "QEMU's SandyBridge: Intel Xeon E312xx (Sandy Bridge)",
+        .level = 0xd, .xlevel = 0x80000008,
+        .family = 6, .model = 42, .stepping = 1,
+        .model_id = "Intel Xeon E312xx (Sandy Bridge)",
+        .features = {
+            [FEAT_1_EDX] = EDX_BASELINE,
+            [FEAT_1_ECX] = SANDYBRIDGE_ECX | CPUID_1_ECX_HYPERVISOR,
+            [FEAT_8000_0001_EDX] = EXT_EDX_SYSCALL_NX_LM | EXT_EDX_RDTSCP,
+            [FEAT_8000_0001_ECX] = EXT_ECX_LAHF_LM,
+            [FEAT_D_1_EAX] = XSAVE_XSAVEOPT,
+            [FEAT_KVM] = KVM_PV_BASELINE,
+        },
+    },
+    {
+        .name = "Haswell",
+        .desc = "QEMU's Haswell: Intel Core Processor (Haswell)",
+        .level = 0xd, .xlevel = 0x80000008,
+        .family = 6, .model = 60, .stepping = 4,
+        .model_id = "Intel Core Processor (Haswell)",
+        .features = {
+            [FEAT_1_EDX] = EDX_BASELINE,
+            [FEAT_1_ECX] = SANDYBRIDGE_ECX | CPUID_1_ECX_FMA | CPUID_1_ECX_MOVBE |
+                           CPUID_1_ECX_PCID | CPUID_1_ECX_F16C | CPUID_1_ECX_RDRAND |
+                           CPUID_1_ECX_HYPERVISOR,
+            [FEAT_7_0_EBX] = HASWELL_7_0_EBX,
+            [FEAT_8000_0001_EDX] = EXT_EDX_SYSCALL_NX_LM | EXT_EDX_RDTSCP,
+            [FEAT_8000_0001_ECX] = EXT_ECX_LAHF_LM | EXT_ECX_ABM,
+            [FEAT_D_1_EAX] = XSAVE_XSAVEOPT,
+            [FEAT_KVM] = KVM_PV_BASELINE,
+        },
+    },
     {
         .name = "host",
         .desc = "everything the host CPU and KVM support",
@@ -270,6 +459,19 @@ const X86CPUModel *x86_cpu_model_find(const char *name)
         if (g_ascii_strcasecmp(cpu_models[i].name, name) == 0) {
             return &cpu_models[i];
         }
+    }
+    /* QEMU's versioned name for the same definition: "Nehalem-v1" is "Nehalem". */
+    size_t len = strlen(name);
+    if (len > 3 && g_ascii_strcasecmp(name + len - 3, "-v1") == 0) {
+        char *base = g_strndup(name, len - 3);
+        const X86CPUModel *m = NULL;
+        for (size_t i = 0; i < ARRAY_LEN(cpu_models) && !m; i++) {
+            if (!cpu_models[i].host && g_ascii_strcasecmp(cpu_models[i].name, base) == 0) {
+                m = &cpu_models[i];
+            }
+        }
+        g_free(base);
+        return m;
     }
     return NULL;
 }
@@ -294,7 +496,7 @@ uint32_t x86_cpu_model_signature(const X86CPUModel *m)
 
 static const char *model_names(void)
 {
-    static char buf[128];
+    static char buf[512];
     if (!buf[0]) {
         for (size_t i = 0; i < ARRAY_LEN(cpu_models); i++) {
             g_strlcat(buf, i ? ", " : "", sizeof(buf));

@@ -27,6 +27,7 @@
 #include "kestrel/linuxboot_fw.h"
 #include "kestrel/log.h"
 #include "kestrel/pc_bios.h"
+#include "kestrel/pci.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -260,6 +261,9 @@ bool pc_machine_reset(Machine *m, GError **errp)
     m->bsp_state_valid = false;
     if (!m->firmware_boot && !pc_direct_boot(m, errp))
         return false;
+    /* No firmware to map the PCI BARs: do what SeaBIOS would have done. */
+    if (!m->firmware_boot)
+        pci_bus_assign_unassigned_bars(m->pci_bus, m->ram_below_4g);
     if (m->accel->reset)
         m->accel->reset(m);
     return true;

@@ -172,6 +172,13 @@ uint64_t pci_bar_address(const PCIDevice *d, int bar);
 /* Generic reset: COMMAND/STATUS cleared, BARs unmapped, INTx lowered, MSI off. */
 void pci_device_reset(PCIDevice *d);
 
+/*
+ * Direct boot (no firmware): give every unassigned BAR on the bus an
+ * address and turn decoding on, as SeaBIOS would (hw/pc/pci_bar_assign.c).
+ * Memory BARs go below 0xFEC00000 and not below low_ram_end.
+ */
+void pci_bus_assign_unassigned_bars(PCIBus *bus, uint64_t low_ram_end);
+
 /* Config-space helpers (little-endian). */
 static inline uint16_t pci_get_word(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static inline uint32_t pci_get_long(const uint8_t *p)
