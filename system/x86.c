@@ -38,6 +38,7 @@ void x86_cpu_state_reset(X86CPUState *s, bool bsp)
     s->gdt.limit = 0xffff;
     s->idt.limit = 0xffff;
     s->cr0 = X86_CR0_ET | X86_CR0_NW | X86_CR0_CD;   /* 0x60000010 */
+    s->xcr0 = 1;                                      /* x87 only */
     s->dr[6] = 0xffff0ff0;
     s->dr[7] = 0x400;
     s->apic_base = 0xfee00000 | (1u << 11) | (bsp ? 1u << 8 : 0);

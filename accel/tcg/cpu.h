@@ -62,12 +62,23 @@ enum {
     EXCP_GP = 13, EXCP_PF = 14, EXCP_MF = 16, EXCP_AC = 17, EXCP_MC = 18, EXCP_XM = 19,
 };
 
+/* Not a vector: raise_exception's code for "unwind and run this instruction alone" (debug.c). */
+#define EXCP_DBG_RESTART 0x100
+
 /* #PF error code bits (SDM 3A §4.7) */
 #define PFERR_P    0x01u
 #define PFERR_W    0x02u
 #define PFERR_U    0x04u
 #define PFERR_RSVD 0x08u
 #define PFERR_ID   0x10u
+
+/* Debug registers (SDM 3A §17.2.3, §17.2.4). */
+#define DR6_BD     (1u << 13)           /* debug register access detected (DR7.GD) */
+#define DR6_BS     (1u << 14)           /* single step */
+#define DR6_BT     (1u << 15)           /* task switch */
+#define DR6_FIXED  0xffff0ff0u          /* reserved bits read as 1 (bit 16: no RTM) */
+#define DR7_GD     (1u << 13)
+#define DR7_FIXED  0x400u
 
 /* More control-register bits than x86.h has. */
 #define CR4_VME        (1u << 0)
@@ -78,10 +89,14 @@ enum {
 #define CR4_PCE        (1u << 8)
 #define CR4_OSFXSR     (1u << 9)
 #define CR4_OSXMMEXCPT (1u << 10)
+#define CR4_OSXSAVE    (1u << 18)
 
 /* MSR numbers (SDM 4) */
+#define MTRR_VAR_COUNT 8                /* variable MTRRs (MTRRCAP.VCNT) */
+#define MCA_BANKS      10               /* machine-check banks (MCG_CAP.Count), as QEMU */
 #define MSR_IA32_TSC            0x10
 #define MSR_IA32_APIC_BASE      0x1b
+#define MSR_IA32_PLATFORM_ID    0x17
 #define MSR_IA32_BIOS_SIGN_ID   0x8b
 #define MSR_IA32_SYSENTER_CS    0x174
 #define MSR_IA32_SYSENTER_ESP   0x175
@@ -131,14 +146,15 @@ typedef struct SegCache {
 } SegCache;
 
 /* ---- Soft TLB ---- */
-#define TLB_BITS 8
+#define TLB_BITS 10
 #define TLB_SIZE (1u << TLB_BITS)
 #define TLB_PAGE_MASK (~(uint64_t)0xfff)
 #define TLB_INVALID ((uint64_t)-1)
 /* Low tag bits forcing the slow path while keeping the translation usable. */
 #define TLB_FLAG_IO   0x1u      /* MMIO / unassigned / ROM write: go through address_space */
 #define TLB_FLAG_CODE 0x2u      /* page holds translated code: invalidate on write */
-#define TLB_FLAG_MASK 0x3u
+#define TLB_FLAG_WATCH 0x4u     /* page holds a data-breakpoint range (debug.c) */
+#define TLB_FLAG_MASK 0x7u
 
 typedef struct TLBEntry {
     uint64_t tag_r, tag_w, tag_x;   /* linear page | flags, or TLB_INVALID */
@@ -185,6 +201,11 @@ typedef enum CCOp {
 #define MXCSR_DAZ  0x0040u
 #define MXCSR_FZ   0x8000u
 #define MXCSR_MASK_SUPPORTED 0xffffu    /* FXSAVE MXCSR_MASK: DAZ supported */
+/* XSAVE state components (SDM 1 §13.1): bits of XCR0 and XSTATE_BV. */
+#define XSTATE_X87 0x1u
+#define XSTATE_SSE 0x2u
+#define XCR0_SUPPORTED (XSTATE_X87 | XSTATE_SSE)
+#define XSAVE_AREA_SIZE 576u            /* 512-byte legacy region + 64-byte header */
 
 typedef union XMMReg {
     uint8_t b[16];
@@ -202,13 +223,16 @@ typedef struct TCGCPU {
      * sixteen GPRs, RIP (16, BASE_RIP) and a register that is always zero
      * (17, REG_ZERO) as one array, so that an effective address is
      * disp + xregs[base] + (xregs[index] << scale) with no tests.
+     * block_rip (18) is the RIP of the first instruction of the block
+     * being run, the base of exec.c's RIP-relative operands.
      */
     union {
-        uint64_t xregs[18];
+        uint64_t xregs[19];
         struct {
             uint64_t regs[16];
             uint64_t rip;
             uint64_t zero_reg;
+            uint64_t block_rip;
         };
     };
     uint64_t cc_res, cc_a, cc_b, cc_aux;
@@ -219,11 +243,21 @@ typedef struct TCGCPU {
     SegCache ldt, tr;
     X86DescTable gdt, idt;
     uint64_t cr0, cr2, cr3, cr4, cr8, efer;
+    uint64_t xcr0;                   /* enabled XSAVE state components (SDM 1 §13.3) */
     uint64_t dr[8];
     uint64_t apic_base;
     uint64_t star, lstar, cstar, fmask, kernel_gs_base, tsc_aux;
     uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
     uint64_t pat, misc_enable;
+    struct {
+        uint64_t def_type;
+        uint64_t var[2 * MTRR_VAR_COUNT];   /* PHYSBASEn, PHYSMASKn pairs */
+        uint64_t fixed[11];                 /* FIX64K, FIX16K x2, FIX4K x8 */
+    } mtrr;                                 /* msr-mtrr-mca.c */
+    struct {
+        uint64_t mcg_status, mcg_ctl;
+        uint64_t bank[MCA_BANKS][4];        /* CTL, STATUS, ADDR, MISC */
+    } mca;
     int64_t tsc_offset;
     uint64_t pdpte[4];               /* PAE PDPTE registers loaded on MOV CR3 */
 
@@ -248,13 +282,38 @@ typedef struct TCGCPU {
     bool intr_shadow;                /* STI / MOV SS shadow: no INTR before next block */
     bool one_insn;                   /* run a TB_FLAG_ONE block next (shadow retiring) */
     bool cs_limited;                 /* TB_FLAG_CSLIM: the CS limit can cut code short */
+    /* TB_FLAG_CSLIM if cs_limited, TB_FLAG_BP if an instruction breakpoint is enabled. */
+    uint8_t tb_flags_extra;
     /* The last TB_FLAG_CSLIM instruction's start, for undoing a near branch past the limit. */
     struct {
         bool valid;
         uint16_t cs;
         uint64_t rip, next_rip, rsp, rcx;
     } cslim_undo;
+    bool movss_shadow;               /* the shadow is MOV SS/POP SS's: it blocks NMI too */
+    /*
+     * NMI (SDM 3A §6.7.1): one latched NMI waits in nmi_pending; delivery
+     * sets nmi_blocked until the next IRET (which unblocks even if it then
+     * faults, SDM 3C §27.2.3 "NMI unblocking due to IRET").
+     */
     bool nmi_pending, nmi_blocked;
+    /*
+     * Debug registers (SDM 3A ch. 17 "Debug, Branch Profile, TSC..."),
+     * decoded from DR7 by cpu_debug_update (debug.c): bit i of each mask is
+     * DRi enabled (L or G) with R/W 00 (execute), 01/11 (data write, data
+     * read/write) or 10 (I/O, only counted while CR4.DE=1).
+     * dr6_pending: B0-B3 of data / I/O breakpoints hit by the instruction
+     * being executed, reported by a #DB trap after it (tcg-accel.c).
+     */
+    uint8_t bp_exec, bp_data, bp_io;
+    uint32_t dr6_pending;
+    bool dbg_restart;                /* run the current instruction alone (data breakpoint hit) */
+    /*
+     * Nonzero when the run loop has rare work at the next boundary: set
+     * with dr6_pending, nmi_pending, dbg_restart and movss_shadow, so that
+     * the loop tests one byte for all of them (tcg-accel.c).
+     */
+    uint8_t run_events;
     int excp_delivering;             /* vector being delivered, -1 none (for #DF) */
     int excp_vec;                    /* raised exception waiting for delivery */
     uint32_t excp_err;
@@ -282,6 +341,7 @@ typedef struct TCGCPU {
      */
     uint64_t link_gen;
     TranslatedBlock *prev_tb;        /* block run last, whose links may be followed */
+    uint8_t exit_link;               /* prev_tb's exit: its link slot or TB_LINK_ANY (tb.h) */
     volatile int chain_break;        /* an APIC event: stop following block links */
 
     int id;
@@ -510,9 +570,21 @@ static inline uint64_t sys_ld(TCGCPU *cpu, uint64_t lin, int sz)
 static inline void sys_st(TCGCPU *cpu, uint64_t lin, int sz, uint64_t v)
 { lin_st_idx(cpu, lin, sz, v, MMU_KERNEL); }
 
+/* debug.c */
+void cpu_debug_update(TCGCPU *cpu);                  /* after DR0-DR3/DR7 change */
+void dbg_data_access(TCGCPU *cpu, uint64_t lin, unsigned len, int acc);
+uint64_t dbg_tlb_watch(TCGCPU *cpu, uint64_t page, int acc);   /* TLB_FLAG_WATCH or 0 */
+void dbg_deliver_trap(TCGCPU *cpu, uint32_t dr6_bits);
+uint32_t dbg_io_hits(TCGCPU *cpu, uint16_t port, unsigned len);   /* B0-B3 of I/O breakpoints */
+void dbg_io_record(TCGCPU *cpu, uint32_t hits);
+void dbg_check_insn(TCGCPU *cpu, uint64_t lin);      /* #DB fault at an instruction breakpoint */
+bool dbg_insn_bp_inside(const TCGCPU *cpu, uint64_t lin, uint32_t size);
+void dbg_single_insn(TCGCPU *cpu);                   /* unwind to run this instruction alone */
+
 /* ops-system.c */
 uint64_t cpu_rdtsc(TCGCPU *cpu);
 void cpu_reset_state(TCGCPU *cpu, bool bsp);
+void cpu_init_state(TCGCPU *cpu);       /* INIT: RESET less what INIT keeps */
 void cpu_to_x86_state(const TCGCPU *cpu, X86CPUState *s);
 void cpu_from_x86_state(TCGCPU *cpu, const X86CPUState *s);
 void cpu_dump(TCGCPU *cpu);

@@ -9,8 +9,9 @@
  * OP_UD there.  The decoder never touches guest registers: it only needs
  * the code size (TB flags) and a way to fetch bytes.
  *
- * Blocks end after a control transfer or an instruction that may change
- * the mode, at a page boundary, or after TB_MAX_INSNS instructions.
+ * Blocks end after an unconditional control transfer or an instruction
+ * that may change the mode, at a page boundary, or after TB_MAX_INSNS
+ * instructions; a conditional branch leaves the block only when taken.
  */
 #include "accel/tcg/cpu.h"
 #include "accel/tcg/tb.h"
@@ -189,8 +190,12 @@ static bool op_ends_block(const DecodedOp *op)
         return op->sub == 4;        /* STI: interrupt shadow */
     if (op->idx == OP_NOP)
         return op->sub == 1;        /* PAUSE: a spin-wait; let other CPUs run (exec.c) */
+    /*
+     * Not Jcc: its fall-through path goes on in the block, and only a
+     * taken branch leaves it (exec.c), so "if" chains stay in one block.
+     */
     switch (op->idx) {
-    case OP_JMP_REL: case OP_JCC: case OP_CALL_REL: case OP_RET: case OP_JMP_E: case OP_CALL_E:
+    case OP_JMP_REL: case OP_CALL_REL: case OP_RET: case OP_JMP_E: case OP_CALL_E:
     case OP_JMP_FAR: case OP_CALL_FAR: case OP_JMP_FAR_E: case OP_CALL_FAR_E: case OP_RETF:
     case OP_IRET: case OP_INT: case OP_INT3: case OP_INTO: case OP_LOOP: case OP_JCXZ:
     case OP_HLT: case OP_MOV_CR: case OP_MOV_DR: case OP_CLTS: case OP_INVLPG: case OP_WRMSR:
@@ -497,6 +502,9 @@ static void decode_one(Dec *d, DecodedOp *op)
                 if (modrm == 0xf8) { if (!c64) UD(); op->idx = OP_SWAPGS; }
                 else if (modrm == 0xf9) op->idx = OP_RDTSCP;
                 else if (op->sub == 4 || op->sub == 6) { /* SMSW/LMSW register forms */ }
+                else if (modrm == 0xd0 || modrm == 0xd1) {  /* XGETBV, XSETBV: NP (SDM 2C) */
+                    if (d->osz || d->rep || d->repne) UD();
+                }
                 else UD();
             } else if (op->sub == 7) {
                 op->idx = OP_INVLPG;
@@ -558,7 +566,10 @@ static void decode_one(Dec *d, DecodedOp *op)
                 op->idx = OP_FXGRP; op->sub = op->reg & 7; op->sz = d->rex_w ? 3 : 2;
                 break;
             }
-            UD();
+            /* NP 0F AE /4 /5 /6: XSAVE XRSTOR XSAVEOPT; REX.W picks the 64-bit FIP/FDP format. */
+            if (d->osz || d->rep || d->repne) UD();
+            op->idx = OP_FXGRP; op->sub = op->reg & 7; op->sz = d->rex_w ? 3 : 2;
+            break;
         case 0xaf: MODRM(); op->idx = OP_IMUL_GE; break;
         case 0xb0: case 0xb1:
             MODRM(); op->idx = OP_CMPXCHG; op->sz = (b & 1) ? (uint8_t)osz : 0;

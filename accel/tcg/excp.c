@@ -98,7 +98,8 @@ static void deliver_real(TCGCPU *cpu, int vec, uint64_t ret)
 /*
  * fault: the event is a fault (SDM 3A §6.5 table 6-1: it restarts the
  * faulting instruction), whose pushed EFLAGS image has RF=1 (SDM 3A
- * §17.3.1.1; instruction breakpoints, the one exception, are not modelled).
+ * §17.3.1.1), except for instruction breakpoints (#DB, never passed as a
+ * fault here: it pushes RF as it is, 0).
  */
 static void deliver_protected(TCGCPU *cpu, int vec, uint32_t err, bool has_err, bool soft,
                               bool fault, uint64_t ret)
@@ -305,6 +306,9 @@ void cpu_deliver_pending_exception(TCGCPU *cpu)
     } else if (!soft) {
         has_err = false;
     }
+    /* SDM 3A §17.2.4: entering the #DB handler clears DR7.GD, so it can use the DRs. */
+    if (vec == EXCP_DB && !soft)
+        cpu->dr[7] &= ~(uint64_t)DR7_GD;
     LOG(LOG_INT, "tcg: cpu%d %s %#x err=%#x at %04x:%#" PRIx64 " cr2=%#" PRIx64 "\n", cpu->id,
         soft ? "software interrupt" : "exception", vec, err, cpu->seg[SEG_CS].sel, cpu->rip, cpu->cr2);
     cpu->excp_delivering = vec;
@@ -324,14 +328,23 @@ void cpu_deliver_pending_exception(TCGCPU *cpu)
 }
 
 /* ---- IRET (SDM 2A "IRET/IRETD/IRETQ") ---- */
-void helper_iret(TCGCPU *cpu, int opsz, uint64_t next_rip)
+static void iret_do(TCGCPU *cpu, int opsz, uint64_t next_rip)
 {
     int psz = opsz == 1 ? 1 : opsz == 3 ? 3 : 2;
     uint64_t m = sp_mask(cpu);
     uint64_t sp = cpu->regs[R_ESP] & m;
     unsigned w = 1u << psz;
 
+    /*
+     * IRET unblocks NMIs, even when it then faults (SDM 3A §6.7.1; SDM 3C
+     * §27.2.3 "NMI unblocking due to IRET"): a latched one is taken at the
+     * next instruction boundary, so the run loop must look.
+     */
     cpu->nmi_blocked = false;
+    if (cpu->nmi_pending) {
+        cpu->run_events = 1;
+        __atomic_store_n(&cpu->chain_break, 1, __ATOMIC_RELAXED);
+    }
     if (!cpu->pe || cpu->vm86) {
         if (cpu->vm86 && ((cpu->eflags & FL_IOPL) >> 12) < 3)
             raise_exception_err(cpu, EXCP_GP, 0);
@@ -417,11 +430,11 @@ void helper_iret(TCGCPU *cpu, int opsz, uint64_t next_rip)
     uint64_t tmask = far_target_mask(cpu, hi);
     check_far_target_limit(cpu, lo, hi, ip & tmask);
     /*
-     * EFLAGS: IOPL only at CPL 0, IF only when CPL <= IOPL (SDM 2A "IRET").
-     * RF is not restored: it only suppresses instruction breakpoints (not
-     * modelled) and hardware clears it after the next instruction anyway.
+     * EFLAGS: IOPL only at CPL 0, IF only when CPL <= IOPL (SDM 2A "IRET");
+     * RF from a 32/64-bit frame (SDM 3A §17.3.1.1), cleared again by the run
+     * loop after the next instruction's breakpoint check.
      */
-    uint32_t mask = CC_ALL | FL_TF | FL_DF | FL_NT | FL_AC | FL_ID;
+    uint32_t mask = CC_ALL | FL_TF | FL_DF | FL_NT | FL_AC | FL_ID | FL_RF;
     unsigned iopl = (cpu->eflags & FL_IOPL) >> 12;
     if (old_cpl == 0)
         mask |= FL_IOPL | FL_VIF | FL_VIP;
@@ -466,4 +479,12 @@ void helper_iret(TCGCPU *cpu, int opsz, uint64_t next_rip)
         sp_set(cpu, sp + 3 * w);
     }
     cpu->rip = ip & tmask;
+}
+
+void helper_iret(TCGCPU *cpu, int opsz, uint64_t next_rip)
+{
+    iret_do(cpu, opsz, next_rip);
+    /* RF came back set (a fault's frame): the run loop clears it after one instruction. */
+    if (cpu->eflags & FL_RF)
+        __atomic_store_n(&cpu->chain_break, 1, __ATOMIC_RELAXED);
 }

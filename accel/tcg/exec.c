@@ -4,10 +4,16 @@
  * indirect jump to the next op's handler, so the host branch predictor sees
  * one site per guest instruction kind instead of one shared switch.
  *
- * Conventions: on entry to a handler cpu->rip is the address of the
- * current instruction (so a fault raised from inside reports it, SDM 3A
- * §6.5 fault semantics); NEXT advances RIP by the instruction length and
- * jumps to the next op; END leaves the block with RIP already set.
+ * Conventions: RIP is kept only as the block's start (cpu->block_rip)
+ * plus each op's offset (DecodedOp.off), and written to cpu->rip when
+ * something may look at it.  The generic handlers (op kinds before the
+ * TCG_FASTOP_LIST ones) are entered through a stub that stores it, so for
+ * them cpu->rip is the address of the current instruction, as a fault
+ * raised from inside must report (SDM 3A §6.5 fault semantics).  The
+ * specialised handlers do not need it: they cannot fault except through
+ * the slow paths of memory accesses, which store it first (SYNC_RIP).
+ * NEXT jumps to the next op's handler; END leaves the block with RIP
+ * already set.
  * Exceptions leave through raise_exception() (longjmp to the run loop).
  */
 #include "accel/tcg/ops.h"
@@ -88,32 +94,44 @@ TCG_INLINE uint64_t flat64_lin(const TCGCPU *cpu, const DecodedOp *op)
     return (uint64_t)(int64_t)op->disp + cpu->xregs[op->base] + (cpu->xregs[op->index] << op->scale);
 }
 
-TCG_INLINE uint64_t flat64_ld_lin(TCGCPU *cpu, uint64_t lin, int sz, int seg)
+/*
+ * tlb is the running block's TLB set (cpu->tlb[cpu->mmu_idx], which only
+ * changes in instructions that end a block).  One compare both matches the
+ * page and rules out a page-crossing access: the entry is picked by the
+ * first byte's page and compared with the last byte's, and two adjacent
+ * pages never share an entry.  The slow paths may fault or look at RIP
+ * (see the conventions above): op's RIP first.
+ */
+TCG_INLINE uint64_t flat64_ld_lin(TCGCPU *cpu, const TLBEntry *tlb, const DecodedOp *op,
+                                  uint64_t lin, int sz, int seg)
 {
-    const TLBEntry *e = &cpu->tlb[cpu->mmu_idx][(lin >> 12) & (TLB_SIZE - 1)];
-    if (likely(e->tag_r == (lin & TLB_PAGE_MASK) && (lin & 0xfff) <= 0x1000u - (1u << sz)))
+    const TLBEntry *e = &tlb[(lin >> 12) & (TLB_SIZE - 1)];
+    if (likely(e->tag_r == ((lin + (1u << sz) - 1) & TLB_PAGE_MASK)))
         return ld_raw((uint8_t *)(e->addend + (uintptr_t)lin), sz);
+    cpu->rip = cpu->block_rip + op->off;
     return mem_ld_slow_canon(cpu, lin, sz, seg);
 }
 
-TCG_INLINE void flat64_st_lin(TCGCPU *cpu, uint64_t lin, int sz, uint64_t v, int seg)
+TCG_INLINE void flat64_st_lin(TCGCPU *cpu, const TLBEntry *tlb, const DecodedOp *op,
+                              uint64_t lin, int sz, uint64_t v, int seg)
 {
-    const TLBEntry *e = &cpu->tlb[cpu->mmu_idx][(lin >> 12) & (TLB_SIZE - 1)];
-    if (likely(e->tag_w == (lin & TLB_PAGE_MASK) && (lin & 0xfff) <= 0x1000u - (1u << sz))) {
+    const TLBEntry *e = &tlb[(lin >> 12) & (TLB_SIZE - 1)];
+    if (likely(e->tag_w == ((lin + (1u << sz) - 1) & TLB_PAGE_MASK))) {
         st_raw((uint8_t *)(e->addend + (uintptr_t)lin), sz, v);
         return;
     }
+    cpu->rip = cpu->block_rip + op->off;
     mem_st_slow_canon(cpu, lin, sz, v, seg);
 }
 
-TCG_INLINE uint64_t flat64_ld(TCGCPU *cpu, const DecodedOp *op, int sz)
+TCG_INLINE uint64_t flat64_ld(TCGCPU *cpu, const TLBEntry *tlb, const DecodedOp *op, int sz)
 {
-    return flat64_ld_lin(cpu, flat64_lin(cpu, op), sz, op->seg);
+    return flat64_ld_lin(cpu, tlb, op, flat64_lin(cpu, op), sz, op->seg);
 }
 
-TCG_INLINE void flat64_st(TCGCPU *cpu, const DecodedOp *op, int sz, uint64_t v)
+TCG_INLINE void flat64_st(TCGCPU *cpu, const TLBEntry *tlb, const DecodedOp *op, int sz, uint64_t v)
 {
-    flat64_st_lin(cpu, flat64_lin(cpu, op), sz, v, op->seg);
+    flat64_st_lin(cpu, tlb, op, flat64_lin(cpu, op), sz, v, op->seg);
 }
 
 /* CF of the lazy state, inline for the producers whose CF is one compare. */
@@ -127,6 +145,29 @@ TCG_INLINE uint64_t cc_cf_fast(const TCGCPU *cpu)
     case CC_OP_INC: case CC_OP_DEC: return cpu->cc_aux ? 1 : 0;
     default: return cc_compute_cf(cpu);
     }
+}
+
+/*
+ * The block linked to exit slot (DecodedOp.link) of tb for (lin, flags):
+ * a direct exit has its own slot, indirect ones share the last few.  The
+ * target may have been invalidated since: its ops are then all OP_EXIT,
+ * which returns to the run loop (L_EXIT), so that is not checked here; it
+ * cannot have been freed (tb_reap changes the generation).
+ */
+static inline TranslatedBlock *exit_link_find(const TCGCPU *cpu, const TranslatedBlock *tb,
+                                              unsigned slot, uint64_t lin, uint32_t flags)
+{
+    uint64_t gen = cpu->link_gen;
+    /* A match has a block: an unused slot has flags 0, never a valid TB_FLAG_* set. */
+    if (slot < TB_LINKS_DIRECT) {
+        if (tb->link[slot].lin == lin && tb->link[slot].gen == gen && tb->link[slot].flags == flags)
+            return tb->link[slot].tb;
+        return NULL;
+    }
+    for (unsigned k = TB_LINKS_DIRECT; k < TB_LINKS; k++)
+        if (tb->link[k].lin == lin && tb->link[k].gen == gen && tb->link[k].flags == flags)
+            return tb->link[k].tb;
+    return NULL;
 }
 
 /*
@@ -147,20 +188,74 @@ static inline bool can_chain(const TCGCPU *cpu, const TranslatedBlock *tb)
 
 long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
 {
+    /* Generic kinds go through their S_ stub (SYNC_RIP), specialised ones straight in. */
     static const void *const labels[OP__COUNT] = {
-#define TCG_OP_LABEL(n) [OP_##n] = &&L_##n,
+#define TCG_OP_LABEL(n) [OP_##n] = OP_##n < OP_ADD_RR ? &&S_##n : &&L_##n,
         TCG_OP_LIST(TCG_OP_LABEL)
 #undef TCG_OP_LABEL
     };
     const DecodedOp *op = tb->ops;
+    /*
+     * icount: a block run adds the index of the op it leaves at, plus one;
+     * an in-block jump adds the ops run so far and subtracts its target's
+     * index, so that the exit's addition counts from there.
+     */
+#define COUNT_EXIT() (cpu->icount += op - tb->ops + 1)
+    const TLBEntry *tlb = cpu->tlb[cpu->mmu_idx];     /* see flat64_ld_lin */
     uint64_t a, b, r, lin = 0;
     int sz;
 
 #define DISPATCH() goto *labels[op->idx]
-#define NEXT() do { cpu->rip += op->len; op++; DISPATCH(); } while (0)
+#define NEXT() do { op++; DISPATCH(); } while (0)
+#define SYNC_RIP() (cpu->rip = cpu->block_rip + op->off)
 #define END() goto chain
 /* End after a near jump, call, return or Jcc: see chain_direct. */
 #define END_DIRECT() goto chain_direct
+/*
+ * What stops chain_direct: the budget, a kick, an interrupt check (and
+ * tracing, which sets a budget of one block on entry).
+ */
+#define CHAIN_STOP() \
+        (nb >= max_blocks || \
+         (__atomic_load_n(&cpu->exit_request, __ATOMIC_RELAXED) | cpu->chain_break))
+/*
+ * chain_direct's common case, 64-bit code whose exit is linked, inline:
+ * each branch handler then ends in its own indirect jump into the next
+ * block, which the host predicts far better than one jump shared by every
+ * block transition.  Anything else goes to chain_direct.  direct: the op
+ * is a direct exit with its own link slot (Jcc, JMP/CALL rel).  A near
+ * branch leaves the TLB set (tlb) as it is.
+ */
+#define END_DIRECT_FAST(direct) do { \
+        if (unlikely(CHAIN_STOP())) \
+            goto chain_direct; \
+        END_DIRECT_LINKED(direct); \
+    } while (0)
+/* The same once CHAIN_STOP() is known false. */
+#define END_DIRECT_LINKED(direct) do { \
+        TranslatedBlock *next_; \
+        uint64_t pc_ = cpu->seg[SEG_CS].base + cpu->rip; \
+        if (unlikely((tb->flags & TB_FLAG_SIZE_MASK) != TB_FLAG_CODE64)) \
+            goto chain_direct; \
+        if (direct) { \
+            unsigned k_ = op->link; \
+            if (unlikely(tb->link[k_].lin != pc_ || tb->link[k_].gen != cpu->link_gen || \
+                         tb->link[k_].flags != tb->flags)) \
+                goto chain_direct; \
+            next_ = tb->link[k_].tb; \
+        } else { \
+            next_ = exit_link_find(cpu, tb, op->link, pc_, tb->flags); \
+            if (unlikely(!next_)) \
+                goto chain_direct; \
+        } \
+        COUNT_EXIT(); \
+        tb = next_; \
+        nb++; \
+        cpu->cur_tb = tb; \
+        op = tb->ops; \
+        cpu->block_rip = cpu->rip; \
+        DISPATCH(); \
+    } while (0)
 #define HELPER(call) do { \
         switch (call) { \
         case H_NEXT: NEXT(); \
@@ -168,32 +263,64 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
         default: END(); \
         } \
     } while (0)
+/*
+ * A taken near branch to target.  In 64-bit blocks tcg_specialize marks a
+ * target inside the same block (op->imm16 = its op index + 1): go there
+ * without leaving the block, counting the jump as a new block against the
+ * budget and stopping for the same reasons as chain_direct.
+ */
+#define JUMP(target) do { \
+        cpu->rip = (target); \
+        if (unlikely(CHAIN_STOP())) \
+            goto chain_direct; \
+        if (op->imm16) { \
+            nb++; \
+            cpu->icount += op - tb->ops + 1 - (op->imm16 - 1); \
+            op = tb->ops + op->imm16 - 1; \
+            DISPATCH(); \
+        } \
+        END_DIRECT_LINKED(true); \
+    } while (0)
 
     long nb = 1;
     tb->exec_count++;
+    cpu->block_rip = cpu->rip;
+    /* -d exec/cpu logs every block in the run loop: no chaining, no in-block jumps. */
+    if (unlikely(log_mask & (LOG_EXEC | LOG_CPU)))
+        max_blocks = 1;
     DISPATCH();
+
+    /* The generic handlers' entries: cpu->rip for what they call (conventions above). */
+#define TCG_OP_STUB(n) S_##n: SYNC_RIP(); goto L_##n;
+    TCG_OP_LIST(TCG_OP_STUB)
+#undef TCG_OP_STUB
 
     /*
      * Block done (RIP set).  Account it, then follow a link of this block
      * to the next one if allowed (run loop: tb_lookup_cpu records links).
      */
 chain:
-    cpu->icount += tb->n_ops;
+    COUNT_EXIT();
     if (cpu->code_size == 1)
         cpu->rip &= 0xffff;
     else if (cpu->code_size == 2)
         cpu->rip = (uint32_t)cpu->rip;
     if (nb >= max_blocks || !can_chain(cpu, tb))
-        return nb;
+        goto out;
     {
         uint32_t flags;
         uint64_t pc = cpu_tb_key(cpu, &flags);
-        TranslatedBlock *next = tb_link_find(cpu, tb, pc, flags);
+        TranslatedBlock *next = exit_link_find(cpu, tb, op->link, pc, flags);
         if (!next)
-            return nb;
+            goto out;
         tb = next;
     }
     goto enter;
+
+    /* Back to the run loop, which records the next block in this exit's link slot. */
+out:
+    cpu->exit_link = op->link;
+    return nb;
 
     /*
      * The same after a near jump, call, return or Jcc, which change
@@ -203,7 +330,7 @@ chain:
      * TB_FLAGS_ALONE gets no links, tb_lookup_cpu).
      */
 chain_direct:
-    cpu->icount += tb->n_ops;
+    COUNT_EXIT();
     {
         uint32_t code = tb->flags & TB_FLAG_SIZE_MASK;
         uint64_t pc;
@@ -214,24 +341,29 @@ chain_direct:
         if (unlikely(nb >= max_blocks ||
                      (__atomic_load_n(&cpu->exit_request, __ATOMIC_RELAXED) | cpu->chain_break) ||
                      (log_mask & (LOG_EXEC | LOG_CPU))))
-            return nb;
+            goto out;
         pc = cpu->seg[SEG_CS].base + cpu->rip;
         if (code != TB_FLAG_CODE64)
             pc = (uint32_t)pc;
-        next = tb_link_find(cpu, tb, pc, tb->flags);
+        next = exit_link_find(cpu, tb, op->link, pc, tb->flags);
         if (!next)
-            return nb;
+            goto out;
         tb = next;
     }
 
 enter:
     nb++;
     cpu->cur_tb = tb;
-    tb->exec_count++;
     op = tb->ops;
+    cpu->block_rip = cpu->rip;
+    tlb = cpu->tlb[cpu->mmu_idx];
     DISPATCH();
 
 L_EXIT:
+    /* Not an instruction (the end of the block, or an invalidated one): not counted. */
+    cpu->icount--;
+    if (unlikely(tb->invalid))
+        max_blocks = nb;                /* no links out of it: the run loop looks up afresh */
     END();
 L_NOP:
     /*
@@ -503,14 +635,11 @@ L_POPF:
     HELPER(helper_popf(cpu, op));
 
 L_JMP_REL:
-    cpu->rip = branch_target(cpu, op, cpu->rip + op->len + op->imm);
-    END_DIRECT();
+    JUMP(branch_target(cpu, op, cpu->rip + op->len + op->imm));
 L_JCC:
     if (cc_test(cpu, op->sub))
-        cpu->rip = branch_target(cpu, op, cpu->rip + op->len + op->imm);
-    else
-        cpu->rip += op->len;
-    END_DIRECT();
+        JUMP(branch_target(cpu, op, cpu->rip + op->len + op->imm));
+    NEXT();
 L_CALL_REL:
     cpu_push(cpu, op->sz, cpu->rip + op->len);
     cpu->rip = branch_target(cpu, op, cpu->rip + op->len + op->imm);
@@ -766,6 +895,9 @@ L_TEST_RR:
 L_MOV_RR:
     cpu->regs[op->rm] = cpu->regs[op->reg] & size_mask[op->sz];
     NEXT();
+L_MOV64_RR:
+    cpu->regs[op->rm] = cpu->regs[op->reg];
+    NEXT();
 L_ADD_RI:
     RI_BEGIN(); r = a + b; ARITH_END(CC_OP_ADD);
 L_SUB_RI:
@@ -793,10 +925,14 @@ L_TEST_RI:
      * effective address, and its canonical check moves to the TLB miss
      * path (flat64_ld/flat64_st).
      */
-#define LD_GEN(len, sz) lin_ld(cpu, op_lin(cpu, op, len, ACC_READ), sz)
-#define ST_GEN(len, sz, v) lin_st(cpu, op_lin(cpu, op, len, ACC_WRITE), sz, v)
-#define LD_F(len, sz) flat64_ld(cpu, op, sz)
-#define ST_F(len, sz, v) flat64_st(cpu, op, sz, v)
+#define LD_GEN(len, sz) (SYNC_RIP(), lin_ld(cpu, op_lin(cpu, op, len, ACC_READ), sz))
+#define ST_GEN(len, sz, v) (SYNC_RIP(), lin_st(cpu, op_lin(cpu, op, len, ACC_WRITE), sz, v))
+#define LD_F(len, sz) flat64_ld(cpu, tlb, op, sz)
+#define ST_F(len, sz, v) flat64_st(cpu, tlb, op, sz, v)
+/* _FB: no index register (op->index is REG_ZERO), one load and shift fewer. */
+#define LIN_FB() ((uint64_t)(int64_t)op->disp + cpu->xregs[op->base])
+#define LD_FB(len, sz) flat64_ld_lin(cpu, tlb, op, LIN_FB(), sz, op->seg)
+#define ST_FB(len, sz, v) flat64_st_lin(cpu, tlb, op, LIN_FB(), sz, v, op->seg)
 #define MEM_OPS(S, LD, ST) \
 L_LD32##S: \
     cpu->regs[op->reg] = LD(4, 2); \
@@ -864,10 +1000,30 @@ L_XOR_RM##S: \
 L_CMP_MR##S: \
     sz = op->sz; a = LD(1u << sz, sz); b = cpu->regs[op->reg] & size_mask[sz]; \
     set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b); \
+    NEXT(); \
+L_CMP8_MR##S: \
+    a = LD(1, 0); b = cpu->regs[op->reg] & 0xff; \
+    set_cc(cpu, CC_OP_SUB, 0, (a - b) & 0xff, a, b); \
+    NEXT(); \
+L_CMP8_MI##S: \
+    a = LD(1, 0); b = op->imm & 0xff; \
+    set_cc(cpu, CC_OP_SUB, 0, (a - b) & 0xff, a, b); \
+    NEXT(); \
+L_CMP8_RM##S: \
+    a = cpu->regs[op->reg] & 0xff; b = LD(1, 0); \
+    set_cc(cpu, CC_OP_SUB, 0, (a - b) & 0xff, a, b); \
+    NEXT(); \
+L_LD16##S: \
+    a = LD(2, 1); \
+    cpu->regs[op->reg] = (cpu->regs[op->reg] & ~(uint64_t)0xffff) | a; \
     NEXT();
     MEM_OPS(, LD_GEN, ST_GEN)
     MEM_OPS(_F, LD_F, ST_F)
+    MEM_OPS(_FB, LD_FB, ST_FB)
 #undef MEM_OPS
+#undef LIN_FB
+#undef LD_FB
+#undef ST_FB
 #undef LD_GEN
 #undef ST_GEN
 #undef LD_F
@@ -917,6 +1073,9 @@ L_CMP8_RI:
 L_TEST8_RR:
     set_cc_logic(cpu, 0, cpu->regs[op->rm] & cpu->regs[op->reg] & 0xff);
     NEXT();
+L_TEST8_RI:
+    set_cc_logic(cpu, 0, cpu->regs[op->rm] & op->imm & 0xff);
+    NEXT();
 L_INC_R:
     sz = op->sz;
     b = cc_cf_fast(cpu);
@@ -939,28 +1098,30 @@ L_DEC_R:
 L_PUSH64_R:
     a = cpu->regs[op->reg];             /* PUSH RSP pushes the old value */
     lin = cpu->regs[R_ESP] - 8;
-    flat64_st_lin(cpu, lin, 3, a, SEG_SS);
+    flat64_st_lin(cpu, tlb, op, lin, 3, a, SEG_SS);
     cpu->regs[R_ESP] = lin;
     NEXT();
 L_POP64_R:
     lin = cpu->regs[R_ESP];
-    a = flat64_ld_lin(cpu, lin, 3, SEG_SS);
+    a = flat64_ld_lin(cpu, tlb, op, lin, 3, SEG_SS);
     cpu->regs[R_ESP] = lin + 8;
     cpu->regs[op->reg] = a;             /* POP RSP: the loaded value wins */
     NEXT();
 L_CALL64_REL:
-    a = cpu->rip + op->len;
+    a = cpu->block_rip + op->off + op->len;
     lin = cpu->regs[R_ESP] - 8;
-    flat64_st_lin(cpu, lin, 3, a, SEG_SS);
+    flat64_st_lin(cpu, tlb, op, lin, 3, a, SEG_SS);
     cpu->regs[R_ESP] = lin;
     cpu->rip = a + op->imm;
-    END_DIRECT();
+    END_DIRECT_FAST(true);
+L_JMP64_REL:
+    JUMP(cpu->block_rip + op->imm);
 L_RET64:
     lin = cpu->regs[R_ESP];
-    a = flat64_ld_lin(cpu, lin, 3, SEG_SS);
+    a = flat64_ld_lin(cpu, tlb, op, lin, 3, SEG_SS);
     cpu->regs[R_ESP] = lin + 8;
     cpu->rip = a;
-    END_DIRECT();
+    END_DIRECT_FAST(false);
 L_LEA_B:
     a = (uint64_t)(int64_t)op->disp + cpu->xregs[op->base];
     cpu->regs[op->reg] = a & size_mask[op->asz] & size_mask[op->sz];
@@ -996,15 +1157,82 @@ L_SAR_RI:
 #define JCC_FAST(name, cond) \
 L_##name: \
     if (cc_eval(cpu, cond)) \
-        cpu->rip = branch_target(cpu, op, cpu->rip + op->len + op->imm); \
-    else \
-        cpu->rip += op->len; \
-    END_DIRECT();
+        JUMP(likely(op->sz == 3) ? cpu->block_rip + op->imm : \
+             branch_target(cpu, op, cpu->block_rip + op->imm)); \
+    NEXT();
     JCC_FAST(JO, 0) JCC_FAST(JNO, 1) JCC_FAST(JB, 2) JCC_FAST(JNB, 3)
     JCC_FAST(JZ, 4) JCC_FAST(JNZ, 5) JCC_FAST(JBE, 6) JCC_FAST(JA, 7)
     JCC_FAST(JS, 8) JCC_FAST(JNS, 9) JCC_FAST(JP, 10) JCC_FAST(JNP, 11)
     JCC_FAST(JL, 12) JCC_FAST(JGE, 13) JCC_FAST(JLE, 14) JCC_FAST(JG, 15)
 #undef JCC_FAST
+
+    /*
+     * A flag producer fused with the JZ/JNZ (JB/JNB) after it: the body
+     * does what the producer's own handler does, leaving the result in r
+     * (CF in b for FUSED_C), then the branch is decided from that without
+     * reading the lazy flags back.  op + 1 is the Jcc op, whose target,
+     * link slot and in-block index the jump uses; icount counts both.
+     */
+#define FUSED_TAKE() do { \
+        op++; \
+        JUMP(likely(op->sz == 3) ? cpu->block_rip + op->imm : \
+             branch_target(cpu, op, cpu->block_rip + op->imm)); \
+    } while (0)
+#define FUSED_Z(name, body) \
+L_JZ_##name: \
+    body; \
+    if (r == 0) \
+        FUSED_TAKE(); \
+    op += 2; \
+    DISPATCH(); \
+L_JNZ_##name: \
+    body; \
+    if (r != 0) \
+        FUSED_TAKE(); \
+    op += 2; \
+    DISPATCH();
+    FUSED_Z(CMP8_MR,
+            a = flat64_ld(cpu, tlb, op, 0); b = cpu->regs[op->reg] & 0xff; r = (a - b) & 0xff;
+            set_cc(cpu, CC_OP_SUB, 0, r, a, b))
+    FUSED_Z(CMP8_MI,
+            a = flat64_ld(cpu, tlb, op, 0); b = op->imm & 0xff; r = (a - b) & 0xff;
+            set_cc(cpu, CC_OP_SUB, 0, r, a, b))
+    FUSED_Z(CMP8_RM,
+            a = cpu->regs[op->reg] & 0xff; b = flat64_ld(cpu, tlb, op, 0); r = (a - b) & 0xff;
+            set_cc(cpu, CC_OP_SUB, 0, r, a, b))
+    FUSED_Z(DEC_R,
+            sz = op->sz; b = cc_cf_fast(cpu); a = cpu->regs[op->rm] & size_mask[sz];
+            r = (a - 1) & size_mask[sz]; set_cc(cpu, CC_OP_DEC, sz, r, a, 1); cpu->cc_aux = b;
+            cpu->regs[op->rm] = r)
+    FUSED_Z(TEST_RR,
+            sz = op->sz; r = cpu->regs[op->rm] & cpu->regs[op->reg] & size_mask[sz];
+            set_cc_logic(cpu, sz, r))
+    FUSED_Z(TEST8_RR,
+            r = cpu->regs[op->rm] & cpu->regs[op->reg] & 0xff; set_cc_logic(cpu, 0, r))
+    FUSED_Z(CMP_RI,
+            sz = op->sz; a = cpu->regs[op->rm] & size_mask[sz]; b = op->imm;
+            r = (a - b) & size_mask[sz]; set_cc(cpu, CC_OP_SUB, sz, r, a, b))
+    FUSED_Z(CMP_RR,
+            sz = op->sz; a = cpu->regs[op->rm] & size_mask[sz];
+            b = cpu->regs[op->reg] & size_mask[sz];
+            r = (a - b) & size_mask[sz]; set_cc(cpu, CC_OP_SUB, sz, r, a, b))
+#undef FUSED_Z
+    /* CMP memory, G (CMP_MR_F) and JB/JNB: CF is a < b. */
+L_JB_CMP_MR:
+    sz = op->sz; a = flat64_ld(cpu, tlb, op, sz); b = cpu->regs[op->reg] & size_mask[sz];
+    set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b);
+    if (a < b)
+        FUSED_TAKE();
+    op += 2;
+    DISPATCH();
+L_JNB_CMP_MR:
+    sz = op->sz; a = flat64_ld(cpu, tlb, op, sz); b = cpu->regs[op->reg] & size_mask[sz];
+    set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b);
+    if (a >= b)
+        FUSED_TAKE();
+    op += 2;
+    DISPATCH();
+#undef FUSED_TAKE
 #undef RR_BEGIN
 #undef RI_BEGIN
 #undef ARITH_END
@@ -1016,7 +1244,8 @@ L_##name: \
  * above where their preconditions hold.  Nothing else looks at op->idx
  * after this except the interpreter (tb_kill's OP_EXIT aside).
  */
-_Static_assert(OP_CMP_MR_F - OP_LD32_F == OP_CMP_MR - OP_LD32, "the _F run mirrors LD32..CMP_MR");
+_Static_assert(OP_LD16_F - OP_LD32_F == OP_LD16 - OP_LD32, "the _F run mirrors LD32..LD16");
+_Static_assert(OP_LD16_FB - OP_LD32_FB == OP_LD16 - OP_LD32, "the _FB run mirrors LD32..LD16");
 
 void tcg_specialize(TranslatedBlock *tb)
 {
@@ -1030,6 +1259,25 @@ void tcg_specialize(TranslatedBlock *tb)
         OP_ADD_RI, OP_OR_RI, 0, 0, OP_AND_RI, OP_SUB_RI, OP_XOR_RI, OP_CMP_RI,
     };
     bool code64 = (tb->flags & TB_FLAG_SIZE_MASK) == TB_FLAG_CODE64;
+    /*
+     * Not in blocks that must return to the run loop after one instruction,
+     * nor where instruction breakpoints are checked at each block entry.
+     */
+    bool in_block_jumps = code64 && !(tb->flags & (TB_FLAGS_ALONE | TB_FLAG_BP));
+    unsigned off = 0;
+    unsigned exits = 0;
+    for (uint32_t i = 0; i <= tb->n_ops; i++) {
+        DecodedOp *op = &tb->ops[i];
+        op->off = (uint16_t)off;            /* ops[n_ops], the EXIT sentinel, too */
+        off += op->len;
+        switch (op->idx) {
+        case OP_JCC: case OP_JMP_REL: case OP_CALL_REL: case OP_LOOP: case OP_JCXZ: case OP_EXIT:
+            op->link = (uint8_t)(exits++ % TB_LINKS_DIRECT);
+            break;
+        default:
+            op->link = TB_LINK_ANY;
+        }
+    }
     for (uint32_t i = 0; i < tb->n_ops; i++) {
         DecodedOp *op = &tb->ops[i];
         bool wide = op->sz >= 2;        /* 32/64-bit: registers 0-15, full-width writes */
@@ -1041,6 +1289,8 @@ void tcg_specialize(TranslatedBlock *tb)
                 op->idx = alu_rr[op->sub & 7];
             else if (wide && !reg && op->sub == 7)
                 op->idx = OP_CMP_MR;
+            else if (op->sz == 0 && !reg && op->sub == 7 && op->reg < 16)
+                op->idx = OP_CMP8_MR;
             break;
         case OP_ALU_GE:
             if (wide && reg && alu_rr[op->sub & 7]) {
@@ -1049,12 +1299,21 @@ void tcg_specialize(TranslatedBlock *tb)
                 op->idx = alu_rr[op->sub & 7];
             } else if (wide && !reg && alu_rr[op->sub & 7]) {
                 op->idx = alu_rm[op->sub & 7];
+            } else if (op->sz == 0 && !reg && op->sub == 7 && op->reg < 16) {
+                op->idx = OP_CMP8_RM;
             }
             break;
         case OP_LEA:
             /* 16-bit operand or address sizes stay generic (partial writes, wrap). */
-            if (wide && op->asz >= 2 && op->base != BASE_RIP)
+            if (wide && op->asz >= 2 && op->base != BASE_RIP) {
                 op->idx = op->index == REG_ZERO ? OP_LEA_B : OP_LEA_BI;
+            } else if (wide && op->asz >= 2 && op->base == BASE_RIP &&
+                       (int64_t)op->disp + op->off + op->len <= INT32_MAX) {
+                /* RIP-relative: from the block's start, as the _F forms below. */
+                op->disp += op->off + op->len;
+                op->base = BASE_BLOCK_RIP;
+                op->idx = OP_LEA_B;
+            }
             break;
         case OP_ALU_EI:
             if (wide && reg && alu_ri[op->sub & 7]) {
@@ -1062,6 +1321,8 @@ void tcg_specialize(TranslatedBlock *tb)
                 op->idx = alu_ri[op->sub & 7];
             } else if (op->sz == 0 && reg && op->rm < 16 && op->sub == 7) {
                 op->idx = OP_CMP8_RI;
+            } else if (op->sz == 0 && !reg && op->sub == 7) {
+                op->idx = OP_CMP8_MI;
             }
             break;
         case OP_TEST_EG:
@@ -1074,6 +1335,8 @@ void tcg_specialize(TranslatedBlock *tb)
             if (wide && reg) {
                 op->imm &= size_mask[op->sz];
                 op->idx = OP_TEST_RI;
+            } else if (op->sz == 0 && reg && op->rm < 16) {
+                op->idx = OP_TEST8_RI;
             }
             break;
         case OP_MOV_EG:
@@ -1092,6 +1355,8 @@ void tcg_specialize(TranslatedBlock *tb)
         case OP_MOV_GE:
             if (op->sz == 0 && !reg && op->reg < 16)
                 op->idx = OP_LD8;
+            else if (op->sz == 1 && !reg)
+                op->idx = OP_LD16;
             else if (wide && reg) {
                 t = op->reg; op->reg = op->rm; op->rm = t;
                 op->idx = OP_MOV_RR;
@@ -1142,6 +1407,12 @@ void tcg_specialize(TranslatedBlock *tb)
             if (code64 && op->sz == 3 && op->imm == 0)
                 op->idx = OP_RET64;
             break;
+        case OP_JMP_REL:
+            if (code64 && op->sz == 3) {
+                op->idx = OP_JMP64_REL;
+                op->imm += op->off + op->len;
+            }
+            break;
         case OP_SHIFT_E:
             if (wide && reg && !(op->pfx & PFX_CL)) {
                 unsigned cnt = (unsigned)op->imm & (op->sz == 3 ? 63 : 31);
@@ -1153,19 +1424,66 @@ void tcg_specialize(TranslatedBlock *tb)
             }
             break;
         case OP_JCC:
+            /* The displacement becomes relative to the block's start (JCC_FAST). */
             op->idx = (uint16_t)(OP_JO + (op->sub & 15));
+            op->imm += op->off + op->len;
             break;
         default:
             break;
         }
-        if (code64 && op->idx >= OP_LD32 && op->idx <= OP_CMP_MR && op->asz == 3 &&
+        if (op->idx == OP_MOV_RR && op->sz == 3)
+            op->idx = OP_MOV64_RR;
+        if ((op->idx == OP_JMP64_REL || (op->idx >= OP_JO && op->idx <= OP_JG)) && in_block_jumps &&
+            op->sz == 3) {
+            /* A target inside this block: JUMP stays in it (op->imm16 = index + 1). */
+            int64_t target = (int64_t)op->imm;      /* from the block's start (see above) */
+            for (uint32_t j = 0; j < tb->n_ops; j++) {
+                if (tb->ops[j].off == target) {
+                    op->imm16 = (uint16_t)(j + 1);
+                    break;
+                }
+            }
+        }
+        if (code64 && op->idx >= OP_LD32 && op->idx <= OP_LD16 && op->asz == 3 &&
             op->seg < SEG_FS) {
-            /* The _F form; a RIP-relative displacement absorbs the length if it fits. */
-            int64_t disp = (int64_t)op->disp + (op->base == BASE_RIP ? op->len : 0);
+            /*
+             * The _F form.  A RIP-relative operand becomes relative to the
+             * block's start (cpu->block_rip: cpu->rip is not kept current),
+             * the displacement absorbing the offset and length if it fits.
+             */
+            int64_t disp = (int64_t)op->disp + (op->base == BASE_RIP ? op->off + op->len : 0);
             if (disp <= INT32_MAX) {
                 op->disp = (int32_t)disp;
-                op->idx = (uint16_t)(op->idx + (OP_LD32_F - OP_LD32));
+                if (op->base == BASE_RIP)
+                    op->base = BASE_BLOCK_RIP;
+                op->idx = (uint16_t)(op->idx + (op->index == REG_ZERO ? OP_LD32_FB - OP_LD32
+                                                                     : OP_LD32_F - OP_LD32));
             }
+        }
+    }
+    /* Fuse a flag producer with the JZ/JNZ (or JB/JNB) right after it (J<cc>_<P> kinds). */
+    for (uint32_t i = 0; i + 1 < tb->n_ops; i++) {
+        DecodedOp *op = &tb->ops[i];
+        uint16_t next = tb->ops[i + 1].idx;
+        bool z = next == OP_JZ, nz = next == OP_JNZ;
+        if (next == OP_JB || next == OP_JNB) {
+            if (op->idx == OP_CMP_MR_F || op->idx == OP_CMP_MR_FB)
+                op->idx = next == OP_JB ? OP_JB_CMP_MR : OP_JNB_CMP_MR;
+            continue;
+        }
+        if (!z && !nz)
+            continue;
+        switch (op->idx) {
+        /* The fused forms compute the full _F address: an _FB operand fits it too. */
+        case OP_CMP8_MR_F: case OP_CMP8_MR_FB: op->idx = z ? OP_JZ_CMP8_MR : OP_JNZ_CMP8_MR; break;
+        case OP_CMP8_MI_F: case OP_CMP8_MI_FB: op->idx = z ? OP_JZ_CMP8_MI : OP_JNZ_CMP8_MI; break;
+        case OP_CMP8_RM_F: case OP_CMP8_RM_FB: op->idx = z ? OP_JZ_CMP8_RM : OP_JNZ_CMP8_RM; break;
+        case OP_DEC_R: op->idx = z ? OP_JZ_DEC_R : OP_JNZ_DEC_R; break;
+        case OP_TEST_RR: op->idx = z ? OP_JZ_TEST_RR : OP_JNZ_TEST_RR; break;
+        case OP_TEST8_RR: op->idx = z ? OP_JZ_TEST8_RR : OP_JNZ_TEST8_RR; break;
+        case OP_CMP_RI: op->idx = z ? OP_JZ_CMP_RI : OP_JNZ_CMP_RI; break;
+        case OP_CMP_RR: op->idx = z ? OP_JZ_CMP_RR : OP_JNZ_CMP_RR; break;
+        default: break;
         }
     }
 }

@@ -323,8 +323,15 @@ static TLBEntry *tlb_fill(TCGCPU *cpu, uint64_t lin, int acc, int idx)
     e->addend = host ? (uintptr_t)host - (uintptr_t)page : 0;
     e->tag_r = page | flag;
     e->tag_x = w.exec ? (page | flag) : TLB_INVALID;
+    /* Data breakpoints: accesses to a watched page take the slow path (debug.c). */
+    uint64_t watch_r = 0, watch_w = 0;
+    if (unlikely(cpu->bp_data)) {
+        watch_r = dbg_tlb_watch(cpu, page, ACC_READ);
+        watch_w = dbg_tlb_watch(cpu, page, ACC_WRITE);
+        e->tag_r |= watch_r;
+    }
     if (w.writable && (w.dirty || acc == ACC_WRITE)) {
-        uint64_t wf = flag | (ro ? TLB_FLAG_IO : 0);
+        uint64_t wf = flag | (ro ? TLB_FLAG_IO : 0) | watch_w;
         if (tb_page_has_code(ppage))
             wf |= TLB_FLAG_CODE;
         e->tag_w = page | wf;
@@ -366,6 +373,8 @@ uint64_t mem_ld_slow(TCGCPU *cpu, uint64_t lin, int sz, int idx)
     check_alignment(cpu, lin, len, idx);
     if (!cpu->lma)
         lin = (uint32_t)lin;
+    if (unlikely(cpu->bp_data))
+        dbg_data_access(cpu, lin, len, ACC_READ);
     if ((lin & 0xfff) + len > 0x1000) {
         /* Page-crossing: byte by byte (both pages must be readable). */
         uint64_t v = 0;
@@ -426,6 +435,8 @@ void mem_st_slow(TCGCPU *cpu, uint64_t lin, int sz, uint64_t v, int idx)
     check_alignment(cpu, lin, len, idx);
     if (!cpu->lma)
         lin = (uint32_t)lin;
+    if (unlikely(cpu->bp_data))
+        dbg_data_access(cpu, lin, len, ACC_WRITE);
     if ((lin & 0xfff) + len > 0x1000) {
         /* Check both pages before writing anything (no partial stores). */
         uint64_t lin2 = (lin + len - 1) & TLB_PAGE_MASK;

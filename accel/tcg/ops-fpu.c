@@ -1,6 +1,6 @@
 /*
  * The x87 FPU of the software CPU and the SSE state instructions
- * (FXSAVE/FXRSTOR, LDMXCSR/STMXCSR).
+ * (FXSAVE/FXRSTOR, LDMXCSR/STMXCSR, XSAVE/XRSTOR/XSAVEOPT).
  *
  * Sources: SDM 1 ch. 8 (x87 environment, stack faults §8.5.1.1, exception
  * delivery §8.6-8.7), SDM 2A/2B per-instruction pages (encodings in the
@@ -280,20 +280,16 @@ static void fpu_load_env(TCGCPU *cpu, const DecodedOp *op, uint64_t lin)
     fpu_load_tag(cpu, ftw);
 }
 
-/* ---------------- FXSAVE / FXRSTOR (SDM 2A "FXSAVE", Table 3-53/3-56) ---------------- */
-static uint64_t fx_addr(TCGCPU *cpu, const DecodedOp *op, int acc)
+/*
+ * ---------------- FXSAVE / FXRSTOR (SDM 2A "FXSAVE", Table 3-53/3-56) ----------------
+ * The 512-byte legacy image is written and read in three pieces because
+ * XSAVE/XRSTOR (below) use the same layout for their legacy region but
+ * move the pieces independently (SDM 1 §13.4.1, §13.5.1-13.5.2): the x87
+ * state (bytes 0-23 less 24-31, and 32-159), MXCSR with MXCSR_MASK
+ * (24-31), and the XMM registers (160-415; XMM8-15 only in 64-bit mode).
+ */
+static void fx_store_x87(TCGCPU *cpu, uint64_t lin, bool w64)
 {
-    uint64_t ea = op_ea(cpu, op);
-    if (ea & 15)
-        raise_exception_err(cpu, EXCP_GP, 0);
-    return seg_lin(cpu, op->seg, ea, 512, acc);
-}
-
-static void fxsave(TCGCPU *cpu, const DecodedOp *op)
-{
-    uint64_t lin = fx_addr(cpu, op, ACC_WRITE);
-    lin_probe_write(cpu, lin, 512);
-    bool w64 = op->sz == 3;
     lin_st(cpu, lin + 0, 1, cpu->fcw);
     lin_st(cpu, lin + 2, 1, cpu->fsw);
     lin_st(cpu, lin + 4, 1, cpu->ftw_valid);    /* byte 5 reserved: written 0 */
@@ -307,31 +303,38 @@ static void fxsave(TCGCPU *cpu, const DecodedOp *op)
         lin_st(cpu, lin + 16, 2, (uint32_t)cpu->fdp);
         lin_st(cpu, lin + 20, 2, cpu->fds);
     }
-    lin_st(cpu, lin + 24, 2, cpu->mxcsr);
-    lin_st(cpu, lin + 28, 2, MXCSR_MASK_SUPPORTED);
     for (unsigned i = 0; i < 8; i++) {
         F80 v = st_get(cpu, i);
         lin_st(cpu, lin + 32 + 16 * i, 3, v.sig);
         lin_st(cpu, lin + 40 + 16 * i, 3, v.se);   /* upper 6 bytes reserved: 0 */
     }
-    unsigned nx = cpu->code64 ? 16 : 8;
-    for (unsigned i = 0; i < nx; i++) {
+}
+
+static void fx_store_mxcsr(TCGCPU *cpu, uint64_t lin)
+{
+    lin_st(cpu, lin + 24, 2, cpu->mxcsr);
+    lin_st(cpu, lin + 28, 2, MXCSR_MASK_SUPPORTED);
+}
+
+static unsigned fx_xmm_count(const TCGCPU *cpu) { return cpu->code64 ? 16 : 8; }
+
+static void fx_store_xmm(TCGCPU *cpu, uint64_t lin)
+{
+    for (unsigned i = 0; i < fx_xmm_count(cpu); i++) {
         lin_st(cpu, lin + 160 + 16 * i, 3, cpu->xmm[i].q[0]);
         lin_st(cpu, lin + 168 + 16 * i, 3, cpu->xmm[i].q[1]);
     }
 }
 
-static void fxrstor(TCGCPU *cpu, const DecodedOp *op)
+/* Read the legacy image into img so that a fault leaves the CPU state untouched. */
+static void fx_read_image(TCGCPU *cpu, uint64_t lin, uint8_t img[512])
 {
-    uint64_t lin = fx_addr(cpu, op, ACC_READ);
-    uint32_t mx = (uint32_t)mem_ld(cpu, lin + 24, 2);
-    if (mx & ~MXCSR_MASK_SUPPORTED)
-        raise_exception_err(cpu, EXCP_GP, 0);
-    /* Read everything first so a fault leaves the state untouched. */
-    uint8_t img[512];
     for (unsigned i = 0; i < 512; i += 8)
         st64_le(img + i, mem_ld(cpu, lin + i, 3));
-    bool w64 = op->sz == 3;
+}
+
+static void fx_load_x87(TCGCPU *cpu, const uint8_t *img, bool w64)
+{
     cpu->fcw = (uint16_t)((ld16_le(img) & 0x1f3f) | 0x40);
     cpu->fsw = ld16_le(img + 2);
     cpu->ftw_valid = img[4];
@@ -345,23 +348,180 @@ static void fxrstor(TCGCPU *cpu, const DecodedOp *op)
         cpu->fdp = ld32_le(img + 16);
         cpu->fds = ld16_le(img + 20);
     }
-    cpu->mxcsr = mx;
     unsigned top = fpu_top(cpu);
     for (unsigned i = 0; i < 8; i++) {
         F80 v = { ld64_le(img + 32 + 16 * i), ld16_le(img + 40 + 16 * i) };
         cpu->fpr[(top + i) & 7] = v;
     }
-    unsigned nx = cpu->code64 ? 16 : 8;
-    for (unsigned i = 0; i < nx; i++) {
+}
+
+static void fx_load_xmm(TCGCPU *cpu, const uint8_t *img)
+{
+    for (unsigned i = 0; i < fx_xmm_count(cpu); i++) {
         cpu->xmm[i].q[0] = ld64_le(img + 160 + 16 * i);
         cpu->xmm[i].q[1] = ld64_le(img + 168 + 16 * i);
     }
 }
 
-/* 0F AE /0-/3: FXSAVE FXRSTOR LDMXCSR STMXCSR. */
+static uint64_t fx_addr(TCGCPU *cpu, const DecodedOp *op, int acc)
+{
+    uint64_t ea = op_ea(cpu, op);
+    if (ea & 15)
+        raise_exception_err(cpu, EXCP_GP, 0);
+    return seg_lin(cpu, op->seg, ea, 512, acc);
+}
+
+static void fxsave(TCGCPU *cpu, const DecodedOp *op)
+{
+    uint64_t lin = fx_addr(cpu, op, ACC_WRITE);
+    lin_probe_write(cpu, lin, 512);
+    fx_store_x87(cpu, lin, op->sz == 3);
+    fx_store_mxcsr(cpu, lin);
+    fx_store_xmm(cpu, lin);
+}
+
+static void fxrstor(TCGCPU *cpu, const DecodedOp *op)
+{
+    uint64_t lin = fx_addr(cpu, op, ACC_READ);
+    uint32_t mx = (uint32_t)mem_ld(cpu, lin + 24, 2);
+    if (mx & ~MXCSR_MASK_SUPPORTED)
+        raise_exception_err(cpu, EXCP_GP, 0);
+    uint8_t img[512];
+    fx_read_image(cpu, lin, img);
+    fx_load_x87(cpu, img, op->sz == 3);
+    cpu->mxcsr = mx;
+    fx_load_xmm(cpu, img);
+}
+
+/*
+ * ---------------- XSAVE / XRSTOR / XSAVEOPT (SDM 1 ch. 13, SDM 2C) ----------------
+ * Components x87 (XCR0 bit 0) and SSE (bit 1) only, so the area is the
+ * legacy region plus the 64-byte header (XSTATE_BV at 512, XCOMP_BV at
+ * 520); the standard form only (no XSAVEC, so XRSTOR refuses a non-zero
+ * XCOMP_BV).  RFBM = EDX:EAX & XCR0 picks the components.
+ *
+ * XINUSE (SDM 1 §13.6) is not tracked as a bit the hardware keeps; it is
+ * computed as "the component is not in its initial configuration", which
+ * the SDM allows (XINUSE[i] = 0 implies init; init may still report 1).
+ * XSAVEOPT uses only the init optimization: it leaves a component in init
+ * state unwritten with its XSTATE_BV bit clear; it never assumes a
+ * component unmodified since the last XRSTOR (the modified optimization
+ * is optional), so it always writes the others.
+ */
+static bool x87_in_init_state(const TCGCPU *cpu)
+{
+    /* SDM 1 §13.6; FOP is also required to be 0 so nothing is lost when XSAVEOPT skips. */
+    if (cpu->fcw != 0x037f || cpu->fsw != 0 || cpu->ftw_valid != 0 || cpu->fop != 0 ||
+        cpu->fip != 0 || cpu->fdp != 0 || cpu->fcs != 0 || cpu->fds != 0)
+        return false;
+    for (unsigned i = 0; i < 8; i++)
+        if (cpu->fpr[i].sig != 0 || cpu->fpr[i].se != 0)
+            return false;
+    return true;
+}
+
+/* SSE init state covers the XMM registers only, not MXCSR (SDM 1 §13.6). */
+static bool sse_in_init_state(const TCGCPU *cpu)
+{
+    for (unsigned i = 0; i < fx_xmm_count(cpu); i++)
+        if (cpu->xmm[i].q[0] != 0 || cpu->xmm[i].q[1] != 0)
+            return false;
+    return true;
+}
+
+static uint64_t xstate_in_use(const TCGCPU *cpu)
+{
+    return (x87_in_init_state(cpu) ? 0 : XSTATE_X87) | (sse_in_init_state(cpu) ? 0 : XSTATE_SSE);
+}
+
+static uint64_t xsave_rfbm(const TCGCPU *cpu)
+{
+    uint64_t mask = (uint32_t)cpu->regs[R_EAX] | ((uint64_t)(uint32_t)cpu->regs[R_EDX] << 32);
+    return mask & cpu->xcr0;
+}
+
+/* The area must be 64-byte aligned (#GP(0), SDM 2C "XSAVE" exceptions). */
+static uint64_t xsave_addr(TCGCPU *cpu, const DecodedOp *op, int acc)
+{
+    uint64_t lin = op_lin(cpu, op, XSAVE_AREA_SIZE, acc);
+    if (lin & 63)
+        raise_exception_err(cpu, EXCP_GP, 0);
+    return lin;
+}
+
+/* XSAVE and XSAVEOPT (SDM 1 §13.7, §13.9). */
+static void xsave(TCGCPU *cpu, const DecodedOp *op, bool opt)
+{
+    uint64_t lin = xsave_addr(cpu, op, ACC_WRITE);
+    lin_probe_write(cpu, lin, XSAVE_AREA_SIZE);
+    uint64_t rfbm = xsave_rfbm(cpu);
+    uint64_t inuse = xstate_in_use(cpu);
+    uint64_t save = opt ? rfbm & inuse : rfbm;
+    uint64_t xstate_bv = mem_ld(cpu, lin + 512, 3);
+    if (save & XSTATE_X87)
+        fx_store_x87(cpu, lin, op->sz == 3);
+    /* MXCSR goes with RFBM[1] (or [2], AVX, not offered), even when SSE is in init state. */
+    if (rfbm & XSTATE_SSE)
+        fx_store_mxcsr(cpu, lin);
+    if (save & XSTATE_SSE)
+        fx_store_xmm(cpu, lin);
+    /* Only XSTATE_BV is written back: XCOMP_BV and the rest of the header are left alone. */
+    lin_st(cpu, lin + 512, 3, (xstate_bv & ~rfbm) | (inuse & rfbm));
+}
+
+/* XRSTOR, standard form (SDM 1 §13.8.1). */
+static void xrstor(TCGCPU *cpu, const DecodedOp *op)
+{
+    uint64_t lin = xsave_addr(cpu, op, ACC_READ);
+    uint64_t rfbm = xsave_rfbm(cpu);
+    uint64_t xstate_bv = mem_ld(cpu, lin + 512, 3);
+    /* #GP: XSTATE_BV names a component outside XCR0, or header bytes 23:8 are not 0
+     * (that includes XCOMP_BV, whose bit 63 would ask for the compacted form). */
+    if ((xstate_bv & ~cpu->xcr0) || mem_ld(cpu, lin + 520, 3) || mem_ld(cpu, lin + 528, 3))
+        raise_exception_err(cpu, EXCP_GP, 0);
+    /* The standard form loads MXCSR whenever RFBM[1] (or [2]) is set, whatever XSTATE_BV says. */
+    uint32_t mx = cpu->mxcsr;
+    if (rfbm & XSTATE_SSE) {
+        mx = (uint32_t)mem_ld(cpu, lin + 24, 2);
+        if (mx & ~MXCSR_MASK_SUPPORTED)
+            raise_exception_err(cpu, EXCP_GP, 0);
+    }
+    uint8_t img[512];
+    fx_read_image(cpu, lin, img);
+    if (rfbm & XSTATE_X87) {
+        if (xstate_bv & XSTATE_X87) {
+            fx_load_x87(cpu, img, op->sz == 3);
+        } else {
+            /* Initial configuration (SDM 1 §13.6): FNINIT's registers, ST0-7 zero. */
+            fpu_reset(cpu, false);
+            memset(cpu->fpr, 0, sizeof(cpu->fpr));
+        }
+    }
+    cpu->mxcsr = mx;
+    if (rfbm & XSTATE_SSE) {
+        if (xstate_bv & XSTATE_SSE)
+            fx_load_xmm(cpu, img);
+        else
+            memset(cpu->xmm, 0, fx_xmm_count(cpu) * sizeof(cpu->xmm[0]));
+    }
+}
+
+/* 0F AE /0-/6: FXSAVE FXRSTOR LDMXCSR STMXCSR XSAVE XRSTOR XSAVEOPT. */
 static int helper_fxgrp(TCGCPU *cpu, const DecodedOp *op)
 {
     unsigned sub = op->sub;
+    if (sub >= 4) {
+        /* #UD without CR4.OSXSAVE (or XSAVEOPT not advertised), then #NM with CR0.TS (SDM 2C). */
+        if (!(cpu->cr4 & CR4_OSXSAVE) || (sub == 6 && !tcg_cpuid_has_xsaveopt()))
+            raise_exception(cpu, EXCP_UD);
+        if (cpu->cr0 & X86_CR0_TS)
+            raise_exception(cpu, EXCP_NM);
+        if (sub == 5)
+            xrstor(cpu, op);
+        else
+            xsave(cpu, op, sub == 6);
+        return H_NEXT;
+    }
     if (sub >= 2) {
         /* SSE state: #UD without CR4.OSFXSR or with CR0.EM; #NM with CR0.TS (SDM 3A Table 12-8). */
         if ((cpu->cr0 & X86_CR0_EM) || !(cpu->cr4 & CR4_OSFXSR))

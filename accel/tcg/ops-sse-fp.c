@@ -1,7 +1,8 @@
 /*
  * SSE/SSE2 floating point: ADD/SUB/MUL/DIV/MIN/MAX/SQRT (PS/SS/PD/SD),
  * CMPccPS/SS/PD/SD, (U)COMISS/SD, all CVT* forms (XMM, GPR and MMX
- * integers, binary32, binary64) and RCPPS/RCPSS/RSQRTPS/RSQRTSS.
+ * integers, binary32, binary64), RCPPS/RCPSS/RSQRTPS/RSQRTSS and the SSE3
+ * HADDPS/PD, HSUBPS/PD and ADDSUBPS/PD.
  * SDM 1 §10.2.3 (MXCSR), §11.5 (SIMD FP exceptions), Table 4-7 (NaNs).
  *
  * Arithmetic uses the host's binary32/binary64 with the rounding mode set
@@ -26,12 +27,6 @@
 #include "kestrel/log.h"
 
 enum { PF_NONE = 0, PF_66 = 1, PF_F3 = 2, PF_F2 = 3 };
-
-typedef struct FPEnv {
-    uint32_t mxcsr;
-    unsigned flags;
-    unsigned lane_de;       /* DE raised by the current element only */
-} FPEnv;
 
 /* ---- element classification (binary32: dbl = 0, binary64: dbl = 1) ---- */
 static uint64_t sign_bit(int dbl) { return dbl ? 1ull << 63 : 1ull << 31; }
@@ -99,7 +94,7 @@ static uint64_t host_end(FPEnv *e, uint64_t r, int dbl)
 }
 
 /* op: 0 add, 1 mul, 4 sub, 5 min, 6 div, 7 max, 8 sqrt (opcode 58..5F order). */
-static uint64_t fp_arith(FPEnv *e, int op, uint64_t a, uint64_t b, int dbl)
+uint64_t fp_arith(FPEnv *e, int op, uint64_t a, uint64_t b, int dbl)
 {
     e->lane_de = 0;
     if (op == 5 || op == 7) {
@@ -277,7 +272,7 @@ static uint32_t fp_approx(uint32_t a, bool rsqrt)
 
 /* ---------------- instruction level ---------------- */
 /* Commit flags: unmasked -> #XM/#UD with the destination untouched. */
-static void fp_commit(TCGCPU *cpu, const FPEnv *e)
+void fp_commit(TCGCPU *cpu, const FPEnv *e)
 {
     unsigned f = e->flags & FPE_ALL;
     unsigned unmasked = f & ~(cpu->mxcsr >> 7) & FPE_ALL;
@@ -314,6 +309,30 @@ int helper_sse_fp(TCGCPU *cpu, const DecodedOp *op)
         s = sse_src(cpu, op, len, true);
         for (int i = 0; i < n; i++)
             el_set(&r, dbl, i, fp_arith(&e, k, el(d, dbl, i), el(&s, dbl, i), dbl));
+        break;
+    }
+    case 0x7c: case 0x7d: case 0xd0: {
+        /*
+         * SSE3 HADDPS/PD, HSUBPS/PD (F2 = single, 66 = double), ADDSUBPS/PD:
+         * the pairs of the destination fill the low half and the pairs of
+         * the source the high half; ADDSUB subtracts in even elements and
+         * adds in odd ones (SDM 2A "ADDSUBPS", 2A "HADDPS").  Each element
+         * is an ordinary ADD/SUB for NaNs, flags and rounding.
+         */
+        if (pf != PF_66 && pf != PF_F2)
+            raise_exception(cpu, EXCP_UD);
+        dbl = pf == PF_66;
+        n = dbl ? 2 : 4;
+        s = sse_src(cpu, op, 16, true);
+        for (int i = 0; i < n; i++) {
+            if (opc == 0xd0) {
+                el_set(&r, dbl, i, fp_arith(&e, (i & 1) ? 0 : 4, el(d, dbl, i), el(&s, dbl, i), dbl));
+            } else {
+                const XMMReg *x = i < n / 2 ? d : &s;
+                int k = 2 * (i % (n / 2));
+                el_set(&r, dbl, i, fp_arith(&e, opc == 0x7c ? 0 : 4, el(x, dbl, k), el(x, dbl, k + 1), dbl));
+            }
+        }
         break;
     }
     case 0xc2:

@@ -3,6 +3,7 @@
  * 128-bit integer operations (SDM 1 ch. 10-11, SDM 2 per-instruction
  * pages, opcode map SDM 2D App. A with the 66/F3/F2 mandatory prefixes).
  *
+ * SSE3 data movement (MOVDDUP, MOVSLDUP, MOVSHDUP, LDDQU) is here too.
  * Floating point is in ops-sse-fp.c.  MMX (no mandatory prefix on the
  * integer opcodes; MMi = significand of x87 R_i, SDM 1 ch. 9) is here too.
  *
@@ -59,8 +60,8 @@ static void sse_store(TCGCPU *cpu, const DecodedOp *op, const XMMReg *v, unsigne
 
 static int8_t sat8(int v) { return (int8_t)(v > 127 ? 127 : v < -128 ? -128 : v); }
 static uint8_t satu8(int v) { return (uint8_t)(v > 255 ? 255 : v < 0 ? 0 : v); }
-static int16_t sat16(int32_t v) { return (int16_t)(v > 32767 ? 32767 : v < -32768 ? -32768 : v); }
-static uint16_t satu16(int32_t v) { return (uint16_t)(v > 65535 ? 65535 : v < 0 ? 0 : v); }
+int16_t sse_sat_s16(int32_t v) { return (int16_t)(v > 32767 ? 32767 : v < -32768 ? -32768 : v); }
+uint16_t sse_sat_u16(int32_t v) { return (uint16_t)(v > 65535 ? 65535 : v < 0 ? 0 : v); }
 
 /* Shifts by a count (imm8 or the low 64 bits of an XMM operand). kind: 0 srl, 1 sra, 2 sll. */
 static void shift_elems(XMMReg *d, int esz, int kind, uint64_t cnt)
@@ -121,13 +122,13 @@ static bool int_op(unsigned opc, XMMReg *d, const XMMReg *s)
     case 0xfa: for (i = 0; i < 4; i++) r.d[i] = d->d[i] - s->d[i]; break;
     case 0xfb: for (i = 0; i < 2; i++) r.q[i] = d->q[i] - s->q[i]; break;
     case 0xec: for (i = 0; i < 16; i++) r.b[i] = (uint8_t)sat8((int8_t)d->b[i] + (int8_t)s->b[i]); break;
-    case 0xed: for (i = 0; i < 8; i++) r.w[i] = (uint16_t)sat16((int16_t)d->w[i] + (int16_t)s->w[i]); break;
+    case 0xed: for (i = 0; i < 8; i++) r.w[i] = (uint16_t)sse_sat_s16((int16_t)d->w[i] + (int16_t)s->w[i]); break;
     case 0xdc: for (i = 0; i < 16; i++) r.b[i] = satu8(d->b[i] + s->b[i]); break;
-    case 0xdd: for (i = 0; i < 8; i++) r.w[i] = satu16(d->w[i] + s->w[i]); break;
+    case 0xdd: for (i = 0; i < 8; i++) r.w[i] = sse_sat_u16(d->w[i] + s->w[i]); break;
     case 0xe8: for (i = 0; i < 16; i++) r.b[i] = (uint8_t)sat8((int8_t)d->b[i] - (int8_t)s->b[i]); break;
-    case 0xe9: for (i = 0; i < 8; i++) r.w[i] = (uint16_t)sat16((int16_t)d->w[i] - (int16_t)s->w[i]); break;
+    case 0xe9: for (i = 0; i < 8; i++) r.w[i] = (uint16_t)sse_sat_s16((int16_t)d->w[i] - (int16_t)s->w[i]); break;
     case 0xd8: for (i = 0; i < 16; i++) r.b[i] = satu8(d->b[i] - s->b[i]); break;
-    case 0xd9: for (i = 0; i < 8; i++) r.w[i] = satu16(d->w[i] - s->w[i]); break;
+    case 0xd9: for (i = 0; i < 8; i++) r.w[i] = sse_sat_u16(d->w[i] - s->w[i]); break;
     case 0x74: for (i = 0; i < 16; i++) r.b[i] = d->b[i] == s->b[i] ? 0xff : 0; break;
     case 0x75: for (i = 0; i < 8; i++) r.w[i] = d->w[i] == s->w[i] ? 0xffff : 0; break;
     case 0x76: for (i = 0; i < 4; i++) r.d[i] = d->d[i] == s->d[i] ? ~0u : 0; break;
@@ -185,8 +186,8 @@ static bool int_op(unsigned opc, XMMReg *d, const XMMReg *s)
         break;
     case 0x6b:
         for (i = 0; i < 4; i++) {
-            r.w[i] = (uint16_t)sat16((int32_t)d->d[i]);
-            r.w[4 + i] = (uint16_t)sat16((int32_t)s->d[i]);
+            r.w[i] = (uint16_t)sse_sat_s16((int32_t)d->d[i]);
+            r.w[4 + i] = (uint16_t)sse_sat_s16((int32_t)s->d[i]);
         }
         break;
     case 0xd1: case 0xd2: case 0xd3: case 0xe1: case 0xe2: case 0xf1: case 0xf2: case 0xf3: {
@@ -235,7 +236,7 @@ void mmx_check(TCGCPU *cpu)
         raise_exception(cpu, EXCP_MF);
 }
 
-static uint64_t mmx_src(TCGCPU *cpu, const DecodedOp *op)
+uint64_t mmx_src(TCGCPU *cpu, const DecodedOp *op)
 {
     if (op->rm != NOREG)
         return mmx_get(cpu, op->rm);
@@ -392,12 +393,15 @@ int helper_sse(TCGCPU *cpu, const DecodedOp *op)
     if (pf == PF_NONE && ((opc >= 0x60 && opc <= 0x7f) || opc == 0xc4 || opc == 0xc5 ||
                           (opc >= 0xd1 && opc != 0xe6)))
         return helper_mmx(cpu, op);
+    if (opc == 0xf0 && (pf != PF_F2 || op->rm != NOREG))
+        sse_unimp(cpu, op);             /* LDDQU is F2 and memory only; #UD outranks #NM */
     if ((cpu->cr0 & X86_CR0_EM) || !(cpu->cr4 & CR4_OSFXSR))
         raise_exception(cpu, EXCP_UD);
     if (cpu->cr0 & X86_CR0_TS)
         raise_exception(cpu, EXCP_NM);
     switch (opc) {
     case 0x2a: case 0x2c ... 0x2f: case 0x51 ... 0x53: case 0x58 ... 0x5f: case 0xc2: case 0xe6:
+    case 0x7c: case 0x7d: case 0xd0:    /* SSE3 HADD / HSUB / ADDSUB */
         return helper_sse_fp(cpu, op);
     default:
         break;
@@ -451,6 +455,18 @@ int helper_sse(TCGCPU *cpu, const DecodedOp *op)
         }
         return H_NEXT;
     case 0x12: case 0x13: case 0x16: case 0x17: {  /* MOVLPS/MOVHLPS/MOVHPS/MOVLHPS (+PD) */
+        if (pf == PF_F2 && opc == 0x12) {           /* SSE3 MOVDDUP: m64, no alignment rule */
+            s = sse_src(cpu, op, 8, false);
+            d->q[0] = d->q[1] = s.q[0];
+            return H_NEXT;
+        }
+        if (pf == PF_F3 && (opc == 0x12 || opc == 0x16)) {    /* SSE3 MOVSLDUP / MOVSHDUP */
+            s = sse_src(cpu, op, 16, true);
+            unsigned odd = opc == 0x16;
+            d->d[0] = d->d[1] = s.d[odd];
+            d->d[2] = d->d[3] = s.d[2 + odd];
+            return H_NEXT;
+        }
         if (pf > PF_66)
             sse_unimp(cpu, op);
         int hi = opc >= 0x16;
@@ -607,6 +623,9 @@ int helper_sse(TCGCPU *cpu, const DecodedOp *op)
         *d = r;
         return H_NEXT;
     }
+    case 0xf0:                  /* SSE3 LDDQU xmm, m128: unaligned (form checked above) */
+        *d = sse_src(cpu, op, 16, false);
+        return H_NEXT;
     case 0xd7:                  /* PMOVMSKB r32, xmm */
         if (pf != PF_66 || mem)
             sse_unimp(cpu, op);

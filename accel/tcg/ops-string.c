@@ -60,10 +60,16 @@ int helper_in_out(TCGCPU *cpu, const DecodedOp *op)
     int sz = op->sz;
     if (!io_permitted(cpu, port, 1u << sz))
         raise_exception_err(cpu, EXCP_GP, 0);
+    /* I/O breakpoint: a #DB trap after the access, from a block of this instruction alone. */
+    uint32_t io_hits = 0;
+    if (unlikely(cpu->bp_io) && (io_hits = dbg_io_hits(cpu, port, 1u << sz)))
+        dbg_single_insn(cpu);
     if (op->idx == OP_IN)
         reg_set(cpu, R_EAX, sz, cpu_io_read(cpu, port, sz));
     else
         cpu_io_write(cpu, port, sz, (uint32_t)reg_get(cpu, R_EAX, sz));
+    if (unlikely(io_hits))
+        dbg_io_record(cpu, io_hits);
     /*
      * A port write that resets or powers off the machine (0xCF9, 0x92,
      * PM1_CNT) asks the CPUs to stop: do so right after this instruction,
@@ -72,6 +78,19 @@ int helper_in_out(TCGCPU *cpu, const DecodedOp *op)
     if (__atomic_load_n(&cpu->exit_request, __ATOMIC_ACQUIRE))
         return H_NEXT_END;
     return H_NEXT;
+}
+
+/*
+ * A repeated instruction stops before its last iteration (to be resumed):
+ * an event taken now pushes RF=1, so that an instruction breakpoint on it
+ * does not fire again when it resumes (SDM 3A §17.3.1.1).  The run loop
+ * clears RF again before the next instruction.
+ */
+static int string_pause(TCGCPU *cpu)
+{
+    cpu->eflags |= FL_RF;
+    __atomic_store_n(&cpu->chain_break, 1, __ATOMIC_RELAXED);
+    return H_END;
 }
 
 /* SI/DI/CX updates have the address size; a 32-bit update zero-extends. */
@@ -153,7 +172,7 @@ static int string_bulk(TCGCPU *cpu, const DecodedOp *op, int kind)
         if (__atomic_load_n(&cpu->exit_request, __ATOMIC_RELAXED))
             break;
     }
-    return (cpu->regs[R_ECX] & am) == 0 ? H_NEXT : H_END;
+    return (cpu->regs[R_ECX] & am) == 0 ? H_NEXT : string_pause(cpu);
 }
 
 int helper_string(TCGCPU *cpu, const DecodedOp *op)
@@ -176,7 +195,19 @@ int helper_string(TCGCPU *cpu, const DecodedOp *op)
 
     if ((kind == OP_INS || kind == OP_OUTS) && !io_permitted(cpu, port, 1u << sz))
         raise_exception_err(cpu, EXCP_GP, 0);
-    if (rep && step > 0 && (kind == OP_MOVS || kind == OP_STOS)) {
+    /*
+     * With I/O or data breakpoints, INS/OUTS run from a block of their own,
+     * so that a hit is reported after its iteration instead of rerunning the
+     * port access (debug.c).
+     */
+    uint32_t io_hits = 0;
+    if (unlikely(cpu->bp_io | cpu->bp_data) && (kind == OP_INS || kind == OP_OUTS)) {
+        dbg_single_insn(cpu);
+        if (cpu->bp_io)
+            io_hits = dbg_io_hits(cpu, port, 1u << sz);
+    }
+    /* With TF, one iteration per single-step trap (below): no bulk runs. */
+    if (rep && step > 0 && (kind == OP_MOVS || kind == OP_STOS) && !(cpu->eflags & FL_TF)) {
         int r = string_bulk(cpu, op, kind);
         if (r >= 0)
             return r;
@@ -229,6 +260,8 @@ int helper_string(TCGCPU *cpu, const DecodedOp *op)
             adv(cpu, R_ESI, op->asz, step);
             break;
         }
+        if (unlikely(io_hits))
+            dbg_io_record(cpu, io_hits);
         if (!rep)
             return H_NEXT;
         adv(cpu, R_ECX, op->asz, -1);
@@ -239,7 +272,12 @@ int helper_string(TCGCPU *cpu, const DecodedOp *op)
         }
         if ((cpu->regs[R_ECX] & am) == 0)
             return H_NEXT;
-        if (budget <= 1 || cpu->exit_request)
-            return H_END;       /* resume this instruction later */
+        /*
+         * A data or I/O breakpoint hit: #DB after this iteration (SDM 3A
+         * §17.3.1.2); with TF the single-step trap comes after each
+         * iteration, RIP still on the instruction (SDM 3A §17.3.1.4).
+         */
+        if (budget <= 1 || cpu->exit_request || unlikely(cpu->dr6_pending | (cpu->eflags & FL_TF)))
+            return string_pause(cpu);     /* resume this instruction later */
     }
 }

@@ -14,7 +14,9 @@
  * (tcg_cpuid_configure, with one warning line naming them):
  *   1:EDX   FPU PSE TSC MSR PAE CX8 SEP PGE CMOV PAT PSE36 CLFSH MMX FXSR
  *           SSE SSE2 (no APIC until the platform brings one, no MTRR/MCE)
- *   1:ECX   CX16 POPCNT
+ *   1:ECX   CX16 POPCNT XSAVE (OSXSAVE mirrors CR4.OSXSAVE)
+ *   0DH     XCR0 components x87 and SSE, standard 576-byte XSAVE area;
+ *           sub-leaf 1: XSAVEOPT only (no XSAVEC, XGETBV1, XSAVES)
  *   7:EDX   ARCH_CAPABILITIES (MSR 10AH says: no speculative-execution bugs)
  *   8000_0001h:EDX  SYSCALL NX Page1GB RDTSCP LM;  ECX  LAHF-SAHF LZCNT
  *   8000_0008h:EAX  40 physical / 48 linear address bits
@@ -35,10 +37,16 @@ static const char cpuid_default_brand[48] = "Kestrel software CPU kestrel64";
  * local APIC exists (tcg_has_apic).
  */
 #define TCG_FEATURES_IMPLEMENTED { \
-    [FEAT_1_EDX] = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | \
-                   (1u << 9) | (1u << 11) | (1u << 13) | (1u << 15) | (1u << 16) | \
+    [FEAT_1_EDX] = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | CPUID_1_EDX_MCE | \
+                   (1u << 8) | (1u << 9) | (1u << 11) | CPUID_1_EDX_MTRR | (1u << 13) | \
+                   CPUID_1_EDX_MCA | (1u << 15) | (1u << 16) | \
                    (1u << 17) | (1u << 19) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26), \
-    [FEAT_1_ECX] = (1u << 13) | (1u << 23) | (1u << 24), \
+    /* SSE3 PCLMULQDQ SSSE3 CX16 SSE4.1 SSE4.2 MOVBE POPCNT TSC-deadline AES XSAVE */ \
+    [FEAT_1_ECX] = (1u << 0) | (1u << 1) | (1u << 9) | (1u << 13) | (1u << 19) | (1u << 20) | \
+                   (1u << 22) | (1u << 23) | (1u << 24) | (1u << 25) | CPUID_1_ECX_XSAVE, \
+    [FEAT_D_1_EAX] = 1u << 0, \
+    [FEAT_7_0_EBX] = 1u << 19,                          /* ADX */ \
+    [FEAT_7_0_ECX] = (1u << 27) | (1u << 28),           /* MOVDIRI MOVDIR64B */ \
     [FEAT_7_0_EDX] = 1u << 29, \
     [FEAT_8000_0001_EDX] = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29), \
     [FEAT_8000_0001_ECX] = (1u << 0) | (1u << 5), \
@@ -93,6 +101,17 @@ bool tcg_cpuid_configure(const char *cpu_model, char **dropped, GError **errp)
     return true;
 }
 
+/* CPUID.(EAX=0DH,ECX=1):EAX[0]: XSAVEOPT exists (ops-fpu.c: else #UD). */
+bool tcg_cpuid_feature(int word, uint32_t bits)
+{
+    return (tcg_model.feat[word] & bits) == bits;
+}
+
+bool tcg_cpuid_has_xsaveopt(void)
+{
+    return (tcg_model.feat[FEAT_1_ECX] & CPUID_1_ECX_XSAVE) && (tcg_model.feat[FEAT_D_1_EAX] & 1u);
+}
+
 static void cpuid_leaf(TCGCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
     r[0] = r[1] = r[2] = r[3] = 0;
@@ -114,11 +133,34 @@ static void cpuid_leaf(TCGCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
             r[3] &= ~(1u << 9);     /* APIC: the userspace local APIC (xAPIC only) */
             r[2] &= ~(1u << 24);    /* TSC-deadline timer mode */
         }
+        /* OSXSAVE (27) reports CR4.OSXSAVE (SDM 2A "CPUID", Table 3-10). */
+        if (cpu->cr4 & CR4_OSXSAVE)
+            r[2] |= CPUID_1_ECX_OSXSAVE;
         break;
     case 7:
         /* Subleaf 0 EDX bit 29: IA32_ARCH_CAPABILITIES exists (SDM 2A, CPUID leaf 07H). */
-        if (sub == 0)
+        if (sub == 0) {
+            r[1] = tcg_model.feat[FEAT_7_0_EBX];
+            r[2] = tcg_model.feat[FEAT_7_0_ECX];
             r[3] = tcg_model.feat[FEAT_7_0_EDX];
+        }
+        break;
+    case 0xd:
+        /*
+         * XSAVE features (SDM 1 §13.2): sub-leaf 0 gives the XCR0 bits that
+         * may be set (EDX:EAX), the area size for the current XCR0 (EBX) and
+         * for all of them (ECX); x87 and SSE live in the legacy region, so
+         * both sizes are 512 + 64.  Sub-leaf 1 EAX: XSAVEOPT (0) only.
+         */
+        if (!(tcg_model.feat[FEAT_1_ECX] & CPUID_1_ECX_XSAVE))
+            break;
+        if (sub == 0) {
+            r[0] = XCR0_SUPPORTED;
+            r[1] = XSAVE_AREA_SIZE;
+            r[2] = XSAVE_AREA_SIZE;
+        } else if (sub == 1) {
+            r[0] = tcg_model.feat[FEAT_D_1_EAX];
+        }
         break;
     case 0x15:
         /*
@@ -222,7 +264,14 @@ int helper_rdmsr(TCGCPU *cpu, const DecodedOp *op)
     case MSR_KERNEL_GS_BASE: v = cpu->kernel_gs_base; break;
     case MSR_TSC_AUX: v = cpu->tsc_aux; break;
     case MSR_IA32_BIOS_SIGN_ID: v = 0; break;      /* microcode revision 0 */
+    /*
+     * Read-only platform ID (SDM 4 Table 2-2): Linux's microcode driver reads
+     * it on every Intel family-6 CPU and warns with a call trace on #GP.
+     */
+    case MSR_IA32_PLATFORM_ID: v = 0; break;
     default:
+        if (mtrr_mca_rdmsr(cpu, msr, &v))
+            break;
         LOG(LOG_UNIMP, "tcg: rdmsr %#x not implemented -> #GP\n", msr);
         raise_exception_err(cpu, EXCP_GP, 0);
     }
@@ -299,9 +348,15 @@ int helper_wrmsr(TCGCPU *cpu, const DecodedOp *op)
     case MSR_FMASK: cpu->fmask = (uint32_t)v; break;
     case MSR_TSC_AUX: cpu->tsc_aux = (uint32_t)v; break;
     case MSR_IA32_BIOS_SIGN_ID: break;             /* no microcode to load */
-    default:
+    default: {
+        int r = mtrr_mca_wrmsr(cpu, msr, v);
+        if (r > 0)
+            break;
+        if (r < 0)
+            raise_exception_err(cpu, EXCP_GP, 0);
         LOG(LOG_UNIMP, "tcg: wrmsr %#x <- %#" PRIx64 " not implemented -> #GP\n", msr, v);
         raise_exception_err(cpu, EXCP_GP, 0);
+    }
     }
     return H_NEXT_END;
 }
@@ -365,7 +420,11 @@ bool cpu_write_cr3(TCGCPU *cpu, uint64_t v)
 
 bool cpu_write_cr4(TCGCPU *cpu, uint64_t v)
 {
-    if (v & ~(uint64_t)CR4_SUPPORTED)
+    uint64_t supported = CR4_SUPPORTED;
+    /* OSXSAVE only with XSAVE advertised (SDM 3A §2.5: else MOV CR4 #GP). */
+    if (tcg_model.feat[FEAT_1_ECX] & CPUID_1_ECX_XSAVE)
+        supported |= CR4_OSXSAVE;
+    if (v & ~supported)
         return false;
     if (cpu->lma && !(v & X86_CR4_PAE))
         return false;
@@ -425,32 +484,7 @@ int helper_mov_cr(TCGCPU *cpu, const DecodedOp *op)
     return H_NEXT_END;
 }
 
-int helper_mov_dr(TCGCPU *cpu, const DecodedOp *op)
-{
-    int n = op->reg;
-    if (n > 7)
-        raise_exception(cpu, EXCP_UD);
-    if ((n == 4 || n == 5) && (cpu->cr4 & CR4_DE))
-        raise_exception(cpu, EXCP_UD);
-    if (cpu->vm86 || (cpu->pe && cpu->cpl != 0))
-        raise_exception_err(cpu, EXCP_GP, 0);
-    if (n == 4 || n == 5)
-        n += 2;
-    int sz = cpu->code64 ? 3 : 2;
-    if (op->sub == 0) {
-        reg_set(cpu, op->rm, sz, cpu->dr[n]);
-        return H_NEXT;
-    }
-    uint64_t v = reg_get(cpu, op->rm, sz);
-    if (n == 6)
-        v = (v & 0xe00f) | 0xffff0ff0u;
-    else if (n == 7)
-        v = (v & 0xffff2fffu) | 0x400;
-    if ((n == 7 && (v & 0xff)) && !log_enabled(0))
-        LOG(LOG_UNIMP, "tcg: hardware breakpoints (DR7=%#" PRIx64 ") are not implemented\n", v);
-    cpu->dr[n] = v;
-    return H_NEXT_END;
-}
+/* MOV to/from debug registers: helper_mov_dr in debug.c. */
 
 /* ---- 0F 00 / 0F 01 ---- */
 int helper_grp6(TCGCPU *cpu, const DecodedOp *op)
@@ -497,6 +531,35 @@ int helper_grp6(TCGCPU *cpu, const DecodedOp *op)
     }
 }
 
+/*
+ * 0F 01 D0 XGETBV / 0F 01 D1 XSETBV (SDM 2C; decode.c passes them as the
+ * register form of /2, op->rm bit 0 telling which).  ECX (32 bits) names
+ * the XCR: only XCR0 exists, as there is no XGETBV1.  Both #UD without
+ * CR4.OSXSAVE.  XSETBV needs CPL 0 (real mode counts, virtual-8086 mode is
+ * CPL 3) and a valid XCR0 (SDM 1 §13.3): x87 (bit 0) set, no unsupported
+ * bit, and AVX (bit 2) never without SSE (bit 1).
+ */
+static int helper_xgetbv_xsetbv(TCGCPU *cpu, const DecodedOp *op)
+{
+    if (!(cpu->cr4 & CR4_OSXSAVE))
+        raise_exception(cpu, EXCP_UD);
+    uint32_t xcr = (uint32_t)cpu->regs[R_ECX];
+    if (!(op->rm & 1)) {
+        if (xcr != 0)
+            raise_exception_err(cpu, EXCP_GP, 0);
+        cpu->regs[R_EAX] = (uint32_t)cpu->xcr0;
+        cpu->regs[R_EDX] = (uint32_t)(cpu->xcr0 >> 32);
+        return H_NEXT;
+    }
+    require_cpl0(cpu);
+    uint64_t v = (uint32_t)cpu->regs[R_EAX] | ((uint64_t)(uint32_t)cpu->regs[R_EDX] << 32);
+    if (xcr != 0 || !(v & XSTATE_X87) || (v & ~(uint64_t)XCR0_SUPPORTED) ||
+        ((v & 4) && !(v & XSTATE_SSE)))
+        raise_exception_err(cpu, EXCP_GP, 0);
+    cpu->xcr0 = v;
+    return H_NEXT_END;
+}
+
 int helper_grp7(TCGCPU *cpu, const DecodedOp *op)
 {
     switch (op->idx) {
@@ -538,6 +601,8 @@ int helper_grp7(TCGCPU *cpu, const DecodedOp *op)
         return H_NEXT_END;
     }
     case 2: case 3: {   /* LGDT, LIDT */
+        if (op->sub == 2 && op->rm != NOREG)
+            return helper_xgetbv_xsetbv(cpu, op);
         if (op->rm != NOREG)
             raise_exception(cpu, EXCP_UD);
         if (cpu->vm86)
@@ -694,6 +759,44 @@ static void seg_reset(SegCache *sc, uint16_t sel, uint64_t base, uint16_t attr)
 }
 
 /* Power-on state (SDM 3A §9.1.1 Table 9-1). */
+/*
+ * INIT (SDM 3A Table 10-1, "states following power-up, reset, or INIT"):
+ * like RESET except that the x87, SSE and XCR0 state, the MTRRs, the
+ * machine-check banks and the TSC are left as they were.
+ */
+void cpu_init_state(TCGCPU *cpu)
+{
+    F80 fpr[8];
+    XMMReg xmm[16];
+    memcpy(fpr, cpu->fpr, sizeof(fpr));
+    memcpy(xmm, cpu->xmm, sizeof(xmm));
+    uint16_t fcw = cpu->fcw, fsw = cpu->fsw, fop = cpu->fop, fcs = cpu->fcs, fds = cpu->fds;
+    uint8_t ftw_valid = cpu->ftw_valid;
+    uint64_t fip = cpu->fip, fdp = cpu->fdp, xcr0 = cpu->xcr0;
+    uint32_t mxcsr = cpu->mxcsr;
+    int64_t tsc_offset = cpu->tsc_offset;
+    __typeof__(cpu->mtrr) mtrr = cpu->mtrr;
+    __typeof__(cpu->mca) mca = cpu->mca;
+
+    cpu_reset_state(cpu, false);
+
+    memcpy(cpu->fpr, fpr, sizeof(fpr));
+    memcpy(cpu->xmm, xmm, sizeof(xmm));
+    cpu->fcw = fcw;
+    cpu->fsw = fsw;
+    cpu->fop = fop;
+    cpu->fcs = fcs;
+    cpu->fds = fds;
+    cpu->ftw_valid = ftw_valid;
+    cpu->fip = fip;
+    cpu->fdp = fdp;
+    cpu->xcr0 = xcr0;
+    cpu->mxcsr = mxcsr;
+    cpu->tsc_offset = tsc_offset;
+    cpu->mtrr = mtrr;
+    cpu->mca = mca;
+}
+
 void cpu_reset_state(TCGCPU *cpu, bool bsp)
 {
     memset(cpu->regs, 0, sizeof(cpu->regs));
@@ -712,14 +815,17 @@ void cpu_reset_state(TCGCPU *cpu, bool bsp)
     cpu->cr0 = X86_CR0_ET | X86_CR0_CD | X86_CR0_NW;
     cpu->cr2 = cpu->cr3 = cpu->cr4 = cpu->cr8 = 0;
     cpu->efer = 0;
+    cpu->xcr0 = XSTATE_X87;         /* SDM 1 §13.3: XCR0 is 1 after reset */
     memset(cpu->dr, 0, sizeof(cpu->dr));
     cpu->dr[6] = 0xffff0ff0u;
     cpu->dr[7] = 0x400;
+    cpu_debug_update(cpu);
     cpu->apic_base = 0xfee00000u | 0x800 | (bsp ? 0x100 : 0);
     cpu->star = cpu->lstar = cpu->cstar = cpu->fmask = cpu->kernel_gs_base = cpu->tsc_aux = 0;
     cpu->sysenter_cs = cpu->sysenter_esp = cpu->sysenter_eip = 0;
     cpu->pat = 0x0007040600070406ull;
     cpu->misc_enable = 1;
+    mtrr_mca_reset(cpu);
     cpu->tsc_offset = -(int64_t)host_ns();
     cpu->cpl = 0;
     cpu->halted = !bsp;
@@ -777,6 +883,7 @@ void cpu_to_x86_state(const TCGCPU *cpu, X86CPUState *s)
     s->cr4 = cpu->cr4;
     s->cr8 = cpu->cr8;
     s->efer = cpu->efer;
+    s->xcr0 = cpu->xcr0;
     memcpy(s->dr, cpu->dr, sizeof(s->dr));
     s->apic_base = cpu->apic_base;
 }
@@ -799,7 +906,14 @@ void cpu_from_x86_state(TCGCPU *cpu, const X86CPUState *s)
     cpu->efer = s->efer;
     if ((cpu->efer & X86_EFER_LME) && (cpu->cr0 & X86_CR0_PG))
         cpu->efer |= X86_EFER_LMA;
+    /* XCR0 = 0 means "not given" (KVM's registers, hand-built states): keep ours. */
+    if (s->xcr0 & XSTATE_X87)
+        cpu->xcr0 = s->xcr0 & XCR0_SUPPORTED;
     memcpy(cpu->dr, s->dr, sizeof(cpu->dr));
+    /* DR6/DR7 bits that read as fixed values keep them (SDM 3A §17.2.3, §17.2.4). */
+    cpu->dr[6] = (cpu->dr[6] & 0xe00f) | DR6_FIXED;
+    cpu->dr[7] = (cpu->dr[7] & 0xffff23ffu) | DR7_FIXED;
+    cpu_debug_update(cpu);
     cpu->apic_base = s->apic_base;
     cpu->eflags = (uint32_t)s->rflags & ~CC_ALL;
     cc_set_flags(cpu, (uint32_t)s->rflags);

@@ -106,11 +106,16 @@ int helper_sse_fp(TCGCPU *cpu, const DecodedOp *op);
 /* Logs under -d unimp and raises #UD. */
 void __attribute__((noreturn)) sse_unimp(TCGCPU *cpu, const DecodedOp *op);
 int helper_sse_0f38(TCGCPU *cpu, const DecodedOp *op);   /* ops-sse-0f38.c */
+/* ops-sse-0f38.c, for the 0F 3A map too: GF(2^8) product mod x^8+x^4+x^3+x+1, AES S-box. */
+uint8_t gf2p8_mul(uint8_t a, uint8_t b);
+uint8_t aes_sbox_byte(uint8_t x);
 int helper_sse_0f3a(TCGCPU *cpu, const DecodedOp *op);   /* ops-sse-0f3a.c */
 void mmx_check(TCGCPU *cpu);
 void mmx_enter(TCGCPU *cpu);
 void mmx_set(TCGCPU *cpu, unsigned i, uint64_t v);
 uint64_t mmx_get(const TCGCPU *cpu, unsigned i);
+/* MMX source operand: the register, or 8 bytes of memory (no alignment rule). */
+uint64_t mmx_src(TCGCPU *cpu, const DecodedOp *op);
 void fpu_reset(TCGCPU *cpu, bool power_on);
 
 /* ops-system.c */
@@ -130,6 +135,14 @@ int helper_hlt(TCGCPU *cpu, const DecodedOp *op);
 bool cpu_write_cr0(TCGCPU *cpu, uint64_t v);
 bool cpu_write_cr4(TCGCPU *cpu, uint64_t v);
 bool cpu_write_cr3(TCGCPU *cpu, uint64_t v);
+bool tcg_cpuid_has_xsaveopt(void);
+/* The configured model advertises all of these CPUID bits in feature word WORD. */
+bool tcg_cpuid_feature(int word, uint32_t bits);
+
+/* msr-mtrr-mca.c */
+void mtrr_mca_reset(TCGCPU *cpu);
+bool mtrr_mca_rdmsr(TCGCPU *cpu, uint32_t msr, uint64_t *v);
+int mtrr_mca_wrmsr(TCGCPU *cpu, uint32_t msr, uint64_t v);   /* 1 done, 0 not ours, -1 #GP */
 
 /* seg.c */
 int helper_mov_seg(TCGCPU *cpu, const DecodedOp *op);
@@ -154,7 +167,7 @@ static inline uint64_t cpu_tb_key(const TCGCPU *cpu, uint32_t *flags)
     if (!cpu->code64)
         lin = (uint32_t)lin;
     *flags = cpu->code_size | ((cpu->eflags & FL_TF) ? TB_FLAG_SSTEP : 0) |
-             (cpu->one_insn ? TB_FLAG_ONE : 0) | (cpu->cs_limited ? TB_FLAG_CSLIM : 0);
+             (cpu->one_insn ? TB_FLAG_ONE : 0) | cpu->tb_flags_extra;
     return lin;
 }
 
@@ -162,7 +175,7 @@ static inline uint64_t cpu_tb_key(const TCGCPU *cpu, uint32_t *flags)
 static inline TranslatedBlock *tb_link_find(const TCGCPU *cpu, const TranslatedBlock *prev,
                                             uint64_t lin, uint32_t flags)
 {
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < TB_LINKS; k++) {
         TranslatedBlock *tb = prev->link[k].tb;
         if (prev->link[k].lin == lin && prev->link[k].gen == cpu->link_gen &&
             prev->link[k].flags == flags && tb && !tb->invalid)
@@ -185,5 +198,22 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks);
  */
 uint64_t sse_addr(TCGCPU *cpu, const DecodedOp *op, unsigned len, int acc, bool align);
 XMMReg sse_src(TCGCPU *cpu, const DecodedOp *op, unsigned len, bool align);
+/* Signed / unsigned saturation of a 32-bit intermediate to 16 bits (PACKSSDW, PACKUSDW ...). */
+int16_t sse_sat_s16(int32_t v);
+uint16_t sse_sat_u16(int32_t v);
+
+/*
+ * SIMD FP arithmetic (ops-sse-fp.c), shared with the 0F 3A map (DPPS, DPPD):
+ * an operation accumulates MXCSR flags in an FPEnv, fp_commit then raises
+ * #XM/#UD for unmasked ones or ORs them into MXCSR.
+ */
+typedef struct FPEnv {
+    uint32_t mxcsr;
+    unsigned flags;
+    unsigned lane_de;       /* DE raised by the current element only */
+} FPEnv;
+/* op: 0 add, 1 mul, 4 sub, 5 min, 6 div, 7 max, 8 sqrt (opcode 58..5F order). */
+uint64_t fp_arith(FPEnv *e, int op, uint64_t a, uint64_t b, int dbl);
+void fp_commit(TCGCPU *cpu, const FPEnv *e);
 
 #endif

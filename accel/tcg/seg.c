@@ -36,6 +36,8 @@ void cpu_update_hflags(TCGCPU *cpu)
     cpu->code_size = cpu->code64 ? 3 : (cpu->seg[SEG_CS].attr & SEGA_DB) ? 2 : 1;
     cpu->cs_limited = cpu->pe && !cpu->vm86 && !cpu->code64 &&
                       cpu->seg[SEG_CS].limit < (cpu->code_size == 2 ? 0xffffffffu : 0xffffu);
+    cpu->tb_flags_extra = (uint8_t)((cpu->cs_limited ? TB_FLAG_CSLIM : 0) |
+                                    (cpu->bp_exec ? TB_FLAG_BP : 0));
     cpu->stack_size = cpu->code64 ? 3 : (cpu->seg[SEG_SS].attr & SEGA_DB) ? 2 : 1;
     cpu_update_mmu_idx(cpu);
     for (int s = 0; s < SEG__COUNT; s++)
@@ -625,6 +627,8 @@ int helper_mov_seg(TCGCPU *cpu, const DecodedOp *op)
     seg_load(cpu, op->reg, sel);
     if (op->reg == SEG_SS) {
         cpu->intr_shadow = true;        /* MOV SS; MOV ESP is atomic */
+        cpu->movss_shadow = true;       /* ... for NMIs too (SDM 3C §24.4.2) */
+        cpu->run_events = 1;
         return H_NEXT_END;
     }
     return H_NEXT;
@@ -639,6 +643,8 @@ int helper_pop_seg(TCGCPU *cpu, const DecodedOp *op)
     sp_set(cpu, sp + (1u << psz));
     if (op->sub == SEG_SS) {
         cpu->intr_shadow = true;
+        cpu->movss_shadow = true;
+        cpu->run_events = 1;
         return H_NEXT_END;
     }
     return H_NEXT;

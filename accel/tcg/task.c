@@ -261,9 +261,16 @@ void task_switch(TCGCPU *cpu, uint16_t sel, TaskSwitchReason reason, uint64_t sa
     for (int i = 0; i < 8; i++)
         cpu->regs[i] = t.regs[i];
     cpu->rip = is32 ? t.eip : (t.eip & 0xffff);
-    /* RF is not taken: it only masks instruction breakpoints, which we do not model. */
+    /* RF comes from the TSS too (SDM 3A §17.3.1.1); the run loop clears it after one instruction. */
     cpu_set_eflags(cpu, is32 ? t.eflags | 2 : (t.eflags & 0xffff) | 2,
-                   is32 ? 0x3f7fd5u & ~FL_RF : 0xffffu);
+                   is32 ? 0x3f7fd5u : 0xffffu);
+    if (cpu->eflags & FL_RF)
+        __atomic_store_n(&cpu->chain_break, 1, __ATOMIC_RELAXED);
+    /* A task switch clears DR7's local enables L0-L3 (SDM 3A §17.2.4; not LE). */
+    if (cpu->dr[7] & 0x55) {
+        cpu->dr[7] &= ~(uint64_t)0x55;
+        cpu_debug_update(cpu);
+    }
     /* Selectors first, so a fault while loading them shows the new task's values. */
     int nsegs = is32 ? 6 : 4;
     for (int i = 0; i < 6; i++) {

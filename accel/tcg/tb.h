@@ -43,16 +43,25 @@
  * load into op->reg / store of op->reg (ST8 and ST16 any register);
  * SHx_RI: shift op->rm by op->imm (1..width-1); xx_RM: op->reg = op->reg OP
  * memory; LEA_B: base + disp, LEA_BI: base + index * scale + disp (32/64-bit
- * addresses, no RIP base); J<cc>: Jcc per condition.  xx_F: the same
- * memory op in 64-bit code with a 64-bit address through ES/CS/SS/DS (no
- * segment base), RIP-relative displacements pre-biased by the length;
- * LD32..CMP_MR and their _F forms are two runs in the same order.  LD8:
- * byte load into registers 0-15 (partial write); CMP_MR: CMP memory, G.
+ * addresses; RIP-relative ones use BASE_BLOCK_RIP); J<cc>: Jcc per
+ * condition, the displacement relative to the block's start.  xx_F: the
+ * same memory op in 64-bit code with a 64-bit address through ES/CS/SS/DS
+ * (no segment base), RIP-relative ones based on BASE_BLOCK_RIP;
+ * xx_FB: an xx_F without an index register.  LD32..LD16 and their _F
+ * and _FB forms are three runs in the same order.  LD8:
+ * byte load into registers 0-15 (partial write); CMP_MR: CMP memory, G;
+ * CMP8_MR / CMP8_MI / CMP8_RM: byte CMP memory, G / memory, imm / G,
+ * memory (G a register 0-15); LD16: 16-bit load into the low word of op->reg.
  * Register forms: MOV_RIW (32/64-bit, imm pre-masked), MOVZX8_RR /
  * MOVZX16_RR / MOVSXD_RR (source register 0-15), IMUL_RR (G = G * E),
  * CMOV_RR (G = E if condition op->sub), SETCC_R (byte register 0-15),
- * CMP8_RI / TEST8_RR (byte registers 0-15), INC_R / DEC_R.  64-bit code
- * with 64-bit operands: PUSH64_R, POP64_R, CALL64_REL, RET64 (no imm16).
+ * CMP8_RI / TEST8_RR / TEST8_RI (byte registers 0-15), INC_R / DEC_R,
+ * MOV64_RR (MOV_RR with a 64-bit operand).  64-bit code with 64-bit
+ * operands: PUSH64_R, POP64_R, CALL64_REL, RET64 (no imm16), JMP64_REL
+ * (displacement relative to the block's start, as J<cc>).  J<cc>_<P>:
+ * flag producer P (CMP8_MR, CMP8_MI, CMP8_RM, CMP_MR: their _F/_FB
+ * forms) fused with the J<cc> that is the next op, which stays in place
+ * and gives the branch its target and link.
  */
 #define TCG_FASTOP_LIST(X) \
     X(ADD_RR) X(OR_RR) X(AND_RR) X(SUB_RR) X(XOR_RR) X(CMP_RR) X(TEST_RR) X(MOV_RR) \
@@ -60,13 +69,21 @@
     X(SHL_RI) X(SHR_RI) X(SAR_RI) \
     X(LD32) X(LD64) X(LDZX8) X(LDZX16) X(LD8) X(ST8) X(ST16) X(ST32) X(ST64) \
     X(ADD_RM) X(OR_RM) X(AND_RM) X(SUB_RM) X(XOR_RM) X(CMP_RM) X(CMP_MR) \
+    X(CMP8_MR) X(CMP8_MI) X(CMP8_RM) X(LD16) \
     X(LD32_F) X(LD64_F) X(LDZX8_F) X(LDZX16_F) X(LD8_F) X(ST8_F) X(ST16_F) X(ST32_F) X(ST64_F) \
     X(ADD_RM_F) X(OR_RM_F) X(AND_RM_F) X(SUB_RM_F) X(XOR_RM_F) X(CMP_RM_F) X(CMP_MR_F) \
+    X(CMP8_MR_F) X(CMP8_MI_F) X(CMP8_RM_F) X(LD16_F) \
+    X(LD32_FB) X(LD64_FB) X(LDZX8_FB) X(LDZX16_FB) X(LD8_FB) X(ST8_FB) X(ST16_FB) X(ST32_FB) \
+    X(ST64_FB) X(ADD_RM_FB) X(OR_RM_FB) X(AND_RM_FB) X(SUB_RM_FB) X(XOR_RM_FB) X(CMP_RM_FB) \
+    X(CMP_MR_FB) X(CMP8_MR_FB) X(CMP8_MI_FB) X(CMP8_RM_FB) X(LD16_FB) \
     X(LEA_B) X(LEA_BI) X(MOV_RIW) X(MOVZX8_RR) X(MOVZX16_RR) X(MOVSXD_RR) X(IMUL_RR) \
-    X(CMOV_RR) X(SETCC_R) X(CMP8_RI) X(TEST8_RR) X(INC_R) X(DEC_R) \
-    X(PUSH64_R) X(POP64_R) X(CALL64_REL) X(RET64) \
+    X(CMOV_RR) X(SETCC_R) X(CMP8_RI) X(TEST8_RR) X(TEST8_RI) X(INC_R) X(DEC_R) \
+    X(PUSH64_R) X(POP64_R) X(CALL64_REL) X(RET64) X(JMP64_REL) X(MOV64_RR) \
     X(JO) X(JNO) X(JB) X(JNB) X(JZ) X(JNZ) X(JBE) X(JA) \
-    X(JS) X(JNS) X(JP) X(JNP) X(JL) X(JGE) X(JLE) X(JG)
+    X(JS) X(JNS) X(JP) X(JNP) X(JL) X(JGE) X(JLE) X(JG) \
+    X(JZ_CMP8_MR) X(JNZ_CMP8_MR) X(JZ_CMP8_MI) X(JNZ_CMP8_MI) X(JZ_CMP8_RM) X(JNZ_CMP8_RM) \
+    X(JZ_DEC_R) X(JNZ_DEC_R) X(JZ_TEST_RR) X(JNZ_TEST_RR) X(JZ_TEST8_RR) X(JNZ_TEST8_RR) \
+    X(JZ_CMP_RI) X(JNZ_CMP_RI) X(JZ_CMP_RR) X(JNZ_CMP_RR) X(JB_CMP_MR) X(JNB_CMP_MR)
 
 enum {
 #define TCG_OP_ENUM(n) OP_##n,
@@ -80,6 +97,7 @@ extern const char *const tcg_op_names[OP__COUNT];
 #define NOREG  0xff
 #define BASE_RIP 16          /* base register meaning RIP-relative (TCGCPU.xregs[16] is RIP) */
 #define REG_ZERO 17          /* no base / no index (TCGCPU.xregs[17] is always 0) */
+#define BASE_BLOCK_RIP 18    /* the block's first RIP (exec.c's RIP-relative _F forms) */
 
 /* DecodedOp.pfx */
 #define PFX_REP   0x01      /* F3 */
@@ -101,11 +119,24 @@ typedef struct DecodedOp {
     uint8_t base, index, scale;     /* memory operand: REG_ZERO when absent */
     uint8_t sub;            /* ALU op, condition code, group sub-op, ... */
     uint8_t pfx;            /* PFX_* */
+    uint8_t link;           /* TranslatedBlock.link slot of this exit, or TB_LINK_ANY (exec.c) */
     uint16_t imm16;         /* far pointer selector, ENTER frame size */
     int32_t disp;
+    uint16_t off;           /* offset of the instruction from the block start (exec.c) */
     uint64_t imm;
 } DecodedOp;
 
+
+/*
+ * Successors remembered per block: a block exits at its end and at every
+ * taken conditional branch inside it (decode.c), so it has several.  Each
+ * direct exit (Jcc, JMP/CALL rel, the end of the block) owns one of the
+ * first TB_LINKS_DIRECT slots (DecodedOp.link), so following it is one
+ * compare; indirect exits (RET, JMP/CALL r/m, helpers) share the others.
+ */
+#define TB_LINKS 8
+#define TB_LINKS_DIRECT 6
+#define TB_LINK_ANY 0xff
 
 typedef struct TranslatedBlock TranslatedBlock;
 struct TranslatedBlock {
@@ -118,9 +149,9 @@ struct TranslatedBlock {
     TranslatedBlock *hash_next;
     TranslatedBlock *page_next[2];
     TranslatedBlock *dead_next;
-    uint64_t exec_count;        /* for a future JIT's hotness heuristic */
+    uint64_t exec_count;        /* entries from the run loop (a future JIT's hotness heuristic) */
     /*
-     * Block chaining: the last two successors seen, keyed like the jump
+     * Block chaining: the last TB_LINKS successors seen, keyed like the jump
      * cache (linear PC, flags) and stamped with the generation of the CPU
      * jump cache that made them (TCGCPU.link_gen); a link is followed only
      * while that generation is current, which also guarantees the target
@@ -131,7 +162,7 @@ struct TranslatedBlock {
         uint64_t gen;
         TranslatedBlock *tb;
         uint32_t flags;
-    } link[2];
+    } link[TB_LINKS];
     uint32_t link_next;         /* slot to replace on a miss */
     DecodedOp ops[];
 };
@@ -154,6 +185,12 @@ struct TranslatedBlock {
  * (tcg-accel.c cs_limit_check).
  */
 #define TB_FLAG_CSLIM 16u
+/*
+ * An instruction breakpoint is enabled (DR7, debug.c): the run loop checks
+ * each such block against DR0-DR3 before running it, so no link ever leads
+ * into one (tcg-accel.c tb_lookup_cpu).
+ */
+#define TB_FLAG_BP    32u
 /* Blocks of one instruction that return to the run loop (no links). */
 #define TB_FLAGS_ALONE (TB_FLAG_SSTEP | TB_FLAG_ONE | TB_FLAG_CSLIM)
 

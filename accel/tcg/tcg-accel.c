@@ -176,16 +176,45 @@ static void cs_limit_check(TCGCPU *cpu, const TranslatedBlock *tb)
  * physical-address cache, else translate.  A block found the slow way is
  * recorded as a link of prev_tb.
  */
+static inline __attribute__((always_inline))
+TranslatedBlock *tb_lookup_flags(TCGCPU *cpu, uint64_t lin, uint32_t flags);
+static TranslatedBlock *tb_lookup_bp(TCGCPU *cpu, uint64_t lin, uint32_t flags);
+
 static TranslatedBlock *tb_lookup_cpu(TCGCPU *cpu)
 {
     uint32_t flags;
     uint64_t lin = cpu_tb_key(cpu, &flags);
     if (cpu->code64 && unlikely(!canonical(lin)))
         raise_exception_err(cpu, EXCP_GP, 0);     /* branch to a non-canonical RIP */
+    if (unlikely(flags & TB_FLAG_BP))
+        return tb_lookup_bp(cpu, lin, flags);
+    return tb_lookup_flags(cpu, lin, flags);
+}
+
+/* With an instruction breakpoint enabled (debug.c): out of the common path. */
+static __attribute__((noinline)) TranslatedBlock *tb_lookup_bp(TCGCPU *cpu, uint64_t lin,
+                                                               uint32_t flags)
+{
+    /* Code breakpoint faults come before fetch faults (SDM 3A Table 6-2). */
+    dbg_check_insn(cpu, lin);
+    TranslatedBlock *tb = tb_lookup_flags(cpu, lin, flags);
+    /* A breakpoint further on in the block: one instruction at a time up to it. */
+    if (tb->n_ops > 1 && dbg_insn_bp_inside(cpu, lin, tb->size))
+        tb = tb_lookup_flags(cpu, lin, flags | TB_FLAG_ONE);
+    return tb;
+}
+
+static inline __attribute__((always_inline))
+TranslatedBlock *tb_lookup_flags(TCGCPU *cpu, uint64_t lin, uint32_t flags)
+{
     TranslatedBlock *prev = cpu->prev_tb;
     TranslatedBlock *tb;
-    if (prev && (tb = tb_link_find(cpu, prev, lin, flags)))
-        return tb;
+    if (prev && (tb = tb_link_find(cpu, prev, lin, flags))) {
+        /* Found in some slot: also into a direct exit's own, the only one exec.c tries. */
+        if (cpu->exit_link < TB_LINKS_DIRECT)
+            goto found;
+        goto linked;
+    }
     unsigned h = (unsigned)((lin ^ (lin >> JC_BITS)) & (JC_SIZE - 1));
     tb = cpu->jc[h].tb;
     if (likely(tb && cpu->jc[h].lin == lin && cpu->jc[h].flags == flags && !tb->invalid))
@@ -221,13 +250,15 @@ found:
      * run loop must see its end (exec.c's chain_direct relies on this).
      */
     prev = cpu->prev_tb;
-    if (prev && !(prev->flags & TB_FLAGS_ALONE)) {
-        unsigned k = prev->link_next++ & 1;
+    if (prev && !(prev->flags & TB_FLAGS_ALONE) && !(flags & TB_FLAG_BP)) {
+        unsigned k = cpu->exit_link < TB_LINKS_DIRECT ? cpu->exit_link :
+                     TB_LINKS_DIRECT + prev->link_next++ % (TB_LINKS - TB_LINKS_DIRECT);
         prev->link[k].lin = lin;
         prev->link[k].gen = cpu->link_gen;
         prev->link[k].flags = flags;
         prev->link[k].tb = tb;
     }
+linked:
     if (unlikely(flags & TB_FLAG_CSLIM))
         cs_limit_check(cpu, tb);
     return tb;
@@ -249,10 +280,7 @@ static void tcg_apic_events(TCGCPU *cpu)
     unsigned p = apic_pending(id);
     if (p & APIC_PENDING_INIT) {
         apic_take_event(id, APIC_PENDING_INIT);
-        /* INIT leaves the TSC running (SDM 3A table 9-1); a reset would warp it. */
-        int64_t tsc_offset = cpu->tsc_offset;
-        cpu_reset_state(cpu, false);
-        cpu->tsc_offset = tsc_offset;
+        cpu_init_state(cpu);
         cpu->halted = true;
         tcg_wait_sipi[id] = true;
         LOG(LOG_INT, "tcg: CPU %d INIT, waiting for SIPI\n", id);
@@ -273,8 +301,11 @@ static void tcg_apic_events(TCGCPU *cpu)
         }
     }
     if (p & APIC_PENDING_NMI) {
+        /* Latched: at most one NMI waits while NMIs are blocked (SDM 3A §6.7.1). */
         apic_take_event(id, APIC_PENDING_NMI);
-        LOG(LOG_UNIMP, "tcg: NMI to CPU %d dropped (NMI delivery not implemented)\n", id);
+        cpu->nmi_pending = true;
+        cpu->run_events = 1;
+        LOG(LOG_INT, "tcg: CPU %d NMI%s\n", id, cpu->nmi_blocked ? " (latched: NMIs blocked)" : "");
     }
     bql_unlock_if_taken(took);
 }
@@ -368,6 +399,54 @@ void tcg_apic_cr8_write(TCGCPU *cpu, uint8_t v)
     cpu_request_irq_check(cpu);
 }
 
+/*
+ * The run loop's rare events at an instruction boundary, in the order of
+ * SDM 3A Table 6-2: a #DB trap of the previous instruction or of the last
+ * event delivery (data breakpoint, debug.c), then NMI.  Also turns a debug
+ * restart into a one-instruction block.  False: stop_on_exception stopped.
+ */
+static __attribute__((noinline)) bool tcg_debug_nmi_events(TCGCPU *cpu)
+{
+    bool movss_shadow = cpu->movss_shadow;
+    cpu->movss_shadow = false;
+    if (cpu->dr6_pending && movss_shadow) {
+        /*
+         * MOV SS/POP SS hit a data breakpoint: the #DB waits until after the
+         * next instruction (SDM 3A §6.8.3), which runs alone for that.
+         */
+        cpu->one_insn = true;
+    } else if (cpu->dr6_pending) {
+        dbg_deliver_trap(cpu, cpu->dr6_pending);
+        if (cpu->stopped_vec >= 0)
+            return false;
+    }
+    /* A data breakpoint hit inside a longer block: rerun that instruction alone. */
+    if (cpu->dbg_restart) {
+        cpu->dbg_restart = false;
+        cpu->one_insn = true;
+    }
+    /*
+     * NMI (SDM 3A §6.7.1): whatever IF says, unless an NMI handler runs
+     * (blocked until IRET) or in the shadow of MOV SS/POP SS (SDM 3C
+     * §24.4.2, "blocking by MOV SS" covers NMIs); not while waiting for SIPI.
+     */
+    if (cpu->nmi_pending && !cpu->nmi_blocked && !movss_shadow &&
+        !((unsigned)cpu->id < TCG_MAX_CPUS && tcg_wait_sipi[cpu->id])) {
+        cpu->nmi_pending = false;
+        cpu->nmi_blocked = true;
+        cpu->halted = false;
+        cpu_deliver_interrupt(cpu, EXCP_NMI);
+        if (cpu->dr6_pending) {
+            dbg_deliver_trap(cpu, cpu->dr6_pending);
+            if (cpu->stopped_vec >= 0)
+                return false;
+        }
+    }
+    /* Still to do: a latched NMI, or a trap held back by MOV SS (post-exec check). */
+    cpu->run_events = cpu->nmi_pending || cpu->dr6_pending;
+    return true;
+}
+
 /* ---- the run loop of one CPU ---- */
 TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
 {
@@ -378,9 +457,14 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
     if (setjmp(cpu->jmp)) {
         /* An exception unwound the interpreter (or a previous delivery). */
         cpu->prev_tb = NULL;
-        cpu_deliver_pending_exception(cpu);
-        if (cpu->stopped_vec >= 0)
-            return TCG_RUN_EXCEPTION;
+        cpu->cur_tb = NULL;
+        if (cpu->excp_vec != EXCP_DBG_RESTART) {
+            /* The instruction did not complete: its breakpoint hits do not count. */
+            cpu->dr6_pending = 0;
+            cpu_deliver_pending_exception(cpu);
+            if (cpu->stopped_vec >= 0)
+                return TCG_RUN_EXCEPTION;
+        }
     }
     while (n < max_blocks) {
         if (__atomic_load_n(&cpu->exit_request, __ATOMIC_ACQUIRE)) {
@@ -402,6 +486,11 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
         cpu->intr_shadow = false;
         /* With interrupts enabled, the shadowed instruction runs alone. */
         cpu->one_insn = shadow && (cpu->eflags & FL_IF);
+        /* Rare events, one test: a pending #DB trap or NMI, a debug restart, MOV SS. */
+        if (unlikely(cpu->run_events)) {
+            if (!tcg_debug_nmi_events(cpu))
+                return TCG_RUN_EXCEPTION;
+        }
         /* The controller is consulted only when something may have changed INTR
          * (set_irq, a device access, a kick), so the lock is not taken per block. */
         if (!shadow && (cpu->eflags & FL_IF) &&
@@ -413,6 +502,12 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
                 if (vec >= 0) {
                     cpu->halted = false;
                     cpu_deliver_interrupt(cpu, vec & 0xff);
+                    /* A data breakpoint hit by the delivery: before the handler runs. */
+                    if (unlikely(cpu->dr6_pending)) {
+                        dbg_deliver_trap(cpu, cpu->dr6_pending);
+                        if (cpu->stopped_vec >= 0)
+                            return TCG_RUN_EXCEPTION;
+                    }
                 }
             }
         }
@@ -421,6 +516,13 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
 
         TranslatedBlock *tb = tb_lookup_cpu(cpu);
         cpu->one_insn = false;
+        /*
+         * RF is cleared at the start of every instruction, after the check
+         * for instruction breakpoints (SDM 3A §17.3.1.1); whatever sets it
+         * (IRET, a paused REP string) returns here before the next one.
+         */
+        if (unlikely(cpu->eflags & FL_RF))
+            cpu->eflags &= ~FL_RF;
         if (unlikely(log_mask & (LOG_EXEC | LOG_CPU))) {
             if (log_enabled(LOG_CPU))
                 cpu_dump(cpu);
@@ -432,16 +534,20 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
         tb = (TranslatedBlock *)cpu->cur_tb;
         cpu->cur_tb = NULL;
         cpu->prev_tb = tb;
-        if (unlikely(tb->flags & TB_FLAG_SSTEP)) {
-            /* Single-step trap after the instruction (SDM 3A §17.3.1.4): DR6.BS. */
-            cpu->dr[6] |= 0x4000;
-            cpu->excp_vec = EXCP_DB;
-            cpu->excp_err = 0;
-            cpu->excp_has_err = false;
-            cpu->excp_soft = false;
-            cpu_deliver_pending_exception(cpu);
-            if (cpu->stopped_vec >= 0)
-                return TCG_RUN_EXCEPTION;
+        if (unlikely((tb->flags & TB_FLAG_SSTEP) | cpu->run_events)) {
+            /*
+             * Traps after the instruction: single step (SDM 3A §17.3.1.4,
+             * DR6.BS) and data/I-O breakpoints (§17.3.1.2-3), in one #DB.
+             * After MOV SS/POP SS they wait for the next instruction (SDM 3A
+             * §6.8.3: debug exceptions are inhibited, as interrupts are);
+             * a single step then reports both instructions with one trap.
+             */
+            uint32_t bits = cpu->dr6_pending | ((tb->flags & TB_FLAG_SSTEP) ? DR6_BS : 0);
+            if (bits && !cpu->movss_shadow) {
+                dbg_deliver_trap(cpu, bits);
+                if (cpu->stopped_vec >= 0)
+                    return TCG_RUN_EXCEPTION;
+            }
         }
     }
     return TCG_RUN_BUDGET;

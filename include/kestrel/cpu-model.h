@@ -47,7 +47,10 @@ typedef struct X86FeatureName {
 } X86FeatureName;
 
 /* Bits that matter by name elsewhere in the builder. */
+#define CPUID_1_EDX_MCE         (1u << 7)
 #define CPUID_1_EDX_APIC        (1u << 9)
+#define CPUID_1_EDX_MTRR        (1u << 12)
+#define CPUID_1_EDX_MCA         (1u << 14)
 #define CPUID_1_EDX_HTT         (1u << 28)
 #define CPUID_1_ECX_X2APIC      (1u << 21)
 #define CPUID_1_ECX_TSC_DEADLINE (1u << 24)

@@ -59,6 +59,8 @@ typedef struct X86CPUState {
     X86DescTable gdt, idt;
     uint64_t cr0, cr2, cr3, cr4, cr8;
     uint64_t efer;
+    /* XCR0 (SDM 1 §13.3); 0 = not known (bit 0 is always set in a real XCR0). */
+    uint64_t xcr0;
     uint64_t dr[8];
     uint64_t apic_base;
 } X86CPUState;

@@ -53,16 +53,30 @@ for n in $names; do
     *-npt) extra= ;;
     *-shadow) extra=kvm_amd.npt=0 ;;
     esac
-    "$nested/kestrel-in-l1" --timeout $((600 * scale)) --kestrel-timeout $((300 * scale)) \
-        --smp 2 ${extra:+--append "$extra"} \
-        --type-after KESTREL-INIT-OK "$typed" \
-        --put "$guests/bzImage:/bzImage" --put "$guests/initramfs.cpio.gz:/initramfs.cpio.gz" -- \
-        -smp 2 -m 1G -display none -no-reboot -serial stdio -monitor none \
-        -kernel /bzImage -initrd /initramfs.cpio.gz -append "$cmd" \
-        > "$tmp/$n" 2>&1
-    status=$?
-    tr -d '\r' < "$tmp/$n" > "$tmp/$n.txt"
     log=$BUILD/nested/$n.log
+    retried=
+    for attempt in 1 2; do
+        "$nested/kestrel-in-l1" --timeout $((600 * scale)) --kestrel-timeout $((300 * scale)) \
+            --smp 2 ${extra:+--append "$extra"} \
+            --type-after KESTREL-INIT-OK "$typed" \
+            --put "$guests/bzImage:/bzImage" --put "$guests/initramfs.cpio.gz:/initramfs.cpio.gz" -- \
+            -smp 2 -m 1G -display none -no-reboot -serial stdio -monitor none \
+            -kernel /bzImage -initrd /initramfs.cpio.gz -append "$cmd" \
+            > "$tmp/$n" 2>&1
+        status=$?
+        tr -d '\r' < "$tmp/$n" > "$tmp/$n.txt"
+        # Seen once in CI (1 run in ~20 here): L2 reset early in boot, nothing
+        # on stderr then.  The L0 "hardware" is QEMU TCG's SVM emulation; an L2
+        # triple fault that does not repeat is retried once and named in the
+        # result, with the first run's log kept, so it stays visible.
+        if [ "$attempt" = 1 ] && grep -q '^KESTREL-STDERR: kestrel: guest triple fault' "$tmp/$n.txt" &&
+           ! grep -q '^L2: KESTREL-INIT-OK' "$tmp/$n.txt"; then
+            cp "$tmp/$n.txt" "$log.first"
+            retried="; the first run ended in an L2 triple fault at '$(grep '^L2: ' "$tmp/$n.txt" | tail -n 1 | cut -c5-80)', log $log.first"
+            continue
+        fi
+        break
+    done
     cp "$tmp/$n.txt" "$log"
     [ "$status" -eq 77 ] && skip_all "$(grep -m1 'SKIP: ' "$tmp/$n.txt" | sed 's/.*SKIP: //')"
     kstatus=$(sed -n 's/^KESTREL-STATUS=//p' "$tmp/$n.txt")
@@ -106,8 +120,8 @@ for n in $names; do
     if [ -n "$bad" ]; then
         # What L1's kernel said after KVM was up (a KVM or SVM complaint explains an L2 reset).
         l1said=$(sed -n '/^NESTED-KVM-READY/,$p' "$tmp/$n.txt" | grep -v -E '^(L2: |KESTREL-|NESTED-)' | tail -n 4 | tr '\n' '|' | cut -c1-400)
-        echo "FAIL nested/$n: $bad; stderr: $errs; L1 kernel: ${l1said:-nothing} (log $log)"
+        echo "FAIL nested/$n: $bad; stderr: $errs; L1 kernel: ${l1said:-nothing} (log $log)$retried"
     else
-        echo "PASS nested/$n (L1 boot + Linux under kestrel in ${secs}s)"
+        echo "PASS nested/$n (L1 boot + Linux under kestrel in ${secs}s$retried)"
     fi
 done

@@ -1,7 +1,8 @@
 #!/bin/sh
 # System-level differential test of the software CPU: the test kernel
-# tests/guests/sysdiff.S runs ~100 numbered cases (segmentation, paging, faults,
-# privilege changes, v8086 mode, task switches) and prints, per case, the
+# tests/guests/sysdiff.S runs ~115 numbered cases (segmentation, paging, faults,
+# privilege changes, v8086 mode, task switches, debug registers and
+# breakpoints, NMI through the local APIC) and prints, per case, the
 # architectural state it observed ("CASE NN <what>: vec=.. err=.. eip=.. ...").
 # It runs under Debian's QEMU (TCG, the oracle) and under kestrel -accel tcg
 # with the same arguments; the lines are compared one by one:
@@ -44,7 +45,11 @@ DEVIATIONS='10|mov es:0x1000|vec=0d err=00000000|QEMU TCG does not check data-se
 88|lcall to code limit 0xfff|vec=0d err=00000000|QEMU TCG reports a far CALL past the CS limit as #GP(selector) (SDM 2A CALL: #GP(0))
 89|jmp *eax (eax=0x20)|vec=0d err=00000000 eip=00000000|QEMU TCG does not check the CS limit on near jumps (SDM 2A JMP: #GP(0))
 90|run off the end of the segment|vec=0d err=00000000 eip=00000004|QEMU TCG does not check the CS limit on instruction fetch (SDM 3A 5.3: #GP(0))
-91|RF in the pushed EFLAGS|vec=06 efl=00010046|QEMU TCG pushes RF=0 for faults (SDM 3A 17.3.1.1: RF=1 in the image pushed for any fault other than an instruction breakpoint)'
+91|RF in the pushed EFLAGS|vec=06 efl=00010046|QEMU TCG pushes RF=0 for faults (SDM 3A 17.3.1.1: RF=1 in the image pushed for any fault other than an instruction breakpoint)
+106|mov dr0 (general detect)|vec=01 dr6=ffff2ff0|QEMU TCG does not implement DR7.GD (SDM 3A 17.2.4: a MOV DR with GD=1 is a #DB fault with DR6.BD)
+111|TF and a data breakpoint|efl=00000146 dr6=ffff4ff1|QEMU TCG delivers the single-step trap as a second #DB, at the first instruction of the handler (SDM 3A 17.2.3: with BS set the other DR6 status bits may be set too, one #DB after the instruction reports both)
+112|rep movsb hits a write breakpoint|efl=00010046|QEMU TCG pushes RF=0 for a data breakpoint in a REP string before its last iteration (SDM 3A 17.3.1.1: RF=1 for a trap from any iteration but the last)
+116|single step per iteration|efl=00010146 ecx=00000002|QEMU TCG pushes RF=0 for a single-step trap in a REP string before its last iteration (SDM 3A 17.3.1.1: RF=1 for a trap from any iteration but the last)'
 
 # Deviation cases whose SDM behaviour kestrel does not implement yet (issue 4):
 # reported as SKIP with the reason while kestrel lacks the SDM result, so they

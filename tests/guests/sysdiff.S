@@ -5,7 +5,8 @@
  *
  * It builds its own GDT, IDT and TSS, then runs a fixed list of numbered
  * cases (segmentation, paging, faults and exception classes, privilege
- * changes, call gates, v8086 mode, task switches).  Each case starts from the same clean state (protected mode,
+ * changes, call gates, v8086 mode, task switches, debug registers and
+ * breakpoints, NMI from the local APIC).  Each case starts from the same clean state (protected mode,
  * paging off, CPL 0, flat segments), runs a short instruction sequence and
  * ends either by returning normally or by taking an exception/interrupt.
  * The case then prints one line:
@@ -36,7 +37,9 @@
  *
  * Facts used: Intel SDM Vol. 3A ch. 3 (segmentation), 4 (paging, #PF error
  * code 4.7), 5 (protection, call gates 5.8), 6 (exceptions, error codes
- * 6.13, frames 6.12), 7 (task switching), 20 (v8086 mode).
+ * 6.13, frames 6.12, NMI 6.7.1), 7 (task switching), 10 (local APIC: ICR
+ * 10.6.1, LVT 10.5.1), 17 (debug registers, #DB conditions, RF), 20 (v8086
+ * mode).
  */
     .set MB_MAGIC,      0x1BADB002
     .set MB_FLAGS,      3
@@ -181,6 +184,7 @@ case_resume:
     movl %eax, %cr0                  /* paging off, WP/AM/TS off */
     xorl %eax, %eax
     movl %eax, %cr4
+    movl %eax, %dr7                  /* no breakpoints (GD is 0: a #DB cleared it) */
     testl $F_NX, features
     jz 3f
     movl $0xc0000080, %ecx
@@ -639,7 +643,7 @@ puthex_n:
     popl %ecx
     ret
 
-/* putdec2(eax): two decimal digits. */
+/* putdec2(eax): two decimal digits (three from 100 on). */
 putdec2:
     pushl %eax
     pushl %edx
@@ -647,7 +651,16 @@ putdec2:
     xorl %edx, %edx
     movl $10, %ecx
     divl %ecx
+    cmpl $10, %eax
+    jb 1f
+    pushl %edx
+    xorl %edx, %edx
+    divl %ecx                        /* eax = hundreds, edx = tens */
     addb $'0', %al
+    call putc
+    movl %edx, %eax
+    popl %edx
+1:  addb $'0', %al
     call putc
     movb %dl, %al
     addb $'0', %al
@@ -1631,6 +1644,383 @@ c_pf_sup_write_user_wp1:
     movl PT32B + 4, %ebx
     ret
 
+/*
+ * Debug registers (SDM 3A ch. 17: §17.2 DR0-DR7, §17.3.1 #DB conditions,
+ * §17.3.1.1 RF) and NMI (SDM 3A §6.7.1, §10.6.1 ICR).  dbgdata is a 16-byte
+ * aligned scratch area; DR7 is cleared by case_resume after every case.
+ */
+    .set DR7_L0,  0x001
+    .set DR7_L1,  0x004
+    .set DR7_L2,  0x010
+    .set DR7_L3,  0x040
+    .set LAPIC,        0xfee00000
+    .set LAPIC_ID,     LAPIC + 0x20
+    .set LAPIC_SVR,    LAPIC + 0xf0
+    .set LAPIC_ICR_LO, LAPIC + 0x300
+    .set LAPIC_ICR_HI, LAPIC + 0x310
+
+dbg_clear_data:
+    movl $0x03020100, dbgdata
+    movl $0x07060504, dbgdata + 4
+    movl $0x0b0a0908, dbgdata + 8
+    movl $0x0f0e0d0c, dbgdata + 12
+    movl $0, db_count
+    movl $0, db_dr6
+    movl $0, db_efl
+    ret
+
+/* #DB handler for the RF case: counts, keeps DR6 and the pushed EFLAGS of
+   the first #DB, then returns with RF=1 so the breakpoint is not taken
+   again when the instruction restarts. */
+h_db_rf:
+    pushl %eax
+    incl db_count
+    cmpl $1, db_count
+    jne 1f
+    movl %dr6, %eax
+    movl %eax, db_dr6
+    movl 12(%esp), %eax
+    movl %eax, db_efl
+1:  orl $0x10000, 12(%esp)
+    popl %eax
+    iret
+
+/* Instruction breakpoint: a fault before the instruction, RF=0 pushed. */
+c_dr_exec_bp:
+    movl $1f, %eax
+    movl %eax, %dr0
+    movl $DR7_L0, %eax               /* R/W0 = 00 (execute), LEN0 = 00 */
+    movl %eax, %dr7
+    movl $0x1111, %ebx
+    nop
+1:  movl $0x2222, %ebx               /* #DB here, before it runs: ebx = 0x1111 */
+    ret
+
+/* The same breakpoint in a loop, the handler setting RF in the frame: the
+   instruction runs after each #DB, RF is cleared after it, so the second
+   iteration breaks again (count 2, ebx 2). */
+c_dr_exec_rf:
+    call dbg_clear_data
+    movl $h_db_rf, %eax
+    movl $idt + 1 * 8, %edi
+    movl $0x8e00, %edx
+    call set_gate
+    movl $1f, %eax
+    movl %eax, %dr1
+    movl $DR7_L1, %eax
+    movl %eax, %dr7
+    xorl %ebx, %ebx
+    movl $2, %esi
+1:  incl %ebx                        /* breakpoint */
+    decl %esi
+    jnz 1b
+    movl db_efl, %eax                /* RF=0 in the image of an instruction breakpoint */
+    movl db_count, %ecx
+    movl db_dr6, %edx
+    ret
+
+/* Data write breakpoint, LEN 1 (R/W = 01): reads and other bytes do not hit;
+   the byte write traps after it. */
+c_dr_write_len1:
+    call dbg_clear_data
+    movl $dbgdata + 5, %eax
+    movl %eax, %dr0
+    movl $(DR7_L0 | (1 << 16) | (0 << 18)), %eax
+    movl %eax, %dr7
+    movb $0xa4, dbgdata + 4          /* next byte: no hit */
+    movb $0xa6, dbgdata + 6
+    movl dbgdata + 4, %ebx           /* a read: no hit for a write breakpoint */
+    movl $0x1111, %ecx
+    movb $0xa5, dbgdata + 5          /* #DB trap after this write */
+    movl $0x2222, %ecx
+    ret
+
+/* LEN 2 on DR1: a dword write covering its second byte hits. */
+c_dr_write_len2:
+    call dbg_clear_data
+    movl $dbgdata + 6, %eax
+    movl %eax, %dr1
+    movl $(DR7_L1 | (1 << 20) | (1 << 22)), %eax
+    movl %eax, %dr7
+    movw $0x1234, dbgdata + 4        /* bytes 4-5: no hit */
+    movw $0x5678, dbgdata + 8        /* bytes 8-9: no hit */
+    movl $0x1111, %ecx
+    movl $0xdeadbeef, dbgdata + 7    /* bytes 7-10 overlap 6-7: hit */
+    movl $0x2222, %ecx
+    ret
+
+/* LEN 4 read/write (R/W = 11) on DR2: a byte read inside the dword hits. */
+c_dr_rw_len4:
+    call dbg_clear_data
+    movl $dbgdata + 8, %eax
+    movl %eax, %dr2
+    movl $(DR7_L2 | (3 << 24) | (3 << 26)), %eax
+    movl %eax, %dr7
+    movzbl dbgdata + 7, %ebx         /* just below: no hit */
+    movzbl dbgdata + 12, %ebx        /* just above: no hit */
+    movl $0x1111, %ecx
+    movzbl dbgdata + 10, %ebx        /* hit: ebx = 0x0a */
+    movl $0x2222, %ecx
+    ret
+
+/* LEN 8 (10) read/write on DR3: a word write at its last bytes hits. */
+c_dr_rw_len8:
+    call dbg_clear_data
+    movl $dbgdata + 8, %eax
+    movl %eax, %dr3
+    movl $(DR7_L3 | (3 << 28) | (2 << 30)), %eax
+    movl %eax, %dr7
+    movl dbgdata + 4, %ebx           /* bytes 4-7: no hit */
+    movl $0x1111, %ecx
+    movw $0x4242, dbgdata + 14       /* hit */
+    movl $0x2222, %ecx
+    ret
+
+/* DR7.GD: any MOV DR faults first, with DR6.BD; entering the handler
+   clears GD (so case_resume can write DR7). */
+c_dr_gd:
+    movl $0x2000, %eax
+    movl %eax, %dr7
+    movl $0x1111, %ebx
+    movl %dr0, %eax                  /* #DB fault here */
+    movl $0x2222, %ebx
+    ret
+
+/* CR4.DE=0: DR4 and DR5 are DR6 and DR7. */
+c_dr_alias:
+    movl $0x00000300, %eax           /* LE and GE only: no breakpoint */
+    movl %eax, %dr5
+    movl %dr7, %eax                  /* 0x700 */
+    movl %dr4, %ebx                  /* DR6: 0xffff0ff0 */
+    movl %dr5, %ecx
+    movl $0x1111, %edx
+    ret
+
+/* CR4.DE=1: MOV DR4 is #UD. */
+c_dr_alias_de:
+    movl %cr4, %eax
+    orl $0x8, %eax
+    movl %eax, %cr4
+    movl $0x1111, %ebx
+    movl %dr4, %eax                  /* #UD */
+    movl $0x2222, %ebx
+    ret
+
+/* MOV DR at CPL 3: #GP(0). */
+c_dr_r3:
+    movl $r3_movdr, %esi
+    movl $0x2, %edi
+    jmp enter_ring3
+r3_movdr:
+    movl $0x4444, %ebx
+    movl %dr7, %eax
+
+/* I/O breakpoint (R/W = 10, CR4.DE=1), LEN 4 at port 0x84: IN from 0x86 traps after it. */
+c_dr_io:
+    movl %cr4, %eax
+    orl $0x8, %eax
+    movl %eax, %cr4
+    movl $0x84, %eax
+    movl %eax, %dr1
+    movl $(DR7_L1 | (2 << 20) | (3 << 22)), %eax
+    movl %eax, %dr7
+    movl $0x5a, %eax
+    outb %al, $0x80                  /* port 0x80: no hit */
+    movl $0x1111, %ecx
+    outb %al, $0x86                  /* #DB trap after this (a DMA page register) */
+    movl $0x2222, %ecx
+    ret
+
+/* TF and a data breakpoint on the same instruction: one #DB, BS and B0. */
+c_dr_sstep_data:
+    call dbg_clear_data
+    movl $dbgdata, %eax
+    movl %eax, %dr0
+    movl $(DR7_L0 | (1 << 16) | (3 << 18)), %eax
+    movl %eax, %dr7
+    movl $0x1111, %ecx
+    pushfl
+    orl $0x100, (%esp)
+    popfl
+    movl %ecx, dbgdata               /* single step and the breakpoint */
+    movl $0x2222, %ecx
+    ret
+
+/* REP MOVSB into a write breakpoint: #DB after the iteration that wrote
+   it, EIP on the REP instruction, RF=1 pushed (not the last iteration). */
+c_dr_rep_movs:
+    call dbg_clear_data
+    movl $dbgdata + 5, %eax
+    movl %eax, %dr0
+    movl $(DR7_L0 | (1 << 16)), %eax
+    movl %eax, %dr7
+    movl $scratch, %esi
+    movl $dbgdata, %edi
+    movl $8, %ecx
+    movl $0x1111, %ebx
+    cld
+    rep movsb                        /* hit on the sixth byte: ecx = 2 */
+    movl $0x2222, %ebx
+    ret
+
+/* TF with REP MOVSB: a single-step trap after each iteration, EIP still on
+   the instruction while iterations remain (SDM 3A §17.3.1.4). */
+c_sstep_rep_movs:
+    movl $scratch, %esi
+    movl $dbgdata, %edi
+    movl $3, %ecx
+    movl $0x1111, %ebx
+    cld
+    pushfl
+    orl $0x100, (%esp)
+    popfl
+    rep movsb                        /* #DB after the first byte: ecx = 2 */
+    movl $0x2222, %ebx
+    ret
+
+/* TF and MOV SS: no trap after MOV SS; one after the next instruction
+   (SDM 3A §6.8.3: debug exceptions inhibited for one instruction). */
+c_sstep_movss:
+    movw %ss, %ax
+    movl $0x1111, %ebx
+    pushfl
+    orl $0x100, (%esp)
+    popfl
+    movw %ax, %ss                    /* no trap here */
+    movl $0x2222, %ebx               /* #DB after this one */
+    movl $0x3333, %ebx
+    ret
+
+/* A task switch clears DR7's local enables L0-L3, not the global ones
+   (SDM 3A §17.2.4; LE stays).  DR0/DR1 point at code never run. */
+c_dr_task_switch:
+    movl $task_dr_entry, %eax
+    call tss2_init
+    movl $0, t2_dr7
+    movl $0xfffff000, %eax
+    movl %eax, %dr0
+    movl %eax, %dr1
+    movl $0x30f, %eax                /* L0, G0, L1, G1, LE, GE */
+    movl %eax, %dr7
+    ljmp $TSS2, $0
+    movl %dr7, %eax                  /* back in task 1: 0x70a */
+    movl t2_dr7, %ebx                /* as task 2 saw it: 0x70a */
+    xorl %ecx, %ecx
+    xorl %edx, %edx
+    ret
+task_dr_entry:
+    movl %dr7, %eax
+    movl %eax, t2_dr7
+    ljmp $TSS1, $0
+
+/* NMI: a physical IPI to our own APIC with delivery mode NMI, IF=0.  The
+   handler sends a second one and spins: it stays pending (NMIs blocked)
+   until the IRET, after which it is taken. */
+apic_on:
+    movl LAPIC_SVR, %eax
+    orl $0x1ff, %eax                 /* software enable, spurious vector 0xff */
+    movl %eax, LAPIC_SVR
+    ret
+send_self_nmi:
+    movl LAPIC_ID, %eax
+    andl $0xff000000, %eax
+    movl %eax, LAPIC_ICR_HI
+    movl $0x00004400, LAPIC_ICR_LO   /* delivery mode NMI, assert, physical, no shorthand */
+    ret
+/* spin: some 20000 taken branches (many block boundaries) */
+spin:
+    pushl %ecx
+    movl $20000, %ecx
+1:  decl %ecx
+    jnz 1b
+    popl %ecx
+    ret
+h_nmi:
+    pushl %eax
+    incl nmi_count
+    cmpl $1, nmi_count
+    jne 1f
+    movl 12(%esp), %eax              /* pushed EFLAGS */
+    movl %eax, nmi_efl
+    call send_self_nmi
+    call spin
+    movl nmi_count, %eax
+    movl %eax, nmi_inside            /* still 1: the second NMI waits for IRET */
+1:  popl %eax
+    iret
+
+c_nmi_ipi:
+    movl $0, nmi_count
+    movl $0, nmi_inside
+    movl $0, nmi_efl
+    movl $h_nmi, %eax
+    movl $idt + 2 * 8, %edi
+    movl $0x8e00, %edx
+    call set_gate
+    call apic_on
+    call send_self_nmi
+    call spin
+    movl nmi_count, %ebx             /* 2 */
+    movl nmi_inside, %ecx            /* 1 */
+    movl nmi_efl, %edx
+    andl $0x200, %edx                /* IF=0 in the NMI frame */
+    movl $0x1111, %eax
+    ret
+
+/* HLT with IF=0 ends on an NMI: the 8254's channel 0 (mode 0, ~0.8 ms)
+   raises IRQ0 on the 8259, whose INT output reaches LINT0, programmed as
+   NMI (SDM 3A §10.5.1). */
+h_nmi_hlt:
+    pushl %eax
+    incl nmi_count
+    movl 4(%esp), %eax               /* saved EIP */
+    movl %eax, nmi_eip
+    cmpl $nmi_hlt_insn, %eax
+    jne 1f
+    incl 4(%esp)                     /* taken before the HLT: skip it, no hang */
+1:  popl %eax
+    iret
+c_nmi_hlt:
+    movl $0, nmi_count
+    movl $0, nmi_eip
+    movl $h_nmi_hlt, %eax
+    movl $idt + 2 * 8, %edi
+    movl $0x8e00, %edx
+    call set_gate
+    call apic_on
+    movl $0x10400, LAPIC + 0x350     /* LVT LINT0: NMI, masked while set up */
+    movb $0x11, %al                  /* 8259 ICW1: edge, cascade, ICW4 */
+    outb %al, $0x20
+    movb $0x20, %al                  /* ICW2: vectors 0x20-0x27 */
+    outb %al, $0x21
+    movb $0x04, %al                  /* ICW3: slave on IRQ2 */
+    outb %al, $0x21
+    movb $0x01, %al                  /* ICW4: 8086 mode */
+    outb %al, $0x21
+    movb $0xfe, %al                  /* only IRQ0 */
+    outb %al, $0x21
+    movb $0xff, %al
+    outb %al, $0xa1
+    movl $0x400, LAPIC + 0x350       /* LINT0: NMI, unmasked, edge */
+    movb $0x30, %al                  /* 8254: channel 0, lo/hi, mode 0 */
+    outb %al, $0x43
+    movb $0xe8, %al                  /* 1000 ticks (~0.84 ms) */
+    outb %al, $0x40
+    movb $0x03, %al
+    outb %al, $0x40
+    movl $0x1111, %ebx
+nmi_hlt_insn:
+    hlt
+    movl nmi_count, %ebx             /* 1 */
+    movl nmi_eip, %ecx
+    subl $nmi_hlt_insn, %ecx         /* 1: taken after the HLT (0: before it) */
+    movb $0xff, %al                  /* 8259 all masked: INT low again */
+    outb %al, $0x21
+    movl $0x10000, LAPIC + 0x350     /* LINT0 masked */
+    xorl %edx, %edx
+    movl $0x2222, %eax
+    ret
+
 /* More v8086. */
 c_v86_iret_iopl0:
     movl $v86_iret - v86_blob, %esi
@@ -1788,6 +2178,24 @@ case_table:
     CASE c_rep_stos_pf,      "paging32 rep stosb into a not-present page"
     CASE c_pge_toggle,       "paging32 global PTE changed; clear CR4.PGE; read", F_PGE
     CASE c_lret_ss_rpl,      "ring0 lret to cs=0x1b with ss=0x20 (RPL 0)"
+    CASE c_dr_exec_bp,       "ring0 DR0 instruction breakpoint: #DB fault"
+    CASE c_dr_exec_rf,       "ring0 DR1 instruction breakpoint in a loop, handler sets RF"
+    CASE c_dr_write_len1,    "ring0 DR0 write breakpoint LEN 1"
+    CASE c_dr_write_len2,    "ring0 DR1 write breakpoint LEN 2, dword write overlapping"
+    CASE c_dr_rw_len4,       "ring0 DR2 read/write breakpoint LEN 4, byte read"
+    CASE c_dr_rw_len8,       "ring0 DR3 read/write breakpoint LEN 8, word write"
+    CASE c_dr_gd,            "ring0 DR7.GD=1; mov dr0 (general detect)"
+    CASE c_dr_alias,         "ring0 CR4.DE=0: mov dr5/dr4 alias DR7/DR6"
+    CASE c_dr_alias_de,      "ring0 CR4.DE=1: mov dr4"
+    CASE c_dr_r3,            "ring3 mov dr7"
+    CASE c_dr_io,            "ring0 CR4.DE=1 I/O breakpoint LEN 4 at port 0x84; out 0x86"
+    CASE c_dr_sstep_data,    "ring0 TF and a data breakpoint on one instruction"
+    CASE c_dr_rep_movs,      "ring0 rep movsb hits a write breakpoint"
+    CASE c_nmi_ipi,          "ring0 IF=0 NMI IPI to self; second NMI in the handler"
+    CASE c_nmi_hlt,          "ring0 IF=0 hlt; PIT IRQ0 through LINT0 as NMI"
+    CASE c_dr_task_switch,   "ring0 DR7 L0/G0/L1/G1/LE/GE; ljmp to a TSS and back"
+    CASE c_sstep_rep_movs,   "ring0 popf TF=1; rep movsb (ecx=3): single step per iteration"
+    CASE c_sstep_movss,      "ring0 popf TF=1; mov ss; mov: single step after mov ss"
     .section .rodata
 case_table_end:
     .set NCASES, (case_table_end - case_table) / 8
@@ -1876,6 +2284,16 @@ ldt_table:
     .quad 0
     .quad 0x00cf93000000ffff         /* LDT selector 0x0c: data, DPL0 */
 scratch:   .long 0x5c5c5c5c, 0x5d5d5d5d
+    .align 16
+dbgdata:   .space 16
+db_count:  .long 0
+db_dr6:    .long 0
+db_efl:    .long 0
+nmi_count: .long 0
+nmi_inside: .long 0
+nmi_efl:   .long 0
+nmi_eip:   .long 0
+t2_dr7:    .long 0
 
     .bss
     .align 4096

@@ -1262,6 +1262,108 @@ static void test_sse_needs_osfxsr_and_honours_ts(void)
     CHECK_EQ("TS=1: #NM", EXCP_NM, e.cpu->stopped_vec);
 }
 
+/*
+ * SDM 2B "PSHUFB", "MOVBE", 2A "CRC32": the XMM form needs CR4.OSFXSR, the
+ * MMX form does not; MOVBE and CRC32 are integer instructions that run
+ * with OSFXSR = 0 and CR0.TS = 1.  CRC-32C("123456789") = E3069283h with
+ * the usual all-ones start and final inversion.
+ */
+static void test_ssse3_osfxsr_and_integer_0f38_ops(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0x38, 0x00, 0xc1,              /* pshufb mm0, mm1 */
+            0x0f, 0x38, 0xf0, 0x14, 0x25, 0x00, 0x10, 0x10, 0x00,  /* movbe edx, [0x101000] */
+            0xb8, 0xff, 0xff, 0xff, 0xff,                   /* mov eax, -1 */
+            0x48, 0xb9, '1', '2', '3', '4', '5', '6', '7', '8',    /* mov rcx, "12345678" */
+            0xf2, 0x48, 0x0f, 0x38, 0xf1, 0xc1,             /* crc32 rax, rcx */
+            0xb5, '9',                                      /* mov ch, '9' */
+            0xf2, 0x0f, 0x38, 0xf0, 0xc5,                   /* crc32 eax, ch */
+            0xf7, 0xd0,                                     /* not eax */
+            0xf4);
+    CODE_AT(&e, CODE + 0x100, 0x66, 0x0f, 0x38, 0x00, 0xc1, 0xf4);     /* pshufb xmm0, xmm1 */
+    st32_le(e.ram + 0x101000, 0x11223344);
+    setup_long64_sse(&e);
+    e.cpu->cr4 &= ~(uint64_t)CR4_OSFXSR;
+    e.cpu->stop_on_exception = true;
+    mmx_set(e.cpu, 0, 0x0706050403020100ull);
+    mmx_set(e.cpu, 1, 0x8000010203040506ull);      /* bit 7 zeroes the top byte */
+    CHECK_EQ("OSFXSR=0: run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("PSHUFB mm0", 0x0000010203040506ull, mmx_get(e.cpu, 0));
+    CHECK_EQ("MOVBE EDX", 0x44332211, e.cpu->regs[R_EDX]);
+    CHECK_EQ("CRC32C RAX (upper half cleared)", 0xe3069283ull, e.cpu->regs[R_EAX]);
+    e.cpu->cr0 |= X86_CR0_TS;
+    e.cpu->rip = CODE + 4;
+    e.cpu->halted = false;
+    CHECK_EQ("TS=1 integer ops: run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("TS=1 CRC32C", 0xe3069283ull, e.cpu->regs[R_EAX]);
+    e.cpu->rip = CODE;
+    e.cpu->halted = false;
+    CHECK_EQ("TS=1 MMX form: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("TS=1 MMX form: #NM", EXCP_NM, e.cpu->stopped_vec);
+    e.cpu->cr0 &= ~(uint64_t)X86_CR0_TS;
+    e.cpu->rip = CODE + 0x100;
+    CHECK_EQ("OSFXSR=0 XMM form: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("OSFXSR=0 XMM form: #UD", EXCP_UD, e.cpu->stopped_vec);
+}
+
+/* MOVBE's operand size follows the code size: 16 bits by default in real mode. */
+static void test_movbe_operand_size_follows_code_size(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, 0x7c00, 0x66, 0xbb, 0xff, 0xff, 0xff, 0xff,    /* mov ebx, -1 */
+            0x0f, 0x38, 0xf0, 0x1e, 0x00, 0x05,             /* movbe bx, [0x500] */
+            0x66, 0x0f, 0x38, 0xf0, 0x0e, 0x00, 0x05,       /* movbe ecx, [0x500] */
+            0x66, 0xf2, 0x0f, 0x38, 0xf1, 0x16, 0x00, 0x05, /* crc32 edx, dword [0x500] */
+            0xf4);
+    st32_le(e.ram + 0x500, 0x11223344);
+    setup_real(&e, 0x7c00);
+    e.cpu->regs[R_EDX] = 0;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("BX swapped, upper half kept", 0xffff4433ull, e.cpu->regs[R_EBX]);
+    CHECK_EQ("ECX (66: 32-bit)", 0x44332211ull, e.cpu->regs[R_ECX]);
+    /* CRC-32C of 44 33 22 11 from 0 (bitwise reference computed below). */
+    uint32_t crc = 0;
+    for (int i = 0; i < 4; i++) {
+        crc ^= e.ram[0x500 + i];
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
+    }
+    CHECK_EQ("CRC32 m32 (66 in 16-bit code)", crc, e.cpu->regs[R_EDX]);
+}
+
+/* Undefined 0F 38 forms are #UD, ahead of #NM; 16-byte operands must be aligned, PMOVZX's m64 need not. */
+static void test_0f38_undefined_forms_and_alignment(void)
+{
+    static const uint8_t ud[][6] = {
+        { 0x0f, 0x38, 0xf0, 0xc1, 0xf4 },                   /* movbe eax, ecx (register form) */
+        { 0x66, 0x0f, 0x38, 0x2a, 0xc1, 0xf4 },             /* movntdqa xmm0, xmm1 */
+        { 0xf3, 0x0f, 0x38, 0x00, 0xc1, 0xf4 },             /* pshufb with F3 */
+        { 0x0f, 0x38, 0x41, 0xc1, 0xf4 },                   /* phminposuw without 66 */
+        { 0xf2, 0x0f, 0xf0, 0xc1, 0xf4 },                   /* lddqu xmm0, xmm1 */
+    };
+    Env e = env_new();
+    setup_long64_sse(&e);
+    e.cpu->stop_on_exception = true;
+    e.cpu->cr0 |= X86_CR0_TS;
+    for (unsigned i = 0; i < ARRAY_LEN(ud); i++) {
+        put(&e, CODE + 0x100 * (i + 1), ud[i], sizeof(ud[i]));
+        e.cpu->rip = CODE + 0x100 * (i + 1);
+        CHECK_MSG(run(&e) == TCG_RUN_EXCEPTION && e.cpu->stopped_vec == EXCP_UD,
+                  "form %u: want #UD, got vector %d", i, e.cpu->stopped_vec);
+    }
+    e.cpu->cr0 &= ~(uint64_t)X86_CR0_TS;
+    CODE_AT(&e, CODE, 0x66, 0x0f, 0x38, 0x30, 0x04, 0x25, 0x01, 0x10, 0x10, 0x00, /* pmovzxbw xmm0, [0x101001] */
+            0x66, 0x0f, 0x38, 0x38, 0x0c, 0x25, 0x01, 0x10, 0x10, 0x00, 0xf4);   /* pminsb xmm1, [0x101001] */
+    st64_le(e.ram + 0x101001, 0x0102030405060780ull);
+    e.cpu->rip = CODE;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_GP, e.cpu->stopped_vec);
+    CHECK_EQ("error code", 0, e.cpu->stopped_err);
+    CHECK_EQ("RIP at PMINSB", CODE + 10, e.cpu->rip);
+    CHECK_EQ("PMOVZXBW low", 0x0005000600070080ull, e.cpu->xmm[0].q[0]);
+    CHECK_EQ("PMOVZXBW high", 0x0001000200030004ull, e.cpu->xmm[0].q[1]);
+}
+
 /* RCPPS/RSQRTPS: documented relative error < 2^-11. */
 static void test_rcpps_rsqrtps_accuracy(void)
 {
@@ -1296,7 +1398,10 @@ static void test_cpuid_describes_model(void)
     CHECK_MSG(e.cpu->regs[R_EDX] & 1, "FPU advertised");
     CHECK_MSG(e.cpu->regs[R_EDX] & (1u << 24), "FXSR advertised");
     CHECK_EQ("MMX FXSR SSE SSE2", 0xfu << 23, e.cpu->regs[R_EDX] & (0xfu << 23));
-    CHECK_MSG(!(e.cpu->regs[R_ECX] & 1), "no SSE3 advertised");
+    /* SSE3 SSSE3 SSE4.1 SSE4.2 are implemented (ops-sse*.c); AVX (28) is not. */
+    CHECK_EQ("SSE3 SSSE3 SSE4.1 SSE4.2", (1u << 0) | (1u << 9) | (1u << 19) | (1u << 20),
+             e.cpu->regs[R_ECX] & ((1u << 0) | (1u << 9) | (1u << 19) | (1u << 20)));
+    CHECK_MSG(!(e.cpu->regs[R_ECX] & (1u << 28)), "no AVX advertised");
     e.cpu->regs[R_EAX] = 0x80000001;
     e.cpu->rip = CODE + 2;
     e.cpu->halted = false;
@@ -1305,13 +1410,115 @@ static void test_cpuid_describes_model(void)
     CHECK_MSG(e.cpu->regs[R_EDX] & (1u << 20), "NX advertised");
 }
 
+/* Runs RDMSR (wr=false) or WRMSR of ECX=msr (EDX:EAX=v) at CPL 0; -1 = no fault, else the vector. */
+static int msr_access(Env *e, bool wr, uint32_t msr, uint64_t *v)
+{
+    CODE_AT(e, CODE, 0x0f, 0x32, 0xf4);                     /* rdmsr; hlt */
+    CODE_AT(e, CODE + 0x10, 0x0f, 0x30, 0xf4);              /* wrmsr; hlt */
+    e->cpu->rip = wr ? CODE + 0x10 : CODE;
+    e->cpu->halted = false;
+    e->cpu->regs[R_ECX] = msr;
+    e->cpu->regs[R_EAX] = (uint32_t)*v;
+    e->cpu->regs[R_EDX] = (uint32_t)(*v >> 32);
+    e->cpu->stop_on_exception = true;
+    TCGRunResult r = run(e);
+    if (r == TCG_RUN_EXCEPTION)
+        return e->cpu->stopped_vec;
+    if (!wr)
+        *v = (uint32_t)e->cpu->regs[R_EAX] | (uint64_t)(uint32_t)e->cpu->regs[R_EDX] << 32;
+    return -1;
+}
+
+/* INIT (SDM 3A Table 10-1): registers back to their reset values, but x87/SSE, XCR0 and MTRRs kept. */
+static void test_init_keeps_fpu_sse_xcr0_mtrr(void)
+{
+    Env e = env_new();
+    setup_pm32(&e);
+    e.cpu->xmm[5].q[1] = 0x1122334455667788ull;
+    e.cpu->mxcsr = 0x1fc0;
+    e.cpu->fcw = 0x027f;
+    e.cpu->xcr0 = XSTATE_X87 | XSTATE_SSE;
+    e.cpu->mtrr.def_type = 0xc06;
+    e.cpu->regs[R_EBX] = 42;
+    cpu_init_state(e.cpu);
+    CHECK_EQ("CR0 back to reset value", X86_CR0_ET | X86_CR0_CD | X86_CR0_NW, e.cpu->cr0);
+    CHECK_EQ("EBX cleared", 0, e.cpu->regs[R_EBX]);
+    CHECK_EQ("XMM5 kept", 0x1122334455667788ull, e.cpu->xmm[5].q[1]);
+    CHECK_EQ("MXCSR kept", 0x1fc0, e.cpu->mxcsr);
+    CHECK_EQ("FCW kept", 0x027f, e.cpu->fcw);
+    CHECK_EQ("XCR0 kept", XSTATE_X87 | XSTATE_SSE, e.cpu->xcr0);
+    CHECK_EQ("MTRR_DEF_TYPE kept", 0xc06, e.cpu->mtrr.def_type);
+    cpu_reset_state(e.cpu, false);
+    CHECK_EQ("RESET: XCR0 1", XSTATE_X87, e.cpu->xcr0);
+    CHECK_EQ("RESET: MTRRs off", 0, e.cpu->mtrr.def_type);
+    CHECK_EQ("RESET: XMM cleared", 0, e.cpu->xmm[5].q[1]);
+}
+
+/* MTRRs (SDM 3A §12.11) and MCA (SDM 3B ch. 16): storage with the architectural #GP rules. */
+static void test_mtrr_and_mca_msrs(void)
+{
+    Env e = env_new();
+    setup_pm32(&e);
+    uint64_t v = 0;
+    CHECK_EQ("MTRRCAP readable", -1, msr_access(&e, false, 0xfe, &v));
+    CHECK_EQ("MTRRCAP: 8 variable, fixed, WC", 0x508, v);
+    CHECK_EQ("MTRRCAP is read-only", EXCP_GP, msr_access(&e, true, 0xfe, &v));
+    v = 0xc06;                                              /* E, FE, default WB */
+    CHECK_EQ("DEF_TYPE write", -1, msr_access(&e, true, 0x2ff, &v));
+    v = 0;
+    CHECK_EQ("DEF_TYPE read", -1, msr_access(&e, false, 0x2ff, &v));
+    CHECK_EQ("DEF_TYPE value", 0xc06, v);
+    v = 0xc02;                                              /* type 2 is reserved */
+    CHECK_EQ("DEF_TYPE reserved type", EXCP_GP, msr_access(&e, true, 0x2ff, &v));
+    v = 0x1c06;                                             /* bit 12 reserved */
+    CHECK_EQ("DEF_TYPE reserved bit", EXCP_GP, msr_access(&e, true, 0x2ff, &v));
+    v = 0x80000000ull | 0;                                  /* PHYSBASE0: 2 GiB, UC */
+    CHECK_EQ("PHYSBASE0 write", -1, msr_access(&e, true, 0x200, &v));
+    v = 0xff80000800ull;                                    /* PHYSMASK0: 2 GiB, valid */
+    CHECK_EQ("PHYSMASK0 write", -1, msr_access(&e, true, 0x201, &v));
+    v = 0;
+    CHECK_EQ("PHYSMASK0 read", -1, msr_access(&e, false, 0x201, &v));
+    CHECK_EQ("PHYSMASK0 value", 0xff80000800ull, v);
+    v = 1ull << 40;                                         /* above MAXPHYADDR (40) */
+    CHECK_EQ("PHYSBASE above MAXPHYADDR", EXCP_GP, msr_access(&e, true, 0x20e, &v));
+    v = 0x100;                                              /* bits 11:8 reserved */
+    CHECK_EQ("PHYSBASE reserved bits", EXCP_GP, msr_access(&e, true, 0x202, &v));
+    v = 0x0606060606060606ull;
+    CHECK_EQ("FIX4K_F8000 write", -1, msr_access(&e, true, 0x26f, &v));
+    v = 0x0606060606070606ull;                              /* one byte of type 7 */
+    CHECK_EQ("fixed MTRR reserved type", EXCP_GP, msr_access(&e, true, 0x259, &v));
+    CHECK_EQ("no fixed MTRR at 0x251", EXCP_GP, msr_access(&e, false, 0x251, &v));
+    CHECK_EQ("no ninth variable MTRR", EXCP_GP, msr_access(&e, false, 0x210, &v));
+
+    CHECK_EQ("MCG_CAP readable", -1, msr_access(&e, false, 0x179, &v));
+    CHECK_EQ("MCG_CAP: 10 banks, MCG_CTL_P", 0x10a, v);
+    v = ~0ull;
+    CHECK_EQ("MC9_CTL enable", -1, msr_access(&e, true, 0x400 + 4 * 9, &v));
+    v = 0;
+    CHECK_EQ("MC0_STATUS clear", -1, msr_access(&e, true, 0x401, &v));
+    v = 1;
+    CHECK_EQ("MC0_STATUS non-zero", EXCP_GP, msr_access(&e, true, 0x401, &v));
+    CHECK_EQ("no bank 10", EXCP_GP, msr_access(&e, false, 0x400 + 4 * 10, &v));
+    v = 0x5;
+    CHECK_EQ("MCG_CTL neither all ones nor zero", EXCP_GP, msr_access(&e, true, 0x17b, &v));
+
+    /* A model without MTRR/MCA (qemu32 has both; -mtrr,-mca removes them) has no such MSRs. */
+    char *dropped = NULL;
+    GError *err = NULL;
+    CHECK(tcg_cpuid_configure("kestrel64,-mtrr,-mca", &dropped, &err));
+    g_free(dropped);
+    CHECK_EQ("-mtrr: MTRRCAP #GP", EXCP_GP, msr_access(&e, false, 0xfe, &v));
+    CHECK_EQ("-mca: MCG_CAP #GP", EXCP_GP, msr_access(&e, false, 0x179, &v));
+    CHECK(tcg_cpuid_configure("kestrel64", &dropped, &err) && !dropped);
+}
+
 /* -cpu MODEL,+feat,-feat: the model's signature and features, less what is not implemented. */
 static void test_cpuid_follows_cpu_option(void)
 {
     char *dropped = NULL;
     GError *err = NULL;
     CHECK_MSG(tcg_cpuid_configure("qemu64,-nx,+avx", &dropped, &err), "qemu64 refused");
-    CHECK_MSG(dropped && strstr(dropped, "sse3") && strstr(dropped, "avx") && !strstr(dropped, "nx"),
+    CHECK_MSG(dropped && strstr(dropped, "avx") && !strstr(dropped, "sse3") && !strstr(dropped, "nx"),
               "dropped: %s", dropped ? dropped : "(none)");
     g_free(dropped);
     Env e = env_new();
@@ -1321,7 +1528,8 @@ static void test_cpuid_follows_cpu_option(void)
     CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
     CHECK_EQ("qemu64 signature (family 15 model 107 stepping 1)", 0x00060fb1,
              e.cpu->regs[R_EAX]);
-    CHECK_MSG(!(e.cpu->regs[R_ECX] & 1), "SSE3 is not implemented, so not advertised");
+    CHECK_MSG(e.cpu->regs[R_ECX] & 1, "qemu64's SSE3 is implemented, so advertised");
+    CHECK_MSG(!(e.cpu->regs[R_ECX] & (1u << 9)), "qemu64 has no SSSE3");
     CHECK_MSG(e.cpu->regs[R_ECX] & (1u << 13), "CX16 advertised");
     e.cpu->regs[R_EAX] = 0x80000001;
     e.cpu->rip = CODE;
@@ -1339,6 +1547,399 @@ static void test_cpuid_follows_cpu_option(void)
     e.cpu->halted = false;
     CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
     CHECK_EQ("kestrel64 signature back", 0x00000663, e.cpu->regs[R_EAX]);
+}
+
+/* ---------------- XSAVE feature set (SDM 1 ch. 13): x87 and SSE components ---------------- */
+
+#define XS_AREA 0x101000u       /* 64-byte aligned XSAVE areas */
+#define XS_AREA2 0x102000u
+#define XS_AREA3 0x103000u
+#define XS_MXCSR 0x104000u
+
+static void setup_long64_xsave(Env *e)
+{
+    setup_long64_sse(e);
+    e->cpu->cr4 |= CR4_OSXSAVE;
+}
+
+/*
+ * Run from CODE again with stop_on_exception (the code there may have been
+ * rewritten by CODE_AT, behind the translated-block cache's back); returns
+ * the vector, or -1 after HLT.
+ */
+static int rerun(Env *e)
+{
+    tb_invalidate_phys_range(CODE, 0x1000);
+    e->cpu->rip = CODE;
+    e->cpu->halted = false;
+    e->cpu->stop_on_exception = true;
+    TCGRunResult r = run(e);
+    if (r == TCG_RUN_HALTED)
+        return -1;
+    return r == TCG_RUN_EXCEPTION ? e->cpu->stopped_vec : -2;
+}
+
+static void xs_regs(Env *e, uint64_t rax, uint64_t rcx, uint64_t rdx)
+{
+    e->cpu->regs[R_EAX] = rax;
+    e->cpu->regs[R_ECX] = rcx;
+    e->cpu->regs[R_EDX] = rdx;
+}
+
+static void test_xgetbv_after_reset_reads_1(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0x01, 0xd0, 0xf4);             /* xgetbv; hlt */
+    setup_long64_xsave(&e);
+    xs_regs(&e, ~0ull, 0, ~0ull);
+    CHECK_EQ("run result", -1, rerun(&e));
+    CHECK_EQ("XCR0 low (EAX) after reset", 1, e.cpu->regs[R_EAX]);
+    CHECK_EQ("XCR0 high (EDX) after reset", 0, e.cpu->regs[R_EDX]);
+}
+
+static void test_xsetbv_rules(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0x01, 0xd1, 0x0f, 0x01, 0xd0, 0xf4);  /* xsetbv; xgetbv; hlt */
+    setup_long64_xsave(&e);
+    static const struct { uint64_t rax, rcx, rdx; const char *what; } bad[] = {
+        { 0, 0, 0, "bit 0 (x87) clear" },
+        { 2, 0, 0, "SSE without x87" },
+        { 7, 0, 0, "AVX (bit 2) is not supported" },
+        { 5, 0, 0, "AVX without SSE" },
+        { 3, 0, 1, "bit 32 is not supported" },
+        { 3, 1, 0, "ECX = 1 names no XCR" },
+        { 1, 0x80000000u, 0, "ECX bit 31" },
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(bad); i++) {
+        xs_regs(&e, bad[i].rax, bad[i].rcx, bad[i].rdx);
+        int v = rerun(&e);
+        CHECK_MSG(v == EXCP_GP && e.cpu->stopped_err == 0,
+                  "XSETBV with %s: got vector %d err %#x, want #GP(0)", bad[i].what, v,
+                  e.cpu->stopped_err);
+        CHECK_EQ("XCR0 unchanged", 1, e.cpu->xcr0);
+    }
+    /* The upper halves of RAX, RCX and RDX are ignored. */
+    xs_regs(&e, 0xffffffff00000003ull, 0xffffffff00000000ull, 0xffffffff00000000ull);
+    CHECK_EQ("valid XSETBV: run result", -1, rerun(&e));
+    CHECK_EQ("XCR0 = x87|SSE", 3, e.cpu->xcr0);
+    CHECK_EQ("XGETBV reads it back (EAX)", 3, e.cpu->regs[R_EAX]);
+    CHECK_EQ("XGETBV EDX", 0, e.cpu->regs[R_EDX]);
+    /* XGETBV with ECX != 0: #GP(0) (no XGETBV1). */
+    CODE_AT(&e, CODE, 0x0f, 0x01, 0xd0, 0xf4);
+    xs_regs(&e, 0, 1, 0);
+    CHECK_EQ("XGETBV ECX=1: #GP", EXCP_GP, rerun(&e));
+    /* Without CR4.OSXSAVE both are #UD. */
+    e.cpu->cr4 &= ~(uint64_t)CR4_OSXSAVE;
+    xs_regs(&e, 0, 0, 0);
+    CHECK_EQ("XGETBV without OSXSAVE: #UD", EXCP_UD, rerun(&e));
+    CODE_AT(&e, CODE, 0x0f, 0x01, 0xd1, 0xf4);
+    xs_regs(&e, 3, 0, 0);
+    CHECK_EQ("XSETBV without OSXSAVE: #UD", EXCP_UD, rerun(&e));
+    /* NP: a 66 prefix makes it invalid. */
+    e.cpu->cr4 |= CR4_OSXSAVE;
+    CODE_AT(&e, CODE, 0x66, 0x0f, 0x01, 0xd1, 0xf4);
+    CHECK_EQ("66 XSETBV: #UD", EXCP_UD, rerun(&e));
+}
+
+static void test_xsetbv_needs_cpl0_but_works_in_real_mode(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0x01, 0xd0, 0x0f, 0x01, 0xd1, 0xf4);  /* xgetbv; xsetbv; hlt */
+    setup_pm32(&e);
+    X86CPUState s;
+    cpu_to_x86_state(e.cpu, &s);
+    seg_flat(&s.seg[SEG_CS], 0x2b, 0xb, 3, false);
+    for (int i = 0; i < SEG__COUNT; i++)
+        if (i != SEG_CS)
+            seg_flat(&s.seg[i], 0x33, 0x3, 3, false);
+    s.cr4 |= CR4_OSXSAVE;
+    cpu_from_x86_state(e.cpu, &s);
+    CHECK_EQ("CPL", 3, e.cpu->cpl);
+    xs_regs(&e, 0, 0, 0);
+    CHECK_EQ("CPL 3: XSETBV #GP", EXCP_GP, rerun(&e));
+    CHECK_EQ("CPL 3: XGETBV ran first (EAX = XCR0)", 1, e.cpu->regs[R_EAX]);
+    CHECK_EQ("#GP at the XSETBV", CODE + 3, e.cpu->rip);
+
+    Env r = env_new();
+    CODE_AT(&r, 0x7c00, 0x66, 0xb8, 0x03, 0x00, 0x00, 0x00,      /* mov eax, 3 */
+            0x66, 0x31, 0xc9, 0x66, 0x31, 0xd2,                   /* xor ecx,ecx; xor edx,edx */
+            0x0f, 0x01, 0xd1, 0xf4);                              /* xsetbv; hlt */
+    setup_real(&r, 0x7c00);
+    r.cpu->cr4 |= CR4_OSXSAVE;
+    r.cpu->stop_on_exception = true;
+    CHECK_EQ("real mode: run result", TCG_RUN_HALTED, run(&r));
+    CHECK_EQ("real mode: XCR0", 3, r.cpu->xcr0);
+}
+
+/* x87 and SSE state that is not in its initial configuration. */
+static void xs_load_state(Env *e)
+{
+    for (unsigned i = 0; i < 16; i++) {
+        e->cpu->xmm[i].q[0] = 0x0101010101010101ull * (i + 1);
+        e->cpu->xmm[i].q[1] = 0xf0e0d0c0b0a09080ull ^ i;
+    }
+}
+
+static void test_xsave_xrstor_round_trip(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE,
+            0x0f, 0x01, 0xd1,                                     /* xsetbv (XCR0 = 3) */
+            0xdb, 0xe3, 0xd9, 0xe8, 0xd9, 0xeb,                   /* fninit; fld1; fldpi */
+            0x0f, 0xae, 0x14, 0x25, 0x00, 0x40, 0x10, 0x00,       /* ldmxcsr [XS_MXCSR] */
+            0x0f, 0xae, 0x24, 0x25, 0x00, 0x10, 0x10, 0x00,       /* xsave [XS_AREA] */
+            0x0f, 0xae, 0x04, 0x25, 0x00, 0x20, 0x10, 0x00,       /* fxsave [XS_AREA2] */
+            0xdb, 0xe3,                                           /* fninit */
+            0x66, 0x0f, 0xef, 0xc0,                               /* pxor xmm0, xmm0 */
+            0x66, 0x45, 0x0f, 0xef, 0xff,                         /* pxor xmm15, xmm15 */
+            0x0f, 0xae, 0x14, 0x25, 0x04, 0x40, 0x10, 0x00,       /* ldmxcsr [XS_MXCSR+4] */
+            0x0f, 0xae, 0x2c, 0x25, 0x00, 0x10, 0x10, 0x00,       /* xrstor [XS_AREA] */
+            0xf4);
+    memset(e.ram + XS_AREA, 0x5a, 512);
+    memset(e.ram + XS_AREA + 512, 0, 64);
+    memset(e.ram + XS_AREA2, 0x5a, 512);
+    st32_le(e.ram + XS_MXCSR, 0x9fc0);                        /* FZ, RC down, DAZ */
+    st32_le(e.ram + XS_MXCSR + 4, 0x1f80);
+    setup_long64_xsave(&e);
+    xs_load_state(&e);
+    xs_regs(&e, 3, 0, 0);
+    CHECK_EQ("run result", -1, rerun(&e));
+    uint8_t *xs = e.ram + XS_AREA, *fx = e.ram + XS_AREA2;
+    CHECK_EQ("XSTATE_BV = x87|SSE", 3, rd64(&e, XS_AREA + 512));
+    CHECK_EQ("XCOMP_BV untouched", 0, rd64(&e, XS_AREA + 520));
+    CHECK_MSG(!memcmp(xs, fx, 416), "legacy region (bytes 0-415) differs from FXSAVE's image");
+    CHECK_EQ("FCW in the image", 0x037f, ld16_le(xs));
+    CHECK_EQ("MXCSR in the image", 0x9fc0, ld32_le(xs + 24));
+    CHECK_EQ("XMM15 high in the image", 0xf0e0d0c0b0a0908full, ld64_le(xs + 160 + 15 * 16 + 8));
+    bool untouched = true;
+    for (unsigned i = 464; i < 512; i++)
+        untouched &= xs[i] == 0x5a;
+    CHECK_MSG(untouched, "XSAVE wrote bytes 464-511 (available to software)");
+    /* XRSTOR brought everything back. */
+    CHECK_EQ("FSW (TOP=6)", 0x3000, e.cpu->fsw);
+    CHECK_EQ("tags", 0xc0, e.cpu->ftw_valid);
+    CHECK_EQ("ST0 = pi", 0xc90fdaa22168c235ull, e.cpu->fpr[6].sig);
+    CHECK_EQ("ST1 = 1.0 exponent", 0x3fff, e.cpu->fpr[7].se);
+    CHECK_EQ("MXCSR", 0x9fc0, e.cpu->mxcsr);
+    CHECK_EQ("XMM0 low", 0x0101010101010101ull, e.cpu->xmm[0].q[0]);
+    CHECK_EQ("XMM15 low", 0x1010101010101010ull, e.cpu->xmm[15].q[0]);
+}
+
+/* RFBM = EDX:EAX & XCR0: with XCR0 = 1 only x87 is saved, other XSTATE_BV bits are kept. */
+static void test_xsave_saves_only_requested_components(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xdb, 0xe3, 0xd9, 0xe8,                 /* fninit; fld1 */
+            0x0f, 0xae, 0x24, 0x25, 0x00, 0x10, 0x10, 0x00,   /* xsave [XS_AREA] */
+            0xf4);
+    memset(e.ram + XS_AREA, 0xa5, 512);
+    st64_le(e.ram + XS_AREA + 512, 0x82);
+    setup_long64_xsave(&e);
+    xs_load_state(&e);
+    xs_regs(&e, ~0ull, 0, ~0ull);                             /* every bit requested */
+    CHECK_EQ("run result", -1, rerun(&e));
+    CHECK_EQ("XSTATE_BV: bit 0 set, bits 1 and 7 kept", 0x83, rd64(&e, XS_AREA + 512));
+    CHECK_EQ("FCW saved", 0x037f, ld16_le(e.ram + XS_AREA));
+    CHECK_EQ("MXCSR not saved (RFBM[1] = 0)", 0xa5a5a5a5u, rd32(&e, XS_AREA + 24));
+    CHECK_EQ("XMM0 not saved", 0xa5a5a5a5a5a5a5a5ull, rd64(&e, XS_AREA + 160));
+}
+
+static void test_xrstor_clear_xstate_bv_bit_means_init_state(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0xae, 0x2c, 0x25, 0x00, 0x10, 0x10, 0x00, 0xf4);   /* xrstor [XS_AREA] */
+    memset(e.ram + XS_AREA, 0x77, 512);
+    st32_le(e.ram + XS_AREA + 24, 0x1f00);                    /* a valid MXCSR */
+    memset(e.ram + XS_AREA + 512, 0, 64);                     /* XSTATE_BV = 0 */
+    setup_long64_xsave(&e);
+    e.cpu->xcr0 = 3;
+    xs_load_state(&e);
+    e.cpu->fcw = 0x027f;
+    e.cpu->fsw = 0x3800;
+    e.cpu->ftw_valid = 0x80;
+    e.cpu->fpr[7].sig = 0x8000000000000000ull;
+    e.cpu->fpr[7].se = 0x3fff;
+    e.cpu->fip = 0x1234;
+    /* RFBM = x87 only: x87 goes to its initial configuration, SSE and MXCSR stay. */
+    xs_regs(&e, 1, 0, 0);
+    CHECK_EQ("RFBM=1: run result", -1, rerun(&e));
+    CHECK_EQ("FCW init", 0x037f, e.cpu->fcw);
+    CHECK_EQ("FSW init", 0, e.cpu->fsw);
+    CHECK_EQ("all empty", 0, e.cpu->ftw_valid);
+    CHECK_EQ("FIP init", 0, e.cpu->fip);
+    CHECK_EQ("R7 zeroed", 0, e.cpu->fpr[7].se);
+    CHECK_EQ("XMM3 kept", 0x0404040404040404ull, e.cpu->xmm[3].q[0]);
+    CHECK_EQ("MXCSR kept", 0x1f80, e.cpu->mxcsr);
+    /* RFBM = x87|SSE: XMM registers zeroed; MXCSR still comes from memory (standard form). */
+    xs_regs(&e, 3, 0, 0);
+    CHECK_EQ("RFBM=3: run result", -1, rerun(&e));
+    bool zero = true;
+    for (unsigned i = 0; i < 16; i++)
+        zero &= e.cpu->xmm[i].q[0] == 0 && e.cpu->xmm[i].q[1] == 0;
+    CHECK_MSG(zero, "XMM0-15 not zeroed by XRSTOR with XSTATE_BV[1] = 0");
+    CHECK_EQ("MXCSR loaded from the image", 0x1f00, e.cpu->mxcsr);
+}
+
+/* XSAVEOPT's init optimization; XSAVE writes init-state components but reports XSTATE_BV = 0. */
+static void test_xsaveopt_skips_components_in_init_state(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE,
+            0x0f, 0xae, 0x2c, 0x25, 0x00, 0x10, 0x10, 0x00,   /* xrstor [XS_AREA] (init both) */
+            0x0f, 0xae, 0x34, 0x25, 0x00, 0x20, 0x10, 0x00,   /* xsaveopt [XS_AREA2] */
+            0x0f, 0xae, 0x24, 0x25, 0x00, 0x30, 0x10, 0x00,   /* xsave [XS_AREA3] */
+            0xf4);
+    memset(e.ram + XS_AREA, 0, 576);
+    st32_le(e.ram + XS_AREA + 24, 0x1f80);
+    memset(e.ram + XS_AREA2, 0xa5, 576);
+    memset(e.ram + XS_AREA3, 0xa5, 576);
+    st64_le(e.ram + XS_AREA2 + 512, 3);
+    st64_le(e.ram + XS_AREA3 + 512, 3);
+    setup_long64_xsave(&e);
+    e.cpu->xcr0 = 3;
+    xs_load_state(&e);
+    xs_regs(&e, 3, 0, 0);
+    CHECK_EQ("run result", -1, rerun(&e));
+    CHECK_EQ("XSAVEOPT: XSTATE_BV = 0", 0, rd64(&e, XS_AREA2 + 512));
+    CHECK_EQ("XSAVEOPT: x87 not written", 0xa5a5, ld16_le(e.ram + XS_AREA2));
+    CHECK_EQ("XSAVEOPT: XMM0 not written", 0xa5a5a5a5a5a5a5a5ull, rd64(&e, XS_AREA2 + 160));
+    CHECK_EQ("XSAVEOPT: MXCSR always written", 0x1f80, rd32(&e, XS_AREA2 + 24));
+    CHECK_EQ("XSAVEOPT: MXCSR_MASK", 0xffff, rd32(&e, XS_AREA2 + 28));
+    CHECK_EQ("XSAVE: XSTATE_BV = 0", 0, rd64(&e, XS_AREA3 + 512));
+    CHECK_EQ("XSAVE: FCW written", 0x037f, ld16_le(e.ram + XS_AREA3));
+    CHECK_EQ("XSAVE: XMM15 written", 0, rd64(&e, XS_AREA3 + 160 + 15 * 16));
+    /* Once a register is non-zero the component is in use again. */
+    e.cpu->xmm[9].d[2] = 1;
+    st64_le(e.ram + XS_AREA2 + 512, 0);
+    CODE_AT(&e, CODE, 0x0f, 0xae, 0x34, 0x25, 0x00, 0x20, 0x10, 0x00, 0xf4);  /* xsaveopt */
+    CHECK_EQ("run result", -1, rerun(&e));
+    CHECK_EQ("XSAVEOPT: XSTATE_BV = SSE", 2, rd64(&e, XS_AREA2 + 512));
+    CHECK_EQ("XSAVEOPT: XMM9 written", 1, rd32(&e, XS_AREA2 + 160 + 9 * 16 + 8));
+}
+
+static void test_xsave_alignment_and_xrstor_header_checks(void)
+{
+    Env e = env_new();
+    setup_long64_xsave(&e);
+    e.cpu->xcr0 = 3;
+    xs_regs(&e, 3, 0, 0);
+    CODE_AT(&e, CODE, 0x0f, 0xae, 0x24, 0x25, 0x10, 0x10, 0x10, 0x00, 0xf4);   /* xsave [XS_AREA+16] */
+    CHECK_EQ("XSAVE 16-byte aligned: #GP", EXCP_GP, rerun(&e));
+    CHECK_EQ("error code", 0, e.cpu->stopped_err);
+    CODE_AT(&e, CODE, 0x0f, 0xae, 0x2c, 0x25, 0x40, 0x10, 0x10, 0x00, 0xf4);   /* xrstor [XS_AREA+64] */
+    memset(e.ram + XS_AREA + 64, 0, 576);
+    st32_le(e.ram + XS_AREA + 64 + 24, 0x1f80);
+    CHECK_EQ("XRSTOR 64-byte aligned, clean header: ok", -1, rerun(&e));
+    CODE_AT(&e, CODE, 0x0f, 0xae, 0x2c, 0x25, 0x20, 0x10, 0x10, 0x00, 0xf4);   /* xrstor [XS_AREA+32] */
+    CHECK_EQ("XRSTOR misaligned: #GP", EXCP_GP, rerun(&e));
+
+    CODE_AT(&e, CODE, 0x0f, 0xae, 0x2c, 0x25, 0x00, 0x10, 0x10, 0x00, 0xf4);   /* xrstor [XS_AREA] */
+    static const struct { unsigned off; uint64_t v; uint64_t xcr0; const char *what; } bad[] = {
+        { 520, 1ull << 63, 3, "XCOMP_BV[63] (compacted form, no XSAVEC)" },
+        { 520, 1, 3, "XCOMP_BV[0]" },
+        { 528, 1, 3, "header bytes 23:16" },
+        { 512, 4, 3, "XSTATE_BV[2] (not in XCR0)" },
+        { 512, 2, 1, "XSTATE_BV[1] with XCR0 = 1" },
+        { 24, 0x10000, 3, "MXCSR reserved bit 16" },
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(bad); i++) {
+        memset(e.ram + XS_AREA, 0, 576);
+        st32_le(e.ram + XS_AREA + 24, 0x1f80);
+        st64_le(e.ram + XS_AREA + 512, 3);
+        if (bad[i].off == 24)
+            st32_le(e.ram + XS_AREA + 24, (uint32_t)bad[i].v);
+        else
+            st64_le(e.ram + XS_AREA + bad[i].off, bad[i].v | (bad[i].off == 512 ? 1 : 0));
+        e.cpu->xcr0 = bad[i].xcr0;
+        e.cpu->fcw = 0x027f;
+        int v = rerun(&e);
+        CHECK_MSG(v == EXCP_GP && e.cpu->stopped_err == 0, "XRSTOR with %s: got vector %d, want #GP(0)",
+                  bad[i].what, v);
+        CHECK_MSG(e.cpu->fcw == 0x027f, "XRSTOR with %s changed FCW to %#x before faulting",
+                  bad[i].what, e.cpu->fcw);
+    }
+}
+
+static void test_xsave_needs_osxsave_and_honours_ts(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0xae, 0x24, 0x25, 0x00, 0x10, 0x10, 0x00, 0xf4);   /* xsave [XS_AREA] */
+    setup_long64_sse(&e);
+    xs_regs(&e, 3, 0, 0);
+    CHECK_EQ("XSAVE without OSXSAVE: #UD", EXCP_UD, rerun(&e));
+    CODE_AT(&e, CODE, 0x0f, 0xae, 0x2c, 0x25, 0x00, 0x10, 0x10, 0x00, 0xf4);   /* xrstor [XS_AREA] */
+    CHECK_EQ("XRSTOR without OSXSAVE: #UD", EXCP_UD, rerun(&e));
+    e.cpu->cr4 |= CR4_OSXSAVE;
+    e.cpu->cr0 |= X86_CR0_TS;
+    CHECK_EQ("XRSTOR with CR0.TS: #NM", EXCP_NM, rerun(&e));
+    CODE_AT(&e, CODE, 0x0f, 0xae, 0x34, 0x25, 0x00, 0x10, 0x10, 0x00, 0xf4);   /* xsaveopt [XS_AREA] */
+    CHECK_EQ("XSAVEOPT with CR0.TS: #NM", EXCP_NM, rerun(&e));
+    CODE_AT(&e, CODE, 0x0f, 0x01, 0xd0, 0xf4);                                 /* xgetbv */
+    xs_regs(&e, 0, 0, 0);
+    CHECK_EQ("XGETBV ignores CR0.TS", -1, rerun(&e));
+    e.cpu->cr0 &= ~(uint64_t)X86_CR0_TS;
+    CODE_AT(&e, CODE, 0x66, 0x0f, 0xae, 0x24, 0x25, 0x00, 0x10, 0x10, 0x00, 0xf4);   /* 66 xsave */
+    CHECK_EQ("66 XSAVE (NP encoding): #UD", EXCP_UD, rerun(&e));
+}
+
+static uint32_t cpuid_reg(Env *e, uint32_t leaf, uint32_t sub, int reg)
+{
+    CODE_AT(e, CODE, 0x0f, 0xa2, 0xf4);                       /* cpuid; hlt */
+    xs_regs(e, leaf, sub, 0);
+    if (rerun(e) != -1)
+        return 0xdeadbeef;
+    return (uint32_t)e->cpu->regs[reg];
+}
+
+static void test_cpuid_xsave_leaf_and_osxsave_follow_cr4(void)
+{
+    Env e = env_new();
+    setup_long64_sse(&e);
+    CHECK_MSG(cpuid_reg(&e, 1, 0, R_ECX) & (1u << 26), "CPUID.1:ECX.XSAVE not advertised");
+    CHECK_MSG(!(cpuid_reg(&e, 1, 0, R_ECX) & (1u << 27)), "OSXSAVE set while CR4.OSXSAVE = 0");
+    CHECK_EQ("0DH.0 EAX: XCR0 may hold x87|SSE", 3, cpuid_reg(&e, 0xd, 0, R_EAX));
+    CHECK_EQ("0DH.0 EBX: size for XCR0", 576, cpuid_reg(&e, 0xd, 0, R_EBX));
+    CHECK_EQ("0DH.0 ECX: maximum size", 576, cpuid_reg(&e, 0xd, 0, R_ECX));
+    CHECK_EQ("0DH.0 EDX", 0, cpuid_reg(&e, 0xd, 0, R_EDX));
+    CHECK_EQ("0DH.1 EAX: XSAVEOPT only (no XSAVEC/XGETBV1/XSAVES)", 1, cpuid_reg(&e, 0xd, 1, R_EAX));
+    CHECK_EQ("0DH.1 EBX", 0, cpuid_reg(&e, 0xd, 1, R_EBX));
+    CHECK_EQ("0DH.1 ECX (no IA32_XSS bits)", 0, cpuid_reg(&e, 0xd, 1, R_ECX));
+    CHECK_EQ("0DH.2 EAX (no AVX component)", 0, cpuid_reg(&e, 0xd, 2, R_EAX));
+    /* MOV CR4 sets OSXSAVE; CPUID.1:ECX[27] follows. */
+    CODE_AT(&e, CODE, 0x0f, 0x20, 0xe0,                       /* mov rax, cr4 */
+            0x0d, 0x00, 0x00, 0x04, 0x00,                     /* or eax, 1 << 18 */
+            0x0f, 0x22, 0xe0,                                 /* mov cr4, rax */
+            0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0xa2, 0xf4);  /* mov eax, 1; cpuid; hlt */
+    CHECK_EQ("MOV CR4 with OSXSAVE: run result", -1, rerun(&e));
+    CHECK_MSG(e.cpu->cr4 & CR4_OSXSAVE, "CR4.OSXSAVE not set");
+    CHECK_MSG(e.cpu->regs[R_ECX] & (1u << 27), "CPUID.1:ECX.OSXSAVE does not follow CR4");
+}
+
+/* -cpu without xsave: no leaf 0DH, CR4.OSXSAVE reserved; without xsaveopt: XSAVEOPT #UD. */
+static void test_xsave_follows_cpu_model(void)
+{
+    char *dropped = NULL;
+    GError *err = NULL;
+    CHECK(tcg_cpuid_configure("qemu64", &dropped, &err));
+    g_free(dropped);
+    Env e = env_new();
+    setup_long64_sse(&e);
+    CHECK_MSG(!(cpuid_reg(&e, 1, 0, R_ECX) & (1u << 26)), "qemu64 has no XSAVE");
+    CHECK_EQ("qemu64: 0DH.0 EAX", 0, cpuid_reg(&e, 0xd, 0, R_EAX));
+    CODE_AT(&e, CODE, 0x0f, 0x20, 0xe0, 0x0d, 0x00, 0x00, 0x04, 0x00, 0x0f, 0x22, 0xe0, 0xf4);
+    CHECK_EQ("qemu64: MOV CR4 with OSXSAVE #GP", EXCP_GP, rerun(&e));
+
+    CHECK(tcg_cpuid_configure("kestrel64,-xsaveopt", &dropped, &err));
+    g_free(dropped);
+    e.cpu->cr4 |= CR4_OSXSAVE;
+    xs_regs(&e, 3, 0, 0);
+    CODE_AT(&e, CODE, 0x0f, 0xae, 0x34, 0x25, 0x00, 0x10, 0x10, 0x00, 0xf4);   /* xsaveopt */
+    CHECK_EQ("-xsaveopt: XSAVEOPT #UD", EXCP_UD, rerun(&e));
+    CODE_AT(&e, CODE, 0x0f, 0xae, 0x24, 0x25, 0x00, 0x10, 0x10, 0x00, 0xf4);   /* xsave */
+    CHECK_EQ("-xsaveopt: XSAVE works", -1, rerun(&e));
+    CHECK_EQ("-xsaveopt: 0DH.1 EAX", 0, cpuid_reg(&e, 0xd, 1, R_EAX));
+    CHECK(tcg_cpuid_configure("kestrel64", &dropped, &err) && !dropped);
 }
 
 static void test_lock_prefix_on_register_is_ud(void)
@@ -1362,6 +1963,70 @@ static void test_instruction_longer_than_15_bytes_is_gp(void)
     e.ram[CODE + 14] = 0x66;
     CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
     CHECK_EQ("vector", EXCP_GP, e.cpu->stopped_vec);
+}
+
+/* ---------------- debug registers (SDM 3A ch. 17) ---------------- */
+
+/* SDM 2A "MOV—Move to/from Debug Registers": 64-bit writes with bits 63:32 set in DR6/DR7 are #GP(0). */
+static void test_long64_mov_dr7_high_half_is_gp(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE,
+            0x48, 0xb8, 0x00, 0x10, 0x00, 0x00, 0x00, 0x80, 0xff, 0xff,  /* mov rax, 0xffff800000001000 */
+            0x0f, 0x23, 0xc0,                                            /* mov dr0, rax */
+            0x0f, 0x21, 0xc3,                                            /* mov rbx, dr0 */
+            0x48, 0xb8, 0x00, 0x04, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,  /* mov rax, 0x100000400 */
+            0x0f, 0x23, 0xf8);                                           /* mov dr7, rax: #GP */
+    setup_long64(&e);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_GP, e.cpu->stopped_vec);
+    CHECK_EQ("RIP at mov dr7", CODE + 26, e.cpu->rip);
+    CHECK_EQ("DR0 keeps 64 bits", 0xffff800000001000ull, e.cpu->regs[R_EBX]);
+    CHECK_EQ("DR7 unchanged", 0x400, e.cpu->dr[7]);
+}
+
+/* A write breakpoint seen by the 64-bit flat-memory fast path: a #DB trap after the store. */
+static void test_long64_data_breakpoint_traps_after_store(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE,
+            0x48, 0x8b, 0x4b, 0x08,          /* mov rcx, [rbx+8]: a read, same page, no hit */
+            0x48, 0x89, 0x03,                /* mov [rbx], rax: hits DR2 */
+            0x90, 0xf4);                     /* nop; hlt */
+    setup_long64(&e);
+    e.cpu->regs[R_EBX] = 0x20008;
+    e.cpu->regs[R_EAX] = 0x1122334455667788ull;
+    e.cpu->dr[2] = 0x2000c;                  /* LEN 4 covers 0x2000c-0x2000f */
+    e.cpu->dr[7] = 0x400 | 0x10 | (1u << 24) | (3u << 26);     /* L2, R/W2 = 01, LEN2 = 11 */
+    cpu_debug_update(e.cpu);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_DB, e.cpu->stopped_vec);
+    CHECK_EQ("RIP after the store", CODE + 7, e.cpu->rip);
+    CHECK_EQ("DR6 B2", 0xffff0ff4u, e.cpu->dr[6]);
+    CHECK_EQ("stored", 0x1122334455667788ull, rd64(&e, 0x20008));
+}
+
+/* An instruction breakpoint faults before the instruction; with RF=1 it runs, and RF is cleared after it. */
+static void test_long64_instruction_breakpoint_and_rf(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x90, 0x90, 0xff, 0xc3, 0x90, 0xf4);    /* nop; nop; inc ebx; nop; hlt */
+    setup_long64(&e);
+    e.cpu->dr[0] = CODE + 2;
+    e.cpu->dr[7] = 0x400 | 0x2;              /* G0, R/W0 = 00 (execute) */
+    cpu_debug_update(e.cpu);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_DB, e.cpu->stopped_vec);
+    CHECK_EQ("RIP at the breakpoint", CODE + 2, e.cpu->rip);
+    CHECK_EQ("EBX not incremented", 0, e.cpu->regs[R_EBX]);
+    CHECK_EQ("DR6 B0", 0xffff0ff1u, e.cpu->dr[6]);
+    e.cpu->eflags |= FL_RF;                  /* as an IRET of a frame with RF=1 leaves it */
+    CHECK_EQ("run result with RF", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EBX incremented once", 1, e.cpu->regs[R_EBX]);
+    CHECK_EQ("RF cleared after the instruction", 0, e.cpu->eflags & FL_RF);
 }
 
 /* ---------------- external interrupts through the controller hook ---------------- */
@@ -1588,11 +2253,30 @@ static const TestCase cases[] = {
     TEST_CASE(test_movaps_misaligned_is_gp_movups_is_not),
     TEST_CASE(test_sse_unmasked_exception_xm_or_ud),
     TEST_CASE(test_sse_needs_osfxsr_and_honours_ts),
+    TEST_CASE(test_ssse3_osfxsr_and_integer_0f38_ops),
+    TEST_CASE(test_movbe_operand_size_follows_code_size),
+    TEST_CASE(test_0f38_undefined_forms_and_alignment),
     TEST_CASE(test_rcpps_rsqrtps_accuracy),
     TEST_CASE(test_cpuid_describes_model),
     TEST_CASE(test_cpuid_follows_cpu_option),
+    TEST_CASE(test_mtrr_and_mca_msrs),
+    TEST_CASE(test_init_keeps_fpu_sse_xcr0_mtrr),
+    TEST_CASE(test_xgetbv_after_reset_reads_1),
+    TEST_CASE(test_xsetbv_rules),
+    TEST_CASE(test_xsetbv_needs_cpl0_but_works_in_real_mode),
+    TEST_CASE(test_xsave_xrstor_round_trip),
+    TEST_CASE(test_xsave_saves_only_requested_components),
+    TEST_CASE(test_xrstor_clear_xstate_bv_bit_means_init_state),
+    TEST_CASE(test_xsaveopt_skips_components_in_init_state),
+    TEST_CASE(test_xsave_alignment_and_xrstor_header_checks),
+    TEST_CASE(test_xsave_needs_osxsave_and_honours_ts),
+    TEST_CASE(test_cpuid_xsave_leaf_and_osxsave_follow_cr4),
+    TEST_CASE(test_xsave_follows_cpu_model),
     TEST_CASE(test_lock_prefix_on_register_is_ud),
     TEST_CASE(test_instruction_longer_than_15_bytes_is_gp),
+    TEST_CASE(test_long64_mov_dr7_high_half_is_gp),
+    TEST_CASE(test_long64_data_breakpoint_traps_after_store),
+    TEST_CASE(test_long64_instruction_breakpoint_and_rf),
     { 0 }
 };
 
