@@ -572,6 +572,47 @@ uint32_t qtest_inl(QTest *qt, uint16_t port)
     return (uint32_t)qtest_cmd_value(qt, "a dword", "inl 0x%x", port);
 }
 
+static void qtest_pci_cfg_select(QTest *qt, int devfn, int reg)
+{
+    qtest_outl(qt, 0xcf8, 0x80000000u | (uint32_t)(devfn & 0xff) << 8 | (uint32_t)(reg & 0xfc));
+}
+
+uint8_t qtest_pci_cfg_readb(QTest *qt, int devfn, int reg)
+{
+    qtest_pci_cfg_select(qt, devfn, reg);
+    return qtest_inb(qt, (uint16_t)(0xcfc + (reg & 3)));
+}
+
+uint16_t qtest_pci_cfg_readw(QTest *qt, int devfn, int reg)
+{
+    qtest_pci_cfg_select(qt, devfn, reg);
+    return qtest_inw(qt, (uint16_t)(0xcfc + (reg & 2)));
+}
+
+uint32_t qtest_pci_cfg_readl(QTest *qt, int devfn, int reg)
+{
+    qtest_pci_cfg_select(qt, devfn, reg);
+    return qtest_inl(qt, 0xcfc);
+}
+
+void qtest_pci_cfg_writeb(QTest *qt, int devfn, int reg, uint8_t v)
+{
+    qtest_pci_cfg_select(qt, devfn, reg);
+    qtest_outb(qt, (uint16_t)(0xcfc + (reg & 3)), v);
+}
+
+void qtest_pci_cfg_writew(QTest *qt, int devfn, int reg, uint16_t v)
+{
+    qtest_pci_cfg_select(qt, devfn, reg);
+    qtest_outw(qt, (uint16_t)(0xcfc + (reg & 2)), v);
+}
+
+void qtest_pci_cfg_writel(QTest *qt, int devfn, int reg, uint32_t v)
+{
+    qtest_pci_cfg_select(qt, devfn, reg);
+    qtest_outl(qt, 0xcfc, v);
+}
+
 void qtest_writeb(QTest *qt, uint64_t addr, uint8_t v)
 {
     qtest_cmd_write(qt, "writeb 0x%" PRIx64 " 0x%x", addr, v);

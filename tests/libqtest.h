@@ -44,6 +44,18 @@ uint8_t qtest_inb(QTest *qt, uint16_t port);
 uint16_t qtest_inw(QTest *qt, uint16_t port);
 uint32_t qtest_inl(QTest *qt, uint16_t port);
 
+/*
+ * PCI configuration mechanism #1 (0xcf8 address, 0xcfc data) on bus 0;
+ * devfn = slot << 3 | function.  Sub-dword accesses use the matching byte
+ * lanes of 0xcfc, as firmware does.
+ */
+uint8_t qtest_pci_cfg_readb(QTest *qt, int devfn, int reg);
+uint16_t qtest_pci_cfg_readw(QTest *qt, int devfn, int reg);
+uint32_t qtest_pci_cfg_readl(QTest *qt, int devfn, int reg);
+void qtest_pci_cfg_writeb(QTest *qt, int devfn, int reg, uint8_t v);
+void qtest_pci_cfg_writew(QTest *qt, int devfn, int reg, uint16_t v);
+void qtest_pci_cfg_writel(QTest *qt, int devfn, int reg, uint32_t v);
+
 void qtest_writeb(QTest *qt, uint64_t addr, uint8_t v);
 void qtest_writew(QTest *qt, uint64_t addr, uint16_t v);
 void qtest_writel(QTest *qt, uint64_t addr, uint32_t v);

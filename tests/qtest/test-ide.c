@@ -131,29 +131,6 @@ static void make_files(void)
     }
 }
 
-static void pci_cfg_addr(QTest *qt, uint8_t reg)
-{
-    qtest_outl(qt, 0xcf8, 0x80000000u | (uint32_t)IDE_DEVFN << 8 | (reg & 0xfc));
-}
-
-static uint32_t pci_cfg_readl(QTest *qt, uint8_t reg)
-{
-    pci_cfg_addr(qt, reg);
-    return qtest_inl(qt, 0xcfc);
-}
-
-static void pci_cfg_writew(QTest *qt, uint8_t reg, uint16_t v)
-{
-    pci_cfg_addr(qt, reg);
-    qtest_outw(qt, 0xcfc + (reg & 2), v);
-}
-
-static void pci_cfg_writel(QTest *qt, uint8_t reg, uint32_t v)
-{
-    pci_cfg_addr(qt, reg);
-    qtest_outl(qt, 0xcfc, v);
-}
-
 /* The machine with the standard drives; IDETIM decode enabled as SeaBIOS does. */
 static QTest *ide_start_args(const char *disk_opts, const char *extra)
 {
@@ -165,8 +142,8 @@ static QTest *ide_start_args(const char *disk_opts, const char *extra)
              "-drive if=ide,index=3,media=cdrom %s",
              img_path, disk_opts, iso_path, extra);
     QTest *qt = qtest_start(args);
-    pci_cfg_writew(qt, 0x40, 0x8000);
-    pci_cfg_writew(qt, 0x42, 0x8000);
+    qtest_pci_cfg_writew(qt, IDE_DEVFN, 0x40, 0x8000);
+    qtest_pci_cfg_writew(qt, IDE_DEVFN, 0x42, 0x8000);
     return qt;
 }
 
@@ -178,8 +155,8 @@ static QTest *ide_start(void)
 /* BAR4 at BM_BASE, I/O decode and (optionally) bus mastering on. */
 static void bm_setup(QTest *qt, bool master)
 {
-    pci_cfg_writel(qt, 0x20, BM_BASE);
-    pci_cfg_writew(qt, 0x04, master ? 0x0005 : 0x0001);
+    qtest_pci_cfg_writel(qt, IDE_DEVFN, 0x20, BM_BASE);
+    qtest_pci_cfg_writew(qt, IDE_DEVFN, 0x04, master ? 0x0005 : 0x0001);
 }
 
 static double now_s(void)
@@ -355,15 +332,15 @@ static void test_pci_ids_and_decode_enable(void)
     char args[256];
     snprintf(args, sizeof(args), "-drive file=%s,if=ide,index=0,format=raw", img_path);
     QTest *qt = qtest_start(args);
-    CHECK_EQ("vendor/device", 0x70108086, pci_cfg_readl(qt, 0x00));
-    CHECK_EQ("class code / revision", 0x01018000, pci_cfg_readl(qt, 0x08));
+    CHECK_EQ("vendor/device", 0x70108086, qtest_pci_cfg_readl(qt, IDE_DEVFN, 0x00));
+    CHECK_EQ("class code / revision", 0x01018000, qtest_pci_cfg_readl(qt, IDE_DEVFN, 0x08));
     /* IDETIM decode starts off under firmware boot: the legacy ports float. */
     CHECK_EQ("status with IDETIM decode off", 0xff, qtest_inb(qt, PRI + REG_STATUS));
-    pci_cfg_writew(qt, 0x40, 0x8000);
-    CHECK_EQ("IDETIM readback", 0x8000, pci_cfg_readl(qt, 0x40) & 0xffff);
+    qtest_pci_cfg_writew(qt, IDE_DEVFN, 0x40, 0x8000);
+    CHECK_EQ("IDETIM readback", 0x8000, qtest_pci_cfg_readl(qt, IDE_DEVFN, 0x40) & 0xffff);
     CHECK_EQ("status with decode on", ST_DRDY | ST_DSC, qtest_inb(qt, PRI + REG_STATUS));
     /* Secondary channel: decode on but no drives -> floating bus. */
-    pci_cfg_writew(qt, 0x42, 0x8000);
+    qtest_pci_cfg_writew(qt, IDE_DEVFN, 0x42, 0x8000);
     CHECK_EQ("empty channel status", 0xff, qtest_inb(qt, SEC + REG_STATUS));
     qtest_outb(qt, SEC + REG_NSECTOR, 0x55);
     CHECK_EQ("empty channel sector count", 0xff, qtest_inb(qt, SEC + REG_NSECTOR));

@@ -41,16 +41,12 @@ static void load_bios_or_skip(void)
 
 static void pam_write(QTest *qt, int pam, uint8_t v)
 {
-    int reg = I440FX_PAM0 + pam;
-    qtest_outl(qt, CONFADD, 0x80000000u | (uint32_t)(reg & 0xfc));
-    qtest_outb(qt, CONFDATA + (reg & 3), v);
+    qtest_pci_cfg_writeb(qt, 0, I440FX_PAM0 + pam, v);
 }
 
 static uint8_t pam_read(QTest *qt, int pam)
 {
-    int reg = I440FX_PAM0 + pam;
-    qtest_outl(qt, CONFADD, 0x80000000u | (uint32_t)(reg & 0xfc));
-    return qtest_inb(qt, CONFDATA + (reg & 3));
+    return qtest_pci_cfg_readb(qt, 0, I440FX_PAM0 + pam);
 }
 
 static void test_reset_vector_reads_the_flash(void)

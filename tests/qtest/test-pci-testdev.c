@@ -11,9 +11,6 @@
 
 #include <string.h>
 
-#define CONFADD         0xcf8
-#define CONFDATA        0xcfc
-#define CONE            0x80000000u
 
 #define PCI_VENDOR_ID   0x00
 #define PCI_DEVICE_ID   0x02
@@ -42,34 +39,11 @@
 #define HDR_COUNT       12
 #define HDR_NAME        16
 
-static uint32_t cfg_addr(int devfn, int reg)
-{
-    return CONE | (uint32_t)devfn << 8 | (uint32_t)(reg & 0xfc);
-}
-
-static uint32_t cfg_readl(QTest *qt, int devfn, int reg)
-{
-    qtest_outl(qt, CONFADD, cfg_addr(devfn, reg));
-    return qtest_inl(qt, CONFDATA);
-}
-
-static uint8_t cfg_readb(QTest *qt, int devfn, int reg)
-{
-    qtest_outl(qt, CONFADD, cfg_addr(devfn, reg));
-    return qtest_inb(qt, CONFDATA + (reg & 3));
-}
-
-static void cfg_writel(QTest *qt, int devfn, int reg, uint32_t v)
-{
-    qtest_outl(qt, CONFADD, cfg_addr(devfn, reg));
-    qtest_outl(qt, CONFDATA, v);
-}
-
 /* The testdev's devfn, scanning bus 0 as a guest would; -1 if absent. */
 static int find_testdev(QTest *qt)
 {
     for (int slot = 0; slot < 32; slot++) {
-        uint32_t id = cfg_readl(qt, DEVFN(slot, 0), PCI_VENDOR_ID);
+        uint32_t id = qtest_pci_cfg_readl(qt, DEVFN(slot, 0), PCI_VENDOR_ID);
         if (id == (TESTDEV_VENDOR | (uint32_t)TESTDEV_DEVICE << 16))
             return DEVFN(slot, 0);
     }
@@ -82,9 +56,9 @@ static QTest *start_mapped(int *devfn_out)
     QTest *qt = qtest_start("-device pci-testdev");
     int devfn = find_testdev(qt);
     CHECK_MSG(devfn >= 0, "no 1b36:0005 function on bus 0");
-    cfg_writel(qt, devfn, PCI_BAR0, MMIO_BASE);
-    cfg_writel(qt, devfn, PCI_BAR1, PIO_BASE);
-    cfg_writel(qt, devfn, PCI_COMMAND, PCI_COMMAND_IO | PCI_COMMAND_MEM);
+    qtest_pci_cfg_writel(qt, devfn, PCI_BAR0, MMIO_BASE);
+    qtest_pci_cfg_writel(qt, devfn, PCI_BAR1, PIO_BASE);
+    qtest_pci_cfg_writel(qt, devfn, PCI_COMMAND, PCI_COMMAND_IO | PCI_COMMAND_MEM);
     if (devfn_out)
         *devfn_out = devfn;
     return qt;
@@ -114,11 +88,11 @@ static void test_config_ids_class_and_no_interrupt_pin(void)
     /* QEMU with -nodefaults: 00.0 host bridge, 01.x PIIX, the first -device at 02.0. */
     int devfn = find_testdev(qt);
     CHECK_EQ("pci-testdev devfn (slot 2, as under QEMU)", DEVFN(2, 0), devfn);
-    CHECK_EQ("vendor:device", 0x00051b36, cfg_readl(qt, devfn, PCI_VENDOR_ID));
+    CHECK_EQ("vendor:device", 0x00051b36, qtest_pci_cfg_readl(qt, devfn, PCI_VENDOR_ID));
     CHECK_EQ("revision and class code (00 FF 00, rev 0)", 0x00ff0000,
-             cfg_readl(qt, devfn, PCI_REVISION_ID));
-    CHECK_EQ("interrupt pin", 0, cfg_readb(qt, devfn, PCI_INT_PIN));
-    CHECK_EQ("BAR2 (not implemented)", 0, cfg_readl(qt, devfn, PCI_BAR2));
+             qtest_pci_cfg_readl(qt, devfn, PCI_REVISION_ID));
+    CHECK_EQ("interrupt pin", 0, qtest_pci_cfg_readb(qt, devfn, PCI_INT_PIN));
+    CHECK_EQ("BAR2 (not implemented)", 0, qtest_pci_cfg_readl(qt, devfn, PCI_BAR2));
     qtest_quit(qt);
 }
 
@@ -126,13 +100,13 @@ static void test_bar_sizing_4k_memory_and_256_byte_io(void)
 {
     QTest *qt = qtest_start("-device pci-testdev");
     int devfn = find_testdev(qt);
-    CHECK_EQ("BAR0 at reset (32-bit memory, unassigned)", 0, cfg_readl(qt, devfn, PCI_BAR0));
-    CHECK_EQ("BAR1 at reset (I/O, unassigned)", 1, cfg_readl(qt, devfn, PCI_BAR1));
-    cfg_writel(qt, devfn, PCI_BAR0, 0xffffffff);
+    CHECK_EQ("BAR0 at reset (32-bit memory, unassigned)", 0, qtest_pci_cfg_readl(qt, devfn, PCI_BAR0));
+    CHECK_EQ("BAR1 at reset (I/O, unassigned)", 1, qtest_pci_cfg_readl(qt, devfn, PCI_BAR1));
+    qtest_pci_cfg_writel(qt, devfn, PCI_BAR0, 0xffffffff);
     CHECK_EQ("BAR0 sizing: 4 KiB, 32-bit, not prefetchable", 0xfffff000,
-             cfg_readl(qt, devfn, PCI_BAR0));
-    cfg_writel(qt, devfn, PCI_BAR1, 0xffffffff);
-    CHECK_EQ("BAR1 sizing: 256 bytes of I/O", 0xffffff01, cfg_readl(qt, devfn, PCI_BAR1));
+             qtest_pci_cfg_readl(qt, devfn, PCI_BAR0));
+    qtest_pci_cfg_writel(qt, devfn, PCI_BAR1, 0xffffffff);
+    CHECK_EQ("BAR1 sizing: 256 bytes of I/O", 0xffffff01, qtest_pci_cfg_readl(qt, devfn, PCI_BAR1));
     qtest_quit(qt);
 }
 
@@ -265,7 +239,7 @@ static void test_decoding_off_hides_the_bars(void)
     QTest *qt = start_mapped(&devfn);
     mem_wb(qt, HDR_TEST, 0);
     CHECK_EQ("width with decoding on", 1, mem_rb(qt, HDR_WIDTH));
-    cfg_writel(qt, devfn, PCI_COMMAND, 0);
+    qtest_pci_cfg_writel(qt, devfn, PCI_COMMAND, 0);
     CHECK_MSG(pio_rb(qt, HDR_WIDTH) == 0xff, "I/O BAR still decodes with COMMAND.IO clear");
     CHECK_MSG(mem_rb(qt, HDR_WIDTH) != 1, "memory BAR still decodes with COMMAND.MEM clear");
     qtest_quit(qt);
@@ -278,10 +252,10 @@ static void test_system_reset_deselects_and_unmaps(void)
     mem_wb(qt, HDR_TEST, 0);
     mem_wb(qt, 2048, 0xfa);
     qtest_system_reset(qt);
-    CHECK_EQ("COMMAND after reset", 0, cfg_readl(qt, devfn, PCI_COMMAND) & 0xffff);
-    cfg_writel(qt, devfn, PCI_BAR0, MMIO_BASE);
-    cfg_writel(qt, devfn, PCI_BAR1, PIO_BASE);
-    cfg_writel(qt, devfn, PCI_COMMAND, PCI_COMMAND_IO | PCI_COMMAND_MEM);
+    CHECK_EQ("COMMAND after reset", 0, qtest_pci_cfg_readl(qt, devfn, PCI_COMMAND) & 0xffff);
+    qtest_pci_cfg_writel(qt, devfn, PCI_BAR0, MMIO_BASE);
+    qtest_pci_cfg_writel(qt, devfn, PCI_BAR1, PIO_BASE);
+    qtest_pci_cfg_writel(qt, devfn, PCI_COMMAND, PCI_COMMAND_IO | PCI_COMMAND_MEM);
     CHECK_EQ("header after reset (no test selected)", 0, mem_rl(qt, HDR_OFFSET));
     qtest_quit(qt);
 }

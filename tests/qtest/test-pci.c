@@ -37,47 +37,6 @@
 
 #define DEVFN(slot, fn) (((slot) << 3) | (fn))
 
-static uint32_t cfg_addr(int devfn, int reg)
-{
-    return CONE | (uint32_t)devfn << 8 | (uint32_t)(reg & 0xfc);
-}
-
-static uint32_t cfg_readl(QTest *qt, int devfn, int reg)
-{
-    qtest_outl(qt, CONFADD, cfg_addr(devfn, reg));
-    return qtest_inl(qt, CONFDATA);
-}
-
-static uint16_t cfg_readw(QTest *qt, int devfn, int reg)
-{
-    qtest_outl(qt, CONFADD, cfg_addr(devfn, reg));
-    return qtest_inw(qt, CONFDATA + (reg & 2));
-}
-
-static uint8_t cfg_readb(QTest *qt, int devfn, int reg)
-{
-    qtest_outl(qt, CONFADD, cfg_addr(devfn, reg));
-    return qtest_inb(qt, CONFDATA + (reg & 3));
-}
-
-static void cfg_writel(QTest *qt, int devfn, int reg, uint32_t v)
-{
-    qtest_outl(qt, CONFADD, cfg_addr(devfn, reg));
-    qtest_outl(qt, CONFDATA, v);
-}
-
-static void cfg_writew(QTest *qt, int devfn, int reg, uint16_t v)
-{
-    qtest_outl(qt, CONFADD, cfg_addr(devfn, reg));
-    qtest_outw(qt, CONFDATA + (reg & 2), v);
-}
-
-static void cfg_writeb(QTest *qt, int devfn, int reg, uint8_t v)
-{
-    qtest_outl(qt, CONFADD, cfg_addr(devfn, reg));
-    qtest_outb(qt, CONFDATA + (reg & 3), v);
-}
-
 static QTest *start(void)
 {
     return qtest_start("-no-reboot");
@@ -99,51 +58,51 @@ static void test_confadd_reads_back_0x80000000(void)
 static void test_host_bridge_ids(void)
 {
     QTest *qt = start();
-    CHECK_EQ("00:00.0 vendor:device", 0x12378086u, cfg_readl(qt, 0, PCI_VENDOR_ID));
-    CHECK_EQ("00:00.0 revision", 0x02, cfg_readb(qt, 0, PCI_REVISION_ID));
+    CHECK_EQ("00:00.0 vendor:device", 0x12378086u, qtest_pci_cfg_readl(qt, 0, PCI_VENDOR_ID));
+    CHECK_EQ("00:00.0 revision", 0x02, qtest_pci_cfg_readb(qt, 0, PCI_REVISION_ID));
     CHECK_EQ("00:00.0 class code (host bridge)", 0x060000u,
-             cfg_readl(qt, 0, PCI_REVISION_ID) >> 8);
-    CHECK_EQ("00:00.0 header type", 0x00, cfg_readb(qt, 0, PCI_HEADER_TYPE));
-    CHECK_EQ("00:00.0 subsystem vendor", 0x1af4, cfg_readw(qt, 0, PCI_SUBSYS_VID));
-    CHECK_EQ("00:00.0 subsystem id", 0x1100, cfg_readw(qt, 0, PCI_SUBSYS_ID));
-    CHECK_EQ("00:00.0 SMRAM at reset", 0x02, cfg_readb(qt, 0, I440FX_SMRAM));
+             qtest_pci_cfg_readl(qt, 0, PCI_REVISION_ID) >> 8);
+    CHECK_EQ("00:00.0 header type", 0x00, qtest_pci_cfg_readb(qt, 0, PCI_HEADER_TYPE));
+    CHECK_EQ("00:00.0 subsystem vendor", 0x1af4, qtest_pci_cfg_readw(qt, 0, PCI_SUBSYS_VID));
+    CHECK_EQ("00:00.0 subsystem id", 0x1100, qtest_pci_cfg_readw(qt, 0, PCI_SUBSYS_ID));
+    CHECK_EQ("00:00.0 SMRAM at reset", 0x02, qtest_pci_cfg_readb(qt, 0, I440FX_SMRAM));
     qtest_quit(qt);
 }
 
 static void test_host_bridge_ramsize_in_8mib_units(void)
 {
     QTest *qt = qtest_start("-m 256");
-    CHECK_EQ("i440FX 0x57 = RAM / 8 MiB", 32, cfg_readb(qt, 0, I440FX_RAMSIZE));
+    CHECK_EQ("i440FX 0x57 = RAM / 8 MiB", 32, qtest_pci_cfg_readb(qt, 0, I440FX_RAMSIZE));
     qtest_quit(qt);
 }
 
 static void test_isa_bridge_ids(void)
 {
     QTest *qt = start();
-    CHECK_EQ("00:01.0 vendor:device", 0x70008086u, cfg_readl(qt, DEVFN(1, 0), PCI_VENDOR_ID));
+    CHECK_EQ("00:01.0 vendor:device", 0x70008086u, qtest_pci_cfg_readl(qt, DEVFN(1, 0), PCI_VENDOR_ID));
     CHECK_EQ("00:01.0 class code (ISA bridge)", 0x060100u,
-             cfg_readl(qt, DEVFN(1, 0), PCI_REVISION_ID) >> 8);
+             qtest_pci_cfg_readl(qt, DEVFN(1, 0), PCI_REVISION_ID) >> 8);
     CHECK_EQ("00:01.0 header type multi-function", 0x80,
-             cfg_readb(qt, DEVFN(1, 0), PCI_HEADER_TYPE));
-    CHECK_EQ("00:01.0 subsystem", 0x11001af4u, cfg_readl(qt, DEVFN(1, 0), PCI_SUBSYS_VID));
+             qtest_pci_cfg_readb(qt, DEVFN(1, 0), PCI_HEADER_TYPE));
+    CHECK_EQ("00:01.0 subsystem", 0x11001af4u, qtest_pci_cfg_readl(qt, DEVFN(1, 0), PCI_SUBSYS_VID));
     for (int p = 0; p < 4; p++)
         CHECK_EQ("PIRQRC at reset (routing disabled)", 0x80,
-                 cfg_readb(qt, DEVFN(1, 0), PIIX3_PIRQRC + p));
+                 qtest_pci_cfg_readb(qt, DEVFN(1, 0), PIIX3_PIRQRC + p));
     qtest_quit(qt);
 }
 
 static void test_absent_function_reads_all_ones(void)
 {
     QTest *qt = start();
-    CHECK_EQ("00:1f.0 dword", 0xffffffffu, cfg_readl(qt, DEVFN(31, 0), 0));
-    CHECK_EQ("00:1f.7 word", 0xffff, cfg_readw(qt, DEVFN(31, 7), 2));
-    CHECK_EQ("00:1f.0 byte", 0xff, cfg_readb(qt, DEVFN(31, 0), 3));
+    CHECK_EQ("00:1f.0 dword", 0xffffffffu, qtest_pci_cfg_readl(qt, DEVFN(31, 0), 0));
+    CHECK_EQ("00:1f.7 word", 0xffff, qtest_pci_cfg_readw(qt, DEVFN(31, 7), 2));
+    CHECK_EQ("00:1f.0 byte", 0xff, qtest_pci_cfg_readb(qt, DEVFN(31, 0), 3));
     /* Bus 1 does not exist. */
     qtest_outl(qt, CONFADD, CONE | 1u << 16);
     CHECK_EQ("bus 1 00.0", 0xffffffffu, qtest_inl(qt, CONFDATA));
     /* Writes there go nowhere and hurt nothing. */
-    cfg_writel(qt, DEVFN(31, 0), PCI_COMMAND, 0xffffffffu);
-    CHECK_EQ("00:00.0 still answers", 0x12378086u, cfg_readl(qt, 0, 0));
+    qtest_pci_cfg_writel(qt, DEVFN(31, 0), PCI_COMMAND, 0xffffffffu);
+    CHECK_EQ("00:00.0 still answers", 0x12378086u, qtest_pci_cfg_readl(qt, 0, 0));
     qtest_quit(qt);
 }
 
@@ -156,14 +115,14 @@ static void test_confdata_without_cone_reads_all_ones(void)
     qtest_outl(qt, CONFADD, 0x00000000u | I440FX_PAM0);
     qtest_outb(qt, CONFDATA + 1, 0x33);
     CHECK_EQ("PAM1 untouched by a write with CONE clear", 0x00,
-             cfg_readb(qt, 0, I440FX_PAM0 + 1));
+             qtest_pci_cfg_readb(qt, 0, I440FX_PAM0 + 1));
     qtest_quit(qt);
 }
 
 static void test_byte_and_word_access_at_cfc_plus_n(void)
 {
     QTest *qt = start();
-    qtest_outl(qt, CONFADD, cfg_addr(0, 0));
+    qtest_outl(qt, CONFADD, CONE);   /* bus 0, device 0, register 0 */
     CHECK_EQ("byte at 0xCFC (vendor low)", 0x86, qtest_inb(qt, CONFDATA));
     CHECK_EQ("byte at 0xCFD (vendor high)", 0x80, qtest_inb(qt, CONFDATA + 1));
     CHECK_EQ("byte at 0xCFE (device low)", 0x37, qtest_inb(qt, CONFDATA + 2));
@@ -173,13 +132,13 @@ static void test_byte_and_word_access_at_cfc_plus_n(void)
     CHECK_EQ("unaligned word at 0xCFD", 0x3780, qtest_inw(qt, CONFDATA + 1));
 
     /* PAM1..PAM3 (0x5A-0x5C) through bytes and a word, read back as a dword at 0x58. */
-    cfg_writeb(qt, 0, I440FX_PAM0 + 1, 0x11);
-    cfg_writew(qt, 0, I440FX_PAM0 + 3, 0x3311);     /* 0x5C-0x5D */
-    uint32_t d = cfg_readl(qt, 0, 0x58);
+    qtest_pci_cfg_writeb(qt, 0, I440FX_PAM0 + 1, 0x11);
+    qtest_pci_cfg_writew(qt, 0, I440FX_PAM0 + 3, 0x3311);     /* 0x5C-0x5D */
+    uint32_t d = qtest_pci_cfg_readl(qt, 0, 0x58);
     CHECK_EQ("PAM1 via byte write at 0xCFE", 0x11, (d >> 16) & 0xff);
     CHECK_EQ("PAM2 untouched", 0x00, (d >> 24) & 0xff);
-    CHECK_EQ("PAM3 via word write at 0xCFC", 0x11, cfg_readb(qt, 0, 0x5c));
-    CHECK_EQ("PAM4 via the high byte of that word", 0x33, cfg_readb(qt, 0, 0x5d));
+    CHECK_EQ("PAM3 via word write at 0xCFC", 0x11, qtest_pci_cfg_readb(qt, 0, 0x5c));
+    CHECK_EQ("PAM4 via the high byte of that word", 0x33, qtest_pci_cfg_readb(qt, 0, 0x5d));
     qtest_quit(qt);
 }
 
@@ -189,40 +148,40 @@ static void test_read_only_fields_stay_read_only(void)
     static const int devfns[] = { DEVFN(0, 0), DEVFN(1, 0) };
     for (int i = 0; i < 2; i++) {
         int df = devfns[i];
-        uint32_t id = cfg_readl(qt, df, PCI_VENDOR_ID);
-        uint32_t class = cfg_readl(qt, df, PCI_REVISION_ID);
-        uint32_t hdr = cfg_readl(qt, df, 0x0c) & 0x00ff0000u;
-        uint32_t sub = cfg_readl(qt, df, PCI_SUBSYS_VID);
-        cfg_writel(qt, df, PCI_VENDOR_ID, 0);
-        cfg_writel(qt, df, PCI_REVISION_ID, 0xffffffffu);
-        cfg_writel(qt, df, 0x0c, 0xffffffffu);
-        cfg_writel(qt, df, PCI_SUBSYS_VID, 0);
-        cfg_writeb(qt, df, PCI_HEADER_TYPE, 0x00);
-        CHECK_EQ("vendor/device after writes", id, cfg_readl(qt, df, PCI_VENDOR_ID));
-        CHECK_EQ("revision/class after writes", class, cfg_readl(qt, df, PCI_REVISION_ID));
-        CHECK_EQ("header type after writes", hdr, cfg_readl(qt, df, 0x0c) & 0x00ff0000u);
-        CHECK_EQ("subsystem after writes", sub, cfg_readl(qt, df, PCI_SUBSYS_VID));
+        uint32_t id = qtest_pci_cfg_readl(qt, df, PCI_VENDOR_ID);
+        uint32_t class = qtest_pci_cfg_readl(qt, df, PCI_REVISION_ID);
+        uint32_t hdr = qtest_pci_cfg_readl(qt, df, 0x0c) & 0x00ff0000u;
+        uint32_t sub = qtest_pci_cfg_readl(qt, df, PCI_SUBSYS_VID);
+        qtest_pci_cfg_writel(qt, df, PCI_VENDOR_ID, 0);
+        qtest_pci_cfg_writel(qt, df, PCI_REVISION_ID, 0xffffffffu);
+        qtest_pci_cfg_writel(qt, df, 0x0c, 0xffffffffu);
+        qtest_pci_cfg_writel(qt, df, PCI_SUBSYS_VID, 0);
+        qtest_pci_cfg_writeb(qt, df, PCI_HEADER_TYPE, 0x00);
+        CHECK_EQ("vendor/device after writes", id, qtest_pci_cfg_readl(qt, df, PCI_VENDOR_ID));
+        CHECK_EQ("revision/class after writes", class, qtest_pci_cfg_readl(qt, df, PCI_REVISION_ID));
+        CHECK_EQ("header type after writes", hdr, qtest_pci_cfg_readl(qt, df, 0x0c) & 0x00ff0000u);
+        CHECK_EQ("subsystem after writes", sub, qtest_pci_cfg_readl(qt, df, PCI_SUBSYS_VID));
         /* No BARs on either bridge: BAR0 reads 0 whatever is written. */
-        cfg_writel(qt, df, PCI_BAR0, 0xffffffffu);
-        CHECK_EQ("BAR0 of a function without BARs", 0, cfg_readl(qt, df, PCI_BAR0));
+        qtest_pci_cfg_writel(qt, df, PCI_BAR0, 0xffffffffu);
+        CHECK_EQ("BAR0 of a function without BARs", 0, qtest_pci_cfg_readl(qt, df, PCI_BAR0));
     }
     /* SMRAM: C_BASE_SEG (bits 2:0) is hard-wired to 010b. */
-    cfg_writeb(qt, 0, I440FX_SMRAM, 0x00);
-    CHECK_EQ("SMRAM C_BASE_SEG after writing 0", 0x02, cfg_readb(qt, 0, I440FX_SMRAM));
-    cfg_writeb(qt, 0, I440FX_SMRAM, 0x0a);
-    CHECK_EQ("SMRAM G_SMRAME settable", 0x0a, cfg_readb(qt, 0, I440FX_SMRAM));
+    qtest_pci_cfg_writeb(qt, 0, I440FX_SMRAM, 0x00);
+    CHECK_EQ("SMRAM C_BASE_SEG after writing 0", 0x02, qtest_pci_cfg_readb(qt, 0, I440FX_SMRAM));
+    qtest_pci_cfg_writeb(qt, 0, I440FX_SMRAM, 0x0a);
+    CHECK_EQ("SMRAM G_SMRAME settable", 0x0a, qtest_pci_cfg_readb(qt, 0, I440FX_SMRAM));
     qtest_quit(qt);
 }
 
 static void test_command_and_interrupt_line_writable(void)
 {
     QTest *qt = start();
-    cfg_writeb(qt, 0, PCI_INT_LINE, 0x0b);
-    CHECK_EQ("INTERRUPT_LINE of 00:00.0", 0x0b, cfg_readb(qt, 0, PCI_INT_LINE));
-    cfg_writew(qt, 0, PCI_COMMAND, 0x0107);
-    CHECK_EQ("COMMAND IO|MEM|MASTER|SERR", 0x0107, cfg_readw(qt, 0, PCI_COMMAND));
-    cfg_writew(qt, 0, PCI_COMMAND, 0xffff);
-    CHECK_EQ("COMMAND reserved bits stay 0", 0, cfg_readw(qt, 0, PCI_COMMAND) & 0xf800);
+    qtest_pci_cfg_writeb(qt, 0, PCI_INT_LINE, 0x0b);
+    CHECK_EQ("INTERRUPT_LINE of 00:00.0", 0x0b, qtest_pci_cfg_readb(qt, 0, PCI_INT_LINE));
+    qtest_pci_cfg_writew(qt, 0, PCI_COMMAND, 0x0107);
+    CHECK_EQ("COMMAND IO|MEM|MASTER|SERR", 0x0107, qtest_pci_cfg_readw(qt, 0, PCI_COMMAND));
+    qtest_pci_cfg_writew(qt, 0, PCI_COMMAND, 0xffff);
+    CHECK_EQ("COMMAND reserved bits stay 0", 0, qtest_pci_cfg_readw(qt, 0, PCI_COMMAND) & 0xf800);
     qtest_quit(qt);
 }
 
@@ -230,22 +189,22 @@ static void test_pirqrc_writable_bits(void)
 {
     QTest *qt = start();
     /* SeaBIOS: PIRQA-D <- 10, 10, 11, 11. */
-    cfg_writel(qt, DEVFN(1, 0), PIIX3_PIRQRC, 0x0b0b0a0au);
-    CHECK_EQ("PIRQRC A-D", 0x0b0b0a0au, cfg_readl(qt, DEVFN(1, 0), PIIX3_PIRQRC));
-    cfg_writeb(qt, DEVFN(1, 0), PIIX3_PIRQRC + 2, 0xff);
-    CHECK_EQ("PIRQRC reserved bits 6:4 stay 0", 0x8f, cfg_readb(qt, DEVFN(1, 0), PIIX3_PIRQRC + 2));
+    qtest_pci_cfg_writel(qt, DEVFN(1, 0), PIIX3_PIRQRC, 0x0b0b0a0au);
+    CHECK_EQ("PIRQRC A-D", 0x0b0b0a0au, qtest_pci_cfg_readl(qt, DEVFN(1, 0), PIIX3_PIRQRC));
+    qtest_pci_cfg_writeb(qt, DEVFN(1, 0), PIIX3_PIRQRC + 2, 0xff);
+    CHECK_EQ("PIRQRC reserved bits 6:4 stay 0", 0x8f, qtest_pci_cfg_readb(qt, DEVFN(1, 0), PIIX3_PIRQRC + 2));
     qtest_quit(qt);
 }
 
 static void test_pirqrc_resets_but_pam_survives_reset(void)
 {
     QTest *qt = qtest_start("");
-    cfg_writeb(qt, DEVFN(1, 0), PIIX3_PIRQRC, 0x0a);
-    cfg_writeb(qt, 0, I440FX_PAM0 + 1, 0x33);
+    qtest_pci_cfg_writeb(qt, DEVFN(1, 0), PIIX3_PIRQRC, 0x0a);
+    qtest_pci_cfg_writeb(qt, 0, I440FX_PAM0 + 1, 0x33);
     qtest_system_reset(qt);
-    CHECK_EQ("PIRQRCA after a system reset", 0x80, cfg_readb(qt, DEVFN(1, 0), PIIX3_PIRQRC));
+    CHECK_EQ("PIRQRCA after a system reset", 0x80, qtest_pci_cfg_readb(qt, DEVFN(1, 0), PIIX3_PIRQRC));
     /* QEMU keeps PAM over a reset and SeaBIOS relies on it (firmware-seabios.md §2). */
-    CHECK_EQ("PAM1 after a system reset", 0x33, cfg_readb(qt, 0, I440FX_PAM0 + 1));
+    CHECK_EQ("PAM1 after a system reset", 0x33, qtest_pci_cfg_readb(qt, 0, I440FX_PAM0 + 1));
     qtest_quit(qt);
 }
 
@@ -253,7 +212,7 @@ static void test_pirq_routing_raises_nothing_without_sources(void)
 {
     QTest *qt = start();
     qtest_irq_intercept(qt);
-    cfg_writel(qt, DEVFN(1, 0), PIIX3_PIRQRC, 0x0b0b0a0au);
+    qtest_pci_cfg_writel(qt, DEVFN(1, 0), PIIX3_PIRQRC, 0x0b0b0a0au);
     qtest_outb(qt, 0x80, 0);              /* sync */
     CHECK_MSG(!qtest_get_irq(qt, 10), "IRQ10 high with no PCI function asserting INTx");
     CHECK_MSG(!qtest_get_irq(qt, 11), "IRQ11 high with no PCI function asserting INTx");
@@ -307,8 +266,8 @@ static void test_odd_accesses_do_not_crash(void)
         default: qtest_outl(qt, port, v); break;
         }
     }
-    CHECK_EQ("00:00.0 still answers", 0x12378086u, cfg_readl(qt, 0, 0));
-    CHECK_EQ("00:01.0 still answers", 0x70008086u, cfg_readl(qt, DEVFN(1, 0), 0));
+    CHECK_EQ("00:00.0 still answers", 0x12378086u, qtest_pci_cfg_readl(qt, 0, 0));
+    CHECK_EQ("00:01.0 still answers", 0x70008086u, qtest_pci_cfg_readl(qt, DEVFN(1, 0), 0));
     qtest_quit(qt);
 }
 

@@ -13,8 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define PCI_ADDR        0xcf8
-#define PCI_DATA        0xcfc
 #define PM_DEVFN        ((1 << 3) | 3)
 
 #define PMBA            0x40
@@ -49,40 +47,11 @@
 #define S               1000000000LL
 #define MS              1000000LL
 
-static uint32_t cfg_addr(uint8_t reg)
-{
-    return 0x80000000u | (uint32_t)PM_DEVFN << 8 | (reg & 0xfc);
-}
-
-static uint32_t cfg_readl(QTest *qt, uint8_t reg)
-{
-    qtest_outl(qt, PCI_ADDR, cfg_addr(reg));
-    return qtest_inl(qt, PCI_DATA);
-}
-
-static uint8_t cfg_readb(QTest *qt, uint8_t reg)
-{
-    qtest_outl(qt, PCI_ADDR, cfg_addr(reg));
-    return qtest_inb(qt, PCI_DATA + (reg & 3));
-}
-
-static void cfg_writel(QTest *qt, uint8_t reg, uint32_t v)
-{
-    qtest_outl(qt, PCI_ADDR, cfg_addr(reg));
-    qtest_outl(qt, PCI_DATA, v);
-}
-
-static void cfg_writeb(QTest *qt, uint8_t reg, uint8_t v)
-{
-    qtest_outl(qt, PCI_ADDR, cfg_addr(reg));
-    qtest_outb(qt, PCI_DATA + (reg & 3), v);
-}
-
 /* What SeaBIOS does (firmware-seabios.md §7), with PMBASE 0x600. */
 static void pm_enable(QTest *qt, uint16_t base)
 {
-    cfg_writel(qt, PMBA, base | 1);
-    cfg_writeb(qt, PMREGMISC, 0x01);
+    qtest_pci_cfg_writel(qt, PM_DEVFN, PMBA, base | 1);
+    qtest_pci_cfg_writeb(qt, PM_DEVFN, PMREGMISC, 0x01);
 }
 
 static uint32_t pm_ticks(int64_t ns)
@@ -102,8 +71,8 @@ static int64_t next_toggle_ns(int64_t now)
 static QTest *start(const char *args)
 {
     QTest *qt = qtest_start(args);
-    if (cfg_readl(qt, 0x00) != 0x71138086) {
-        uint32_t id = cfg_readl(qt, 0x00);
+    if (qtest_pci_cfg_readl(qt, PM_DEVFN, 0x00) != 0x71138086) {
+        uint32_t id = qtest_pci_cfg_readl(qt, PM_DEVFN, 0x00);
         qtest_quit(qt);
         test_fail(__FILE__, __LINE__, "00:01.3 vendor/device: expected 0x71138086, got 0x%08x",
                   id);
@@ -114,17 +83,17 @@ static QTest *start(const char *args)
 static void test_config_identity_and_defaults(void)
 {
     QTest *qt = start("");
-    CHECK_EQ("class code / revision", 0x06800003, cfg_readl(qt, 0x08));
-    CHECK_EQ("subsystem 1af4:1100", 0x11001af4, cfg_readl(qt, 0x2c));
-    CHECK_EQ("INTERRUPT_PIN (INTA)", 1, cfg_readb(qt, 0x3d));
-    CHECK_EQ("PMBA after reset (I/O indicator only)", 0x00000001, cfg_readl(qt, PMBA));
-    CHECK_EQ("DEVACTB byte 3: APMC_EN preset (no SMM)", 0x02, cfg_readb(qt, DEVACTB3));
-    CHECK_EQ("PMREGMISC after reset", 0, cfg_readb(qt, PMREGMISC));
-    CHECK_EQ("SMBBA after reset", 0x00000001, cfg_readl(qt, SMBBA));
-    cfg_writel(qt, PMBA, 0xffffffff);
-    CHECK_EQ("PMBA writable bits 15:6, bit 0 reads 1", 0x0000ffc1, cfg_readl(qt, PMBA));
-    cfg_writel(qt, SMBBA, 0xffffffff);
-    CHECK_EQ("SMBBA writable bits 15:4, bit 0 reads 1", 0x0000fff1, cfg_readl(qt, SMBBA));
+    CHECK_EQ("class code / revision", 0x06800003, qtest_pci_cfg_readl(qt, PM_DEVFN, 0x08));
+    CHECK_EQ("subsystem 1af4:1100", 0x11001af4, qtest_pci_cfg_readl(qt, PM_DEVFN, 0x2c));
+    CHECK_EQ("INTERRUPT_PIN (INTA)", 1, qtest_pci_cfg_readb(qt, PM_DEVFN, 0x3d));
+    CHECK_EQ("PMBA after reset (I/O indicator only)", 0x00000001, qtest_pci_cfg_readl(qt, PM_DEVFN, PMBA));
+    CHECK_EQ("DEVACTB byte 3: APMC_EN preset (no SMM)", 0x02, qtest_pci_cfg_readb(qt, PM_DEVFN, DEVACTB3));
+    CHECK_EQ("PMREGMISC after reset", 0, qtest_pci_cfg_readb(qt, PM_DEVFN, PMREGMISC));
+    CHECK_EQ("SMBBA after reset", 0x00000001, qtest_pci_cfg_readl(qt, PM_DEVFN, SMBBA));
+    qtest_pci_cfg_writel(qt, PM_DEVFN, PMBA, 0xffffffff);
+    CHECK_EQ("PMBA writable bits 15:6, bit 0 reads 1", 0x0000ffc1, qtest_pci_cfg_readl(qt, PM_DEVFN, PMBA));
+    qtest_pci_cfg_writel(qt, PM_DEVFN, SMBBA, 0xffffffff);
+    CHECK_EQ("SMBBA writable bits 15:4, bit 0 reads 1", 0x0000fff1, qtest_pci_cfg_readl(qt, PM_DEVFN, SMBBA));
     qtest_quit(qt);
 }
 
@@ -132,14 +101,14 @@ static void test_pmbase_decodes_only_when_enabled(void)
 {
     QTest *qt = start("");
     CHECK_EQ("PM_TMR before PMBASE is programmed", 0xffffffff, qtest_inl(qt, PM_TMR));
-    cfg_writel(qt, PMBA, PMBASE | 1);
+    qtest_pci_cfg_writel(qt, PM_DEVFN, PMBA, PMBASE | 1);
     CHECK_EQ("PM_TMR with PMIOSE still clear", 0xffffffff, qtest_inl(qt, PM_TMR));
-    cfg_writeb(qt, PMREGMISC, 0x01);
+    qtest_pci_cfg_writeb(qt, PM_DEVFN, PMREGMISC, 0x01);
     CHECK_MSG(qtest_inl(qt, PM_TMR) <= 0xffffff, "PM_TMR not a 24-bit value once decoded");
     pm_enable(qt, 0x1000);
     CHECK_EQ("old PMBASE released after a move", 0xffffffff, qtest_inl(qt, PM_TMR));
     CHECK_MSG(qtest_inl(qt, 0x1008) <= 0xffffff, "PM_TMR not at the new PMBASE 0x1000");
-    cfg_writeb(qt, PMREGMISC, 0x00);
+    qtest_pci_cfg_writeb(qt, PM_DEVFN, PMREGMISC, 0x00);
     CHECK_EQ("PM block after PMIOSE cleared", 0xffffffff, qtest_inl(qt, 0x1008));
     qtest_quit(qt);
 }
@@ -223,7 +192,7 @@ static void test_slp_en_s5_with_no_shutdown_stays(void)
     qtest_outw(qt, PM1_CNT, CNT_SLP_EN | CNT_SLP_TYP(0));
     usleep(200 * 1000);
     CHECK_EQ("still answering after S5 with -no-shutdown (PMBA)", PMBASE | 1,
-             cfg_readl(qt, PMBA));
+             qtest_pci_cfg_readl(qt, PM_DEVFN, PMBA));
     CHECK_EQ("SLP_EN reads 0", 0, qtest_inw(qt, PM1_CNT) & CNT_SLP_EN);
     qtest_quit(qt);
 }
@@ -289,10 +258,10 @@ static void test_bogus_pmbase_values(void)
 static void test_smbus_transaction_ends_with_dev_err(void)
 {
     QTest *qt = start("");
-    cfg_writel(qt, SMBBA, SMBBASE | 1);
-    cfg_writeb(qt, SMBHSTCFG, 0x09);
+    qtest_pci_cfg_writel(qt, PM_DEVFN, SMBBA, SMBBASE | 1);
+    qtest_pci_cfg_writeb(qt, PM_DEVFN, SMBHSTCFG, 0x09);
     CHECK_EQ("SMBus not decoded with COMMAND.IO clear", 0xff, qtest_inb(qt, SMBHSTSTS));
-    cfg_writeb(qt, 0x04, 0x01);                  /* COMMAND: I/O space */
+    qtest_pci_cfg_writeb(qt, PM_DEVFN, 0x04, 0x01);                  /* COMMAND: I/O space */
     CHECK_EQ("SMBHSTSTS idle", 0, qtest_inb(qt, SMBHSTSTS));
     qtest_outb(qt, SMBHSTADD, 0x50 << 1 | 1);    /* read from an SPD EEPROM address */
     qtest_outb(qt, SMBHSTCMD, 0x00);
@@ -302,7 +271,7 @@ static void test_smbus_transaction_ends_with_dev_err(void)
     CHECK_EQ("SMBHSTCNT: START reads 0", 0x08, qtest_inb(qt, SMBHSTCNT));
     qtest_outb(qt, SMBHSTSTS, 0x1e);
     CHECK_EQ("SMBHSTSTS after W1C", 0, qtest_inb(qt, SMBHSTSTS));
-    cfg_writeb(qt, SMBHSTCFG, 0x00);
+    qtest_pci_cfg_writeb(qt, PM_DEVFN, SMBHSTCFG, 0x00);
     CHECK_EQ("SMBus undecoded once disabled", 0xff, qtest_inb(qt, SMBHSTSTS));
     qtest_quit(qt);
 }
@@ -312,10 +281,10 @@ static void test_reset_unmaps_pmbase_and_restores_config(void)
     QTest *qt = start("");
     pm_enable(qt, PMBASE);
     qtest_outw(qt, PM1_EN, EN_TMR);
-    cfg_writeb(qt, DEVACTB3, 0x00);
+    qtest_pci_cfg_writeb(qt, PM_DEVFN, DEVACTB3, 0x00);
     qtest_system_reset(qt);
-    CHECK_EQ("PMBA after reset", 0x00000001, cfg_readl(qt, PMBA));
-    CHECK_EQ("APMC_EN after reset", 0x02, cfg_readb(qt, DEVACTB3));
+    CHECK_EQ("PMBA after reset", 0x00000001, qtest_pci_cfg_readl(qt, PM_DEVFN, PMBA));
+    CHECK_EQ("APMC_EN after reset", 0x02, qtest_pci_cfg_readb(qt, PM_DEVFN, DEVACTB3));
     CHECK_EQ("PM block after reset", 0xffffffff, qtest_inl(qt, PM_TMR));
     pm_enable(qt, PMBASE);
     CHECK_EQ("PM1_EN after reset", 0, qtest_inw(qt, PM1_EN));
@@ -340,8 +309,8 @@ static void test_direct_boot_maps_pmbase_0x600(void)
     snprintf(args, sizeof(args), "-kernel %s", path);
     QTest *qt = start(args);
     unlink(path);
-    CHECK_EQ("PMBA for a direct boot", 0x601, cfg_readl(qt, PMBA));
-    CHECK_EQ("PMREGMISC for a direct boot", 0x01, cfg_readb(qt, PMREGMISC));
+    CHECK_EQ("PMBA for a direct boot", 0x601, qtest_pci_cfg_readl(qt, PM_DEVFN, PMBA));
+    CHECK_EQ("PMREGMISC for a direct boot", 0x01, qtest_pci_cfg_readb(qt, PM_DEVFN, PMREGMISC));
     CHECK_MSG(qtest_inl(qt, PM_TMR) <= 0xffffff, "PM_TMR not at 0x608 in a direct boot");
     qtest_quit(qt);
 }
