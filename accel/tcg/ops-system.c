@@ -37,7 +37,7 @@ static const char cpuid_default_brand[48] = "Kestrel software CPU kestrel64";
  * local APIC exists (tcg_has_apic).
  */
 #define TCG_FEATURES_IMPLEMENTED { \
-    [FEAT_1_EDX] = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | CPUID_1_EDX_MCE | \
+    [FEAT_1_EDX] = (1u << 0) | (1u << 2) /* DE: debug.c */ | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | CPUID_1_EDX_MCE | \
                    (1u << 8) | (1u << 9) | (1u << 11) | CPUID_1_EDX_MTRR | (1u << 13) | \
                    CPUID_1_EDX_MCA | (1u << 15) | (1u << 16) | \
                    (1u << 17) | (1u << 19) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26), \
