@@ -156,12 +156,17 @@ typedef struct SegCache {
 #define TLB_FLAG_WATCH 0x4u     /* page holds a data-breakpoint range (debug.c) */
 #define TLB_FLAG_MASK 0x7u
 
+/*
+ * 32 bytes, so that indexing a set is one shift: what only the slow paths
+ * need (the physical page and the global bit) is in the parallel array
+ * TCGCPU.tlb_phys (mmu.c tlb_phys_of).
+ */
 typedef struct TLBEntry {
     uint64_t tag_r, tag_w, tag_x;   /* linear page | flags, or TLB_INVALID */
     uintptr_t addend;               /* host = lin + addend (RAM pages) */
-    uint64_t paddr;                 /* physical page */
-    bool global;
 } TLBEntry;
+#define TLB_PHYS_GLOBAL 0x1u        /* TCGCPU.tlb_phys: physical page | this bit */
+_Static_assert(sizeof(TLBEntry) == 32, "a TLB set is indexed with one shift");
 
 /*
  * TLB sets.  MMU_USER_AC is CPL 3 with alignment checking on (CR0.AM and
@@ -332,6 +337,8 @@ typedef struct TCGCPU {
 
     TLBEntry tlb[MMU__COUNT][TLB_SIZE];
     TLBEntry tlb_ac_scratch;         /* MMU_USER_AC translations, never looked up */
+    uint64_t tlb_phys[MMU__COUNT][TLB_SIZE];    /* physical page | TLB_PHYS_GLOBAL, per entry */
+    uint64_t tlb_ac_scratch_phys;
     PTCacheEntry ptc[PTC_SIZE];      /* flushed with the TLB */
     struct { uint64_t lin; uint32_t flags; TranslatedBlock *tb; } jc[JC_SIZE];
     /*

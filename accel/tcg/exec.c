@@ -1153,6 +1153,50 @@ L_SAR_RI:
     set_cc(cpu, CC_OP_SHR, sz, r, a & size_mask[sz], 0);
     cpu->regs[op->rm] = r;
     NEXT();
+    /* 16-bit register forms: the write keeps bits 63:16 (SDM 1 §3.4.1.1). */
+L_ADD16_RI:
+    a = cpu->regs[op->rm] & 0xffff;
+    b = op->imm & 0xffff;
+    r = (a + b) & 0xffff;
+    set_cc(cpu, CC_OP_ADD, 1, r, a, b);
+    cpu->regs[op->rm] = (cpu->regs[op->rm] & ~(uint64_t)0xffff) | r;
+    NEXT();
+L_CMP16_RR:
+    a = cpu->regs[op->rm] & 0xffff;
+    b = cpu->regs[op->reg] & 0xffff;
+    set_cc(cpu, CC_OP_SUB, 1, (a - b) & 0xffff, a, b);
+    NEXT();
+    /* By CL, as L_SHIFT_E: a count of 0 changes no flag (a 32-bit register still zero-extends). */
+#define SHIFT_CL_BEGIN() \
+    sz = op->sz; \
+    b = cpu->regs[R_ECX] & (sz == 3 ? 63 : 31); \
+    a = cpu->regs[op->rm] & size_mask[sz]; \
+    if (unlikely(b == 0)) { \
+        cpu->regs[op->rm] = a; \
+        NEXT(); \
+    }
+L_SHL_RCL:
+    SHIFT_CL_BEGIN();
+    a <<= b - 1;
+    r = (a << 1) & size_mask[sz];
+    set_cc(cpu, CC_OP_SHL, sz, r, a, 0);
+    cpu->regs[op->rm] = r;
+    NEXT();
+L_SHR_RCL:
+    SHIFT_CL_BEGIN();
+    a >>= b - 1;
+    r = a >> 1;
+    set_cc(cpu, CC_OP_SHR, sz, r, a, 0);
+    cpu->regs[op->rm] = r;
+    NEXT();
+L_SAR_RCL:
+    SHIFT_CL_BEGIN();
+    a = (uint64_t)((int64_t)sext(a, sz) >> (b - 1));
+    r = (uint64_t)((int64_t)a >> 1) & size_mask[sz];
+    set_cc(cpu, CC_OP_SHR, sz, r, a & size_mask[sz], 0);
+    cpu->regs[op->rm] = r;
+    NEXT();
+#undef SHIFT_CL_BEGIN
 
 #define JCC_FAST(name, cond) \
 L_##name: \
@@ -1216,7 +1260,48 @@ L_JNZ_##name: \
             sz = op->sz; a = cpu->regs[op->rm] & size_mask[sz];
             b = cpu->regs[op->reg] & size_mask[sz];
             r = (a - b) & size_mask[sz]; set_cc(cpu, CC_OP_SUB, sz, r, a, b))
+    FUSED_Z(CMP8_RI,
+            a = cpu->regs[op->rm] & 0xff; b = op->imm & 0xff; r = (a - b) & 0xff;
+            set_cc(cpu, CC_OP_SUB, 0, r, a, b))
+    FUSED_Z(TEST8_RI,
+            r = cpu->regs[op->rm] & op->imm & 0xff; set_cc_logic(cpu, 0, r))
+    FUSED_Z(SUB_RI,
+            sz = op->sz; a = cpu->regs[op->rm] & size_mask[sz]; b = op->imm;
+            r = (a - b) & size_mask[sz]; set_cc(cpu, CC_OP_SUB, sz, r, a, b); cpu->regs[op->rm] = r)
+    FUSED_Z(ADD_RI,
+            sz = op->sz; a = cpu->regs[op->rm] & size_mask[sz]; b = op->imm;
+            r = (a + b) & size_mask[sz]; set_cc(cpu, CC_OP_ADD, sz, r, a, b); cpu->regs[op->rm] = r)
 #undef FUSED_Z
+    /* CMP register, register (CMP_RR) and JB/JNB: CF is a < b. */
+L_JB_CMP_RR:
+    RR_BEGIN();
+    set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b);
+    if (a < b)
+        FUSED_TAKE();
+    op += 2;
+    DISPATCH();
+L_JNB_CMP_RR:
+    RR_BEGIN();
+    set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b);
+    if (a >= b)
+        FUSED_TAKE();
+    op += 2;
+    DISPATCH();
+    /* CMP register, imm (CMP_RI) and JBE/JA: CF | ZF is a <= b (unsigned). */
+L_JBE_CMP_RI:
+    sz = op->sz; a = cpu->regs[op->rm] & size_mask[sz]; b = op->imm;
+    set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b);
+    if (a <= b)
+        FUSED_TAKE();
+    op += 2;
+    DISPATCH();
+L_JA_CMP_RI:
+    sz = op->sz; a = cpu->regs[op->rm] & size_mask[sz]; b = op->imm;
+    set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b);
+    if (a > b)
+        FUSED_TAKE();
+    op += 2;
+    DISPATCH();
     /* CMP memory, G (CMP_MR_F) and JB/JNB: CF is a < b. */
 L_JB_CMP_MR:
     sz = op->sz; a = flat64_ld(cpu, tlb, op, sz); b = cpu->regs[op->reg] & size_mask[sz];
@@ -1233,6 +1318,178 @@ L_JNB_CMP_MR:
     op += 2;
     DISPATCH();
 #undef FUSED_TAKE
+
+    /*
+     * SSE fast forms (tcg_specialize).  SDM 3A Table 12-8: CR0.EM or
+     * !CR4.OSFXSR -> #UD, CR0.TS -> #NM; a misaligned MOVDQA/MOVAPS operand
+     * -> #GP(0).  Anything but the plain case (those checks, a TLB miss, a
+     * page-crossing access) goes to the generic helper, which redoes the
+     * instruction from scratch: nothing is written before that decision.
+     */
+#define SSE_CHECK() do { \
+        if (unlikely((cpu->cr0 & (X86_CR0_EM | X86_CR0_TS)) | (~cpu->cr4 & CR4_OSFXSR))) \
+            goto sse_slow; \
+    } while (0)
+#define XD (cpu->xmm[op->reg & 15])
+#define XS (cpu->xmm[op->rm & 15])
+    {
+        const TLBEntry *e;
+        XMMReg *d;
+        const XMMReg *sx;
+L_SSE_LDA:
+        lin = flat64_lin(cpu, op);
+        if (unlikely(lin & 15))
+            goto sse_slow;
+        goto sse_ld;
+L_SSE_LDU:
+        lin = flat64_lin(cpu, op);
+    sse_ld:
+        SSE_CHECK();
+        e = &tlb[(lin >> 12) & (TLB_SIZE - 1)];
+        if (unlikely(e->tag_r != ((lin + 15) & TLB_PAGE_MASK)))
+            goto sse_slow;
+        {
+            const uint8_t *p = (const uint8_t *)(e->addend + (uintptr_t)lin);
+            d = &XD;
+            d->q[0] = ld64_le(p);
+            d->q[1] = ld64_le(p + 8);
+        }
+        NEXT();
+L_SSE_STA:
+        lin = flat64_lin(cpu, op);
+        if (unlikely(lin & 15))
+            goto sse_slow;
+        goto sse_st;
+L_SSE_STU:
+        lin = flat64_lin(cpu, op);
+    sse_st:
+        SSE_CHECK();
+        e = &tlb[(lin >> 12) & (TLB_SIZE - 1)];
+        if (unlikely(e->tag_w != ((lin + 15) & TLB_PAGE_MASK)))
+            goto sse_slow;
+        {
+            uint8_t *p = (uint8_t *)(e->addend + (uintptr_t)lin);
+            sx = &XD;
+            st64_le(p, sx->q[0]);
+            st64_le(p + 8, sx->q[1]);
+        }
+        NEXT();
+L_SSE_MOV_RR:
+        SSE_CHECK();
+        XD = XS;
+        NEXT();
+L_SSE_MOVD_XR:
+        SSE_CHECK();
+        d = &XD;
+        d->q[0] = cpu->regs[op->rm] & size_mask[op->sz];
+        d->q[1] = 0;
+        NEXT();
+L_SSE_PMOVMSKB:
+        SSE_CHECK();
+        {
+            /* Gather the top bit of each byte: bit 8k+7 lands in bit 56+k. */
+            const uint64_t H = 0x8080808080808080ull, M = 0x0002040810204081ull;
+            sx = &XS;
+            cpu->regs[op->reg] = (((sx->q[0] & H) * M) >> 56) | ((((sx->q[1] & H) * M) >> 56) << 8);
+        }
+        NEXT();
+L_SSE_PXOR:
+        SSE_CHECK();
+        d = &XD; sx = &XS;
+        d->q[0] ^= sx->q[0]; d->q[1] ^= sx->q[1];
+        NEXT();
+L_SSE_POR:
+        SSE_CHECK();
+        d = &XD; sx = &XS;
+        d->q[0] |= sx->q[0]; d->q[1] |= sx->q[1];
+        NEXT();
+L_SSE_PAND:
+        SSE_CHECK();
+        d = &XD; sx = &XS;
+        d->q[0] &= sx->q[0]; d->q[1] &= sx->q[1];
+        NEXT();
+L_SSE_PANDN:
+        SSE_CHECK();
+        d = &XD; sx = &XS;
+        d->q[0] = ~d->q[0] & sx->q[0]; d->q[1] = ~d->q[1] & sx->q[1];
+        NEXT();
+L_SSE_PCMPEQB:
+        SSE_CHECK();
+        d = &XD; sx = &XS;
+        for (int i = 0; i < 2; i++) {
+            /* A byte of x is nonzero iff bit 7 of (low 7 bits + 0x7f) | x is set. */
+            const uint64_t L7 = 0x7f7f7f7f7f7f7f7full;
+            uint64_t x = d->q[i] ^ sx->q[i];
+            uint64_t nz = (((x & L7) + L7) | x) & ~L7;
+            d->q[i] = ((nz ^ ~L7) >> 7) * 0xff;
+        }
+        NEXT();
+L_SSE_PCMPEQD:
+        SSE_CHECK();
+        d = &XD; sx = &XS;
+        for (int i = 0; i < 4; i++)
+            d->d[i] = d->d[i] == sx->d[i] ? ~0u : 0;
+        NEXT();
+L_SSE_PMINUB:
+        SSE_CHECK();
+        d = &XD; sx = &XS;
+        for (int i = 0; i < 16; i++)
+            d->b[i] = d->b[i] < sx->b[i] ? d->b[i] : sx->b[i];
+        NEXT();
+L_SSE_PSUBB:
+        SSE_CHECK();
+        d = &XD; sx = &XS;
+        for (int i = 0; i < 16; i++)
+            d->b[i] = (uint8_t)(d->b[i] - sx->b[i]);
+        NEXT();
+L_SSE_PSHUFD:
+        SSE_CHECK();
+        {
+            XMMReg t = XS;
+            unsigned im = (unsigned)op->imm;
+            d = &XD;
+            for (int i = 0; i < 4; i++)
+                d->d[i] = t.d[(im >> (2 * i)) & 3];
+        }
+        NEXT();
+L_SSE_PUNPCKLBW:
+        SSE_CHECK();
+        {
+            XMMReg t = XD, u = XS;
+            d = &XD;
+            for (int i = 0; i < 8; i++) {
+                d->b[2 * i] = t.b[i];
+                d->b[2 * i + 1] = u.b[i];
+            }
+        }
+        NEXT();
+L_SSE_PUNPCKLWD:
+        SSE_CHECK();
+        {
+            XMMReg t = XD, u = XS;
+            d = &XD;
+            for (int i = 0; i < 4; i++) {
+                d->w[2 * i] = t.w[i];
+                d->w[2 * i + 1] = u.w[i];
+            }
+        }
+        NEXT();
+L_SSE_PSHUFB:
+        SSE_CHECK();
+        {
+            XMMReg t = XD, u = XS;
+            d = &XD;
+            for (int i = 0; i < 16; i++)
+                d->b[i] = (u.b[i] & 0x80) ? 0 : t.b[u.b[i] & 15];
+        }
+        NEXT();
+    sse_slow:
+        SYNC_RIP();
+        HELPER(helper_sse(cpu, op));
+    }
+#undef SSE_CHECK
+#undef XD
+#undef XS
 #undef RR_BEGIN
 #undef RI_BEGIN
 #undef ARITH_END
@@ -1246,6 +1503,55 @@ L_JNB_CMP_MR:
  */
 _Static_assert(OP_LD16_F - OP_LD32_F == OP_LD16 - OP_LD32, "the _F run mirrors LD32..LD16");
 _Static_assert(OP_LD16_FB - OP_LD32_FB == OP_LD16 - OP_LD32, "the _FB run mirrors LD32..LD16");
+
+/*
+ * The SSE fast kind of an OP_SSE op, or OP_SSE.  Only the forms whose
+ * generic decoding (ops-sse.c) is exactly the fast handler's: mandatory
+ * prefix as listed, 0F map, register or flat-64 memory operand as noted.
+ */
+static uint16_t sse_fast_kind(const DecodedOp *op, bool code64)
+{
+    unsigned opc = op->imm16, pf = op->sub & 3;     /* imm16 >> 8: 0F 38 / 0F 3A maps */
+    bool reg = op->rm != NOREG;
+    bool flat = code64 && op->asz == 3 && op->seg < SEG_FS && op->base != BASE_RIP;
+    enum { NONE = 0, P66 = 1, PF3 = 2 };
+    if (!reg) {
+        if (!flat)
+            return OP_SSE;
+        switch (opc) {
+        case 0x6f: return pf == P66 ? OP_SSE_LDA : pf == PF3 ? OP_SSE_LDU : OP_SSE;   /* MOVDQA/U */
+        case 0x7f: return pf == P66 ? OP_SSE_STA : pf == PF3 ? OP_SSE_STU : OP_SSE;
+        case 0x28: return pf <= P66 ? OP_SSE_LDA : OP_SSE;                      /* MOVAPS/PD */
+        case 0x29: return pf <= P66 ? OP_SSE_STA : OP_SSE;
+        case 0x10: return pf <= P66 ? OP_SSE_LDU : OP_SSE;                      /* MOVUPS/PD */
+        case 0x11: return pf <= P66 ? OP_SSE_STU : OP_SSE;
+        default: return OP_SSE;
+        }
+    }
+    if (opc == 0x6f && (pf == P66 || pf == PF3))
+        return OP_SSE_MOV_RR;
+    if ((opc == 0x28 || opc == 0x10) && pf <= P66)
+        return OP_SSE_MOV_RR;
+    if (pf != P66)
+        return OP_SSE;
+    switch (opc) {
+    case 0x6e: return op->rm < 16 ? OP_SSE_MOVD_XR : OP_SSE;
+    case 0xd7: return OP_SSE_PMOVMSKB;
+    case 0xef: return OP_SSE_PXOR;
+    case 0xeb: return OP_SSE_POR;
+    case 0xdb: return OP_SSE_PAND;
+    case 0xdf: return OP_SSE_PANDN;
+    case 0x74: return OP_SSE_PCMPEQB;
+    case 0x76: return OP_SSE_PCMPEQD;
+    case 0xda: return OP_SSE_PMINUB;
+    case 0xf8: return OP_SSE_PSUBB;
+    case 0x70: return OP_SSE_PSHUFD;
+    case 0x60: return OP_SSE_PUNPCKLBW;
+    case 0x61: return OP_SSE_PUNPCKLWD;
+    case 0x100: return OP_SSE_PSHUFB;                   /* 0F 38 00 */
+    default: return OP_SSE;
+    }
+}
 
 void tcg_specialize(TranslatedBlock *tb)
 {
@@ -1287,6 +1593,8 @@ void tcg_specialize(TranslatedBlock *tb)
         case OP_ALU_EG:
             if (wide && reg && alu_rr[op->sub & 7])
                 op->idx = alu_rr[op->sub & 7];
+            else if (op->sz == 1 && reg && op->sub == 7 && op->rm < 16 && op->reg < 16)
+                op->idx = OP_CMP16_RR;
             else if (wide && !reg && op->sub == 7)
                 op->idx = OP_CMP_MR;
             else if (op->sz == 0 && !reg && op->sub == 7 && op->reg < 16)
@@ -1319,6 +1627,8 @@ void tcg_specialize(TranslatedBlock *tb)
             if (wide && reg && alu_ri[op->sub & 7]) {
                 op->imm &= size_mask[op->sz];
                 op->idx = alu_ri[op->sub & 7];
+            } else if (op->sz == 1 && reg && op->rm < 16 && op->sub == 0) {
+                op->idx = OP_ADD16_RI;
             } else if (op->sz == 0 && reg && op->rm < 16 && op->sub == 7) {
                 op->idx = OP_CMP8_RI;
             } else if (op->sz == 0 && !reg && op->sub == 7) {
@@ -1414,6 +1724,16 @@ void tcg_specialize(TranslatedBlock *tb)
             }
             break;
         case OP_SHIFT_E:
+            if (wide && reg && (op->pfx & PFX_CL)) {
+                unsigned k = op->sub & 7;
+                if (k == 4 || k == 6)
+                    op->idx = OP_SHL_RCL;
+                else if (k == 5)
+                    op->idx = OP_SHR_RCL;
+                else if (k == 7)
+                    op->idx = OP_SAR_RCL;
+                break;
+            }
             if (wide && reg && !(op->pfx & PFX_CL)) {
                 unsigned cnt = (unsigned)op->imm & (op->sz == 3 ? 63 : 31);
                 unsigned k = op->sub & 7;
@@ -1422,6 +1742,9 @@ void tcg_specialize(TranslatedBlock *tb)
                 op->imm = cnt;
                 op->idx = k == 5 ? OP_SHR_RI : k == 7 ? OP_SAR_RI : OP_SHL_RI;
             }
+            break;
+        case OP_SSE:                    /* SSE/MMX, decode.c: the fast kinds above */
+            op->idx = sse_fast_kind(op, code64);
             break;
         case OP_JCC:
             /* The displacement becomes relative to the block's start (JCC_FAST). */
@@ -1466,9 +1789,16 @@ void tcg_specialize(TranslatedBlock *tb)
         DecodedOp *op = &tb->ops[i];
         uint16_t next = tb->ops[i + 1].idx;
         bool z = next == OP_JZ, nz = next == OP_JNZ;
+        if (next == OP_JBE || next == OP_JA) {
+            if (op->idx == OP_CMP_RI)
+                op->idx = next == OP_JBE ? OP_JBE_CMP_RI : OP_JA_CMP_RI;
+            continue;
+        }
         if (next == OP_JB || next == OP_JNB) {
             if (op->idx == OP_CMP_MR_F || op->idx == OP_CMP_MR_FB)
                 op->idx = next == OP_JB ? OP_JB_CMP_MR : OP_JNB_CMP_MR;
+            else if (op->idx == OP_CMP_RR)
+                op->idx = next == OP_JB ? OP_JB_CMP_RR : OP_JNB_CMP_RR;
             continue;
         }
         if (!z && !nz)
@@ -1483,6 +1813,10 @@ void tcg_specialize(TranslatedBlock *tb)
         case OP_TEST8_RR: op->idx = z ? OP_JZ_TEST8_RR : OP_JNZ_TEST8_RR; break;
         case OP_CMP_RI: op->idx = z ? OP_JZ_CMP_RI : OP_JNZ_CMP_RI; break;
         case OP_CMP_RR: op->idx = z ? OP_JZ_CMP_RR : OP_JNZ_CMP_RR; break;
+        case OP_CMP8_RI: op->idx = z ? OP_JZ_CMP8_RI : OP_JNZ_CMP8_RI; break;
+        case OP_TEST8_RI: op->idx = z ? OP_JZ_TEST8_RI : OP_JNZ_TEST8_RI; break;
+        case OP_SUB_RI: op->idx = z ? OP_JZ_SUB_RI : OP_JNZ_SUB_RI; break;
+        case OP_ADD_RI: op->idx = z ? OP_JZ_ADD_RI : OP_JNZ_ADD_RI; break;
         default: break;
         }
     }

@@ -30,14 +30,27 @@
 /* Bits 51:MAXPHYADDR must be zero in 8-byte entries. */
 #define PG_RSVD_HI (((1ull << 52) - 1) & ~((1ull << PHYS_BITS) - 1))
 
+/* The physical page | TLB_PHYS_GLOBAL of TLB entry e (cpu.h TLBEntry). */
+static inline uint64_t *tlb_phys_of(TCGCPU *cpu, const TLBEntry *e)
+{
+    if (e == &cpu->tlb_ac_scratch)
+        return &cpu->tlb_ac_scratch_phys;
+    return &cpu->tlb_phys[0][0] + (e - &cpu->tlb[0][0]);
+}
+
+static inline uint64_t tlb_paddr(TCGCPU *cpu, const TLBEntry *e)
+{
+    return *tlb_phys_of(cpu, e) & TLB_PAGE_MASK;
+}
+
 void tlb_flush(TCGCPU *cpu, bool include_global)
 {
     for (int i = 0; i < MMU__COUNT; i++) {
         for (unsigned j = 0; j < TLB_SIZE; j++) {
             TLBEntry *e = &cpu->tlb[i][j];
-            if (include_global || !e->global) {
+            if (include_global || !(cpu->tlb_phys[i][j] & TLB_PHYS_GLOBAL)) {
                 e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
-                e->global = false;
+                cpu->tlb_phys[i][j] &= ~(uint64_t)TLB_PHYS_GLOBAL;
             }
         }
     }
@@ -55,7 +68,7 @@ void tlb_flush_page(TCGCPU *cpu, uint64_t lin)
         if ((e->tag_r & TLB_PAGE_MASK) == page || (e->tag_w & TLB_PAGE_MASK) == page ||
             (e->tag_x & TLB_PAGE_MASK) == page) {
             e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
-            e->global = false;
+            *tlb_phys_of(cpu, e) &= ~(uint64_t)TLB_PHYS_GLOBAL;
         }
     }
     cpu_jc_flush(cpu);
@@ -67,7 +80,7 @@ void tlb_drop_code_write(TCGCPU *cpu, uint64_t paddr_page)
     for (int i = 0; i < MMU__COUNT; i++)
         for (unsigned j = 0; j < TLB_SIZE; j++) {
             TLBEntry *e = &cpu->tlb[i][j];
-            if (e->tag_w != TLB_INVALID && e->paddr == paddr_page)
+            if (e->tag_w != TLB_INVALID && (cpu->tlb_phys[i][j] & TLB_PAGE_MASK) == paddr_page)
                 e->tag_w |= TLB_FLAG_CODE;
         }
 }
@@ -319,7 +332,6 @@ static TLBEntry *tlb_fill(TCGCPU *cpu, uint64_t lin, int acc, int idx)
     TLBEntry *e = idx == MMU_USER_AC ? &cpu->tlb_ac_scratch
                                      : &cpu->tlb[idx][(lin >> 12) & (TLB_SIZE - 1)];
     uint64_t flag = host ? 0 : TLB_FLAG_IO;
-    e->paddr = ppage;
     e->addend = host ? (uintptr_t)host - (uintptr_t)page : 0;
     e->tag_r = page | flag;
     e->tag_x = w.exec ? (page | flag) : TLB_INVALID;
@@ -338,7 +350,7 @@ static TLBEntry *tlb_fill(TCGCPU *cpu, uint64_t lin, int acc, int idx)
     } else {
         e->tag_w = TLB_INVALID;
     }
-    e->global = w.global;
+    *tlb_phys_of(cpu, e) = ppage | (w.global ? TLB_PHYS_GLOBAL : 0);
     return e;
 }
 
@@ -357,7 +369,7 @@ static uint8_t mem_ld8_slow(TCGCPU *cpu, uint64_t lin, int idx)
     TLBEntry *e = tlb_lookup(cpu, lin, ACC_READ, idx);
     if (!(e->tag_r & TLB_FLAG_IO))
         return *(uint8_t *)(e->addend + (uintptr_t)lin);
-    return (uint8_t)phys_ld(cpu, e->paddr | (lin & 0xfff), 0);
+    return (uint8_t)phys_ld(cpu, tlb_paddr(cpu, e) | (lin & 0xfff), 0);
 }
 
 /* SDM 3A §6.15 interrupt 17: a misaligned data access at CPL 3 with AM and AC. */
@@ -389,7 +401,7 @@ uint64_t mem_ld_slow(TCGCPU *cpu, uint64_t lin, int sz, int idx)
     TLBEntry *e = tlb_lookup(cpu, lin, ACC_READ, idx);
     if (!(e->tag_r & TLB_FLAG_IO))
         return ld_raw((uint8_t *)(e->addend + (uintptr_t)lin), sz);
-    uint64_t pa = e->paddr | (lin & 0xfff);
+    uint64_t pa = tlb_paddr(cpu, e) | (lin & 0xfff);
     bool lock = bql_lock_unless_held();
     uint64_t v = address_space_ld(cpu->as, pa, len);
     bql_unlock_if_taken(lock);
@@ -400,10 +412,10 @@ uint64_t mem_ld_slow(TCGCPU *cpu, uint64_t lin, int sz, int idx)
 static void mem_st_page(TCGCPU *cpu, TLBEntry *e, uint64_t lin, int sz, uint64_t v)
 {
     unsigned len = 1u << sz;
-    uint64_t pa = e->paddr | (lin & 0xfff);
+    uint64_t pa = tlb_paddr(cpu, e) | (lin & 0xfff);
     if (e->tag_w & TLB_FLAG_CODE) {
         tb_invalidate_phys_range(pa, len);
-        if (!tb_page_has_code(e->paddr))
+        if (!tb_page_has_code(tlb_paddr(cpu, e)))
             e->tag_w &= ~(uint64_t)TLB_FLAG_CODE;
     }
     if (!(e->tag_w & TLB_FLAG_IO)) {
@@ -488,7 +500,7 @@ uint8_t *mmu_translate_code(TCGCPU *cpu, uint64_t lin, uint64_t *paddr_page, boo
 {
     (void)fault_ok;
     TLBEntry *e = tlb_lookup(cpu, lin, ACC_EXEC, cpu->mmu_idx);
-    *paddr_page = e->paddr;
+    *paddr_page = tlb_paddr(cpu, e);
     if (e->tag_x & TLB_FLAG_IO)
         return NULL;
     return (uint8_t *)(e->addend + (uintptr_t)(lin & TLB_PAGE_MASK));

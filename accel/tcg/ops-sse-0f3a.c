@@ -219,7 +219,27 @@ static unsigned str_compare(const XMMReg *a, unsigned la, const XMMReg *b, unsig
                             unsigned imm, unsigned n)
 {
     unsigned res = 0;
-    switch ((imm >> 2) & 3) {
+    unsigned agg = (imm >> 2) & 3;
+    if (!(imm & 1) && agg == 0) {
+        /* Equal any on bytes (strspn, strpbrk...): signedness does not change
+         * equality, so the set a is a 256-bit map of its raw bytes. */
+        uint64_t set[4] = { 0, 0, 0, 0 };
+        for (unsigned i = 0; i < la; i++)
+            set[a->b[i] >> 6] |= 1ull << (a->b[i] & 63);
+        for (unsigned j = 0; j < lb; j++)
+            res |= (unsigned)((set[b->b[j] >> 6] >> (b->b[j] & 63)) & 1) << j;
+        agg = 4;                                /* done */
+    } else if (!(imm & 1) && agg == 2) {
+        /* Equal each on bytes (strcmp): the same, raw bytes compared. */
+        for (unsigned i = 0; i < n; i++) {
+            bool m = (i >= la || i >= lb) ? (i >= la && i >= lb) : a->b[i] == b->b[i];
+            res |= (unsigned)m << i;
+        }
+        agg = 4;
+    }
+    switch (agg) {
+    case 4:
+        break;
     case 0:                                     /* equal any */
         for (unsigned j = 0; j < lb; j++)
             for (unsigned i = 0; i < la; i++)

@@ -41,7 +41,9 @@
  * register operands are registers 0-15.  xx_RR: op->rm = op->rm OP op->reg;
  * xx_RI: op->rm = op->rm OP op->imm (pre-masked); LDn/LDZXn/STn: memory
  * load into op->reg / store of op->reg (ST8 and ST16 any register);
- * SHx_RI: shift op->rm by op->imm (1..width-1); xx_RM: op->reg = op->reg OP
+ * SHx_RI: shift op->rm by op->imm (1..width-1); SHx_RCL: the same by CL
+ * (masked; 0: no flag change); ADD16_RI / CMP16_RR: 16-bit operand, registers
+ * 0-15, the upper 48 bits kept; xx_RM: op->reg = op->reg OP
  * memory; LEA_B: base + disp, LEA_BI: base + index * scale + disp (32/64-bit
  * addresses; RIP-relative ones use BASE_BLOCK_RIP); J<cc>: Jcc per
  * condition, the displacement relative to the block's start.  xx_F: the
@@ -61,12 +63,22 @@
  * (displacement relative to the block's start, as J<cc>).  J<cc>_<P>:
  * flag producer P (CMP8_MR, CMP8_MI, CMP8_RM, CMP_MR: their _F/_FB
  * forms) fused with the J<cc> that is the next op, which stays in place
- * and gives the branch its target and link.
+ * and gives the branch its target and link (JBE/JA_CMP_RI: CMP_RI with
+ * JBE/JA; JB/JNB_CMP_RR: CMP_RR with JB/JNB).
+ * SSE_*: the commonest legacy-SSE integer forms (66 0F or F3 0F, the
+ * OP_SSE fields kept as decoded so the generic helper can take over):
+ * SSE_LDA / SSE_LDU / SSE_STA / SSE_STU: 16-byte aligned / unaligned load
+ * into or store of xmm[op->reg] through an _F-style address (64-bit code,
+ * 64-bit address, ES/CS/SS/DS, not RIP-relative); SSE_MOV_RR: xmm[reg] =
+ * xmm[rm]; SSE_MOVD_XR: MOVD/MOVQ xmm, r32/r64; SSE_PMOVMSKB: r32, xmm;
+ * the others xmm[reg] = xmm[reg] OP xmm[rm] (PSHUFD: = shuffle of xmm[rm];
+ * PSHUFB is 66 0F 38 00).
  */
 #define TCG_FASTOP_LIST(X) \
     X(ADD_RR) X(OR_RR) X(AND_RR) X(SUB_RR) X(XOR_RR) X(CMP_RR) X(TEST_RR) X(MOV_RR) \
     X(ADD_RI) X(OR_RI) X(AND_RI) X(SUB_RI) X(XOR_RI) X(CMP_RI) X(TEST_RI) \
-    X(SHL_RI) X(SHR_RI) X(SAR_RI) \
+    X(SHL_RI) X(SHR_RI) X(SAR_RI) X(SHL_RCL) X(SHR_RCL) X(SAR_RCL) \
+    X(ADD16_RI) X(CMP16_RR) \
     X(LD32) X(LD64) X(LDZX8) X(LDZX16) X(LD8) X(ST8) X(ST16) X(ST32) X(ST64) \
     X(ADD_RM) X(OR_RM) X(AND_RM) X(SUB_RM) X(XOR_RM) X(CMP_RM) X(CMP_MR) \
     X(CMP8_MR) X(CMP8_MI) X(CMP8_RM) X(LD16) \
@@ -83,7 +95,12 @@
     X(JS) X(JNS) X(JP) X(JNP) X(JL) X(JGE) X(JLE) X(JG) \
     X(JZ_CMP8_MR) X(JNZ_CMP8_MR) X(JZ_CMP8_MI) X(JNZ_CMP8_MI) X(JZ_CMP8_RM) X(JNZ_CMP8_RM) \
     X(JZ_DEC_R) X(JNZ_DEC_R) X(JZ_TEST_RR) X(JNZ_TEST_RR) X(JZ_TEST8_RR) X(JNZ_TEST8_RR) \
-    X(JZ_CMP_RI) X(JNZ_CMP_RI) X(JZ_CMP_RR) X(JNZ_CMP_RR) X(JB_CMP_MR) X(JNB_CMP_MR)
+    X(JZ_CMP_RI) X(JNZ_CMP_RI) X(JZ_CMP_RR) X(JNZ_CMP_RR) X(JB_CMP_MR) X(JNB_CMP_MR) \
+    X(JZ_CMP8_RI) X(JNZ_CMP8_RI) X(JZ_TEST8_RI) X(JNZ_TEST8_RI) X(JBE_CMP_RI) X(JA_CMP_RI) \
+    X(JZ_SUB_RI) X(JNZ_SUB_RI) X(JZ_ADD_RI) X(JNZ_ADD_RI) X(JB_CMP_RR) X(JNB_CMP_RR) \
+    X(SSE_LDA) X(SSE_LDU) X(SSE_STA) X(SSE_STU) X(SSE_MOV_RR) X(SSE_MOVD_XR) X(SSE_PMOVMSKB) \
+    X(SSE_PXOR) X(SSE_POR) X(SSE_PAND) X(SSE_PANDN) X(SSE_PCMPEQB) X(SSE_PCMPEQD) \
+    X(SSE_PMINUB) X(SSE_PSUBB) X(SSE_PSHUFD) X(SSE_PUNPCKLBW) X(SSE_PUNPCKLWD) X(SSE_PSHUFB)
 
 enum {
 #define TCG_OP_ENUM(n) OP_##n,

@@ -1155,6 +1155,187 @@ static void test_fxrstor_reserved_mxcsr_is_gp(void)
     CHECK_EQ("vector", EXCP_GP, e.cpu->stopped_vec);
 }
 
+/*
+ * The interpreter's fast SSE forms (exec.c SSE_*) keep the architectural
+ * checks (SDM 3A Table 12-8): CR4.OSFXSR = 0 or CR0.EM = 1 -> #UD, CR0.TS
+ * = 1 -> #NM, a misaligned MOVDQA operand -> #GP(0); the block is reused
+ * across the changes, so the checks are made when the op runs.
+ */
+static void sse_fast_forms_check_results(Env *e, const char *when)
+{
+    CHECK_MSG(e->cpu->regs[R_ECX] == 0xaaaa, "%s: PMOVMSKB (bytes equal at odd offsets): expected 0xaaaa, "
+              "got %#" PRIx64, when, e->cpu->regs[R_ECX]);
+    CHECK_MSG(ld64_le(e->ram + 0x104003) == 0xff00ff00ff00ff00ull &&
+              ld64_le(e->ram + 0x10400b) == 0xff00ff00ff00ff00ull,
+              "%s: PCMPEQB result stored by MOVDQU: expected ff00ff00ff00ff00 twice, got %016" PRIx64
+              " %016" PRIx64, when, ld64_le(e->ram + 0x104003), ld64_le(e->ram + 0x10400b));
+}
+
+static void test_sse_fast_forms_checks_and_results(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x66, 0x0f, 0x6f, 0x00,     /* movdqa xmm0, [rax] */
+            0xf3, 0x0f, 0x6f, 0x0b,                /* movdqu xmm1, [rbx] */
+            0x66, 0x0f, 0x74, 0xc1,                /* pcmpeqb xmm0, xmm1 */
+            0x66, 0x0f, 0xd7, 0xc8,                /* pmovmskb ecx, xmm0 */
+            0xf3, 0x0f, 0x7f, 0x02,                /* movdqu [rdx], xmm0 */
+            0xf4);
+    for (int i = 0; i < 16; i++) {
+        e.ram[0x102000 + i] = (uint8_t)(0x40 + i);
+        e.ram[0x103001 + i] = (uint8_t)(i & 1 ? 0x40 + i : 0x80 + i);
+    }
+    setup_long64_sse(&e);
+    e.cpu->stop_on_exception = true;
+    e.cpu->regs[R_EAX] = 0x102000;
+    e.cpu->regs[R_EBX] = 0x103001;
+    e.cpu->regs[R_EDX] = 0x104003;
+    e.cpu->regs[R_ECX] = 0xffffffffffffffffull;
+    /* A first run fills the TLB, so that the checks below meet the fast path, not a TLB miss. */
+    CHECK_EQ("first run: run result", TCG_RUN_HALTED, run(&e));
+    sse_fast_forms_check_results(&e, "first run");
+    e.cpu->halted = false;
+    e.cpu->regs[R_EAX] = 0x102008;
+    e.cpu->rip = CODE;
+    CHECK_EQ("misaligned MOVDQA: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("misaligned MOVDQA: #GP", EXCP_GP, e.cpu->stopped_vec);
+    CHECK_EQ("misaligned MOVDQA: error code", 0, e.cpu->stopped_err);
+    e.cpu->regs[R_EAX] = 0x102000;
+    e.cpu->cr4 &= ~(uint64_t)CR4_OSFXSR;
+    e.cpu->rip = CODE;
+    CHECK_EQ("OSFXSR=0: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("OSFXSR=0: #UD", EXCP_UD, e.cpu->stopped_vec);
+    e.cpu->cr4 |= CR4_OSFXSR;
+    e.cpu->cr0 |= X86_CR0_EM;
+    e.cpu->rip = CODE;
+    CHECK_EQ("EM=1: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("EM=1: #UD", EXCP_UD, e.cpu->stopped_vec);
+    e.cpu->cr0 = (e.cpu->cr0 & ~(uint64_t)X86_CR0_EM) | X86_CR0_TS;
+    e.cpu->rip = CODE;
+    CHECK_EQ("TS=1: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("TS=1: #NM", EXCP_NM, e.cpu->stopped_vec);
+    CHECK_EQ("TS=1: RIP at the MOVDQA", CODE, e.cpu->rip);
+    e.cpu->cr0 &= ~(uint64_t)X86_CR0_TS;
+    e.cpu->rip = CODE;
+    e.cpu->regs[R_ECX] = 0xffffffffffffffffull;
+    memset(e.ram + 0x104003, 0, 16);
+    CHECK_EQ("valid again: run result", TCG_RUN_HALTED, run(&e));
+    sse_fast_forms_check_results(&e, "valid again");
+}
+
+/*
+ * Flag producers followed by a Jcc run as one fused op in the interpreter
+ * (exec.c J<cc>_CMP_RI, _CMP8_RI, _TEST8_RI, _SUB_RI, _ADD_RI, _CMP_RR; the
+ * 16-bit ADD16_RI and CMP16_RR are specialised but not fused):
+ * the branch must go as the SDM's conditions say (JA: CF = 0 and ZF = 0;
+ * JBE: CF = 1 or ZF = 1; JB: CF = 1; JNB: CF = 0; JZ/JNZ: ZF), and the
+ * flags and the destination must be the producer's.  Each case is
+ * "producer; jcc +5; mov ebx, 1; hlt" at its own address.
+ */
+static void test_fused_flag_producer_branches(void)
+{
+    static const uint64_t vals[] = {
+        0, 1, 0x7e, 0x7f, 0x80, 0xff, 0x100, 0x7fffffff, 0x80000000, 0xffffffff,
+        0xffffffffffffff80ull, 0x8000000000000000ull, 0xffffffffffffffffull,
+    };
+    static const uint8_t imms[] = { 0x00, 0x01, 0x7f, 0x80, 0xff };
+    static const char *const kinds[] = {
+        "cmp rax,imm8; ja", "cmp rax,imm8; jbe", "cmp eax,imm8; ja", "cmp eax,imm8; jbe",
+        "cmp al,imm8; jz", "cmp al,imm8; jnz", "test al,imm8; jz", "test al,imm8; jnz",
+        "cmp rax,rcx; jb", "cmp rax,rcx; jnb", "cmp eax,ecx (3B); jb", "sub rax,imm8; jnz",
+        "sub eax,imm8; jz", "add rax,imm8; jnz", "add eax,imm8; jz",
+        "add ax,imm8; jnz", "cmp ax,cx; jb",
+    };
+    Env e = env_new();
+    setup_long64(&e);
+    unsigned slot = 0;
+    for (unsigned k = 0; k < ARRAY_LEN(kinds); k++) {
+        for (unsigned vi = 0; vi < ARRAY_LEN(vals); vi++) {
+            for (unsigned ii = 0; ii < ARRAY_LEN(imms); ii++) {
+                uint64_t v = vals[vi], v2 = ii == 0 ? v : vals[(vi + ii * 3) % ARRAY_LEN(vals)];
+                uint8_t im = imms[ii], c[16];
+                unsigned n = 0;
+                bool w = k == 0 || k == 1 || k == 8 || k == 9 || k == 11 || k == 13;
+                uint64_t mask = w ? ~0ull : 0xffffffffull, a = v & mask, b, res, rax = v;
+                bool taken, zf, cf, sf;
+                if (w)
+                    c[n++] = 0x48;
+                if (k >= 15) {
+                    /* 16-bit forms (exec.c ADD16_RI, CMP16_RR): bits 63:16 are kept. */
+                    mask = 0xffff;
+                    a = v & mask;
+                    b = k == 15 ? (uint64_t)(int64_t)(int8_t)im & mask : v2 & mask;
+                    c[n++] = 0x66;
+                    if (k == 15) {
+                        c[n++] = 0x83; c[n++] = 0xc0; c[n++] = im;
+                        res = (a + b) & mask;
+                        cf = res < a;
+                        rax = (v & ~mask) | res;
+                    } else {
+                        c[n++] = 0x39; c[n++] = 0xc8;
+                        res = (a - b) & mask;
+                        cf = a < b;
+                    }
+                } else if (k < 4 || k >= 11) {
+                    b = (uint64_t)(int64_t)(int8_t)im & mask;
+                    c[n++] = 0x83;
+                    c[n++] = k < 4 ? 0xf8 : k < 13 ? 0xe8 : 0xc0;
+                    c[n++] = im;
+                    res = (k < 13 ? a - b : a + b) & mask;
+                    cf = k < 13 ? a < b : res < a;
+                    if (k >= 11)
+                        rax = res;
+                } else if (k < 8) {
+                    mask = 0xff;
+                    a = v & 0xff;
+                    b = im;
+                    c[n++] = k < 6 ? 0x3c : 0xa8;
+                    c[n++] = im;
+                    res = k < 6 ? (a - b) & 0xff : a & b;
+                    cf = k < 6 && a < b;
+                } else {
+                    b = v2 & mask;
+                    c[n++] = k < 10 ? 0x39 : 0x3b;
+                    c[n++] = 0xc8 - (k < 10 ? 0 : 7);      /* 39 c8: cmp rax,rcx; 3b c1: cmp eax,ecx */
+                    res = (a - b) & mask;
+                    cf = a < b;
+                }
+                zf = res == 0;
+                sf = (res >> (mask == 0xff ? 7 : mask == 0xffff ? 15 : w ? 63 : 31)) & 1;
+                switch (k) {
+                case 0: case 2: taken = !cf && !zf; c[n++] = 0x77; break;
+                case 1: case 3: taken = cf || zf; c[n++] = 0x76; break;
+                case 8: case 10: case 16: taken = cf; c[n++] = 0x72; break;
+                case 9: taken = !cf; c[n++] = 0x73; break;
+                case 4: case 6: case 12: case 14: taken = zf; c[n++] = 0x74; break;
+                default: taken = !zf; c[n++] = 0x75; break;
+                }
+                c[n++] = 0x05;
+                c[n++] = 0xbb; c[n++] = 1; c[n++] = 0; c[n++] = 0; c[n++] = 0;   /* mov ebx, 1 */
+                c[n++] = 0xf4;                                  /* hlt */
+                uint32_t at = CODE + 16 * slot++;
+                put(&e, at, c, n);
+                e.cpu->rip = at;
+                e.cpu->regs[R_EAX] = v;
+                e.cpu->regs[R_ECX] = v2;
+                e.cpu->regs[R_EBX] = 0;
+                e.cpu->halted = false;                          /* the previous case's HLT */
+                if (run(&e) != TCG_RUN_HALTED) {
+                    CHECK_MSG(false, "%s: did not halt", kinds[k]);
+                    continue;
+                }
+                uint32_t fl = arith_flags(&e);
+                if (e.cpu->regs[R_EBX] != (taken ? 0u : 1u) || !!(fl & CC_Z) != zf ||
+                    !!(fl & CC_C) != cf || !!(fl & CC_S) != sf || e.cpu->regs[R_EAX] != rax)
+                    CHECK_MSG(false, "%s, rax=%#" PRIx64 " rcx=%#" PRIx64 " imm8=%#x: expected %s ZF=%d "
+                              "CF=%d SF=%d rax=%#" PRIx64 ", got %s ZF=%d CF=%d SF=%d rax=%#" PRIx64,
+                              kinds[k], v, v2, im, taken ? "taken" : "not taken", zf, cf, sf, rax,
+                              e.cpu->regs[R_EBX] ? "not taken" : "taken",
+                              !!(fl & CC_Z), !!(fl & CC_C), !!(fl & CC_S), e.cpu->regs[R_EAX]);
+            }
+        }
+    }
+}
+
 static void test_ldmxcsr_checks(void)
 {
     Env e = env_new();
@@ -2249,6 +2430,8 @@ static const TestCase cases[] = {
     TEST_CASE(test_fxsave_misaligned_is_gp),
     TEST_CASE(test_fxrstor_reserved_mxcsr_is_gp),
     TEST_CASE(test_ldmxcsr_checks),
+    TEST_CASE(test_sse_fast_forms_checks_and_results),
+    TEST_CASE(test_fused_flag_producer_branches),
     TEST_CASE(test_x87_trig_argument_reduction_accuracy),
     TEST_CASE(test_movaps_misaligned_is_gp_movups_is_not),
     TEST_CASE(test_sse_unmasked_exception_xm_or_ud),
