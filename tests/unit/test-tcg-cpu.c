@@ -1092,6 +1092,32 @@ static void setup_long64_sse(Env *e)
     e->cpu->cr4 |= CR4_OSFXSR | CR4_OSXMMEXCPT;
 }
 
+/*
+ * The legacy-SSE exception conditions (SDM 2A ch. 2 exception tables): the instruction
+ * at CODE raises #UD with CR4.OSFXSR = 0 or CR0.EM = 1, and #NM with CR0.TS =
+ * 1 with RIP left at it.  Leaves OSFXSR set, EM and TS clear, RIP = CODE.
+ */
+static void check_sse_control_faults(Env *e)
+{
+    e->cpu->stop_on_exception = true;
+    e->cpu->cr4 &= ~(uint64_t)CR4_OSFXSR;
+    e->cpu->rip = CODE;
+    CHECK_EQ("OSFXSR=0: run result", TCG_RUN_EXCEPTION, run(e));
+    CHECK_EQ("OSFXSR=0: #UD", EXCP_UD, e->cpu->stopped_vec);
+    e->cpu->cr4 |= CR4_OSFXSR;
+    e->cpu->cr0 |= X86_CR0_EM;
+    e->cpu->rip = CODE;
+    CHECK_EQ("EM=1: run result", TCG_RUN_EXCEPTION, run(e));
+    CHECK_EQ("EM=1: #UD", EXCP_UD, e->cpu->stopped_vec);
+    e->cpu->cr0 = (e->cpu->cr0 & ~(uint64_t)X86_CR0_EM) | X86_CR0_TS;
+    e->cpu->rip = CODE;
+    CHECK_EQ("TS=1: run result", TCG_RUN_EXCEPTION, run(e));
+    CHECK_EQ("TS=1: #NM", EXCP_NM, e->cpu->stopped_vec);
+    CHECK_EQ("TS=1: RIP at the instruction", CODE, e->cpu->rip);
+    e->cpu->cr0 &= ~(uint64_t)X86_CR0_TS;
+    e->cpu->rip = CODE;
+}
+
 static void test_fxsave64_layout(void)
 {
     Env e = env_new();
@@ -1200,22 +1226,7 @@ static void test_sse_fast_forms_checks_and_results(void)
     CHECK_EQ("misaligned MOVDQA: #GP", EXCP_GP, e.cpu->stopped_vec);
     CHECK_EQ("misaligned MOVDQA: error code", 0, e.cpu->stopped_err);
     e.cpu->regs[R_EAX] = 0x102000;
-    e.cpu->cr4 &= ~(uint64_t)CR4_OSFXSR;
-    e.cpu->rip = CODE;
-    CHECK_EQ("OSFXSR=0: run result", TCG_RUN_EXCEPTION, run(&e));
-    CHECK_EQ("OSFXSR=0: #UD", EXCP_UD, e.cpu->stopped_vec);
-    e.cpu->cr4 |= CR4_OSFXSR;
-    e.cpu->cr0 |= X86_CR0_EM;
-    e.cpu->rip = CODE;
-    CHECK_EQ("EM=1: run result", TCG_RUN_EXCEPTION, run(&e));
-    CHECK_EQ("EM=1: #UD", EXCP_UD, e.cpu->stopped_vec);
-    e.cpu->cr0 = (e.cpu->cr0 & ~(uint64_t)X86_CR0_EM) | X86_CR0_TS;
-    e.cpu->rip = CODE;
-    CHECK_EQ("TS=1: run result", TCG_RUN_EXCEPTION, run(&e));
-    CHECK_EQ("TS=1: #NM", EXCP_NM, e.cpu->stopped_vec);
-    CHECK_EQ("TS=1: RIP at the MOVDQA", CODE, e.cpu->rip);
-    e.cpu->cr0 &= ~(uint64_t)X86_CR0_TS;
-    e.cpu->rip = CODE;
+    check_sse_control_faults(&e);
     e.cpu->regs[R_ECX] = 0xffffffffffffffffull;
     memset(e.ram + 0x104003, 0, 16);
     CHECK_EQ("valid again: run result", TCG_RUN_HALTED, run(&e));
@@ -1346,21 +1357,7 @@ static void test_ldmxcsr_checks(void)
     CHECK_EQ("reserved bit: run result", TCG_RUN_EXCEPTION, run(&e));
     CHECK_EQ("reserved bit: #GP", EXCP_GP, e.cpu->stopped_vec);
     st32_le(e.ram + 0x102000, 0x1f80);
-    e.cpu->cr4 &= ~(uint64_t)CR4_OSFXSR;
-    e.cpu->rip = CODE;
-    CHECK_EQ("OSFXSR=0: run result", TCG_RUN_EXCEPTION, run(&e));
-    CHECK_EQ("OSFXSR=0: #UD", EXCP_UD, e.cpu->stopped_vec);
-    e.cpu->cr4 |= CR4_OSFXSR;
-    e.cpu->cr0 |= X86_CR0_EM;
-    e.cpu->rip = CODE;
-    CHECK_EQ("EM=1: run result", TCG_RUN_EXCEPTION, run(&e));
-    CHECK_EQ("EM=1: #UD", EXCP_UD, e.cpu->stopped_vec);
-    e.cpu->cr0 = (e.cpu->cr0 & ~(uint64_t)X86_CR0_EM) | X86_CR0_TS;
-    e.cpu->rip = CODE;
-    CHECK_EQ("TS=1: run result", TCG_RUN_EXCEPTION, run(&e));
-    CHECK_EQ("TS=1: #NM", EXCP_NM, e.cpu->stopped_vec);
-    e.cpu->cr0 &= ~(uint64_t)X86_CR0_TS;
-    e.cpu->rip = CODE;
+    check_sse_control_faults(&e);
     CHECK_EQ("valid: run result", TCG_RUN_HALTED, run(&e));
     CHECK_EQ("MXCSR", 0x1f80, e.cpu->mxcsr);
 }
