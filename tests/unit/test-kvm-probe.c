@@ -665,13 +665,19 @@ static int fk_ioctl(int fd, unsigned long req, void *arg)
     return fk_fail(EBADF);
 }
 
-/* A machine with 2 MiB of RAM, brought up on the fake KVM. */
-static Machine *fk_machine_irqchip(int ncpus, bool kernel_irqchip)
+/* A fresh fake KVM behind kvm_open_fn/kvm_ioctl_fn (set fk's knobs after this). */
+static void fk_install(void)
 {
     memset(&fk, 0, sizeof(fk));
     fk.sys_fd = fk.vm_fd = -1;
     kvm_open_fn = fk_open;
     kvm_ioctl_fn = fk_ioctl;
+}
+
+/* A machine with 2 MiB of RAM, brought up on the fake KVM. */
+static Machine *fk_machine_irqchip(int ncpus, bool kernel_irqchip)
+{
+    fk_install();
 
     Machine *m = g_new0(Machine, 1);
     m->cfg = test_config();
@@ -966,11 +972,8 @@ static bool kick_pending(void)
 
 static void test_fake_kvm_kick_without_immediate_exit(void)
 {
-    memset(&fk, 0, sizeof(fk));
-    fk.sys_fd = fk.vm_fd = -1;
+    fk_install();
     fk.no_immediate_exit = true;
-    kvm_open_fn = fk_open;
-    kvm_ioctl_fn = fk_ioctl;
     Machine *m = g_new0(Machine, 1);
     m->cfg = test_config();
     m->smp_cpus = 1;
@@ -993,10 +996,7 @@ static void test_fake_kvm_kick_without_immediate_exit(void)
 
 static void test_fake_kvm_smp_limit(void)
 {
-    memset(&fk, 0, sizeof(fk));
-    fk.sys_fd = fk.vm_fd = -1;
-    kvm_open_fn = fk_open;
-    kvm_ioctl_fn = fk_ioctl;
+    fk_install();
     Machine m = { 0 };
     m.cfg = test_config();
     m.smp_cpus = FK_MAX_VCPUS + 1;
@@ -1184,11 +1184,8 @@ static void test_fake_kvm_userspace_irqchip(void)
  */
 static void test_fake_kvm_irqchip_off_without_msr_filter(void)
 {
-    memset(&fk, 0, sizeof(fk));
-    fk.sys_fd = fk.vm_fd = -1;
+    fk_install();
     fk.no_user_msr = true;
-    kvm_open_fn = fk_open;
-    kvm_ioctl_fn = fk_ioctl;
     Machine *m = g_new0(Machine, 1);
     m->cfg = test_config();
     m->cfg->kernel_irqchip = false;
