@@ -50,6 +50,8 @@ void blkiov_to_buf(const BlkIov *q, size_t off, void *buf, size_t len);
 void blkiov_from_buf(const BlkIov *q, size_t off, const void *buf, size_t len);
 void blkiov_memset(const BlkIov *q, size_t off, int c, size_t len);
 bool blkiov_is_zero(const BlkIov *q);
+/* All n bytes at p are zero (8 bytes at a time once aligned). */
+bool buf_is_zero(const uint8_t *p, size_t n);
 
 typedef struct BlockCheckResult {
     int corruptions, leaks, check_errors;

@@ -91,7 +91,7 @@ void blkiov_memset(const BlkIov *q, size_t off, int c, size_t len)
     BLKIOV_FOREACH(q, off, len, (void)done_; memset(p_, c, n_));
 }
 
-static bool buf_is_zero(const uint8_t *p, size_t n)
+bool buf_is_zero(const uint8_t *p, size_t n)
 {
     while (n && ((uintptr_t)p & 7)) {
         if (*p++)

@@ -558,14 +558,6 @@ static int cmd_check(int argc, char **argv)
 
 /* ---- convert ---- */
 
-static bool buf_is_zero(const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i])
-            return false;
-    return true;
-}
-
 /* Fill buf with n bytes of bs at pos; zeros past its end. */
 static int pread_padded(BlockDriverState *bs, uint64_t pos, uint8_t *buf, uint64_t n)
 {
