@@ -38,8 +38,6 @@
 /* STATUS error bits are write-1-to-clear: 8 master data parity, 11-15 aborts/errors. */
 #define PCI_STATUS_W1C           0xf900
 
-#define PCI_BAR_IO_ADDR_MASK     0xfffffffcu
-#define PCI_BAR_MEM_ADDR_MASK    0xfffffff0u
 #define PCI_ROM_ADDR_MASK        0xfffff800u
 #define PCI_ROM_MIN_SIZE         0x800u
 #define PCI_BAR_MEM_MIN_SIZE     0x10u
@@ -204,11 +202,6 @@ static uint64_t pci_pow2_ceil(uint64_t v, uint64_t min)
     while (p < v && p < (1ULL << 63))
         p <<= 1;
     return p;
-}
-
-static unsigned pci_bar_reg(int bar)
-{
-    return bar == PCI_ROM_SLOT ? PCI_ROM_ADDRESS : PCI_BASE_ADDRESS_0 + 4u * (unsigned)bar;
 }
 
 void pci_register_bar_io(PCIDevice *d, int bar, uint32_t size, const IoPortOps *ops,

@@ -33,11 +33,6 @@ typedef struct AssignState {
     GArray *requests;               /* of BarRequest */
 } AssignState;
 
-static unsigned bar_reg(int bar)
-{
-    return PCI_BASE_ADDRESS_0 + 4 * (unsigned)bar;
-}
-
 static void collect_bars(PCIDevice *d, void *opaque)
 {
     AssignState *st = opaque;
@@ -45,9 +40,9 @@ static void collect_bars(PCIDevice *d, void *opaque)
         PCIBar *b = &d->bars[i];
         if (b->type == PCI_BAR_NONE || b->size == 0)
             continue;
-        uint32_t cur = pci_get_long(d->config + bar_reg(i));
-        uint32_t addr = b->type == PCI_BAR_IO ? (cur & ~3u) : (cur & ~0xfu);
-        bool upper = b->type == PCI_BAR_MEM64 && pci_get_long(d->config + bar_reg(i) + 4);
+        uint32_t cur = pci_get_long(d->config + pci_bar_reg(i));
+        uint32_t addr = cur & (b->type == PCI_BAR_IO ? PCI_BAR_IO_ADDR_MASK : PCI_BAR_MEM_ADDR_MASK);
+        bool upper = b->type == PCI_BAR_MEM64 && pci_get_long(d->config + pci_bar_reg(i) + 4);
         if (addr == 0 && !upper) {
             BarRequest r = { d, i };
             g_array_append_val(st->requests, r);
@@ -104,11 +99,10 @@ void pci_bus_assign_unassigned_bars(PCIBus *bus, uint64_t low_ram_end)
             }
             mem_top = addr;
         }
-        uint32_t low = (uint32_t)addr | (pci_get_long(d->config + bar_reg(r->bar)) &
-                                         (b->type == PCI_BAR_IO ? 3u : 0xfu));
-        pci_bus_config_write(bus, 0, d->devfn, (uint8_t)bar_reg(r->bar), low, 4);
+        /* The type bits below the address are read-only (not in wmask): they stay. */
+        pci_bus_config_write(bus, 0, d->devfn, (uint8_t)pci_bar_reg(r->bar), (uint32_t)addr, 4);
         if (b->type == PCI_BAR_MEM64)
-            pci_bus_config_write(bus, 0, d->devfn, (uint8_t)(bar_reg(r->bar) + 4), 0, 4);
+            pci_bus_config_write(bus, 0, d->devfn, (uint8_t)(pci_bar_reg(r->bar) + 4), 0, 4);
         uint16_t cmd = pci_get_word(d->config + PCI_COMMAND);
         cmd |= command_enable_for(b->type);
         pci_bus_config_write(bus, 0, d->devfn, PCI_COMMAND, cmd, 2);

@@ -67,6 +67,8 @@ typedef struct PCIDevice PCIDevice;
 #define PCI_CONFIG_SPACE_SIZE    256
 #define PCI_NUM_BARS             6
 #define PCI_ROM_SLOT             6        /* index of the ROM BAR in PCIDevice.bars */
+#define PCI_BAR_IO_ADDR_MASK     0xfffffffcu      /* address bits of an I/O BAR */
+#define PCI_BAR_MEM_ADDR_MASK    0xfffffff0u      /* address bits of a memory BAR */
 #define PCI_BAR_UNMAPPED         UINT64_MAX
 
 #define PCI_DEVFN(slot, fn)      ((uint8_t)(((slot) << 3) | (fn)))
@@ -178,6 +180,12 @@ void pci_device_reset(PCIDevice *d);
  * Memory BARs go below 0xFEC00000 and not below low_ram_end.
  */
 void pci_bus_assign_unassigned_bars(PCIBus *bus, uint64_t low_ram_end);
+
+/* Config-space offset of BAR bar (PCI_ROM_SLOT: the expansion ROM BAR). */
+static inline unsigned pci_bar_reg(int bar)
+{
+    return bar == PCI_ROM_SLOT ? PCI_ROM_ADDRESS : PCI_BASE_ADDRESS_0 + 4u * (unsigned)bar;
+}
 
 /* Config-space helpers (little-endian). */
 static inline uint16_t pci_get_word(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
