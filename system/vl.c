@@ -201,6 +201,12 @@ static bool set_accel(MachineConfig *cfg, const char *names, GError **errp)
     return true;
 }
 
+/* "help", or "?" (QEMU's older spelling, which kvm-unit-tests' x86/run still probes with). */
+static bool is_help_arg(const char *arg)
+{
+    return !strcmp(arg, "help") || !strcmp(arg, "?");
+}
+
 static CmdlineResult parse_accel(MachineConfig *cfg, const char *arg, GError **errp)
 {
     KOpts *o = kopts_parse(arg, "accel", errp);
@@ -211,7 +217,7 @@ static CmdlineResult parse_accel(MachineConfig *cfg, const char *arg, GError **e
     if (!name) {
         kestrel_set_error(errp, "-accel %s: missing accelerator name (kvm, tcg, qtest)", arg);
         r = CMDLINE_ERROR;
-    } else if (!strcmp(name, "help") || !strcmp(name, "?")) {
+    } else if (is_help_arg(name)) {
         accel_list(stdout);
         r = CMDLINE_EXIT_OK;
     } else {
@@ -236,7 +242,7 @@ static CmdlineResult parse_machine(MachineConfig *cfg, const char *arg, GError *
     const char *type = kopts_get(o, "type");
     const char *accel = kopts_get(o, "accel");
     const char *irqchip = kopts_get(o, "kernel-irqchip");
-    if (type && (!strcmp(type, "help") || !strcmp(type, "?"))) {
+    if (type && is_help_arg(type)) {
         printf("Supported machines:\n"
                "pc                   Standard PC (i440FX + PIIX, 1996) (default)\n");
         r = CMDLINE_EXIT_OK;
@@ -331,7 +337,7 @@ CmdlineResult cmdline_parse(int argc, char **argv, MachineConfig *cfg, GError **
                 return CMDLINE_ERROR;
             break;
         case OPT_CPU: {
-            if (!strcmp(arg, "help") || !strcmp(arg, "?")) {
+            if (is_help_arg(arg)) {
                 x86_cpu_model_list(stdout);
                 return CMDLINE_EXIT_OK;
             }
@@ -389,8 +395,7 @@ CmdlineResult cmdline_parse(int argc, char **argv, MachineConfig *cfg, GError **
             replace(&cfg->debugcon_spec, arg);
             break;
         case OPT_DEVICE:
-            /* "?" is QEMU's old spelling of help; kvm-unit-tests' x86/run probes with it. */
-            if (!strcmp(arg, "help") || !strcmp(arg, "?")) {
+            if (is_help_arg(arg)) {
                 device_type_list(stdout);
                 return CMDLINE_EXIT_OK;
             }
