@@ -523,11 +523,7 @@ static int helper_fxgrp(TCGCPU *cpu, const DecodedOp *op)
         return H_NEXT;
     }
     if (sub >= 2) {
-        /* SSE state: #UD without CR4.OSFXSR or with CR0.EM; #NM with CR0.TS (SDM 3A Table 12-8). */
-        if ((cpu->cr0 & X86_CR0_EM) || !(cpu->cr4 & CR4_OSFXSR))
-            raise_exception(cpu, EXCP_UD);
-        if (cpu->cr0 & X86_CR0_TS)
-            raise_exception(cpu, EXCP_NM);
+        sse_insn_check(cpu);            /* SSE state (SDM 3A Table 12-8) */
         if (sub == 2) {
             uint32_t v = (uint32_t)lin_ld(cpu, op_lin(cpu, op, 4, ACC_READ), 2);
             if (v & ~MXCSR_MASK_SUPPORTED)

@@ -19,8 +19,9 @@
  *
  * Everything else in the map (other prefixes, VEX-only rows, INVEPT,
  * INVVPID, INVPCID, CET, ENQCMD) raises #UD through sse_unimp (logged
- * under -d unimp).  The 0F 3A halves of AES (AESKEYGENASSIST), SHA
- * (SHA1RNDS4) and GFNI (GF2P8AFFINE*) live in ops-sse-0f3a.c.
+ * under -d unimp).  AESKEYGENASSIST, the 0F 3A half of AES, is in
+ * ops-sse-0f3a.c; SHA1RNDS4 and GF2P8AFFINE* (0F 3A) are not implemented, so
+ * SHA and GFNI are not advertised.
  *
  * Faults, per the instruction pages of SDM 2B/2C: an undefined form is #UD
  * before anything else; then the XMM forms take #UD for CR0.EM = 1 or
@@ -329,7 +330,7 @@ static int movdir(TCGCPU *cpu, const DecodedOp *op)
 /* ---- AES (FIPS-197; SDM 2A "AESENC" ...) and GF(2^8) with x^8+x^4+x^3+x+1 ---- */
 static uint8_t aes_sbox[256], aes_inv_sbox[256];
 
-uint8_t gf2p8_mul(uint8_t a, uint8_t b)
+static uint8_t gf2p8_mul(uint8_t a, uint8_t b)
 {
     uint8_t r = 0;
     for (; b; b >>= 1) {
@@ -490,10 +491,7 @@ int helper_sse_0f38(TCGCPU *cpu, const DecodedOp *op)
         sse_unimp(cpu, op);             /* undefined: #UD before the state checks */
     if (opc == 0x2a && !mem)
         sse_unimp(cpu, op);
-    if ((cpu->cr0 & X86_CR0_EM) || !(cpu->cr4 & CR4_OSFXSR))
-        raise_exception(cpu, EXCP_UD);
-    if (cpu->cr0 & X86_CR0_TS)
-        raise_exception(cpu, EXCP_NM);
+    sse_insn_check(cpu);
 
     XMMReg *d = &cpu->xmm[op->reg & 15];
     if (is_pmovx(opc))

@@ -8,8 +8,10 @@
  *   PCLMUL  PCLMULQDQ 44
  *   SSE4.2  PCMPESTRM/PCMPESTRI/PCMPISTRM/PCMPISTRI 60-63
  *
- * Everything else in the map (SHA1RNDS4, GF2P8AFFINE*, AESKEYGENASSIST, the
- * VEX-only opcodes) and every form with the wrong mandatory prefix is #UD.
+ *   AES     AESKEYGENASSIST DF (the S-box is ops-sse-0f38.c's)
+ *
+ * Everything else in the map (SHA1RNDS4, GF2P8AFFINE*, the VEX-only
+ * opcodes) and every form with the wrong mandatory prefix is #UD.
  *
  * Faults (SDM 2A §2.5 "Exception Classifications", types 4 and 5): CR0.EM = 1
  * or CR4.OSFXSR = 0 -> #UD, CR0.TS = 1 -> #NM; the MMX form of PALIGNR
@@ -23,15 +25,6 @@
 #include "accel/tcg/ops.h"
 
 enum { PF_NONE = 0, PF_66 = 1, PF_F3 = 2, PF_F2 = 3 };
-
-/* Legacy SSE instruction with XMM operands: #UD / #NM checks (see the header). */
-static void xmm_insn_check(TCGCPU *cpu)
-{
-    if ((cpu->cr0 & X86_CR0_EM) || !(cpu->cr4 & CR4_OSFXSR))
-        raise_exception(cpu, EXCP_UD);
-    if (cpu->cr0 & X86_CR0_TS)
-        raise_exception(cpu, EXCP_NM);
-}
 
 /* ---- PALIGNR (SDM 2B): (dst:src) >> (8 * imm), bytes past the pair read as 0 ---- */
 static void palignr_bytes(uint8_t *res, const uint8_t *dst, const uint8_t *src, unsigned n,
@@ -416,7 +409,7 @@ int helper_sse_0f3a(TCGCPU *cpu, const DecodedOp *op)
     default:
         sse_unimp(cpu, op);
     }
-    xmm_insn_check(cpu);
+    sse_insn_check(cpu);
 
     XMMReg *d = &cpu->xmm[op->reg & 15];
     XMMReg s, r;

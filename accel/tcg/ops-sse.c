@@ -395,10 +395,7 @@ int helper_sse(TCGCPU *cpu, const DecodedOp *op)
         return helper_mmx(cpu, op);
     if (opc == 0xf0 && (pf != PF_F2 || op->rm != NOREG))
         sse_unimp(cpu, op);             /* LDDQU is F2 and memory only; #UD outranks #NM */
-    if ((cpu->cr0 & X86_CR0_EM) || !(cpu->cr4 & CR4_OSFXSR))
-        raise_exception(cpu, EXCP_UD);
-    if (cpu->cr0 & X86_CR0_TS)
-        raise_exception(cpu, EXCP_NM);
+    sse_insn_check(cpu);
     switch (opc) {
     case 0x2a: case 0x2c ... 0x2f: case 0x51 ... 0x53: case 0x58 ... 0x5f: case 0xc2: case 0xe6:
     case 0x7c: case 0x7d: case 0xd0:    /* SSE3 HADD / HSUB / ADDSUB */

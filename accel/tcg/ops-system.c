@@ -101,12 +101,12 @@ bool tcg_cpuid_configure(const char *cpu_model, char **dropped, GError **errp)
     return true;
 }
 
-/* CPUID.(EAX=0DH,ECX=1):EAX[0]: XSAVEOPT exists (ops-fpu.c: else #UD). */
 bool tcg_cpuid_feature(int word, uint32_t bits)
 {
     return (tcg_model.feat[word] & bits) == bits;
 }
 
+/* CPUID.(EAX=0DH,ECX=1):EAX[0]: XSAVEOPT exists (ops-fpu.c: else #UD). */
 bool tcg_cpuid_has_xsaveopt(void)
 {
     return (tcg_model.feat[FEAT_1_ECX] & CPUID_1_ECX_XSAVE) && (tcg_model.feat[FEAT_D_1_EAX] & 1u);

@@ -16,6 +16,18 @@ enum {
 };
 
 /* Effective address of a memory operand (before segmentation). */
+/*
+ * Legacy SSE instruction with XMM operands (SDM 3A Table 12-8): #UD with
+ * CR0.EM = 1 or CR4.OSFXSR = 0, then #NM with CR0.TS = 1.
+ */
+TCG_INLINE void sse_insn_check(TCGCPU *cpu)
+{
+    if ((cpu->cr0 & X86_CR0_EM) || !(cpu->cr4 & CR4_OSFXSR))
+        raise_exception(cpu, EXCP_UD);
+    if (cpu->cr0 & X86_CR0_TS)
+        raise_exception(cpu, EXCP_NM);
+}
+
 TCG_INLINE uint64_t op_ea(const TCGCPU *cpu, const DecodedOp *op)
 {
     uint64_t ea = (uint64_t)(int64_t)op->disp + cpu->xregs[op->base] +
@@ -106,8 +118,7 @@ int helper_sse_fp(TCGCPU *cpu, const DecodedOp *op);
 /* Logs under -d unimp and raises #UD. */
 void __attribute__((noreturn)) sse_unimp(TCGCPU *cpu, const DecodedOp *op);
 int helper_sse_0f38(TCGCPU *cpu, const DecodedOp *op);   /* ops-sse-0f38.c */
-/* ops-sse-0f38.c, for the 0F 3A map too: GF(2^8) product mod x^8+x^4+x^3+x+1, AES S-box. */
-uint8_t gf2p8_mul(uint8_t a, uint8_t b);
+/* ops-sse-0f38.c, for AESKEYGENASSIST in the 0F 3A map too: the AES S-box. */
 uint8_t aes_sbox_byte(uint8_t x);
 int helper_sse_0f3a(TCGCPU *cpu, const DecodedOp *op);   /* ops-sse-0f3a.c */
 void mmx_check(TCGCPU *cpu);
