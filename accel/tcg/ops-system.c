@@ -760,44 +760,11 @@ static void seg_reset(SegCache *sc, uint16_t sel, uint64_t base, uint16_t attr)
 
 /* Power-on state (SDM 3A §9.1.1 Table 9-1). */
 /*
- * INIT (SDM 3A Table 10-1, "states following power-up, reset, or INIT"):
- * like RESET except that the x87, SSE and XCR0 state, the MTRRs, the
- * machine-check banks and the TSC are left as they were.
+ * What RESET and INIT both set (SDM 3A Table 10-1, "states following
+ * power-up, reset, or INIT"); INIT leaves the x87/SSE state, XCR0, the
+ * MTRRs, the machine-check banks and the TSC as they were.
  */
-void cpu_init_state(TCGCPU *cpu)
-{
-    F80 fpr[8];
-    XMMReg xmm[16];
-    memcpy(fpr, cpu->fpr, sizeof(fpr));
-    memcpy(xmm, cpu->xmm, sizeof(xmm));
-    uint16_t fcw = cpu->fcw, fsw = cpu->fsw, fop = cpu->fop, fcs = cpu->fcs, fds = cpu->fds;
-    uint8_t ftw_valid = cpu->ftw_valid;
-    uint64_t fip = cpu->fip, fdp = cpu->fdp, xcr0 = cpu->xcr0;
-    uint32_t mxcsr = cpu->mxcsr;
-    int64_t tsc_offset = cpu->tsc_offset;
-    __typeof__(cpu->mtrr) mtrr = cpu->mtrr;
-    __typeof__(cpu->mca) mca = cpu->mca;
-
-    cpu_reset_state(cpu, false);
-
-    memcpy(cpu->fpr, fpr, sizeof(fpr));
-    memcpy(cpu->xmm, xmm, sizeof(xmm));
-    cpu->fcw = fcw;
-    cpu->fsw = fsw;
-    cpu->fop = fop;
-    cpu->fcs = fcs;
-    cpu->fds = fds;
-    cpu->ftw_valid = ftw_valid;
-    cpu->fip = fip;
-    cpu->fdp = fdp;
-    cpu->xcr0 = xcr0;
-    cpu->mxcsr = mxcsr;
-    cpu->tsc_offset = tsc_offset;
-    cpu->mtrr = mtrr;
-    cpu->mca = mca;
-}
-
-void cpu_reset_state(TCGCPU *cpu, bool bsp)
+static void cpu_reset_common(TCGCPU *cpu, bool bsp)
 {
     memset(cpu->regs, 0, sizeof(cpu->regs));
     cpu->regs[R_EDX] = 0x00000663;
@@ -815,7 +782,6 @@ void cpu_reset_state(TCGCPU *cpu, bool bsp)
     cpu->cr0 = X86_CR0_ET | X86_CR0_CD | X86_CR0_NW;
     cpu->cr2 = cpu->cr3 = cpu->cr4 = cpu->cr8 = 0;
     cpu->efer = 0;
-    cpu->xcr0 = XSTATE_X87;         /* SDM 1 §13.3: XCR0 is 1 after reset */
     memset(cpu->dr, 0, sizeof(cpu->dr));
     cpu->dr[6] = 0xffff0ff0u;
     cpu->dr[7] = 0x400;
@@ -825,17 +791,28 @@ void cpu_reset_state(TCGCPU *cpu, bool bsp)
     cpu->sysenter_cs = cpu->sysenter_esp = cpu->sysenter_eip = 0;
     cpu->pat = 0x0007040600070406ull;
     cpu->misc_enable = 1;
-    mtrr_mca_reset(cpu);
-    cpu->tsc_offset = -(int64_t)host_ns();
     cpu->cpl = 0;
     cpu->halted = !bsp;
     cpu->intr_shadow = false;
     cpu->nmi_pending = cpu->nmi_blocked = false;
     cpu->excp_delivering = -1;
     cpu->exit_request = 0;
-    fpu_reset(cpu, true);
     cpu_update_hflags(cpu);
     tlb_flush(cpu, true);
+}
+
+void cpu_reset_state(TCGCPU *cpu, bool bsp)
+{
+    cpu_reset_common(cpu, bsp);
+    cpu->xcr0 = XSTATE_X87;         /* SDM 1 §13.3: XCR0 is 1 after reset */
+    mtrr_mca_reset(cpu);
+    cpu->tsc_offset = -(int64_t)host_ns();
+    fpu_reset(cpu, true);
+}
+
+void cpu_init_state(TCGCPU *cpu)
+{
+    cpu_reset_common(cpu, false);
 }
 
 static void seg_to_x86(const SegCache *sc, X86Segment *x)
