@@ -359,6 +359,19 @@ int qcow2_refcount_update(Qcow2State *s, uint64_t cluster, int64_t delta)
     return 0;
 }
 
+uint64_t qcow2_refcount_max_for_order(int order)
+{
+    return order == 6 ? UINT64_MAX : (1ull << (1 << order)) - 1;
+}
+
+void qcow2_set_refcount_order(Qcow2State *s, int order)
+{
+    s->refcount_order = order;
+    s->refcount_bits = 1 << order;
+    s->rb_entries = s->cluster_size * 8 / s->refcount_bits;
+    s->refcount_max = qcow2_refcount_max_for_order(order);
+}
+
 /*
  * A cluster the header says is metadata (header, refcount table, active L1,
  * snapshot table and snapshot L1s).  Finding one with refcount 0 means the
@@ -370,17 +383,31 @@ static bool overlaps(uint64_t off, uint64_t cs, uint64_t start, uint64_t len)
     return len != 0 && off + cs > start && off < start + len;
 }
 
-static bool cluster_is_fixed_metadata(Qcow2State *s, uint64_t c)
+/*
+ * Which structure the header points at covers host cluster c (the header,
+ * the refcount table, an L1 table, the snapshot table); NULL if none.
+ */
+static const char *fixed_metadata_name(Qcow2State *s, uint64_t c)
 {
     uint64_t off = c * s->cluster_size, cs = s->cluster_size;
 
-    if (c == 0 || overlaps(off, cs, s->rt_offset, (uint64_t)s->rt_clusters * cs) ||
-        overlaps(off, cs, s->l1_offset, (uint64_t)s->l1_size * 8))
-        return true;
+    if (c == 0)
+        return "the header";
+    if (overlaps(off, cs, s->rt_offset, (uint64_t)s->rt_clusters * cs))
+        return "the refcount table";
+    if (overlaps(off, cs, s->l1_offset, (uint64_t)s->l1_size * 8))
+        return "the active L1 table";
+    if (s->nb_snapshots && overlaps(off, cs, s->snapshots_offset, qcow2_snapshot_table_size(s)))
+        return "the snapshot table";
     for (uint32_t i = 0; s->snapshots && i < s->nb_snapshots; i++)
         if (overlaps(off, cs, s->snapshots[i].l1_offset, (uint64_t)s->snapshots[i].l1_size * 8))
-            return true;
-    return s->nb_snapshots && overlaps(off, cs, s->snapshots_offset, qcow2_snapshot_table_size(s));
+            return "a snapshot L1 table";
+    return NULL;
+}
+
+static bool cluster_is_fixed_metadata(Qcow2State *s, uint64_t c)
+{
+    return fixed_metadata_name(s, c) != NULL;
 }
 
 bool qcow2_overlaps_metadata(Qcow2State *s, uint64_t off, uint64_t len)
@@ -583,33 +610,14 @@ static void bm_set_range(CheckState *cs, uint8_t *bm, uint64_t off, uint64_t len
         bm[c >> 3] |= 1 << (c & 7);
 }
 
-static bool in_range(uint64_t off, uint64_t start, uint64_t len)
-{
-    return off >= start && off - start < len;
-}
-
 /* What metadata host cluster c holds (for messages); NULL if none. */
 static const char *check_meta_name(CheckState *cs, uint64_t c, bool data)
 {
-    Qcow2State *s = cs->s;
-    uint64_t csz = s->cluster_size, off = c * csz;
-
     if (!bm_get(cs->meta, c))
         return data && bm_get(cs->l2set, c) ? "an L2 table" : NULL;
-    if (c == 0)
-        return "the header";
-    if (in_range(off, s->rt_offset & ~(csz - 1), (uint64_t)s->rt_clusters * csz + csz - 1))
-        return "the refcount table";
-    if (in_range(off, s->l1_offset & ~(csz - 1), (uint64_t)s->l1_size * 8 + csz - 1))
-        return "the active L1 table";
-    if (s->nb_snapshots && in_range(off, s->snapshots_offset & ~(csz - 1),
-                                    qcow2_snapshot_table_size(s) + csz - 1))
-        return "the snapshot table";
-    for (uint32_t i = 0; i < s->nb_snapshots; i++)
-        if (in_range(off, s->snapshots[i].l1_offset & ~(csz - 1),
-                     (uint64_t)s->snapshots[i].l1_size * 8 + csz - 1))
-            return "a snapshot L1 table";
-    return "a refcount block";
+    /* check_mark_meta marks the fixed structures and the refcount blocks. */
+    const char *name = fixed_metadata_name(cs->s, c);
+    return name ? name : "a refcount block";
 }
 
 /* Mark the clusters the header points at (everything but L2 tables and data). */
@@ -1006,7 +1014,7 @@ static int rebuild_refcounts(Qcow2State *s, FILE *report, int order, uint64_t *b
 
     int old_order = s->refcount_order;
     if (order != old_order) {
-        uint64_t max = order == 6 ? UINT64_MAX : (1ull << (1 << order)) - 1;
+        uint64_t max = qcow2_refcount_max_for_order(order);
         for (uint64_t c = 0; c < cs.nclusters; c++) {
             if (cs.refs[c] > max) {
                 *bad_cluster = c;
@@ -1014,10 +1022,7 @@ static int rebuild_refcounts(Qcow2State *s, FILE *report, int order, uint64_t *b
                 return -ERANGE;
             }
         }
-        s->refcount_order = order;
-        s->refcount_bits = 1 << order;
-        s->rb_entries = csz * 8 / s->refcount_bits;
-        s->refcount_max = max;
+        qcow2_set_refcount_order(s, order);
     }
     uint64_t rbe = s->rb_entries;
 
@@ -1068,10 +1073,7 @@ fail_freed:
     g_free(cs.refs);
     if (order != old_order) {
         /* The header still names the old structure: keep using it. */
-        s->refcount_order = old_order;
-        s->refcount_bits = 1 << old_order;
-        s->rb_entries = csz * 8 / s->refcount_bits;
-        s->refcount_max = old_order == 6 ? UINT64_MAX : (1ull << (1 << old_order)) - 1;
+        qcow2_set_refcount_order(s, old_order);
     }
     return ret;
 }

@@ -221,9 +221,7 @@ static bool qcow2_open(BlockDriverState *bs, int flags, GError **errp)
         qcow2_fail(s, errp, "refcount_order %u too large (max 6)", (uint32_t)s->refcount_order);
         goto out;
     }
-    s->refcount_bits = 1 << s->refcount_order;
-    s->rb_entries = s->cluster_size * 8 / s->refcount_bits;
-    s->refcount_max = s->refcount_bits == 64 ? UINT64_MAX : (1ull << s->refcount_bits) - 1;
+    qcow2_set_refcount_order(s, s->refcount_order);
 
     /* The whole first cluster: extensions and the backing file name live there. */
     cl0 = g_malloc0(s->cluster_size);

@@ -142,6 +142,9 @@ uint8_t *qcow2_cache_get(Qcow2State *s, Qcow2Cache *c, uint64_t offset, bool fre
 void qcow2_cache_mark_dirty(Qcow2Cache *c, const uint8_t *table);
 void qcow2_cache_discard(Qcow2Cache *c, uint64_t offset);
 
+/* Refcount width 2^order bits (0..6): sets refcount_bits, rb_entries and refcount_max with it. */
+void qcow2_set_refcount_order(Qcow2State *s, int order);
+uint64_t qcow2_refcount_max_for_order(int order);
 int qcow2_refcount_get(Qcow2State *s, uint64_t cluster, uint64_t *val);
 int qcow2_refcount_update(Qcow2State *s, uint64_t cluster, int64_t delta);
 /* Allocate n contiguous clusters (refcount 1); host offset or -errno. */
