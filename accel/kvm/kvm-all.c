@@ -905,14 +905,14 @@ static bool kvm_set_reset_msrs(KvmState *s, KvmVcpu *v, GError **errp)
     return ok;
 }
 
-/* One vCPU to its power-on state (§1.9, §1.10). */
-static bool kvm_vcpu_reset(Machine *m, KvmVcpu *v, GError **errp)
+/*
+ * What RESET and INIT share: no exception, interrupt or NMI left queued in
+ * KVM (e.g. from the triple fault that caused the reset), and the
+ * architectural power-on registers in *x for v.
+ */
+static void kvm_vcpu_power_on_state(KvmState *s, KvmVcpu *v, X86CPUState *x)
 {
-    KvmState *s = kvm_state(m);
-    bool bsp = v->id == 0;
-
     if (s->cap_vcpu_events) {
-        /* Drop any exception/interrupt/NMI left from before (e.g. the triple fault). */
         struct kvm_vcpu_events ev;
         memset(&ev, 0, sizeof(ev));
         ev.flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SHADOW;
@@ -921,12 +921,20 @@ static bool kvm_vcpu_reset(Machine *m, KvmVcpu *v, GError **errp)
                 g_strerror(errno));
         }
     }
+    x86_cpu_state_reset(x, v->id == 0);
+    if (v->cpuid_1_eax) {
+        x->regs[R_EDX] = v->cpuid_1_eax;  /* §1.9: KVM's reset put 0x600 there */
+    }
+}
+
+/* One vCPU to its power-on state (§1.9, §1.10). */
+static bool kvm_vcpu_reset(Machine *m, KvmVcpu *v, GError **errp)
+{
+    KvmState *s = kvm_state(m);
+    bool bsp = v->id == 0;
 
     X86CPUState x;
-    x86_cpu_state_reset(&x, bsp);
-    if (v->cpuid_1_eax) {
-        x.regs[R_EDX] = v->cpuid_1_eax;  /* §1.9: KVM's reset put 0x600 there */
-    }
+    kvm_vcpu_power_on_state(s, v, &x);
     if (!kvm_set_x86(s, v, &x, errp)) {
         return false;
     }
@@ -1226,17 +1234,8 @@ void kvm_handle_apic_msr(int cpu, struct kvm_run *run)
 /* INIT (SDM vol. 3A 9.1, table 9-1): registers to their INIT values, nothing queued. */
 static bool kvm_vcpu_take_init(KvmState *s, KvmVcpu *v, GError **errp)
 {
-    if (s->cap_vcpu_events) {
-        struct kvm_vcpu_events ev;
-        memset(&ev, 0, sizeof(ev));
-        ev.flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SHADOW;
-        kvm_ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev);
-    }
     X86CPUState x;
-    x86_cpu_state_reset(&x, v->id == 0);
-    if (v->cpuid_1_eax) {
-        x.regs[R_EDX] = v->cpuid_1_eax;
-    }
+    kvm_vcpu_power_on_state(s, v, &x);
     x.apic_base = 0;                     /* INIT leaves IA32_APIC_BASE alone: keep KVM's */
     v->run->request_interrupt_window = 0;
     v->run->ready_for_interrupt_injection = 0;

@@ -455,23 +455,19 @@ static const X86CPUModel cpu_models[] = {
 
 const X86CPUModel *x86_cpu_model_find(const char *name)
 {
-    for (size_t i = 0; i < ARRAY_LEN(cpu_models); i++) {
-        if (g_ascii_strcasecmp(cpu_models[i].name, name) == 0) {
-            return &cpu_models[i];
-        }
-    }
     /* QEMU's versioned name for the same definition: "Nehalem-v1" is "Nehalem". */
     size_t len = strlen(name);
-    if (len > 3 && g_ascii_strcasecmp(name + len - 3, "-v1") == 0) {
-        char *base = g_strndup(name, len - 3);
-        const X86CPUModel *m = NULL;
-        for (size_t i = 0; i < ARRAY_LEN(cpu_models) && !m; i++) {
-            if (!cpu_models[i].host && g_ascii_strcasecmp(cpu_models[i].name, base) == 0) {
-                m = &cpu_models[i];
-            }
+    bool v1 = len > 3 && g_ascii_strcasecmp(name + len - 3, "-v1") == 0;
+
+    for (size_t i = 0; i < ARRAY_LEN(cpu_models); i++) {
+        const char *n = cpu_models[i].name;
+        if (g_ascii_strcasecmp(n, name) == 0) {
+            return &cpu_models[i];
         }
-        g_free(base);
-        return m;
+        if (v1 && !cpu_models[i].host && strlen(n) == len - 3 &&
+            g_ascii_strncasecmp(n, name, len - 3) == 0) {
+            return &cpu_models[i];
+        }
     }
     return NULL;
 }
