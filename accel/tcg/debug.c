@@ -151,9 +151,7 @@ static void dbg_record(TCGCPU *cpu, uint32_t hits)
 {
     /* Not within a one-instruction block: rerun this instruction alone. */
     dbg_single_insn(cpu);
-    cpu->dr6_pending |= hits;
-    cpu->run_events = 1;
-    __atomic_store_n(&cpu->chain_break, 1, __ATOMIC_RELAXED);
+    dbg_io_record(cpu, hits);
 }
 
 void dbg_data_access(TCGCPU *cpu, uint64_t lin, unsigned len, int acc)
