@@ -50,6 +50,11 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(CORE_OBJS) $(TESTLIB_OBJS)
 $(BUILD)/tests/qtest/%: $(BUILD)/tests/qtest/%.o $(QTESTLIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# bench/uexec: a static x86-64 program on the software CPU alone (bench/cpu-user, tests/cli/uexec.sh).
+UEXEC := $(BUILD)/bench/uexec
+$(UEXEC): $(BUILD)/bench/uexec.o $(CORE_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 tests: $(TEST_PROGS)
 
 # Test guests (Debian kernel, busybox initramfs, multiboot test kernel) are
@@ -59,17 +64,18 @@ guests:
 	tests/guests/build-all $(BUILD)/guests
 
 # Guests first: unit tests that load the real Debian kernel need them too.
-check: kestrel kestrel-img $(TEST_PROGS) guests
+check: kestrel kestrel-img $(TEST_PROGS) $(UEXEC) guests
 	@KESTREL=$(CURDIR)/kestrel BUILD=$(CURDIR)/$(BUILD) tests/run-tests.sh \
 	    $(TEST_PROGS) $(sort $(wildcard tests/cli/*.sh tests/boot/*.sh))
 
-check-slow: kestrel kestrel-img $(TEST_PROGS) guests
+check-slow: kestrel kestrel-img $(TEST_PROGS) $(UEXEC) guests
 	@KESTREL=$(CURDIR)/kestrel BUILD=$(CURDIR)/$(BUILD) KESTREL_SLOW=1 tests/run-tests.sh \
 	    $(TEST_PROGS) $(sort $(wildcard tests/cli/*.sh tests/boot/*.sh tests/slow/*.sh))
 
-bench: kestrel
+bench: kestrel $(UEXEC)
 	bench/boot-time
 	bench/cpu
+	bench/cpu-user
 	bench/footprint
 	bench/boot-time-nested
 	bench/disk
