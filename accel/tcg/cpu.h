@@ -324,6 +324,7 @@ typedef struct TCGCPU {
     uint32_t excp_err;
     bool excp_has_err;
     bool excp_soft;                  /* INT n / INT3 / INTO: software interrupt */
+    bool excp_v86_ivt;               /* soft: INT n redirected to the v8086 IVT (CR4.VME) */
     uint64_t excp_next_rip;          /* return address for software interrupts */
     jmp_buf jmp;                     /* longjmp target of raise_exception */
     volatile int exit_request;       /* kick: leave the loop at a block boundary */
@@ -435,6 +436,7 @@ static inline void cc_set_flags(TCGCPU *cpu, uint32_t arith)
 void raise_exception(TCGCPU *cpu, int vec) __attribute__((noreturn));
 void raise_exception_err(TCGCPU *cpu, int vec, uint32_t err) __attribute__((noreturn));
 void raise_softint(TCGCPU *cpu, int vec, uint64_t next_rip) __attribute__((noreturn));
+void raise_softint_v86_ivt(TCGCPU *cpu, int vec, uint64_t next_rip) __attribute__((noreturn));
 void cpu_deliver_pending_exception(TCGCPU *cpu);
 void cpu_deliver_interrupt(TCGCPU *cpu, int vec);
 void helper_iret(TCGCPU *cpu, int opsz, uint64_t next_rip);

@@ -631,7 +631,14 @@ static void decode_one(Dec *d, DecodedOp *op)
             op->idx = OP_SSE;
             op->sub = (uint8_t)(d->rep ? 2 : d->repne ? 3 : d->osz ? 1 : 0);
             op->imm16 = (uint16_t)((b == 0x38 ? 0x100 : 0x200) | op3);
-            op->sz = d->rex_w ? 3 : d->osz ? 1 : 2;
+            /*
+             * The general-purpose operand size, as for any opcode (MOVBE,
+             * CRC32's source, ADX, PEXTR/PINSR use it; REX.W reads as 3).
+             * CRC32 r32, r/m8 (F2 0F 38 F0) names a byte register.
+             */
+            op->sz = (uint8_t)osz;
+            if (b == 0x38 && op3 == 0xf0 && op->sub == 3 && !IS_MEM())
+                op->rm = breg(d, op->rm);
             if (b == 0x3a)
                 op->imm = fetch(d, 1);
             break;

@@ -40,6 +40,24 @@ void raise_softint(TCGCPU *cpu, int vec, uint64_t next_rip)
     cpu->excp_err = 0;
     cpu->excp_has_err = false;
     cpu->excp_soft = true;
+    cpu->excp_v86_ivt = false;
+    cpu->excp_next_rip = next_rip;
+    longjmp(cpu->jmp, 1);
+}
+
+/*
+ * INT n that CR4.VME redirects to the 8086 program's own handler (seg.c
+ * decides from the TSS bitmap).  Delivered like the other software
+ * interrupts, so that, as for them, no single-step trap follows the INT
+ * (SDM 3A §17.3.1.4: INT n clears TF).
+ */
+void raise_softint_v86_ivt(TCGCPU *cpu, int vec, uint64_t next_rip)
+{
+    cpu->excp_vec = vec;
+    cpu->excp_err = 0;
+    cpu->excp_has_err = false;
+    cpu->excp_soft = true;
+    cpu->excp_v86_ivt = true;
     cpu->excp_next_rip = next_rip;
     longjmp(cpu->jmp, 1);
 }
@@ -91,6 +109,34 @@ static void deliver_real(TCGCPU *cpu, int vec, uint64_t ret)
     cpu_push(cpu, 1, cpu->seg[SEG_CS].sel);
     cpu_push(cpu, 1, ret);
     cpu->eflags &= ~(FL_IF | FL_TF | FL_AC | FL_RF);
+    seg_load_real(cpu, SEG_CS, cs);
+    cpu->rip = ip;
+}
+
+/*
+ * Methods 5 and 6 of v8086 INT n handling (SDM 3A §20.3.3.4-5, Table 20-2):
+ * what real mode does (§20.1.4), on the v8086 stack, through the IVT at
+ * linear 0 (read like the IDT, as a supervisor access), staying in v8086
+ * mode.  The FLAGS image is the low word of EFLAGS; with IOPL < 3 it carries
+ * VIF as IF and IOPL as 3 (method 6).  Then TF is cleared, and IF (IOPL = 3)
+ * or VIF (IOPL < 3).  SP changes only once all three words are stored, so a
+ * fault on a push restarts the INT.
+ */
+static void deliver_v86_ivt(TCGCPU *cpu, int vec, uint64_t ret)
+{
+    bool iopl3 = ((cpu->eflags & FL_IOPL) >> 12) == 3;
+    uint16_t ip = (uint16_t)sys_ld(cpu, (uint64_t)vec * 4, 1);
+    uint16_t cs = (uint16_t)sys_ld(cpu, (uint64_t)vec * 4 + 2, 1);
+    uint32_t image = cpu_get_eflags(cpu) & 0xffff;
+    if (!iopl3)
+        image = (image & ~FL_IF) | FL_IOPL | ((cpu->eflags & FL_VIF) ? FL_IF : 0);
+    uint64_t m = sp_mask(cpu);
+    uint64_t sp = cpu->regs[R_ESP] & m;
+    seg_st(cpu, SEG_SS, (sp - 2) & m, 1, image);
+    seg_st(cpu, SEG_SS, (sp - 4) & m, 1, cpu->seg[SEG_CS].sel);
+    seg_st(cpu, SEG_SS, (sp - 6) & m, 1, ret & 0xffff);
+    sp_set(cpu, sp - 6);
+    cpu->eflags &= ~(FL_TF | FL_RF | (iopl3 ? FL_IF : FL_VIF));
     seg_load_real(cpu, SEG_CS, cs);
     cpu->rip = ip;
 }
@@ -251,6 +297,13 @@ static void deliver_protected(TCGCPU *cpu, int vec, uint32_t err, bool has_err, 
     cpu->rip = off;
 }
 
+/*
+ * Also in v8086 mode with CR4.VME: a maskable interrupt is gated by IF and
+ * goes through the protected-mode IDT; VIF only tells the monitor whether
+ * the 8086 program has interrupts enabled, and the monitor sets VIP to hold
+ * one for it (SDM 3A §20.3.2; the redirection bitmap is for INT n only,
+ * §20.3.3).
+ */
 void cpu_deliver_interrupt(TCGCPU *cpu, int vec)
 {
     /* External interrupt: rip is the next instruction already. */
@@ -321,6 +374,8 @@ void cpu_deliver_pending_exception(TCGCPU *cpu)
                            vec == EXCP_MF || vec == EXCP_AC || vec == EXCP_XM);
     if (!cpu->pe)
         deliver_real(cpu, vec, ret);
+    else if (soft && cpu->excp_v86_ivt)
+        deliver_v86_ivt(cpu, vec, ret);
     else
         deliver_protected(cpu, vec, err, has_err, soft, fault, ret);
     cpu->excp_delivering = -1;
@@ -346,16 +401,35 @@ static void iret_do(TCGCPU *cpu, int opsz, uint64_t next_rip)
         __atomic_store_n(&cpu->chain_break, 1, __ATOMIC_RELAXED);
     }
     if (!cpu->pe || cpu->vm86) {
-        if (cpu->vm86 && ((cpu->eflags & FL_IOPL) >> 12) < 3)
-            raise_exception_err(cpu, EXCP_GP, 0);
+        /*
+         * v8086 with IOPL < 3 traps to the monitor, except a 16-bit IRET
+         * with CR4.VME, which returns from an 8086 handler reached by INT n
+         * redirection (SDM 3A §20.3.3.5 method 6, whose frame IRET undoes;
+         * AMD APM vol. 3 "IRET" spells the rule out): the popped IF goes to
+         * VIF, IF and IOPL stay, and an image with TF = 1, or with IF = 1
+         * while VIP = 1, is #GP(0) before anything is popped, as for POPF
+         * (SDM 2B "POPF", SDM 3A §20.3.2).
+         */
+        bool vme_return = false;
+        if (cpu->vm86 && ((cpu->eflags & FL_IOPL) >> 12) < 3) {
+            if (!(cpu->cr4 & CR4_VME) || psz != 1)
+                raise_exception_err(cpu, EXCP_GP, 0);
+            vme_return = true;
+        }
         uint64_t ip = seg_ld(cpu, SEG_SS, sp, psz);
         uint16_t cs = (uint16_t)seg_ld(cpu, SEG_SS, (sp + w) & m, psz);
         uint32_t fl = (uint32_t)seg_ld(cpu, SEG_SS, (sp + 2 * w) & m, psz);
+        if (vme_return && ((fl & FL_TF) || ((fl & FL_IF) && (cpu->eflags & FL_VIP))))
+            raise_exception_err(cpu, EXCP_GP, 0);
         sp_set(cpu, sp + 3 * w);
         uint32_t mask = psz == 1 ? 0xffff : 0x3f7fd5u;
         mask &= ~(FL_VM | FL_VIP | FL_VIF);
         if (cpu->vm86)
             mask &= ~FL_IOPL;
+        if (vme_return) {
+            mask &= ~FL_IF;
+            cpu->eflags = (cpu->eflags & ~FL_VIF) | ((fl & FL_IF) ? FL_VIF : 0);
+        }
         seg_load_real(cpu, SEG_CS, cs);
         cpu_set_eflags(cpu, fl, mask);
         cpu_update_hflags(cpu);

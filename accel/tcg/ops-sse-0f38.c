@@ -190,14 +190,7 @@ static int pmovx(TCGCPU *cpu, const DecodedOp *op, XMMReg *d)
     unsigned k = (op->imm16 & 0x0f), opc = op->imm16 & 0xff;
     bool sign = opc < 0x30;
     XMMReg s, r;
-    if (op->rm != NOREG) {
-        s = cpu->xmm[op->rm];
-    } else if (src_len[k] == 2) {
-        memset(&s, 0, sizeof(s));
-        s.w[0] = (uint16_t)lin_ld(cpu, sse_addr(cpu, op, 2, ACC_READ, false), 1);
-    } else {
-        s = sse_src(cpu, op, src_len[k], false);
-    }
+    s = sse_src(cpu, op, src_len[k], false);
     for (unsigned i = 0; i < 16u >> to[k]; i++) {
         uint64_t v;
         switch (from[k]) {
@@ -215,19 +208,6 @@ static int pmovx(TCGCPU *cpu, const DecodedOp *op, XMMReg *d)
     return H_NEXT;
 }
 
-/*
- * General-purpose operand size of MOVBE and CRC32 r/m16/32/64.  The decoder
- * fills op->sz for this map as in 32/64-bit code; in 16-bit code the
- * default is 16 bits and 66 selects 32 (SDM 2A §2.2.1.2).
- */
-static int gpr_size(const TCGCPU *cpu, const DecodedOp *op)
-{
-    if (op->sz == 3)
-        return 3;
-    bool osz = (op->pfx & PFX_OSZ) != 0;
-    return (cpu->code_size == 1) != osz ? 1 : 2;
-}
-
 static uint64_t byte_swap(uint64_t v, int sz)
 {
     switch (sz) {
@@ -242,7 +222,7 @@ static int movbe(TCGCPU *cpu, const DecodedOp *op)
 {
     if (op->rm != NOREG || (op->sub & 3) == PF_F3)
         sse_unimp(cpu, op);
-    int sz = gpr_size(cpu, op);
+    int sz = op->sz;                    /* 16/32/64 as the mode and 66/REX.W say (decode.c) */
     if ((op->imm16 & 0xff) == 0xf0)
         reg_set(cpu, op->reg, sz, byte_swap(rm_read(cpu, op, sz), sz));
     else
@@ -259,16 +239,9 @@ static int movbe(TCGCPU *cpu, const DecodedOp *op)
  */
 static int crc32c(TCGCPU *cpu, const DecodedOp *op)
 {
-    int ssz = (op->imm16 & 0xff) == 0xf0 ? 0 : gpr_size(cpu, op);
-    uint64_t v;
-    if (ssz == 0 && op->rm != NOREG) {
-        unsigned r = op->rm;
-        if (!(op->pfx & PFX_REX) && r >= 4 && r < 8)
-            r = 16 + r - 4;             /* AH CH DH BH without a REX prefix */
-        v = reg_get(cpu, (int)r, 0);
-    } else {
-        v = rm_read(cpu, op, ssz);
-    }
+    /* Source r/m8 (AH..BH or SPL..DIL mapped by the decoder) or r/m16/32/64. */
+    int ssz = (op->imm16 & 0xff) == 0xf0 ? 0 : op->sz;
+    uint64_t v = rm_read(cpu, op, ssz);
     uint32_t crc = (uint32_t)cpu->regs[op->reg];
     for (int i = 0; i < (1 << ssz); i++) {
         crc ^= (uint8_t)(v >> (8 * i));

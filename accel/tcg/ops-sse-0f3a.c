@@ -360,11 +360,9 @@ static int helper_insert(TCGCPU *cpu, const DecodedOp *op, unsigned opc, unsigne
         x->b[imm & 15] = (uint8_t)rm_read(cpu, op, 0);
         break;
     case 0x21: {                                                    /* INSERTPS */
-        uint32_t v;
-        if (op->rm != NOREG)
-            v = cpu->xmm[op->rm].d[(imm >> 6) & 3];
-        else
-            v = (uint32_t)lin_ld(cpu, sse_addr(cpu, op, 4, ACC_READ, false), 2);
+        /* Source element COUNT_S (imm[7:6]) of a register, or the m32 itself. */
+        XMMReg src = sse_src(cpu, op, 4, false);
+        uint32_t v = src.d[op->rm != NOREG ? (imm >> 6) & 3 : 0];
         XMMReg r = *x;
         r.d[(imm >> 4) & 3] = v;
         for (int i = 0; i < 4; i++)

@@ -336,9 +336,8 @@ int helper_sse_fp(TCGCPU *cpu, const DecodedOp *op)
         break;
     }
     case 0xc2:
+        /* Legacy encodings use imm8[2:0]; bits 7:3 are reserved, not #UD (SDM 2A "CMPPS"). */
         s = sse_src(cpu, op, len, true);
-        if ((op->imm & 0xff) > 7)
-            raise_exception(cpu, EXCP_UD);
         for (int i = 0; i < n; i++)
             el_set(&r, dbl, i, fp_cmp(&e, (unsigned)op->imm & 7, el(d, dbl, i), el(&s, dbl, i), dbl)
                                    ? (dbl ? ~0ull : 0xffffffffu) : 0);

@@ -7,7 +7,8 @@
  * Floating point is in ops-sse-fp.c.  MMX (no mandatory prefix on the
  * integer opcodes; MMi = significand of x87 R_i, SDM 1 ch. 9) is here too.
  *
- * Faults (SDM 3A Table 12-8 / SDM 2 "SIMD exceptions"): CR0.EM = 1 or
+ * Faults (SDM 3A Table 12-8 / SDM 2 "SIMD exceptions"): an undefined form
+ * -> #UD before anything else (sse_0f_forms); CR0.EM = 1 or
  * CR4.OSFXSR = 0 -> #UD; CR0.TS = 1 -> #NM; a 128-bit memory operand of a
  * legacy SSE instruction other than the unaligned moves must be 16-byte
  * aligned -> #GP(0).
@@ -25,7 +26,7 @@ uint64_t sse_addr(TCGCPU *cpu, const DecodedOp *op, unsigned len, int acc, bool 
     return seg_lin(cpu, op->seg, ea, len, acc);
 }
 
-/* Source operand: an XMM register or len bytes of memory (zero-extended). */
+/* Source operand: an XMM register or len (2, 4, 8 or 16) bytes of memory, zero-extended. */
 XMMReg sse_src(TCGCPU *cpu, const DecodedOp *op, unsigned len, bool align)
 {
     XMMReg v;
@@ -38,8 +39,10 @@ XMMReg sse_src(TCGCPU *cpu, const DecodedOp *op, unsigned len, bool align)
         v.q[1] = lin_ld(cpu, lin + 8, 3);
     } else if (len == 8) {
         v.q[0] = lin_ld(cpu, lin, 3);
-    } else {
+    } else if (len == 4) {
         v.d[0] = (uint32_t)lin_ld(cpu, lin, 2);
+    } else {
+        v.w[0] = (uint16_t)lin_ld(cpu, lin, 1);
     }
     return v;
 }
@@ -381,6 +384,69 @@ void sse_unimp(TCGCPU *cpu, const DecodedOp *op)
     raise_exception(cpu, EXCP_UD);
 }
 
+/*
+ * The defined forms of the legacy 0F map's MMX/SSE/SSE2/SSE3 opcodes (SDM 2D
+ * App. A Tables A-3 and A-6), by mandatory prefix: any ModRM, memory or
+ * register operand only, or a shift group (71-73: /2 /4 /6, and 66 0F 73
+ * /3 /7; register operand only).  Anything else is #UD.  AMD's SSE4a
+ * (F2/F3 0F 78/79/2B) and VMREAD/VMWRITE (0F 78/79) are not here.
+ */
+enum { FORM_UD = 0, FORM_ANY, FORM_MEM, FORM_REG, FORM_SHIFT };
+static const uint8_t sse_0f_forms[4][256] = {
+    [PF_NONE] = {
+        [0x10 ... 0x12] = FORM_ANY, [0x13] = FORM_MEM, [0x14 ... 0x16] = FORM_ANY,
+        [0x17] = FORM_MEM, [0x28 ... 0x2a] = FORM_ANY, [0x2b] = FORM_MEM,
+        [0x2c ... 0x2f] = FORM_ANY, [0x50] = FORM_REG, [0x51 ... 0x5f] = FORM_ANY,
+        [0xc2] = FORM_ANY, [0xc6] = FORM_ANY,
+        /* MMX (and the SSE/SSE2 additions on MMX registers) */
+        [0x60 ... 0x6b] = FORM_ANY, [0x6e ... 0x70] = FORM_ANY, [0x71 ... 0x73] = FORM_SHIFT,
+        [0x74 ... 0x77] = FORM_ANY, [0x7e ... 0x7f] = FORM_ANY, [0xc4] = FORM_ANY,
+        [0xc5] = FORM_REG, [0xd1 ... 0xd5] = FORM_ANY, [0xd7] = FORM_REG,
+        [0xd8 ... 0xe5] = FORM_ANY, [0xe7] = FORM_MEM, [0xe8 ... 0xef] = FORM_ANY,
+        [0xf1 ... 0xf6] = FORM_ANY, [0xf7] = FORM_REG, [0xf8 ... 0xfe] = FORM_ANY,
+    },
+    [PF_66] = {
+        [0x10 ... 0x11] = FORM_ANY, [0x12 ... 0x13] = FORM_MEM, [0x14 ... 0x15] = FORM_ANY,
+        [0x16 ... 0x17] = FORM_MEM, [0x28 ... 0x2a] = FORM_ANY, [0x2b] = FORM_MEM,
+        [0x2c ... 0x2f] = FORM_ANY, [0x50] = FORM_REG, [0x51] = FORM_ANY,
+        [0x54 ... 0x70] = FORM_ANY, [0x71 ... 0x73] = FORM_SHIFT, [0x74 ... 0x76] = FORM_ANY,
+        [0x7c ... 0x7f] = FORM_ANY, [0xc2] = FORM_ANY, [0xc4] = FORM_ANY, [0xc5] = FORM_REG,
+        [0xc6] = FORM_ANY, [0xd0 ... 0xd6] = FORM_ANY, [0xd7] = FORM_REG,
+        [0xd8 ... 0xe6] = FORM_ANY, [0xe7] = FORM_MEM, [0xe8 ... 0xef] = FORM_ANY,
+        [0xf1 ... 0xf6] = FORM_ANY, [0xf7] = FORM_REG, [0xf8 ... 0xfe] = FORM_ANY,
+    },
+    [PF_F3] = {
+        [0x10 ... 0x12] = FORM_ANY, [0x16] = FORM_ANY, [0x2a] = FORM_ANY,
+        [0x2c ... 0x2d] = FORM_ANY, [0x51 ... 0x53] = FORM_ANY, [0x58 ... 0x5f] = FORM_ANY,
+        [0x6f ... 0x70] = FORM_ANY, [0x7e ... 0x7f] = FORM_ANY, [0xc2] = FORM_ANY,
+        [0xd6] = FORM_REG, [0xe6] = FORM_ANY,
+    },
+    [PF_F2] = {
+        [0x10 ... 0x12] = FORM_ANY, [0x2a] = FORM_ANY, [0x2c ... 0x2d] = FORM_ANY,
+        [0x51] = FORM_ANY, [0x58 ... 0x5a] = FORM_ANY, [0x5c ... 0x5f] = FORM_ANY,
+        [0x70] = FORM_ANY, [0x7c ... 0x7d] = FORM_ANY, [0xc2] = FORM_ANY, [0xd0] = FORM_ANY,
+        [0xd6] = FORM_REG, [0xe6] = FORM_ANY, [0xf0] = FORM_MEM,
+    },
+};
+
+static bool sse_0f_form_defined(const DecodedOp *op, unsigned opc, unsigned pf)
+{
+    bool mem = op->rm == NOREG;
+    unsigned g = op->reg & 7;
+    switch (sse_0f_forms[pf][opc]) {
+    case FORM_ANY: return true;
+    case FORM_MEM: return mem;
+    case FORM_REG: return !mem;
+    case FORM_SHIFT:
+        if (mem)
+            return false;
+        if (g == 2 || g == 6 || (g == 4 && opc != 0x73))
+            return true;
+        return opc == 0x73 && pf == PF_66 && (g == 3 || g == 7);    /* PSRLDQ PSLLDQ */
+    default: return false;
+    }
+}
+
 int helper_sse(TCGCPU *cpu, const DecodedOp *op)
 {
     unsigned opc = op->imm16 & 0xff, pf = op->sub & 3;
@@ -389,12 +455,18 @@ int helper_sse(TCGCPU *cpu, const DecodedOp *op)
         return helper_sse_0f38(cpu, op);
     if (op->imm16 >> 8 == 2)
         return helper_sse_0f3a(cpu, op);
+    /*
+     * An undefined form is #UD before any CR0.EM/TS or CR4.OSFXSR check:
+     * it is no MMX/SSE instruction, so SDM 3A Table 12-8's #NM for CR0.TS
+     * does not apply (e.g. MOVNTPS, whose only form is a memory store,
+     * with ModRM.mod = 11B).
+     */
+    if (!sse_0f_form_defined(op, opc, pf))
+        raise_exception(cpu, EXCP_UD);
     /* No mandatory prefix on the integer opcodes: MMX registers (CR4.OSFXSR not needed). */
     if (pf == PF_NONE && ((opc >= 0x60 && opc <= 0x7f) || opc == 0xc4 || opc == 0xc5 ||
                           (opc >= 0xd1 && opc != 0xe6)))
         return helper_mmx(cpu, op);
-    if (opc == 0xf0 && (pf != PF_F2 || op->rm != NOREG))
-        sse_unimp(cpu, op);             /* LDDQU is F2 and memory only; #UD outranks #NM */
     sse_insn_check(cpu);
     switch (opc) {
     case 0x2a: case 0x2c ... 0x2f: case 0x51 ... 0x53: case 0x58 ... 0x5f: case 0xc2: case 0xe6:
@@ -507,9 +579,7 @@ int helper_sse(TCGCPU *cpu, const DecodedOp *op)
         else if (mem) sse_store(cpu, op, d, 16, true);
         else cpu->xmm[op->rm] = *d;
         return H_NEXT;
-    case 0x2b: case 0xe7:       /* MOVNTPS/MOVNTPD/MOVNTDQ: aligned store */
-        if (!mem || pf > PF_66 || (opc == 0xe7 && pf != PF_66))
-            raise_exception(cpu, EXCP_UD);
+    case 0x2b: case 0xe7:       /* MOVNTPS/MOVNTPD/MOVNTDQ: aligned store (form checked above) */
         sse_store(cpu, op, d, 16, true);
         return H_NEXT;
     case 0x50:                  /* MOVMSKPS/MOVMSKPD */

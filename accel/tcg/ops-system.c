@@ -12,12 +12,16 @@
  * branches) advertises exactly what is implemented; another -cpu model gives
  * its signature and brand and its features less those not implemented
  * (tcg_cpuid_configure, with one warning line naming them):
- *   1:EDX   FPU PSE TSC MSR PAE CX8 SEP PGE CMOV PAT PSE36 CLFSH MMX FXSR
- *           SSE SSE2 (no APIC until the platform brings one, no MTRR/MCE)
- *   1:ECX   CX16 POPCNT XSAVE (OSXSAVE mirrors CR4.OSXSAVE)
+ *   1:EAX   family 15 model 107 stepping 1 (as KVM's kestrel64)
+ *   1:EDX   FPU VME DE PSE TSC MSR PAE MCE CX8 APIC SEP MTRR PGE MCA CMOV
+ *           PAT PSE36 CLFSH MMX FXSR SSE SSE2 (APIC only with a local APIC);
+ *           VME covers CR4.VME and CR4.PVI (seg.c, excp.c, the flag ops below)
+ *   1:ECX   SSE3 PCLMULQDQ SSSE3 CX16 SSE4.1 SSE4.2 MOVBE POPCNT
+ *           TSC-deadline AES XSAVE (OSXSAVE mirrors CR4.OSXSAVE)
  *   0DH     XCR0 components x87 and SSE, standard 576-byte XSAVE area;
  *           sub-leaf 1: XSAVEOPT only (no XSAVEC, XGETBV1, XSAVES)
- *   7:EDX   ARCH_CAPABILITIES (MSR 10AH says: no speculative-execution bugs)
+ *   7:EBX   ADX;  ECX  MOVDIRI MOVDIR64B;  EDX  ARCH_CAPABILITIES (MSR 10AH
+ *           says: no speculative-execution bugs)
  *   8000_0001h:EDX  SYSCALL NX Page1GB RDTSCP LM;  ECX  LAHF-SAHF LZCNT
  *   8000_0008h:EAX  40 physical / 48 linear address bits
  * SDM 2A "CPUID", SDM 4 (MSRs), SDM 3A §2.5 (control registers).
@@ -37,7 +41,7 @@ static const char cpuid_default_brand[48] = "Kestrel software CPU kestrel64";
  * local APIC exists (tcg_has_apic).
  */
 #define TCG_FEATURES_IMPLEMENTED { \
-    [FEAT_1_EDX] = (1u << 0) | (1u << 2) /* DE: debug.c */ | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | CPUID_1_EDX_MCE | \
+    [FEAT_1_EDX] = (1u << 0) | CPUID_1_EDX_VME /* CR4.VME, CR4.PVI */ | (1u << 2) /* DE: debug.c */ | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | CPUID_1_EDX_MCE | \
                    (1u << 8) | (1u << 9) | (1u << 11) | CPUID_1_EDX_MTRR | (1u << 13) | \
                    CPUID_1_EDX_MCA | (1u << 15) | (1u << 16) | \
                    (1u << 17) | (1u << 19) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26), \
@@ -53,6 +57,18 @@ static const char cpuid_default_brand[48] = "Kestrel software CPU kestrel64";
 }
 static const X86FeatureSet tcg_supported = TCG_FEATURES_IMPLEMENTED;
 
+/*
+ * CPUID.01H:EAX of kestrel64 (SDM 2A "CPUID", Figure 3-6): family 15 model
+ * 107 stepping 1, the signature KVM's kestrel64 (accel/kvm/kvm-cpuid.c) and
+ * QEMU's qemu64 report, so a guest sees one CPU under either accelerator.
+ * Not a family-6 model below 15: Linux clears PAT on Pentium Pro to Core
+ * Yonah ("if (c->x86 == 6 && c->x86_model < 15)" in early_init_intel,
+ * arch/x86/kernel/cpu/intel.c; erratum AN7), and the old 0x663 (family 6
+ * model 6) left every guest without PAT.  tests/unit/test-tcg-cpu.c checks
+ * that this matches the shared model table.
+ */
+#define TCG_KESTREL64_SIGNATURE 0x00060fb1u
+
 /* The CPUID model of every software CPU of this process (-cpu; tcg_cpuid_configure). */
 static struct {
     X86FeatureSet feat;
@@ -60,7 +76,7 @@ static struct {
     char brand[48];
 } tcg_model = {
     .feat = TCG_FEATURES_IMPLEMENTED,     /* kestrel64 until -cpu says otherwise */
-    .signature = 0x00000663,     /* family 6 model 6 stepping 3 */
+    .signature = TCG_KESTREL64_SIGNATURE,
 };
 
 /*
@@ -94,7 +110,7 @@ bool tcg_cpuid_configure(const char *cpu_model, char **dropped, GError **errp)
         any |= lack[w] != 0;
     if (any)
         *dropped = x86_feature_set_describe(lack);
-    tcg_model.signature = ours ? 0x00000663 : x86_cpu_model_signature(m);
+    tcg_model.signature = ours ? TCG_KESTREL64_SIGNATURE : x86_cpu_model_signature(m);
     memset(tcg_model.brand, 0, sizeof(tcg_model.brand));     /* empty: cpuid_default_brand */
     if (!ours && m->model_id)
         g_strlcpy(tcg_model.brand, m->model_id, sizeof(tcg_model.brand));
@@ -424,6 +440,9 @@ bool cpu_write_cr4(TCGCPU *cpu, uint64_t v)
     /* OSXSAVE only with XSAVE advertised (SDM 3A §2.5: else MOV CR4 #GP). */
     if (tcg_model.feat[FEAT_1_ECX] & CPUID_1_ECX_XSAVE)
         supported |= CR4_OSXSAVE;
+    /* VME and PVI likewise only with CPUID.01H:EDX.VME (SDM 3A §2.5, §20.3.3). */
+    if (tcg_model.feat[FEAT_1_EDX] & CPUID_1_EDX_VME)
+        supported |= CR4_VME | CR4_PVI;
     if (v & ~supported)
         return false;
     if (cpu->lma && !(v & X86_CR4_PAE))
@@ -689,6 +708,26 @@ static bool iopl_sensitive_fault(TCGCPU *cpu)
     return cpu->pe && cpu->cpl > iopl;
 }
 
+/*
+ * Where CLI and STI that may not touch IF change VIF instead (SDM 2A "CLI",
+ * 2B "STI", their decision tables): "VME mode" is v8086 with CR4.VME = 1 (SDM 3A
+ * §20.3.2), "PVI mode" protected mode at CPL 3 with CR4.PVI = 1 (SDM 3A
+ * §20.4; compatibility and 64-bit mode included).  Only consulted once
+ * IOPL < CPL (v8086: IOPL < 3).
+ */
+static bool virtual_if_mode(const TCGCPU *cpu)
+{
+    if (cpu->vm86)
+        return cpu->cr4 & CR4_VME;
+    return cpu->pe && cpu->cpl == 3 && (cpu->cr4 & CR4_PVI);
+}
+
+/* v8086 with IOPL < 3: PUSHF, POPF, IRET and INT n go to the monitor or, with CR4.VME, use VIF. */
+static bool vm86_iopl_below_3(const TCGCPU *cpu)
+{
+    return cpu->vm86 && ((cpu->eflags & FL_IOPL) >> 12) < 3;
+}
+
 int helper_flagop(TCGCPU *cpu, const DecodedOp *op)
 {
     uint32_t f;
@@ -697,13 +736,26 @@ int helper_flagop(TCGCPU *cpu, const DecodedOp *op)
     case 1: f = cc_compute_all(cpu); cc_set_flags(cpu, f & ~CC_C); return H_NEXT;
     case 2: f = cc_compute_all(cpu); cc_set_flags(cpu, f | CC_C); return H_NEXT;
     case 3:
-        if (iopl_sensitive_fault(cpu))
-            raise_exception_err(cpu, EXCP_GP, 0);
+        if (iopl_sensitive_fault(cpu)) {
+            if (!virtual_if_mode(cpu))
+                raise_exception_err(cpu, EXCP_GP, 0);
+            cpu->eflags &= ~FL_VIF;     /* IF, and so hardware interrupts, unchanged */
+            return H_NEXT;
+        }
         cpu->eflags &= ~FL_IF;
         return H_NEXT;
     case 4:
-        if (iopl_sensitive_fault(cpu))
-            raise_exception_err(cpu, EXCP_GP, 0);
+        if (iopl_sensitive_fault(cpu)) {
+            /*
+             * A virtual interrupt is pending (VIP, set by the monitor): #GP(0)
+             * so that the monitor delivers it (SDM 3A §20.3.2, §20.4).
+             * No interrupt shadow: IF does not change.
+             */
+            if (!virtual_if_mode(cpu) || (cpu->eflags & FL_VIP))
+                raise_exception_err(cpu, EXCP_GP, 0);
+            cpu->eflags |= FL_VIF;
+            return H_NEXT;
+        }
         if (!(cpu->eflags & FL_IF))
             cpu->intr_shadow = true;    /* STI; HLT is race-free */
         cpu->eflags |= FL_IF;
@@ -715,16 +767,46 @@ int helper_flagop(TCGCPU *cpu, const DecodedOp *op)
 
 int helper_pushf(TCGCPU *cpu, const DecodedOp *op)
 {
-    if (cpu->vm86 && ((cpu->eflags & FL_IOPL) >> 12) < 3)
-        raise_exception_err(cpu, EXCP_GP, 0);
-    cpu_push(cpu, op->sz, cpu_get_eflags(cpu) & ~(FL_VM | FL_RF));
+    uint32_t image = cpu_get_eflags(cpu) & ~(FL_VM | FL_RF);
+    if (vm86_iopl_below_3(cpu)) {
+        /*
+         * SDM 2B "PUSHF": only the 16-bit form with CR4.VME runs; it pushes
+         * VIF in IF's place and IOPL as 3, so the 8086 program sees the flags
+         * of a machine it owns.  PUSHFD, or no VME, traps to the monitor.
+         */
+        if (!(cpu->cr4 & CR4_VME) || op->sz != 1)
+            raise_exception_err(cpu, EXCP_GP, 0);
+        image = (image & ~FL_IF) | FL_IOPL | ((cpu->eflags & FL_VIF) ? FL_IF : 0);
+    }
+    cpu_push(cpu, op->sz, image);
     return H_NEXT;
+}
+
+/*
+ * POPF in v8086 with IOPL < 3 and CR4.VME (SDM 2B "POPF", 16-bit operand
+ * only): the popped IF goes to VIF, IF and IOPL stay; #GP(0), with nothing
+ * popped, when the image has TF = 1 or when it sets IF while VIP = 1 (a
+ * virtual interrupt is pending: the monitor delivers it, SDM 3A §20.3.2).
+ */
+static int popf_vme(TCGCPU *cpu)
+{
+    uint64_t sp = cpu->regs[R_ESP] & sp_mask(cpu);
+    uint32_t v = (uint32_t)seg_ld(cpu, SEG_SS, sp, 1);
+    if ((v & FL_TF) || ((v & FL_IF) && (cpu->eflags & FL_VIP)))
+        raise_exception_err(cpu, EXCP_GP, 0);
+    sp_set(cpu, sp + 2);
+    cpu_set_eflags(cpu, v, CC_ALL | FL_TF | FL_DF | FL_NT);
+    cpu->eflags = (cpu->eflags & ~(FL_VIF | FL_RF)) | ((v & FL_IF) ? FL_VIF : 0);
+    return H_NEXT_END;
 }
 
 int helper_popf(TCGCPU *cpu, const DecodedOp *op)
 {
-    if (cpu->vm86 && ((cpu->eflags & FL_IOPL) >> 12) < 3)
-        raise_exception_err(cpu, EXCP_GP, 0);
+    if (vm86_iopl_below_3(cpu)) {
+        if (!(cpu->cr4 & CR4_VME) || op->sz != 1)
+            raise_exception_err(cpu, EXCP_GP, 0);
+        return popf_vme(cpu);
+    }
     uint32_t v = (uint32_t)cpu_pop(cpu, op->sz);
     uint32_t mask = CC_ALL | FL_TF | FL_DF | FL_NT | FL_AC | FL_ID;
     unsigned iopl = (cpu->eflags & FL_IOPL) >> 12;
@@ -767,7 +849,7 @@ static void seg_reset(SegCache *sc, uint16_t sel, uint64_t base, uint16_t attr)
 static void cpu_reset_common(TCGCPU *cpu, bool bsp)
 {
     memset(cpu->regs, 0, sizeof(cpu->regs));
-    cpu->regs[R_EDX] = 0x00000663;
+    cpu->regs[R_EDX] = tcg_model.signature;     /* = CPUID.01H:EAX (SDM 3A §9.1.4) */
     cpu->rip = 0xfff0;
     cpu->eflags = X86_RFLAGS_FIXED;
     cc_set_flags(cpu, 0);

@@ -658,10 +658,10 @@ int helper_lseg(TCGCPU *cpu, const DecodedOp *op)
     uint16_t sel = (uint16_t)lin_ld(cpu, lin + (1u << osz), 1);
     seg_load(cpu, op->sub, sel);
     reg_set(cpu, op->reg, osz, off);
-    if (op->sub == SEG_SS) {
-        cpu->intr_shadow = true;
-        return H_NEXT_END;
-    }
+    /*
+     * No interrupt shadow, not even for LSS: SDM 3A §6.8.3 gives one to
+     * MOV SS and POP SS only (LSS loads SS:rSP together, so needs none).
+     */
     return H_NEXT;
 }
 
@@ -847,22 +847,53 @@ int helper_popa(TCGCPU *cpu, const DecodedOp *op)
     return H_NEXT;
 }
 
+/*
+ * INT n in v8086 mode with CR4.VME (SDM 3A §20.3.3, Table 20-2; SDM 2A
+ * "INT n" pseudocode): bit n of the software interrupt redirection bitmap,
+ * the 32 bytes just below the TSS's I/O map base, chooses.  Clear: methods
+ * 5 (IOPL = 3) and 6 (IOPL < 3), the 8086 program's own handler.  Set:
+ * method 4 (IOPL = 3, the IDT) or 3 (IOPL < 3, #GP(0)).  No 32-bit TSS, or a
+ * bitmap byte beyond the TSS limit, is #GP(0), as for the I/O bitmap.
+ */
+static bool vme_int_redirected(TCGCPU *cpu, unsigned vec)
+{
+    const SegCache *tr = &cpu->tr;
+    unsigned type = SEGA_TYPE(tr->attr);
+    if ((type != 9 && type != 11) || tr->limit < 0x67)
+        raise_exception_err(cpu, EXCP_GP, 0);
+    uint32_t iobase = (uint32_t)sys_ld(cpu, tr->base + 0x66, 1);
+    uint32_t off = iobase - 32 + vec / 8;
+    if (iobase < 32 || off > tr->limit)
+        raise_exception_err(cpu, EXCP_GP, 0);
+    return !(sys_ld(cpu, tr->base + off, 0) & (1u << (vec & 7)));
+}
+
 int helper_int(TCGCPU *cpu, const DecodedOp *op)
 {
     uint64_t next = cpu->rip + op->len;
     if (!cpu->code64)
         next &= size_mask[cpu->code_size];
     switch (op->idx) {
+    /*
+     * INT3 (CC) and INTO (CE) are not "INT n" (CD ib): in v8086 mode they are
+     * neither IOPL-sensitive nor redirected, with or without VME; they always
+     * go through the IDT, whose gate must have DPL 3 (SDM 2A "INT n/INTO/
+     * INT3/INT1" pseudocode: its VM checks name INT n only).
+     */
     case OP_INT3:
         raise_softint(cpu, EXCP_BP, next);
     case OP_INTO:
         if (!(cc_compute_all(cpu) & CC_O))
             return H_NEXT_END;
         raise_softint(cpu, EXCP_OF, next);
-    default:
-        /* v8086 with IOPL < 3: INT n is IOPL-sensitive -> #GP(0) (no VME). */
+    default: {
+        unsigned vec = (unsigned)(op->imm & 0xff);
+        if (cpu->vm86 && (cpu->cr4 & CR4_VME) && vme_int_redirected(cpu, vec))
+            raise_softint_v86_ivt(cpu, (int)vec, next);     /* excp.c: deliver_v86_ivt */
+        /* v8086 with IOPL < 3: #GP(0) for the monitor (methods 2 and 3). */
         if (cpu->vm86 && ((cpu->eflags & FL_IOPL) >> 12) < 3)
             raise_exception_err(cpu, EXCP_GP, 0);
-        raise_softint(cpu, (int)(op->imm & 0xff), next);
+        raise_softint(cpu, (int)vec, next);
+    }
     }
 }

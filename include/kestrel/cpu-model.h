@@ -47,6 +47,7 @@ typedef struct X86FeatureName {
 } X86FeatureName;
 
 /* Bits that matter by name elsewhere in the builder. */
+#define CPUID_1_EDX_VME         (1u << 1)
 #define CPUID_1_EDX_MCE         (1u << 7)
 #define CPUID_1_EDX_APIC        (1u << 9)
 #define CPUID_1_EDX_MTRR        (1u << 12)

@@ -30,7 +30,7 @@ if ! build_guest linux-kernel "$guests" || ! build_guest initramfs "$guests"; th
 fi
 
 # The single quotes keep $(...) for the guest's shell.
-cmd='console=ttyS0 quiet kestrel.cmd="echo NPROC=$(nproc); echo CPUINFO=$(grep -c ^processor /proc/cpuinfo); grep MemTotal /proc/meminfo"'
+cmd='console=ttyS0 quiet kestrel.cmd="echo NPROC=$(nproc); echo CPUINFO=$(grep -c ^processor /proc/cpuinfo); echo PAT-CPUS=$(grep -cw pat /proc/cpuinfo); grep MemTotal /proc/meminfo"'
 typed='echo TYPED-$((6*7)); reboot -f\n'
 
 # run_typed OUT TIMEOUT CMD...: run CMD with stdout in OUT, stderr in OUT.err;
@@ -69,6 +69,13 @@ check() {
     fi
     if ! grep -qx 'NPROC=2' "$out.txt" || ! grep -qx 'CPUINFO=2' "$out.txt"; then
         echo "FAIL $name: expected 2 CPUs (nproc and /proc/cpuinfo); got: $(grep -E '^(NPROC|CPUINFO)=' "$out.txt" | tr '\n' ' ')"
+        return
+    fi
+    # Linux clears the pat flag on family-6 CPUs below model 15 (erratum AN7).
+    # (Without firmware the MTRRs stay disabled and Linux then skips PAT
+    # setup; firmware-linux.sh checks the PAT configuration itself.)
+    if ! grep -qx 'PAT-CPUS=2' "$out.txt"; then
+        echo "FAIL $name: expected the pat flag on both CPUs in /proc/cpuinfo; got: $(grep '^PAT-CPUS=' "$out.txt")"
         return
     fi
     kb=$(sed -n 's/^MemTotal: *\([0-9]*\) kB$/\1/p' "$out.txt")

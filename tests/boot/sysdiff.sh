@@ -1,8 +1,8 @@
 #!/bin/sh
 # System-level differential test of the software CPU: the test kernel
-# tests/guests/sysdiff.S runs ~115 numbered cases (segmentation, paging, faults,
-# privilege changes, v8086 mode, task switches, debug registers and
-# breakpoints, NMI through the local APIC) and prints, per case, the
+# tests/guests/sysdiff.S runs ~130 numbered cases (segmentation, paging, faults,
+# privilege changes, v8086 mode and its extensions (VME, PVI), task switches,
+# debug registers and breakpoints, NMI through the local APIC) and prints, per case, the
 # architectural state it observed ("CASE NN <what>: vec=.. err=.. eip=.. ...").
 # It runs under Debian's QEMU (TCG, the oracle) and under kestrel -accel tcg
 # with the same arguments; the lines are compared one by one:
@@ -49,7 +49,14 @@ DEVIATIONS='10|mov es:0x1000|vec=0d err=00000000|QEMU TCG does not check data-se
 106|mov dr0 (general detect)|vec=01 dr6=ffff2ff0|QEMU TCG does not implement DR7.GD (SDM 3A 17.2.4: a MOV DR with GD=1 is a #DB fault with DR6.BD)
 111|TF and a data breakpoint|efl=00000146 dr6=ffff4ff1|QEMU TCG delivers the single-step trap as a second #DB, at the first instruction of the handler (SDM 3A 17.2.3: with BS set the other DR6 status bits may be set too, one #DB after the instruction reports both)
 112|rep movsb hits a write breakpoint|efl=00010046|QEMU TCG pushes RF=0 for a data breakpoint in a REP string before its last iteration (SDM 3A 17.3.1.1: RF=1 for a trap from any iteration but the last)
-116|single step per iteration|efl=00010146 ecx=00000002|QEMU TCG pushes RF=0 for a single-step trap in a REP string before its last iteration (SDM 3A 17.3.1.1: RF=1 for a trap from any iteration but the last)'
+116|single step per iteration|efl=00010146 ecx=00000002|QEMU TCG pushes RF=0 for a single-step trap in a REP string before its last iteration (SDM 3A 17.3.1.1: RF=1 for a trap from any iteration but the last)
+118|redirection bit clear (method 6)|vec=0d eip=00000024 efl=00030002 esp=00006ff0 ebx=00003302 ecx=0000001e edx=00000700|QEMU 7.2 TCG does not implement the virtual-8086 mode extensions (it accepts CR4.VME and ignores it): SDM 3A 20.3.3.5 and Table 20-2 redirect INT n through the IVT at linear 0 when its bitmap bit is clear (the 8086 handler pops IP 001e, CS 0700 and FLAGS with IOPL=3 and IF=VIF; VIF and TF are cleared); QEMU raises #GP(0)
+120|redirection bit clear (method 5)|vec=0d eip=00000024 efl=000b3002 esp=00006ff0 ebx=00003002 ecx=0000001e edx=00000700|QEMU 7.2 TCG does not implement the virtual-8086 mode extensions (it accepts CR4.VME and ignores it): SDM 3A 20.3.3.4 (method 5) redirects INT n through the IVT at linear 0 with the FLAGS pushed as they are and IF cleared; QEMU uses the IDT
+123|cli; pushf; sti; pushf|vec=0d eip=0000002b efl=000b0002 ebx=00003002 ecx=00003202|QEMU 7.2 TCG does not implement the virtual-8086 mode extensions (it accepts CR4.VME and ignores it): with VME and IOPL<3 CLI and STI clear and set VIF and PUSHF pushes VIF as IF and IOPL as 3 (SDM 2A CLI, 2B STI and PUSHF); QEMU raises #GP(0) at the CLI
+126|popf of 0|vec=0d eip=00000036 efl=00130002 esp=00006ff0|QEMU 7.2 TCG does not implement the virtual-8086 mode extensions (it accepts CR4.VME and ignores it): with VME and IOPL<3 a 16-bit POPF of an image with IF=0 and TF=0 runs even with VIP=1 and loads VIF from IF (SDM 2B POPF); QEMU raises #GP(0)
+128|iret to FLAGS 0x0201|vec=0d eip=00000048 efl=000b0003 esp=00006ff0 ebx=00004325|QEMU 7.2 TCG does not implement the virtual-8086 mode extensions (it accepts CR4.VME and ignores it): with VME and IOPL<3 a 16-bit IRET returns and loads VIF from the popped IF (the return from a method 6 redirection, SDM 3A 20.3.3.5; AMD APM vol. 3 IRET); QEMU raises #GP(0)
+129|ring3 PVI IOPL0 VIF=1: cli; pushf; sti; pushf|vec=0d efl=00090002 ebx=00000002 ecx=00080002|QEMU 7.2 TCG does not implement protected-mode virtual interrupts (it accepts CR4.PVI and ignores it): with CR4.PVI at CPL 3 and IOPL<3 CLI and STI clear and set VIF (SDM 3A 20.4); QEMU raises #GP(0) at the CLI
+130|ring3 PVI IOPL0 VIP=1: sti|vec=0d efl=00110002|QEMU 7.2 TCG does not load VIF and VIP in an IRET from CPL 0 to CPL 3 (SDM 2A IRET: at CPL 0 a 32-bit IRET loads them) and does not implement PVI: with VIP=1 the STI must fault (SDM 2B STI) with VIP still set'
 
 # Deviation cases whose SDM behaviour kestrel does not implement yet (issue 4):
 # reported as SKIP with the reason while kestrel lacks the SDM result, so they

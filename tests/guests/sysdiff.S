@@ -5,8 +5,8 @@
  *
  * It builds its own GDT, IDT and TSS, then runs a fixed list of numbered
  * cases (segmentation, paging, faults and exception classes, privilege
- * changes, call gates, v8086 mode, task switches, debug registers and
- * breakpoints, NMI from the local APIC).  Each case starts from the same clean state (protected mode,
+ * changes, call gates, v8086 mode and its extensions (VME, PVI), task
+ * switches, debug registers and breakpoints, NMI from the local APIC).  Each case starts from the same clean state (protected mode,
  * paging off, CPL 0, flat segments), runs a short instruction sequence and
  * ends either by returning normally or by taking an exception/interrupt.
  * The case then prints one line:
@@ -231,7 +231,9 @@ build_tables:
     call set_tss_desc
     movl $KDATA, tss1 + 8            /* SS0 */
     movl $kstack0_top, tss1 + 4      /* ESP0 */
-    movw $0x68, tss1 + 102           /* I/O map base beyond the limit: no bitmap */
+    movw $0x87, gdt + TSS1           /* TSS1 limit 87h: room for the INT redirection bitmap */
+    movw $0x88, tss1 + 102           /* I/O map base beyond the limit: no I/O bitmap; the
+                                        INT redirection bitmap (CR4.VME) is 68h-87h */
     movl $KDATA, tss2 + 8
     movl $kstack0_top, tss2 + 4
     movw $0x68, tss2 + 102
@@ -1989,6 +1991,19 @@ c_nmi_hlt:
     call set_gate
     call apic_on
     movl $0x10400, LAPIC + 0x350     /* LVT LINT0: NMI, masked while set up */
+    /*
+     * Without firmware channel 0 runs from reset in mode 3 (an IRQ0 edge
+     * every 55 ms).  An edge while LINT0 is masked would leave IRR0 set and
+     * INT high, so the one-shot below could never make another edge and the
+     * HLT would wait forever (NMI on LINT0 is edge-triggered, SDM 3A 10.5.1).
+     * Mode 0 with the full count first: OUT low, no edge for 55 ms; the
+     * 8259's ICW1 then clears any IRR0 latched before.
+     */
+    movb $0x30, %al                  /* 8254: channel 0, lo/hi, mode 0 */
+    outb %al, $0x43
+    xorl %eax, %eax                  /* count 0 = 65536 */
+    outb %al, $0x40
+    outb %al, $0x40
     movb $0x11, %al                  /* 8259 ICW1: edge, cascade, ICW4 */
     outb %al, $0x20
     movb $0x20, %al                  /* ICW2: vectors 0x20-0x27 */
@@ -2057,8 +2072,161 @@ v86_pushf:
     movw $0x4324, %bx
     pushf
     hlt
+/* With CR4.VME (cases 118-128). */
+v86_int21:
+    int $0x21
+    hlt
+v86_int3:
+    int3
+    hlt
+v86_hnd:                             /* 8086 handler for 0x21 and 3 in the IVT at 0 */
+    popw %cx                         /* IP the INT pushed */
+    popw %dx                         /* CS */
+    popw %bx                         /* FLAGS image */
+    hlt
+v86_vif_ops:
+    cli
+    pushf
+    popw %bx                         /* IF = VIF (0), IOPL = 3 */
+    sti
+    pushf
+    popw %cx                         /* IF = VIF (1), IOPL = 3 */
+    hlt
+v86_sti:
+    sti
+    hlt
+v86_popf_if:
+    pushw $0x0200
+    popf
+    hlt
+v86_popf_0:
+    pushw $0x0000
+    popf
+    hlt
+v86_popf_tf:
+    pushw $0x0100
+    popf
+    hlt
+v86_iret_vif:
+    pushw $0x0201                    /* FLAGS: IF=1 (to VIF), CF=1 */
+    pushw %cs
+    pushw $v86_iret_target - v86_blob
+    iret
+    hlt
+v86_iret_target:
+    movw $0x4325, %bx
+    hlt
 v86_blob_end:
     .code32
+
+/*
+ * v8086 mode extensions and protected-mode virtual interrupts (SDM 3A
+ * §20.3, §20.4; cases 118-131).  vme_setup sets CR4.VME, clears the
+ * software interrupt redirection bitmap (TSS1 + 68h, below the I/O map base
+ * 88h) and points IVT entries 3 and 0x21 at v86_hnd.  QEMU 7.2 TCG accepts
+ * CR4.VME but ignores it (it does not implement VME): where the SDM result
+ * differs from a CPU without VME, tests/boot/sysdiff.sh lists the case in
+ * DEVIATIONS.
+ */
+vme_setup:
+    movl %cr4, %eax
+    orl $1, %eax                     /* VME */
+    movl %eax, %cr4
+    movl $8, %ecx
+1:  movl $0, tss1 + 0x68 - 4(,%ecx,4)
+    loop 1b
+    movw $v86_hnd - v86_blob, 0x21 * 4
+    movw $V86BASE >> 4, 0x21 * 4 + 2
+    movw $v86_hnd - v86_blob, 3 * 4
+    movw $V86BASE >> 4, 3 * 4 + 2
+    ret
+c_vme_int_redirect_iopl0:
+    call vme_setup                   /* method 6: bit clear, IOPL 0 */
+    movl $v86_int21 - v86_blob, %esi
+    movl $0xa0102, %edi              /* VM, VIF, TF */
+    jmp v86_enter
+c_vme_int_bitset_iopl0:
+    call vme_setup                   /* method 3: bit set, IOPL 0 */
+    orb $0x02, tss1 + 0x68 + 4       /* bit 0x21 */
+    movl $v86_int21 - v86_blob, %esi
+    movl $0xa0002, %edi              /* VM, VIF */
+    jmp v86_enter
+c_vme_int_redirect_iopl3:
+    call vme_setup                   /* method 5: bit clear, IOPL 3 */
+    movl $v86_int21 - v86_blob, %esi
+    movl $0xa3002, %edi              /* VM, VIF, IOPL 3 */
+    jmp v86_enter
+c_vme_int_bitset_iopl3:
+    call vme_setup                   /* method 4: bit set, IOPL 3 */
+    orb $0x02, tss1 + 0x68 + 4
+    movl $v86_int21 - v86_blob, %esi
+    movl $0xa3002, %edi
+    jmp v86_enter
+c_vme_int3:
+    call vme_setup                   /* INT3 is not INT n: IDT, gate DPL 0 */
+    movl $v86_int3 - v86_blob, %esi
+    movl $0xa0002, %edi
+    jmp v86_enter
+c_vme_cli_sti_pushf:
+    call vme_setup
+    movl $v86_vif_ops - v86_blob, %esi
+    movl $0xa0002, %edi              /* VM, VIF */
+    jmp v86_enter
+c_vme_sti_vip:
+    call vme_setup
+    movl $v86_sti - v86_blob, %esi
+    movl $0x120002, %edi             /* VM, VIP */
+    jmp v86_enter
+c_vme_popf_if_vip:
+    call vme_setup
+    movl $v86_popf_if - v86_blob, %esi
+    movl $0x120002, %edi             /* VM, VIP */
+    jmp v86_enter
+c_vme_popf_0_vip:
+    call vme_setup
+    movl $v86_popf_0 - v86_blob, %esi
+    movl $0x1a0002, %edi             /* VM, VIF, VIP */
+    jmp v86_enter
+c_vme_popf_tf:
+    call vme_setup
+    movl $v86_popf_tf - v86_blob, %esi
+    movl $0x20002, %edi              /* VM */
+    jmp v86_enter
+c_vme_iret:
+    call vme_setup
+    movl $v86_iret_vif - v86_blob, %esi
+    movl $0x20002, %edi
+    jmp v86_enter
+c_pvi_cli_sti:
+    movl %cr4, %eax
+    orl $2, %eax                     /* PVI */
+    movl %eax, %cr4
+    movl $r3_pvi_cli_sti, %esi
+    movl $0x80002, %edi              /* VIF, IOPL 0 */
+    jmp enter_ring3
+r3_pvi_cli_sti:
+    cli
+    pushfl
+    popl %ebx                        /* PUSHF ignores PVI: IF (0) and VIF (0) as they are */
+    sti
+    pushfl
+    popl %ecx
+    hlt
+c_pvi_sti_vip:
+    movl %cr4, %eax
+    orl $2, %eax
+    movl %eax, %cr4
+    movl $r3_pvi_sti, %esi
+    movl $0x100002, %edi             /* VIP */
+    jmp enter_ring3
+r3_pvi_sti:
+    sti
+    hlt
+c_cr4_vme_pvi:
+    movl $3, %eax                    /* VME | PVI */
+    movl %eax, %cr4
+    movl %cr4, %eax
+    ret
 
 /* ---------------------------------------------------------------- data */
 
@@ -2196,6 +2364,20 @@ case_table:
     CASE c_dr_task_switch,   "ring0 DR7 L0/G0/L1/G1/LE/GE; ljmp to a TSS and back"
     CASE c_sstep_rep_movs,   "ring0 popf TF=1; rep movsb (ecx=3): single step per iteration"
     CASE c_sstep_movss,      "ring0 popf TF=1; mov ss; mov: single step after mov ss"
+    CASE c_vme_int_redirect_iopl0, "v8086 VME IOPL0 VIF=1 TF=1: int 0x21, redirection bit clear (method 6)"
+    CASE c_vme_int_bitset_iopl0, "v8086 VME IOPL0: int 0x21, redirection bit set (method 3)"
+    CASE c_vme_int_redirect_iopl3, "v8086 VME IOPL3 VIF=1: int 0x21, redirection bit clear (method 5)"
+    CASE c_vme_int_bitset_iopl3, "v8086 VME IOPL3: int 0x21, redirection bit set (method 4)"
+    CASE c_vme_int3,         "v8086 VME IOPL0: int3, redirection bit clear (not INT n)"
+    CASE c_vme_cli_sti_pushf, "v8086 VME IOPL0 VIF=1: cli; pushf; sti; pushf"
+    CASE c_vme_sti_vip,      "v8086 VME IOPL0 VIP=1: sti"
+    CASE c_vme_popf_if_vip,  "v8086 VME IOPL0 VIP=1: popf of IF=1"
+    CASE c_vme_popf_0_vip,   "v8086 VME IOPL0 VIF=1 VIP=1: popf of 0"
+    CASE c_vme_popf_tf,      "v8086 VME IOPL0: popf of TF=1"
+    CASE c_vme_iret,         "v8086 VME IOPL0: iret to FLAGS 0x0201"
+    CASE c_pvi_cli_sti,      "ring3 PVI IOPL0 VIF=1: cli; pushf; sti; pushf"
+    CASE c_pvi_sti_vip,      "ring3 PVI IOPL0 VIP=1: sti"
+    CASE c_cr4_vme_pvi,      "ring0 mov cr4,3 (VME|PVI); mov eax,cr4"
     .section .rodata
 case_table_end:
     .set NCASES, (case_table_end - case_table) / 8
@@ -2298,7 +2480,7 @@ t2_dr7:    .long 0
     .bss
     .align 4096
 idt:        .space 256 * 8
-tss1:       .space 0x68
+tss1:       .space 0x88
             .align 16
 tss2:       .space 0x68
             .align 16

@@ -11,6 +11,7 @@
 #include "accel/tcg/tcg-internal.h"
 #include "accel/tcg/ops.h"
 #include "accel/tcg/tb.h"
+#include "kestrel/cpu-model.h"
 #include "kestrel/ioport.h"
 #include "kestrel/memory.h"
 #include "tests/testlib.h"
@@ -1542,6 +1543,93 @@ static void test_0f38_undefined_forms_and_alignment(void)
     CHECK_EQ("PMOVZXBW high", 0x0001000200030004ull, e.cpu->xmm[0].q[1]);
 }
 
+/*
+ * Legacy-SSE CMPPS/CMPSS/CMPPD/CMPSD use imm8[2:0] and ignore the reserved
+ * bits 7:3 (SDM 2A "CMPPS"; the 8-31 predicates are VEX-only): on the host
+ * (Intel Xeon) "cmpps xmm0, xmm1, 8" compares like predicate 0 (EQ_OQ, NaN
+ * unequal) and 13 like 5 (NLT_US), without #UD.
+ */
+static void test_cmpps_ignores_imm8_bits_7_3(void)
+{
+    static const float a[4] = { NAN, 1.0f, 1.0f, 2.0f }, b[4] = { 1.0f, 1.0f, 2.0f, 1.0f };
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0x28, 0xd0,                     /* movaps xmm2, xmm0 */
+            0x0f, 0xc2, 0xc1, 0x08,                         /* cmpps xmm0, xmm1, 8 */
+            0x0f, 0xc2, 0xd1, 0x0d,                         /* cmpps xmm2, xmm1, 13 */
+            0xf4);
+    setup_long64_sse(&e);
+    memcpy(e.cpu->xmm[0].d, a, 16);
+    memcpy(e.cpu->xmm[1].d, b, 16);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result (no #UD)", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("imm 8 = EQ_OQ: lanes 1-0", 0xffffffff00000000ull, e.cpu->xmm[0].q[0]);
+    CHECK_EQ("imm 8 = EQ_OQ: lanes 3-2", 0, e.cpu->xmm[0].q[1]);
+    CHECK_EQ("imm 13 = NLT_US: lanes 1-0", ~0ull, e.cpu->xmm[2].q[0]);
+    CHECK_EQ("imm 13 = NLT_US: lanes 3-2", 0xffffffff00000000ull, e.cpu->xmm[2].q[1]);
+}
+
+/*
+ * CRC32 r32, r/m8 (SDM 2A "CRC32") with a register source: ModRM.rm 4 is
+ * AH without a REX prefix and SPL with one (SDM 2A §2.2.1.2 Table 3-1).
+ * CRC-32C update of FFFFFFFFh by 5Ah is 97455E45h, by 37h 49AB81F4h.
+ */
+static void test_crc32_byte_source_ah_without_rex_spl_with(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xf2, 0x40, 0x0f, 0x38, 0xf0, 0xf4,  /* crc32 esi, spl */
+            0xf2, 0x0f, 0x38, 0xf0, 0xdc,                   /* crc32 ebx, ah */
+            0xf4);
+    setup_long64(&e);
+    e.cpu->regs[R_ESP] = 0x8005a;                           /* SPL = 5Ah */
+    e.cpu->regs[R_EAX] = 0x3700;                            /* AH = 37h */
+    e.cpu->regs[R_ESI] = 0xffffffffu;
+    e.cpu->regs[R_EBX] = 0xffffffffu;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("crc32 esi, spl (REX)", 0x97455e45u, e.cpu->regs[R_ESI]);
+    CHECK_EQ("crc32 ebx, ah (no REX)", 0x49ab81f4u, e.cpu->regs[R_EBX]);
+}
+
+/*
+ * Undefined encodings in the legacy 0F map are #UD even with CR0.TS = 1:
+ * they are no SSE/MMX instruction, so the #NM rule of SDM 3A Table 12-8
+ * does not apply (MOVNTPS's register form, SDM 2B "MOVNTPS": ModRM.mod
+ * must address memory).  The defined forms next to them give #NM.
+ */
+static void test_legacy_0f_undefined_forms_ud_before_nm(void)
+{
+    static const struct { uint8_t b[6]; int vec; } forms[] = {
+        { { 0x0f, 0x2b, 0xc1, 0xf4 }, EXCP_UD },                /* movntps xmm0, xmm1 */
+        { { 0x66, 0x0f, 0xe7, 0xc1, 0xf4 }, EXCP_UD },          /* movntdq xmm0, xmm1 */
+        { { 0x0f, 0xe7, 0xc1, 0xf4 }, EXCP_UD },                /* movntq mm0, mm1 */
+        { { 0xf3, 0x0f, 0x28, 0xc1, 0xf4 }, EXCP_UD },          /* movaps with F3 */
+        { { 0x66, 0x0f, 0x12, 0xc1, 0xf4 }, EXCP_UD },          /* movlpd xmm0, xmm1 */
+        { { 0x66, 0x0f, 0x50, 0x00, 0xf4 }, EXCP_UD },          /* movmskpd eax, [rax] */
+        { { 0x66, 0x0f, 0x73, 0xe1, 0x05, 0xf4 }, EXCP_UD },    /* 66 0F 73 /4 (no PSRAQ) */
+        { { 0x0f, 0xd6, 0xc1, 0xf4 }, EXCP_UD },                /* 0F D6 without prefix */
+        { { 0x0f, 0x7c, 0xc1, 0xf4 }, EXCP_UD },                /* haddps without F2 */
+        { { 0xf2, 0x0f, 0x5b, 0xc1, 0xf4 }, EXCP_UD },          /* 0F 5B with F2 */
+        { { 0x66, 0x0f, 0xf0, 0x00, 0xf4 }, EXCP_UD },          /* lddqu with 66 */
+        { { 0x0f, 0x2b, 0x00, 0xf4 }, EXCP_NM },                /* movntps [rax], xmm0 */
+        { { 0x0f, 0xe7, 0x00, 0xf4 }, EXCP_NM },                /* movntq [rax], mm0 */
+        { { 0x66, 0x0f, 0xef, 0xc0, 0xf4 }, EXCP_NM },          /* pxor xmm0, xmm0 */
+        { { 0x66, 0x0f, 0x73, 0xf9, 0x05, 0xf4 }, EXCP_NM },    /* pslldq xmm1, 5 */
+        { { 0xf2, 0x0f, 0xf0, 0x00, 0xf4 }, EXCP_NM },          /* lddqu xmm0, [rax] */
+    };
+    Env e = env_new();
+    setup_long64_sse(&e);
+    e.cpu->stop_on_exception = true;
+    e.cpu->cr0 |= X86_CR0_TS;
+    for (unsigned i = 0; i < ARRAY_LEN(forms); i++) {
+        put(&e, CODE + 0x100 * (i + 1), forms[i].b, sizeof(forms[i].b));
+        e.cpu->rip = CODE + 0x100 * (i + 1);
+        e.cpu->regs[R_EAX] = 0x101000;
+        e.cpu->halted = false;
+        CHECK_MSG(run(&e) == TCG_RUN_EXCEPTION && e.cpu->stopped_vec == forms[i].vec,
+                  "form %u (%02x %02x %02x %02x): want vector %d, got %d", i, forms[i].b[0],
+                  forms[i].b[1], forms[i].b[2], forms[i].b[3], forms[i].vec, e.cpu->stopped_vec);
+    }
+}
+
 /* RCPPS/RSQRTPS: documented relative error < 2^-11. */
 static void test_rcpps_rsqrtps_accuracy(void)
 {
@@ -1605,6 +1693,45 @@ static int msr_access(Env *e, bool wr, uint32_t msr, uint64_t *v)
     if (!wr)
         *v = (uint32_t)e->cpu->regs[R_EAX] | (uint64_t)(uint32_t)e->cpu->regs[R_EDX] << 32;
     return -1;
+}
+
+/*
+ * kestrel64's CPUID signature is the shared model table's (KVM reports the
+ * same), and is not a family-6 model below 15, on which Linux clears PAT
+ * (early_init_intel, erratum AN7).  PAT is advertised and IA32_PAT (SDM 3A
+ * §12.12.2) holds Linux's layout and refuses the reserved types 2 and 3.
+ */
+static void test_kestrel64_signature_lets_linux_keep_pat(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE + 0x20, 0x0f, 0xa2, 0xf4);             /* cpuid; hlt */
+    setup_pm32(&e);
+    e.cpu->rip = CODE + 0x20;
+    e.cpu->regs[R_EAX] = 1;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    uint32_t sig = (uint32_t)e.cpu->regs[R_EAX];
+    CHECK_EQ("CPUID.01H:EAX = the model table's kestrel64",
+             x86_cpu_model_signature(x86_cpu_model_find("kestrel64")), sig);
+    unsigned family = (sig >> 8) & 0xf, model = (sig >> 4) & 0xf;
+    if (family == 15)
+        family += (sig >> 20) & 0xff;
+    if (family == 6 || family >= 15)
+        model |= ((sig >> 16) & 0xf) << 4;
+    CHECK_MSG(!(family == 6 && model < 15),
+              "family %u model %u: Linux disables PAT on family 6 below model 15", family, model);
+    CHECK_MSG(e.cpu->regs[R_EDX] & (1u << 16), "CPUID.01H:EDX.PAT advertised");
+    uint64_t v = 0;
+    CHECK_EQ("IA32_PAT readable", -1, msr_access(&e, false, 0x277, &v));
+    CHECK_EQ("IA32_PAT power-on value", 0x0007040600070406ull, v);
+    v = 0x0007010600070106ull;                              /* Linux: WB WC UC- UC WB WP UC- WT */
+    CHECK_EQ("IA32_PAT write", -1, msr_access(&e, true, 0x277, &v));
+    v = 0;
+    CHECK_EQ("IA32_PAT read back", -1, msr_access(&e, false, 0x277, &v));
+    CHECK_EQ("IA32_PAT value", 0x0007010600070106ull, v);
+    v = 0x0007010600070102ull;                              /* PA0 = 2: reserved type */
+    CHECK_EQ("IA32_PAT reserved type", EXCP_GP, msr_access(&e, true, 0x277, &v));
+    cpu_reset_state(e.cpu, false);
+    CHECK_EQ("EDX after RESET = the signature (SDM 3A §9.1.4)", sig, e.cpu->regs[R_EDX]);
 }
 
 /* INIT (SDM 3A Table 10-1): registers back to their reset values, but x87/SSE, XCR0 and MTRRs kept. */
@@ -1724,7 +1851,304 @@ static void test_cpuid_follows_cpu_option(void)
     e.cpu->rip = CODE;
     e.cpu->halted = false;
     CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
-    CHECK_EQ("kestrel64 signature back", 0x00000663, e.cpu->regs[R_EAX]);
+    CHECK_EQ("kestrel64 signature back (family 15 model 107 stepping 1)", 0x00060fb1,
+             e.cpu->regs[R_EAX]);
+}
+
+/* ---------------- v8086 mode extensions (CR4.VME) and PVI (SDM 3A §20.3, §20.4) ---------------- */
+
+#define V86_CS 0x1000u              /* code at linear CODE */
+#define V86_SS 0x0800u              /* stack: linear 0x8000 + SP */
+#define V86_SP 0x1000u
+#define TSS_VME_LIMIT 0x87u         /* redirection bitmap 68h-87h; I/O map base 88h, beyond the limit */
+
+/* v8086 mode at V86_CS:0 with EFLAGS = 2 | VM | eflags, CR4 = cr4, every INT n redirected. */
+static void setup_v86(Env *e, uint32_t eflags, uint64_t cr4)
+{
+    X86CPUState s;
+    setup_pm32(e);
+    cpu_to_x86_state(e->cpu, &s);
+    for (int i = 0; i < SEG__COUNT; i++) {
+        uint16_t sel = i == SEG_CS ? V86_CS : i == SEG_SS ? V86_SS : 0;
+        memset(&s.seg[i], 0, sizeof(s.seg[i]));
+        s.seg[i].selector = sel;
+        s.seg[i].base = (uint64_t)sel << 4;
+        s.seg[i].limit = 0xffff;
+        s.seg[i].type = i == SEG_CS ? 0xb : 0x3;
+        s.seg[i].s = 1;
+        s.seg[i].dpl = 3;
+        s.seg[i].present = 1;
+    }
+    s.rip = 0;
+    s.regs[R_ESP] = V86_SP;
+    s.rflags = 2 | FL_VM | eflags;
+    s.cr4 = cr4;
+    s.tr.limit = TSS_VME_LIMIT;
+    cpu_from_x86_state(e->cpu, &s);
+    st16_le(e->ram + TSS + 0x66, 0x88);
+    memset(e->ram + TSS + 0x68, 0, 32);
+    e->cpu->stop_on_exception = true;
+}
+
+/* Run until an exception stops the CPU: its vector, or -1 if it halted. */
+static int run_to_fault(Env *e)
+{
+    TCGRunResult r = run(e);
+    if (r == TCG_RUN_EXCEPTION)
+        return e->cpu->stopped_vec;
+    return r == TCG_RUN_HALTED ? -1 : -2;
+}
+
+static uint16_t v86_stack_word(Env *e, unsigned i)
+{
+    return ld16_le(e->ram + (V86_SS << 4) + (uint16_t)(e->cpu->regs[R_ESP] + 2 * i));
+}
+
+static void v86_redirect_bit_set(Env *e, unsigned vec)
+{
+    e->ram[TSS + 0x68 + vec / 8] |= (uint8_t)(1u << (vec & 7));
+}
+
+/* Methods 5 and 6 (Table 20-2): INT n with its bitmap bit clear runs the 8086 handler from the IVT. */
+static void test_vme_int_n_redirected_to_ivt(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xcd, 0x21);                          /* int 0x21 */
+    CODE_AT(&e, CODE + 0x100, 0xf4);                        /* handler: hlt (#GP in v8086) */
+    st16_le(e.ram + 0x21 * 4, 0x0100);
+    st16_le(e.ram + 0x21 * 4 + 2, V86_CS);
+
+    /* Method 6 (IOPL 0): IF in the image is VIF, IOPL reads 3; VIF and TF cleared, IF kept. */
+    setup_v86(&e, FL_VIF | FL_TF, CR4_VME);
+    CHECK_EQ("method 6: #GP at the handler's HLT (no #DB: INT n cleared TF)", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("method 6: IP of the 8086 handler", 0x100, e.cpu->rip);
+    CHECK_EQ("method 6: CS from the IVT", V86_CS, e.cpu->seg[SEG_CS].sel);
+    CHECK_EQ("method 6: SP after three pushes", V86_SP - 6, e.cpu->regs[R_ESP]);
+    CHECK_EQ("method 6: pushed IP (after the INT)", 2, v86_stack_word(&e, 0));
+    CHECK_EQ("method 6: pushed CS", V86_CS, v86_stack_word(&e, 1));
+    CHECK_EQ("method 6: pushed FLAGS (IF=VIF=1, IOPL=3, TF=1)", 0x3302, v86_stack_word(&e, 2));
+    CHECK_EQ("method 6: VIF, TF, IF after", 0, e.cpu->eflags & (FL_VIF | FL_TF | FL_IF));
+    CHECK_EQ("method 6: IOPL unchanged", 0, e.cpu->eflags & FL_IOPL);
+    CHECK_MSG(e.cpu->vm86, "still in v8086 mode");
+
+    /* Method 5 (IOPL 3): the real FLAGS are pushed; IF cleared, VIF left alone. */
+    setup_v86(&e, FL_IOPL | FL_IF | FL_VIF, CR4_VME);
+    CHECK_EQ("method 5: #GP at the handler's HLT", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("method 5: IP of the 8086 handler", 0x100, e.cpu->rip);
+    CHECK_EQ("method 5: pushed FLAGS", 0x3202, v86_stack_word(&e, 2));
+    CHECK_EQ("method 5: IF cleared, VIF kept", FL_VIF, e.cpu->eflags & (FL_IF | FL_VIF));
+
+    /* Method 3 (bit set, IOPL 0): #GP(0) at the INT, nothing pushed. */
+    setup_v86(&e, FL_VIF, CR4_VME);
+    v86_redirect_bit_set(&e, 0x21);
+    CHECK_EQ("method 3: #GP", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("method 3: error code 0", 0, e.cpu->stopped_err);
+    CHECK_EQ("method 3: at the INT", 0, e.cpu->rip);
+    CHECK_EQ("method 3: SP unchanged", V86_SP, e.cpu->regs[R_ESP]);
+
+    /* Method 2 (no VME, IOPL 0): #GP(0) whatever the bitmap says. */
+    setup_v86(&e, FL_VIF, 0);
+    CHECK_EQ("method 2: #GP", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("method 2: at the INT", 0, e.cpu->rip);
+
+    /* Method 4 (bit set, IOPL 3): the protected-mode handler of the IDT (vector 0x80, DPL 3 gate). */
+    CODE_AT(&e, CODE, 0xcd, 0x80);                          /* int 0x80 */
+    tb_invalidate_phys_range(CODE, 0x1000);
+    setup_v86(&e, FL_IOPL, CR4_VME);
+    v86_redirect_bit_set(&e, 0x80);
+    CHECK_EQ("method 4: the IDT handler's HLT runs at CPL 0", -1, run_to_fault(&e));
+    CHECK_MSG(!e.cpu->vm86 && e.cpu->cpl == 0, "method 4 left v8086 mode for ring 0");
+    CHECK_EQ("method 4: handler", HANDLERS + 0x80 * 16 + 1, e.cpu->rip);
+}
+
+/* INT3 (CC) is not INT n: never redirected, not IOPL-sensitive; it goes to the IDT (gate DPL 0 here). */
+static void test_vme_int3_is_not_redirected(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xcc);                                /* int3 */
+    st16_le(e.ram + 3 * 4, 0x0100);
+    st16_le(e.ram + 3 * 4 + 2, V86_CS);
+    setup_v86(&e, FL_VIF, CR4_VME);
+    CHECK_EQ("INT3: #GP from the DPL 0 gate", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("INT3: error code names IDT vector 3", 3 * 8 + 2, e.cpu->stopped_err);
+}
+
+/* SDM 2A "CLI", 2B "STI", "PUSHF", "POPF": with VME and IOPL < 3 they use VIF. */
+static void test_vme_cli_sti_pushf_popf_use_vif(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xfa, 0x9c, 0x58,                     /* cli; pushf; pop ax */
+            0xfb, 0x9c, 0x5b, 0xf4);                        /* sti; pushf; pop bx; hlt */
+    setup_v86(&e, FL_IF | FL_VIF, CR4_VME);
+    CHECK_EQ("runs to the HLT", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("at the HLT", 6, e.cpu->rip);
+    CHECK_EQ("PUSHF after CLI: IF=VIF=0, IOPL=3", 0x3000, e.cpu->regs[R_EAX] & 0x3200);
+    CHECK_EQ("PUSHF after STI: IF=VIF=1, IOPL=3", 0x3200, e.cpu->regs[R_EBX] & 0x3200);
+    CHECK_EQ("VIF set again, IF never touched", FL_VIF | FL_IF, e.cpu->eflags & (FL_VIF | FL_IF));
+    CHECK_EQ("IOPL still 0", 0, e.cpu->eflags & FL_IOPL);
+
+    /* PUSHFD traps to the monitor. */
+    CODE_AT(&e, CODE, 0x66, 0x9c, 0xf4);
+    tb_invalidate_phys_range(CODE, 0x1000);
+    setup_v86(&e, FL_VIF, CR4_VME);
+    CHECK_EQ("PUSHFD: #GP", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("PUSHFD: at the instruction", 0, e.cpu->rip);
+
+    /* POPF of an image with IF=1 and CF=1: VIF=1, CF=1, IF and IOPL untouched. */
+    CODE_AT(&e, CODE, 0xb8, 0x01, 0x02, 0x50, 0x9d, 0xf4); /* mov ax,0x201; push ax; popf; hlt */
+    tb_invalidate_phys_range(CODE, 0x1000);
+    setup_v86(&e, 0, CR4_VME);
+    CHECK_EQ("POPF: runs to the HLT", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("POPF: at the HLT", 5, e.cpu->rip);
+    CHECK_EQ("POPF: VIF from the image, IF and IOPL kept", FL_VIF, e.cpu->eflags & (FL_VIF | FL_IF | FL_IOPL));
+    CHECK_EQ("POPF: CF from the image", CC_C, cpu_get_eflags(e.cpu) & CC_C);
+
+    /* ... with VIP=1 the same POPF is #GP(0) and pops nothing. */
+    setup_v86(&e, FL_VIP, CR4_VME);
+    CHECK_EQ("POPF IF=1 with VIP: #GP", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("POPF IF=1 with VIP: at the POPF", 4, e.cpu->rip);
+    CHECK_EQ("POPF IF=1 with VIP: SP as before the POPF", V86_SP - 2, e.cpu->regs[R_ESP]);
+    CHECK_EQ("POPF IF=1 with VIP: VIF still 0", 0, e.cpu->eflags & FL_VIF);
+
+    /* ... an image with IF=0 is fine with VIP=1 (VIF := 0). */
+    CODE_AT(&e, CODE, 0xb8, 0x00, 0x00, 0x50, 0x9d, 0xf4); /* mov ax,0; push ax; popf; hlt */
+    tb_invalidate_phys_range(CODE, 0x1000);
+    setup_v86(&e, FL_VIP | FL_VIF, CR4_VME);
+    CHECK_EQ("POPF IF=0 with VIP: runs to the HLT", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("POPF IF=0 with VIP: at the HLT", 5, e.cpu->rip);
+    CHECK_EQ("POPF IF=0 with VIP: VIF cleared", 0, e.cpu->eflags & FL_VIF);
+
+    /* ... an image with TF=1 is #GP(0). */
+    CODE_AT(&e, CODE, 0xb8, 0x00, 0x01, 0x50, 0x9d, 0xf4); /* mov ax,0x100; push ax; popf; hlt */
+    tb_invalidate_phys_range(CODE, 0x1000);
+    setup_v86(&e, 0, CR4_VME);
+    CHECK_EQ("POPF TF=1: #GP", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("POPF TF=1: at the POPF", 4, e.cpu->rip);
+    CHECK_EQ("POPF TF=1: TF still 0", 0, e.cpu->eflags & FL_TF);
+
+    /* Without VME, CLI is #GP(0) as before. */
+    CODE_AT(&e, CODE, 0xfa, 0xf4);
+    tb_invalidate_phys_range(CODE, 0x1000);
+    setup_v86(&e, FL_IF, 0);
+    CHECK_EQ("no VME: CLI #GP", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("no VME: at the CLI", 0, e.cpu->rip);
+}
+
+/* SDM 2B "STI": VIP=1 (a virtual interrupt pending) makes STI #GP(0) in VME and PVI mode. */
+static void test_vme_sti_with_vip_is_gp(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xfb, 0xf4);                          /* sti; hlt */
+    setup_v86(&e, FL_VIP, CR4_VME);
+    CHECK_EQ("STI with VIP: #GP", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("STI with VIP: at the STI", 0, e.cpu->rip);
+    CHECK_EQ("STI with VIP: VIF still 0", 0, e.cpu->eflags & FL_VIF);
+}
+
+/* 16-bit IRET with VME and IOPL < 3: IF of the image goes to VIF; TF=1 or IF=1 with VIP is #GP(0). */
+static void test_vme_iret_uses_vif(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xb8, 0x01, 0x02, 0x50,               /* mov ax,0x201; push ax */
+            0x0e, 0xb8, 0x0b, 0x00, 0x50,                   /* push cs; mov ax,0xb; push ax */
+            0xcf, 0xf4, 0xf4);                              /* iret; hlt; hlt (target) */
+    setup_v86(&e, 0, CR4_VME);
+    CHECK_EQ("IRET: runs to the target's HLT", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("IRET: at the target", 0x0b, e.cpu->rip);
+    CHECK_EQ("IRET: SP back", V86_SP, e.cpu->regs[R_ESP]);
+    CHECK_EQ("IRET: VIF from the image, IF and IOPL kept", FL_VIF, e.cpu->eflags & (FL_VIF | FL_IF | FL_IOPL));
+    CHECK_EQ("IRET: CF from the image", CC_C, cpu_get_eflags(e.cpu) & CC_C);
+
+    setup_v86(&e, FL_VIP, CR4_VME);
+    CHECK_EQ("IRET IF=1 with VIP: #GP", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("IRET IF=1 with VIP: at the IRET", 9, e.cpu->rip);
+    CHECK_EQ("IRET IF=1 with VIP: nothing popped", V86_SP - 6, e.cpu->regs[R_ESP]);
+
+    CODE_AT(&e, CODE, 0xb8, 0x00, 0x01);                    /* image TF=1 */
+    tb_invalidate_phys_range(CODE, 0x1000);
+    setup_v86(&e, 0, CR4_VME);
+    CHECK_EQ("IRET TF=1: #GP", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("IRET TF=1: at the IRET", 9, e.cpu->rip);
+
+    CODE_AT(&e, CODE + 9, 0x66, 0xcf);                      /* iretd */
+    tb_invalidate_phys_range(CODE, 0x1000);
+    setup_v86(&e, 0, CR4_VME);
+    CHECK_EQ("IRETD: #GP", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("IRETD: at the IRETD", 9, e.cpu->rip);
+}
+
+/* Protected mode, CPL 3, IOPL 0: with CR4.PVI, CLI/STI change VIF (SDM 3A §20.4); PUSHF does not look at VIF. */
+static void setup_ring3_iopl0(Env *e, uint32_t eflags, uint64_t cr4)
+{
+    X86CPUState s;
+    setup_pm32(e);
+    cpu_to_x86_state(e->cpu, &s);
+    seg_flat(&s.seg[SEG_CS], 0x2b, 0xb, 3, false);
+    for (int i = 0; i < SEG__COUNT; i++)
+        if (i != SEG_CS)
+            seg_flat(&s.seg[i], 0x33, 0x3, 3, false);
+    s.rip = CODE;
+    s.rflags = 2 | eflags;
+    s.cr4 = cr4;
+    cpu_from_x86_state(e->cpu, &s);
+    e->cpu->stop_on_exception = true;
+}
+
+static void test_pvi_cli_sti_at_cpl3(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xfa, 0xf4);                          /* cli; hlt */
+    setup_ring3_iopl0(&e, FL_IF | FL_VIF, CR4_PVI);
+    CHECK_EQ("PVI CLI: runs to the HLT", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("PVI CLI: at the HLT", CODE + 1, e.cpu->rip);
+    CHECK_EQ("PVI CLI: VIF cleared, IF kept", FL_IF, e.cpu->eflags & (FL_IF | FL_VIF));
+
+    setup_ring3_iopl0(&e, FL_IF | FL_VIF, 0);
+    CHECK_EQ("no PVI: CLI #GP", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("no PVI: at the CLI", CODE, e.cpu->rip);
+
+    CODE_AT(&e, CODE, 0xfb, 0x9c, 0x58, 0xf4);              /* sti; pushf; pop eax; hlt */
+    tb_invalidate_phys_range(CODE, 0x1000);
+    setup_ring3_iopl0(&e, 0, CR4_PVI);
+    CHECK_EQ("PVI STI: runs to the HLT", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("PVI STI: at the HLT", CODE + 3, e.cpu->rip);
+    CHECK_EQ("PVI STI: VIF set, IF still 0", FL_VIF, e.cpu->eflags & (FL_IF | FL_VIF));
+    CHECK_EQ("PVI PUSHF: the real IF (0) and IOPL (0), VIF as is", FL_VIF,
+             e.cpu->regs[R_EAX] & (FL_IF | FL_IOPL | FL_VIF));
+
+    setup_ring3_iopl0(&e, FL_VIP, CR4_PVI);
+    CHECK_EQ("PVI STI with VIP: #GP", EXCP_GP, run_to_fault(&e));
+    CHECK_EQ("PVI STI with VIP: at the STI", CODE, e.cpu->rip);
+}
+
+/* CR4.VME/PVI are writable only with CPUID.01H:EDX.VME (SDM 3A §2.5), which kestrel64 and Nehalem now have. */
+static void test_cr4_vme_pvi_follow_cpuid(void)
+{
+    char *dropped = NULL;
+    GError *err = NULL;
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0xa2, 0xf4);                    /* cpuid; hlt */
+    setup_pm32(&e);
+    e.cpu->regs[R_EAX] = 1;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_MSG(e.cpu->regs[R_EDX] & CPUID_1_EDX_VME, "kestrel64 advertises VME");
+    CHECK_MSG(cpu_write_cr4(e.cpu, CR4_VME | CR4_PVI), "CR4.VME|PVI accepted");
+    CHECK_EQ("CR4", CR4_VME | CR4_PVI, e.cpu->cr4);
+    CHECK_MSG(cpu_write_cr4(e.cpu, 0), "CR4 cleared");
+
+    CHECK(tcg_cpuid_configure("kestrel64,-vme", &dropped, &err) && !dropped);
+    e.cpu->regs[R_EAX] = 1;
+    e.cpu->rip = CODE;
+    e.cpu->halted = false;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_MSG(!(e.cpu->regs[R_EDX] & CPUID_1_EDX_VME), "-vme: not advertised");
+    CHECK_MSG(!cpu_write_cr4(e.cpu, CR4_VME), "-vme: CR4.VME refused (#GP)");
+    CHECK_MSG(!cpu_write_cr4(e.cpu, CR4_PVI), "-vme: CR4.PVI refused (#GP)");
+
+    CHECK_MSG(tcg_cpuid_configure("Nehalem", &dropped, &err), "Nehalem refused");
+    CHECK_MSG(!dropped, "Nehalem leaves out: %s", dropped ? dropped : "");
+    g_free(dropped);
+    CHECK(tcg_cpuid_configure("kestrel64", &dropped, &err) && !dropped);
 }
 
 /* ---------------- XSAVE feature set (SDM 1 ch. 13): x87 and SSE components ---------------- */
@@ -2279,6 +2703,37 @@ static void test_sti_window_takes_pending_interrupt_after_one_instruction(void)
     tcg_set_interrupt_controller(NULL);
 }
 
+/*
+ * Only MOV SS and POP SS block interrupts for one instruction (SDM 3A
+ * §6.8.3; SDM 2A "LDS/LES/LFS/LGS/LSS" lists no such effect).  In
+ * "cli; sti; lss esp, [m]; cli; hlt" with an interrupt pending, STI's
+ * window covers only the LSS, so the interrupt is taken right after it
+ * (return address = the second CLI); a shadow from LSS would carry it past
+ * that CLI and it would never be taken.
+ */
+static void test_lss_has_no_interrupt_shadow(void)
+{
+    Env e = env_new();
+    static const TCGInterruptController ic = { fake_pending, fake_ack, NULL };
+    tcg_set_interrupt_controller(&ic);
+    CODE_AT(&e, CODE, 0xfa, 0xfb,                           /* cli; sti */
+            0x0f, 0xb2, 0x25, 0x00, 0x00, 0x03, 0x00,       /* lss esp, [0x30000] */
+            0xfa, 0xf4, 0xf4);                              /* cli; hlt; hlt */
+    st32_le(e.ram + 0x30000, 0x7fff0);                      /* offset */
+    st16_le(e.ram + 0x30004, 0x10);                         /* selector: the flat data segment */
+    setup_pm32(&e);
+    fake_irq_pending = 1;
+    fake_irq_acks = 0;
+    tcg_raise_interrupt_check();
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("acknowledged right after LSS", 1, fake_irq_acks);
+    CHECK_EQ("EIP in the vector 0x20 handler", HANDLERS + 0x20 * 16 + 1, e.cpu->rip);
+    uint32_t sp = (uint32_t)e.cpu->regs[R_ESP];
+    CHECK_EQ("frame on the stack LSS loaded", 0x7fff0 - 12, sp);
+    CHECK_EQ("return EIP = the CLI after LSS", CODE + 9, rd32(&e, sp));
+    tcg_set_interrupt_controller(NULL);
+}
+
 static void test_real_mode_external_interrupt_uses_ivt(void)
 {
     Env e = env_new();
@@ -2369,6 +2824,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_interrupt_wakes_sti_hlt),
     TEST_CASE(test_interrupt_masked_by_cli),
     TEST_CASE(test_sti_window_takes_pending_interrupt_after_one_instruction),
+    TEST_CASE(test_lss_has_no_interrupt_shadow),
     TEST_CASE(test_real_mode_external_interrupt_uses_ivt),
     TEST_CASE(test_real_mode_stack_loop_and_arith),
     TEST_CASE(test_real_mode_int_through_ivt_and_iret),
@@ -2436,9 +2892,13 @@ static const TestCase cases[] = {
     TEST_CASE(test_ssse3_osfxsr_and_integer_0f38_ops),
     TEST_CASE(test_movbe_operand_size_follows_code_size),
     TEST_CASE(test_0f38_undefined_forms_and_alignment),
+    TEST_CASE(test_cmpps_ignores_imm8_bits_7_3),
+    TEST_CASE(test_crc32_byte_source_ah_without_rex_spl_with),
+    TEST_CASE(test_legacy_0f_undefined_forms_ud_before_nm),
     TEST_CASE(test_rcpps_rsqrtps_accuracy),
     TEST_CASE(test_cpuid_describes_model),
     TEST_CASE(test_cpuid_follows_cpu_option),
+    TEST_CASE(test_kestrel64_signature_lets_linux_keep_pat),
     TEST_CASE(test_mtrr_and_mca_msrs),
     TEST_CASE(test_init_keeps_fpu_sse_xcr0_mtrr),
     TEST_CASE(test_xgetbv_after_reset_reads_1),
@@ -2457,6 +2917,13 @@ static const TestCase cases[] = {
     TEST_CASE(test_long64_mov_dr7_high_half_is_gp),
     TEST_CASE(test_long64_data_breakpoint_traps_after_store),
     TEST_CASE(test_long64_instruction_breakpoint_and_rf),
+    TEST_CASE(test_vme_int_n_redirected_to_ivt),
+    TEST_CASE(test_vme_int3_is_not_redirected),
+    TEST_CASE(test_vme_cli_sti_pushf_popf_use_vif),
+    TEST_CASE(test_vme_sti_with_vip_is_gp),
+    TEST_CASE(test_vme_iret_uses_vif),
+    TEST_CASE(test_pvi_cli_sti_at_cpl3),
+    TEST_CASE(test_cr4_vme_pvi_follow_cpuid),
     { 0 }
 };
 
