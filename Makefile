@@ -11,14 +11,14 @@ DESTDIR ?=
 prefix ?= $(PREFIX)
 bindir ?= $(prefix)/bin
 
-ALL_CFLAGS = $(CFLAGS) -I. -Iinclude $(GLIB_CFLAGS) $(URING_CFLAGS) -MMD -MP
+ALL_CFLAGS = $(CFLAGS) -I. -Iinclude $(GLIB_CFLAGS) $(URING_CFLAGS) $(CAPSTONE_CFLAGS) -MMD -MP
 
 # Everything in the emulator except the entry point, shared by the binary and unit tests.
 CORE_SRCS := $(sort $(wildcard system/*.c accel/*/*.c hw/*/*.c chardev/*.c block/*.c \
                                net/*.c ui/*.c monitor/*.c))
 CORE_SRCS := $(filter-out system/main.c,$(CORE_SRCS))
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
-LIBS := $(GLIB_LIBS) $(ZLIB_LIBS) $(URING_LIBS) -lutil -lm
+LIBS := $(GLIB_LIBS) $(ZLIB_LIBS) $(URING_LIBS) $(CAPSTONE_LIBS) -lutil -lm
 
 TESTLIB_OBJS := $(BUILD)/tests/testlib.o
 QTESTLIB_OBJS := $(BUILD)/tests/libqtest.o $(TESTLIB_OBJS)

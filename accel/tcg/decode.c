@@ -14,6 +14,7 @@
  * instructions; a conditional branch leaves the block only when taken.
  */
 #include "accel/tcg/cpu.h"
+#include "accel/tcg/disas.h"
 #include "accel/tcg/tb.h"
 #include "kestrel/lock.h"
 #include "kestrel/log.h"
@@ -670,10 +671,15 @@ static void log_insn(const Dec *d, uint64_t ip, const DecodedOp *op)
     static const char *const shf[8] = { "rol", "ror", "rcl", "rcr", "shl", "shr", "sal", "sar" };
     static const char *const cc[16] = { "o", "no", "b", "ae", "e", "ne", "be", "a",
                                         "s", "ns", "p", "np", "l", "ge", "le", "g" };
-    char hex[64], mn[32];
+    char hex[64], mn[32], text[160];
     unsigned p = 0;
-    for (unsigned i = 0; i < op->len && p + 3 < sizeof(hex); i++)
-        p += (unsigned)snprintf(hex + p, sizeof(hex) - p, "%02x", d->bytes[i]);
+    for (unsigned i = 0; i < op->len && p + 4 < sizeof(hex); i++)
+        p += (unsigned)snprintf(hex + p, sizeof(hex) - p, i ? " %02x" : "%02x", d->bytes[i]);
+    /* QEMU's layout: address, bytes, AT&T disassembly (capstone when built in). */
+    if (tcg_disas_insn(d->bytes, op->len, ip, d->code, text, sizeof(text))) {
+        log_printf("0x%0*" PRIx64 ":  %-30s %s\n", d->code == 3 ? 16 : 8, ip, hex, text);
+        return;
+    }
     switch (op->idx) {
     case OP_ALU_EG: case OP_ALU_GE: case OP_ALU_EI:
         snprintf(mn, sizeof(mn), "%s", alu[op->sub & 7]); break;
@@ -690,7 +696,8 @@ static void log_insn(const Dec *d, uint64_t ip, const DecodedOp *op)
         mn[i] = 0;
     }
     }
-    log_printf("0x%016" PRIx64 ":  %-30s %-10s (%u-bit)\n", ip, hex, mn, 8u << op->sz);
+    log_printf("0x%0*" PRIx64 ":  %-30s %-10s (%u-bit operand; kestrel op kind, no capstone)\n",
+               d->code == 3 ? 16 : 8, ip, hex, mn, 8u << op->sz);
 }
 
 TranslatedBlock *tcg_translate(TCGCPU *cpu, uint64_t lin_pc, uint64_t pc_phys, uint32_t flags,
@@ -720,6 +727,8 @@ TranslatedBlock *tcg_translate(TCGCPU *cpu, uint64_t lin_pc, uint64_t pc_phys, u
         d.page2 = save_page2;
         goto finish;
     }
+    if (log_enabled(LOG_IN_ASM))
+        log_printf("----------------\nIN: \n");        /* QEMU's block header */
     while (n < max_insns) {
         if (n > 0 && (d.lin & TLB_PAGE_MASK) != d.first_lin_page)
             break;          /* next instruction starts on another page */
