@@ -62,6 +62,76 @@ void x86_cpu_state_flat32(X86CPUState *s, uint32_t eip)
     }
 }
 
+uint32_t x86_mtrr_fixed_msr(unsigned i)
+{
+    /* SDM 3A §11.11.2.2: one 64K register, two 16K registers, eight 4K registers. */
+    if (i == 0)
+        return X86_MSR_MTRR_FIX64K_00000;
+    if (i < 3)
+        return X86_MSR_MTRR_FIX16K_80000 + (i - 1);
+    return X86_MSR_MTRR_FIX4K_C0000 + (i - 3);
+}
+
+/* Eight copies of a memory type: one fixed-range MSR with every sub-range of that type. */
+static uint64_t mtrr_fixed_all(uint8_t type)
+{
+    return 0x0101010101010101ull * type;
+}
+
+void x86_mtrr_state_firmware(X86MTRRState *s, uint64_t ram_below_4g)
+{
+    const uint64_t top = 1ull << 32;
+
+    memset(s, 0, sizeof(*s));
+    /*
+     * Fixed ranges (SDM 3A §11.11.2.2, one type byte per sub-range): 0-7FFFF
+     * (FIX64K) and 80000-9FFFF (FIX16K_80000) are RAM, write-back; A0000-BFFFF
+     * (FIX16K_A0000) is the VGA window, UC; C0000-FFFFF (the eight FIX4K) is
+     * option ROM and BIOS space, write-protect.  SeaBIOS gives RAM its type
+     * only where RAM exists; direct boot needs at least 1 MiB, so all of it.
+     */
+    s->fixed[0] = mtrr_fixed_all(X86_MTRR_TYPE_WB);
+    s->fixed[1] = mtrr_fixed_all(X86_MTRR_TYPE_WB);
+    s->fixed[2] = mtrr_fixed_all(X86_MTRR_TYPE_UC);
+    for (unsigned i = 3; i < X86_MTRR_FIXED_COUNT; i++)
+        s->fixed[i] = mtrr_fixed_all(X86_MTRR_TYPE_WP);
+
+    /*
+     * The 32-bit PCI hole, UC.  SeaBIOS on the i440FX starts it at 2 GiB when
+     * RAM below 4 GiB ends at or below 2 GiB, at 3 GiB when it ends at or
+     * below 3 GiB, else right at the end of RAM, and covers [start, 4 GiB)
+     * with one variable range.  A range is a naturally aligned power of two
+     * (base & ~mask == 0, SDM 3A §11.11.3), which one range only is for the
+     * first two cases; for a hole starting at an odd address SeaBIOS's mask
+     * comes out wrong, so here the hole is split into aligned power-of-two
+     * pieces instead, one range each, smallest (lowest) first.  Should the
+     * pieces outnumber the ranges, the lowest are left out: that stretch of
+     * the hole stays write-back, which is harmless (Linux maps MMIO UC-
+     * through PAT), whereas marking RAM UC would make Linux trim it.
+     */
+    uint64_t start = ram_below_4g <= 0x80000000ull ? 0x80000000ull
+                   : ram_below_4g <= 0xC0000000ull ? 0xC0000000ull : ram_below_4g;
+    start = (start + 0xfff) & ~0xfffull;        /* ranges are whole 4 KiB pages */
+    uint64_t piece_base[64], piece_size[64];
+    unsigned n = 0;
+    for (uint64_t base = start; base < top && n < 64; n++) {
+        /* The lowest set bit of base: the largest aligned block there; it never passes 4 GiB. */
+        uint64_t size = base & -base;
+        piece_base[n] = base;
+        piece_size[n] = size;
+        base += size;
+    }
+    unsigned skip = n > X86_MTRR_VAR_COUNT ? n - X86_MTRR_VAR_COUNT : 0;
+    for (unsigned i = skip; i < n; i++) {
+        unsigned r = i - skip;
+        s->var[2 * r] = piece_base[i] | X86_MTRR_TYPE_UC;
+        s->var[2 * r + 1] = ~(piece_size[i] - 1) | X86_MTRR_PHYSMASK_VALID;
+    }
+
+    /* MTRRs and fixed ranges on, everything not covered above write-back. */
+    s->def_type = X86_MTRR_DEF_TYPE_E | X86_MTRR_DEF_TYPE_FE | X86_MTRR_TYPE_WB;
+}
+
 static void seg_dump(FILE *out, const char *name, const X86Segment *s)
 {
     fprintf(out, "%-3s=%04x %016" G_GINT64_MODIFIER "x %08x type=%x s=%u dpl=%u p=%u l=%u db=%u g=%u%s\n",

@@ -874,11 +874,17 @@ static bool kvm_set_x86(KvmState *s, KvmVcpu *v, const X86CPUState *x, GError **
     return true;
 }
 
-static bool kvm_set_reset_msrs(KvmState *s, KvmVcpu *v, GError **errp)
+/*
+ * mtrr: the MTRRs firmware would have left (direct boot, machine.h), or NULL
+ * for the power-on state; either way RESET replaces what the guest had.
+ */
+static bool kvm_set_reset_msrs(KvmState *s, KvmVcpu *v, const X86MTRRState *mtrr,
+                               GError **errp)
 {
-    enum { MAX_RESET_MSRS = 32 };
+    enum { MAX_RESET_MSRS = 64 };
     struct kvm_msr_entry list[MAX_RESET_MSRS];
     unsigned n = kvm_msrs_reset_list(list, MAX_RESET_MSRS, s->msr_list);
+    n += kvm_msrs_mtrr_list(list + n, MAX_RESET_MSRS - n, mtrr, v->phys_bits);
     struct kvm_msrs *req = g_malloc0(sizeof(*req) + n * sizeof(req->entries[0]));
     unsigned done = 0;
     bool ok = true;
@@ -957,7 +963,7 @@ static bool kvm_vcpu_reset(Machine *m, KvmVcpu *v, GError **errp)
             return false;
         }
     }
-    if (!kvm_set_reset_msrs(s, v, errp)) {
+    if (!kvm_set_reset_msrs(s, v, m->cpu_mtrr_valid ? &m->cpu_mtrr : NULL, errp)) {
         return false;
     }
 
@@ -1051,6 +1057,9 @@ static bool kvm_vcpu_init(Machine *m, int id, GError **errp)
     int err = errno;
     struct kvm_cpuid_entry2 *leaf1 = kvm_cpuid_find(cpuid, 1, 0);
     v->cpuid_1_eax = leaf1 ? leaf1->eax : 0;
+    /* Without leaf 80000008H, 36 bits (SDM 3A §4.1.4), as firmware assumes. */
+    struct kvm_cpuid_entry2 *addr_sizes = kvm_cpuid_find(cpuid, 0x80000008, 0);
+    v->phys_bits = addr_sizes && (addr_sizes->eax & 0xff) ? addr_sizes->eax & 0xff : 36;
     g_free(cpuid);
     if (r < 0) {
         kestrel_set_error(errp, "KVM_SET_CPUID2 on vCPU %d failed: %s (try -cpu host)", id,

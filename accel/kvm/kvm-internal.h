@@ -181,6 +181,16 @@ void kvm_lapic_set_reg(struct kvm_lapic_state *st, unsigned offset, uint32_t val
  */
 unsigned kvm_msrs_reset_list(struct kvm_msr_entry *out, unsigned max,
                              const struct kvm_msr_list *known);
+/*
+ * The MTRR MSRs at reset: *mtrr (a direct boot's firmware-like state,
+ * include/kestrel/x86.h) with PHYSMASK clipped to phys_bits (the vCPU's
+ * CPUID 80000008H EAX[7:0]), or all 0 (power-on, MTRRs disabled) if mtrr is
+ * NULL.  KVM leaves the MTRRs out of KVM_GET_MSR_INDEX_LIST yet keeps them
+ * per vCPU (as QEMU sets them), so no index-list filter.  Returns the count
+ * (1 + X86_MTRR_FIXED_COUNT + 2 * X86_MTRR_VAR_COUNT if max allows).
+ */
+unsigned kvm_msrs_mtrr_list(struct kvm_msr_entry *out, unsigned max,
+                            const X86MTRRState *mtrr, unsigned phys_bits);
 
 /* §3.1: QEMU-style routing, GSI 0 -> PIC pin 0 + IOAPIC pin 2, GSI 2 -> nothing. */
 struct kvm_irq_routing *kvm_gsi_routing_build(void);
@@ -204,6 +214,7 @@ typedef struct KvmVcpu {
     bool io_pending;             /* last exit was IO/MMIO: KVM completes it on the next KVM_RUN */
     bool stopped;                /* after triple fault / fatal error: no KVM_RUN until reset */
     uint32_t cpuid_1_eax;        /* goes into RDX at reset (§1.9) */
+    unsigned phys_bits;          /* MAXPHYADDR in its CPUID (80000008H EAX[7:0]) */
     /*
      * kernel-irqchip=off (§3.5): the CPU-side state of the userspace
      * LAPIC protocol (include/kestrel/irqchip.h), touched only by the

@@ -278,6 +278,29 @@ unsigned kvm_msrs_reset_list(struct kvm_msr_entry *out, unsigned max,
     return n;
 }
 
+unsigned kvm_msrs_mtrr_list(struct kvm_msr_entry *out, unsigned max,
+                            const X86MTRRState *mtrr, unsigned phys_bits)
+{
+    static const X86MTRRState power_on;         /* SDM 3A Table 9-1: MTRRs disabled */
+    const X86MTRRState *st = mtrr ? mtrr : &power_on;
+    /* PHYSMASK bits at and above MAXPHYADDR are reserved (SDM 3A §11.11.2.3). */
+    uint64_t phys_mask = phys_bits >= 64 ? ~0ull : (1ull << phys_bits) - 1;
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < X86_MTRR_FIXED_COUNT && n < max; i++) {
+        out[n++] = (struct kvm_msr_entry){ .index = x86_mtrr_fixed_msr(i), .data = st->fixed[i] };
+    }
+    for (unsigned i = 0; i < 2 * X86_MTRR_VAR_COUNT && n < max; i++) {
+        uint64_t v = (i & 1) ? st->var[i] & phys_mask : st->var[i];
+        out[n++] = (struct kvm_msr_entry){ .index = X86_MSR_MTRR_PHYSBASE0 + i, .data = v };
+    }
+    /* The enable bits last, once the ranges they enable are in place. */
+    if (n < max) {
+        out[n++] = (struct kvm_msr_entry){ .index = X86_MSR_MTRR_DEF_TYPE, .data = st->def_type };
+    }
+    return n;
+}
+
 /* ---- GSI routing ---- */
 
 struct kvm_irq_routing *kvm_gsi_routing_build(void)

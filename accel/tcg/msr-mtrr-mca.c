@@ -86,6 +86,24 @@ void mtrr_mca_reset(TCGCPU *cpu)
     memset(&cpu->mca, 0, sizeof(cpu->mca));
 }
 
+/*
+ * The MTRRs firmware would have programmed (direct boot, include/kestrel/x86.h):
+ * PHYSMASK bits at and above MAXPHYADDR are dropped, as firmware drops them
+ * after reading CPUID 80000008H.  Nothing is loaded into a CPU model without
+ * MTRRs, which firmware would leave alone too (CPUID.01H:EDX.MTRR clear).
+ */
+_Static_assert(sizeof(((TCGCPU *)0)->mtrr.fixed) == sizeof(((X86MTRRState *)0)->fixed),
+               "the same eleven fixed-range MSRs");
+void mtrr_load(TCGCPU *cpu, const X86MTRRState *s)
+{
+    if (!mtrr_present())
+        return;
+    cpu->mtrr.def_type = s->def_type;
+    memcpy(cpu->mtrr.fixed, s->fixed, sizeof(cpu->mtrr.fixed));
+    for (unsigned i = 0; i < 2 * MTRR_VAR_COUNT && i < 2 * X86_MTRR_VAR_COUNT; i++)
+        cpu->mtrr.var[i] = (i & 1) ? s->var[i] & ~PHYS_RSVD : s->var[i];
+}
+
 bool mtrr_mca_rdmsr(TCGCPU *cpu, uint32_t msr, uint64_t *v)
 {
     int fx = mtrr_fixed_index(msr);

@@ -152,6 +152,7 @@ bool tcg_cpuid_feature(int word, uint32_t bits);
 
 /* msr-mtrr-mca.c */
 void mtrr_mca_reset(TCGCPU *cpu);
+void mtrr_load(TCGCPU *cpu, const X86MTRRState *s);         /* firmware's MTRRs, at reset */
 bool mtrr_mca_rdmsr(TCGCPU *cpu, uint32_t msr, uint64_t *v);
 int mtrr_mca_wrmsr(TCGCPU *cpu, uint32_t msr, uint64_t v);   /* 1 done, 0 not ours, -1 #GP */
 

@@ -745,6 +745,9 @@ static void tcg_reset(Machine *m)
         if (!cpu)
             continue;
         cpu_reset_state(cpu, i == 0);
+        /* Direct boot: every CPU with the MTRRs firmware would have set (machine.h). */
+        if (m->cpu_mtrr_valid)
+            mtrr_load(cpu, &m->cpu_mtrr);
         cpu->shutdown = false;
         if ((unsigned)cpu->id < TCG_MAX_CPUS) {
             /* Application processors sleep until the BSP's INIT-SIPI-SIPI. */

@@ -4,7 +4,8 @@
  * protocol asks for (docs/boot-protocols.md).  This file picks the protocol
  * (Multiboot 1 if the image has the header, else the Linux x86 boot
  * protocol) and holds the helpers every loader shares: guest RAM writes,
- * the BIOS data area words and the MP table in the EBDA.
+ * the BIOS data area words and the MP table in the EBDA.  It also stands
+ * in for firmware's CPU setup: every CPU's MTRRs as SeaBIOS leaves them.
  */
 #include <string.h>
 
@@ -101,10 +102,24 @@ bool pc_direct_boot(Machine *m, GError **errp)
     /* ACPI tables at 0xE0000 (hw/pc/acpi_build.c): CPUs, IRQ routing, poweroff. */
     if (!acpi_install_direct(m, errp))
         return false;
-    if (mb)
-        return multiboot_load(m, cfg->kernel, cfg->append, cfg->initrd, errp);
-    if (linux_hdr)
-        return linux_boot_load(m, cfg->kernel, cfg->initrd, cfg->append, errp);
-    kestrel_set_error(errp, "-kernel %s: not a bzImage or Multiboot kernel", cfg->kernel);
-    return false;
+    bool ok;
+    if (mb) {
+        ok = multiboot_load(m, cfg->kernel, cfg->append, cfg->initrd, errp);
+    } else if (linux_hdr) {
+        ok = linux_boot_load(m, cfg->kernel, cfg->initrd, cfg->append, errp);
+    } else {
+        kestrel_set_error(errp, "-kernel %s: not a bzImage or Multiboot kernel", cfg->kernel);
+        return false;
+    }
+    if (!ok)
+        return false;
+    /*
+     * No firmware programs the MTRRs, and Linux leaves PAT off when they
+     * are disabled ("MTRRs disabled, skipping PAT initialization too"): every
+     * CPU gets what SeaBIOS would have left.  INIT keeps MTRRs (SDM 3A
+     * Table 9-1), so the APs the kernel starts with INIT-SIPI-SIPI keep them.
+     */
+    x86_mtrr_state_firmware(&m->cpu_mtrr, m->ram_below_4g);
+    m->cpu_mtrr_valid = true;
+    return true;
 }

@@ -259,6 +259,7 @@ bool pc_machine_reset(Machine *m, GError **errp)
      * overwritten the loaded image and boot parameters since.
      */
     m->bsp_state_valid = false;
+    m->cpu_mtrr_valid = false;
     if (!m->firmware_boot && !pc_direct_boot(m, errp))
         return false;
     /* No firmware to map the PCI BARs: do what SeaBIOS would have done. */

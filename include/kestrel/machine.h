@@ -80,6 +80,14 @@ typedef struct Machine {
     /* Initial state of the boot CPU set by a direct-boot loader (else reset state). */
     bool bsp_state_valid;
     X86CPUState bsp_state;
+    /*
+     * MTRRs every CPU (BSP and APs) gets at reset when no firmware runs to
+     * program them: a direct-boot loader sets them to what firmware would
+     * have left (x86_mtrr_state_firmware).  If not valid, reset leaves the
+     * power-on state (all 0, MTRRs disabled) for the firmware to program.
+     */
+    bool cpu_mtrr_valid;
+    X86MTRRState cpu_mtrr;
 
     void *accel_state;               /* private to the accelerator */
 } Machine;

@@ -65,6 +65,55 @@ typedef struct X86CPUState {
     uint64_t apic_base;
 } X86CPUState;
 
+/*
+ * Memory-type range registers (SDM 3A §11.11; §12.11 in the editions that
+ * renumbered the chapters, as accel/tcg/msr-mtrr-mca.c cites), as the MSRs
+ * hold them.  At power-on and RESET they are all 0 (MTRRs disabled, SDM 3A
+ * Table 9-1) and firmware programs them; INIT keeps them.  Boot code that
+ * replaces the firmware (direct -kernel boot) describes here what firmware
+ * would have left, and each accelerator loads it into every vCPU at reset.
+ *
+ * PHYSMASKn is given as a 64-bit mask: bits from the range's size up to bit
+ * 63 set.  A CPU keeps only the bits below its MAXPHYADDR (CPUID 80000008H
+ * EAX[7:0]; the bits above are reserved, SDM 3A §11.11.2.3), so each
+ * accelerator clips the mask to the width its CPU model reports, as
+ * firmware does when it reads that leaf.
+ */
+#define X86_MSR_MTRR_PHYSBASE0     0x200   /* PHYSBASEn = 0x200 + 2n, PHYSMASKn = 0x201 + 2n */
+#define X86_MSR_MTRR_FIX64K_00000  0x250
+#define X86_MSR_MTRR_FIX16K_80000  0x258   /* and _A0000 at 0x259 */
+#define X86_MSR_MTRR_FIX4K_C0000   0x268   /* ... _F8000 at 0x26F */
+#define X86_MSR_MTRR_DEF_TYPE      0x2ff
+
+#define X86_MTRR_TYPE_UC   0
+#define X86_MTRR_TYPE_WC   1
+#define X86_MTRR_TYPE_WT   4
+#define X86_MTRR_TYPE_WP   5
+#define X86_MTRR_TYPE_WB   6
+#define X86_MTRR_DEF_TYPE_FE     (1u << 10)   /* fixed ranges enabled */
+#define X86_MTRR_DEF_TYPE_E      (1u << 11)   /* MTRRs enabled */
+#define X86_MTRR_PHYSMASK_VALID  (1u << 11)
+
+#define X86_MTRR_VAR_COUNT    8    /* variable ranges described (MTRRCAP.VCNT of our CPUs) */
+#define X86_MTRR_FIXED_COUNT  11   /* FIX64K_00000, FIX16K_80000/A0000, FIX4K_C0000..F8000 */
+
+typedef struct X86MTRRState {
+    uint64_t def_type;                          /* IA32_MTRR_DEF_TYPE */
+    uint64_t fixed[X86_MTRR_FIXED_COUNT];       /* in the order above */
+    uint64_t var[2 * X86_MTRR_VAR_COUNT];       /* PHYSBASEn, PHYSMASKn pairs */
+} X86MTRRState;
+
+/* MSR index of fixed[i] (i < X86_MTRR_FIXED_COUNT). */
+uint32_t x86_mtrr_fixed_msr(unsigned i);
+/*
+ * The MTRRs a PC's firmware (SeaBIOS, mtrr_setup after PCI setup) leaves on
+ * every CPU, for a machine whose RAM below 4 GiB ends at ram_below_4g:
+ * write-back by default and for RAM below 640 KiB, UC for the VGA window
+ * A0000-BFFFF, write-protect for the ROM area C0000-FFFFF, and the 32-bit
+ * PCI hole up to 4 GiB UC through variable ranges.
+ */
+void x86_mtrr_state_firmware(X86MTRRState *s, uint64_t ram_below_4g);
+
 /* Power-on state (SDM vol. 3A 9.1.1): CS.sel=F000 base=FFFF0000, IP=FFF0. */
 void x86_cpu_state_reset(X86CPUState *s, bool bsp);
 /*

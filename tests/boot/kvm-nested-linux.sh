@@ -8,7 +8,8 @@
 # guest prints its CPU count and memory and starts its shell; then a command
 # is typed on kestrel's terminal (stdin): the shell must run it (its output
 # is computed, so an echo of the typed characters does not count) and its
-# 'reboot -f' must end kestrel with status 0 (-no-reboot).
+# 'reboot -f' must end kestrel with status 0 (-no-reboot).  Its kernel log
+# must show PAT set up (the MTRRs kestrel gives a direct boot, as SeaBIOS would).
 #   nested/kestrel-kvm-linux-npt     kvm_amd with nested paging
 # (tests/slow/kvm-nested-stress.sh adds shadow paging, -smp 4 with a
 # workload, and -m 4G.)
@@ -107,6 +108,11 @@ for n in $names; do
     elif [ -z "$kb" ] || [ "$kb" -lt 900000 ] || [ "$kb" -gt 1048576 ]; then
         # 1 GiB less the kernel's own reservations: about 950-1000 MiB.
         bad="MemTotal '${kb:-missing}' kB is not about 1 GiB"
+    elif grep -q 'x86/PAT: MTRRs disabled' "$tmp/$n.serial" ||
+         ! grep -qF 'x86/PAT: Configuration [0-7]: WB  WC  UC- UC  WB  WP  UC- WT' "$tmp/$n.serial"; then
+        # No firmware programs the MTRRs: kestrel's reset must leave them as
+        # SeaBIOS would, else Linux skips PAT (no write-combining).
+        bad="Linux runs without PAT; its log says: $(grep 'x86/PAT:' "$tmp/$n.serial" | head -n 2 | tr '\n' '|')"
     elif ! grep -qx 'TYPED-42' "$tmp/$n.serial"; then
         bad="the command typed on the terminal did not run in the guest's shell (no TYPED-42); last lines: $tail_txt"
     elif [ -n "$l2bad" ]; then

@@ -4,7 +4,8 @@
 # starts its shell; then a command is typed on the emulator's stdin (the
 # user's terminal): the shell must run it (TYPED-42 is computed, so the tty's
 # echo of the typed line does not count) and its 'reboot -f' must end the
-# process with status 0 (-no-reboot).
+# process with status 0 (-no-reboot).  Linux must run with PAT: no firmware
+# programs the MTRRs, so the machine leaves them as SeaBIOS would.
 #   guest-oracle/linux-initramfs-under-qemu  the same guest under QEMU TCG,
 #                                             proving the initramfs and checks;
 #   boot/linux-direct                         under kestrel: KVM where /dev/kvm
@@ -30,7 +31,7 @@ if ! build_guest linux-kernel "$guests" || ! build_guest initramfs "$guests"; th
 fi
 
 # The single quotes keep $(...) for the guest's shell.
-cmd='console=ttyS0 quiet kestrel.cmd="echo NPROC=$(nproc); echo CPUINFO=$(grep -c ^processor /proc/cpuinfo); echo PAT-CPUS=$(grep -cw pat /proc/cpuinfo); grep MemTotal /proc/meminfo"'
+cmd='console=ttyS0 quiet kestrel.cmd="echo NPROC=$(nproc); echo CPUINFO=$(grep -c ^processor /proc/cpuinfo); echo PAT-CPUS=$(grep -cw pat /proc/cpuinfo); dmesg | grep x86/PA[T]:; grep MemTotal /proc/meminfo"'
 typed='echo TYPED-$((6*7)); reboot -f\n'
 
 # run_typed OUT TIMEOUT CMD...: run CMD with stdout in OUT, stderr in OUT.err;
@@ -72,10 +73,17 @@ check() {
         return
     fi
     # Linux clears the pat flag on family-6 CPUs below model 15 (erratum AN7).
-    # (Without firmware the MTRRs stay disabled and Linux then skips PAT
-    # setup; firmware-linux.sh checks the PAT configuration itself.)
     if ! grep -qx 'PAT-CPUS=2' "$out.txt"; then
         echo "FAIL $name: expected the pat flag on both CPUs in /proc/cpuinfo; got: $(grep '^PAT-CPUS=' "$out.txt")"
+        return
+    fi
+    # Linux sets up PAT only when the MTRRs are enabled: with no firmware to
+    # program them, the machine's reset must leave them as SeaBIOS would
+    # (else the log says "x86/PAT: MTRRs disabled, skipping PAT
+    # initialization too.").  Its PAT layout then has WC in entry 1.
+    if grep -q 'x86/PAT: MTRRs disabled' "$out.txt" ||
+       ! grep -qF 'x86/PAT: Configuration [0-7]: WB  WC  UC- UC  WB  WP  UC- WT' "$out.txt"; then
+        echo "FAIL $name: Linux runs without PAT (expected 'x86/PAT: Configuration [0-7]: WB  WC  UC- UC  WB  WP  UC- WT'); got: $(grep 'x86/PAT:' "$out.txt" | head -n 2 | tr '\n' '|')"
         return
     fi
     kb=$(sed -n 's/^MemTotal: *\([0-9]*\) kB$/\1/p' "$out.txt")

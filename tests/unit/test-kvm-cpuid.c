@@ -543,6 +543,36 @@ static void test_reset_msrs_filtered_by_index_list(void)
     g_free(known);
 }
 
+/*
+ * RESET's MTRRs: all 0 without a state (power-on, MTRRs disabled), or a
+ * direct boot's firmware-like state with PHYSMASK cut to the vCPU's
+ * MAXPHYADDR (KVM #GPs on bits above it); the enable bits come last.
+ */
+static void test_reset_mtrrs_clip_mask_to_phys_bits(void)
+{
+    struct kvm_msr_entry e[64];
+    unsigned n = kvm_msrs_mtrr_list(e, 64, NULL, 39);
+    CHECK_EQ("DEF_TYPE + 11 fixed + 8 pairs", 28, n);
+    for (unsigned i = 0; i < n; i++) {
+        CHECK_MSG(e[i].data == 0, "power-on MSR 0x%x = 0x%llx, expected 0", e[i].index,
+                  (unsigned long long)e[i].data);
+    }
+    CHECK(find_msr(e, n, 0x26f) && find_msr(e, n, 0x20f) && find_msr(e, n, 0x2ff));
+
+    X86MTRRState st;
+    x86_mtrr_state_firmware(&st, 1ull << 30);
+    n = kvm_msrs_mtrr_list(e, 64, &st, 39);
+    CHECK_EQ("count", 28, n);
+    CHECK_EQ("last: DEF_TYPE", 0x2ff, e[n - 1].index);
+    CHECK_EQ("DEF_TYPE E | FE | WB", 0xc06, e[n - 1].data);
+    CHECK_EQ("FIX4K_C0000 WP", 0x0505050505050505ull, find_msr(e, n, 0x268)->data);
+    CHECK_EQ("PHYSBASE0", 0x80000000ull, find_msr(e, n, 0x200)->data);
+    CHECK_EQ("PHYSMASK0 at 39 bits", 0x7f80000800ull, find_msr(e, n, 0x201)->data);
+    n = kvm_msrs_mtrr_list(e, 64, &st, 46);
+    CHECK_EQ("PHYSMASK0 at 46 bits", 0x3fff80000800ull, find_msr(e, n, 0x201)->data);
+    CHECK_EQ("bounded by max", 5, kvm_msrs_mtrr_list(e, 5, &st, 46));
+}
+
 static int route_pin(const struct kvm_irq_routing *r, uint32_t gsi, uint32_t chip)
 {
     for (uint32_t i = 0; i < r->nr; i++) {
@@ -991,6 +1021,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_lapic_reset_ap_all_masked),
     TEST_CASE(test_fpu_reset_values),
     TEST_CASE(test_reset_msrs_filtered_by_index_list),
+    TEST_CASE(test_reset_mtrrs_clip_mask_to_phys_bits),
     TEST_CASE(test_gsi_routing_irq0_to_ioapic_pin2),
     TEST_CASE(test_mmio_split_natural_alignment),
     TEST_CASE(test_slots_follow_the_memory_map),

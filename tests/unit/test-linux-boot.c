@@ -629,6 +629,7 @@ static void test_direct_boot_without_kernel_does_nothing(void)
     GError *err = NULL;
     CHECK(pc_direct_boot(m, &err));
     CHECK(!m->bsp_state_valid);
+    CHECK_MSG(!m->cpu_mtrr_valid, "MTRRs given without a direct boot (firmware programs them)");
 }
 
 static void test_direct_boot_rejects_unknown_format(void)
@@ -640,6 +641,7 @@ static void test_direct_boot_rejects_unknown_format(void)
     CHECK(!pc_direct_boot(m, &err));
     CHECK_MSG(err && strstr(err->message, "not a bzImage or Multiboot kernel"), "got \"%s\"",
               err ? err->message : "(none)");
+    CHECK(!m->cpu_mtrr_valid);
     unlink(m->cfg->kernel);
 }
 
@@ -652,6 +654,60 @@ static void test_direct_boot_picks_linux(void)
     CHECK_MSG(pc_direct_boot(m, &err), "%s", err ? err->message : "");
     CHECK_EQ("RIP", 0x100200, m->bsp_state.rip);
     unlink(m->cfg->kernel);
+}
+
+/*
+ * No firmware runs, so the loader hands every CPU the MTRRs SeaBIOS's
+ * mtrr_setup would have left (else Linux skips PAT: "MTRRs disabled"):
+ * enabled with fixed ranges, default WB; RAM below 640K WB, the VGA window
+ * UC, C0000-FFFFF WP; the PCI hole from 2 GiB up UC in variable range 0.
+ */
+static void test_direct_boot_gives_cpus_firmware_mtrrs(void)
+{
+    Machine *m = test_machine(128 * MiB, 2);
+    m->cfg->kernel = synth_bzimage_file(0x020F, 0x7F);
+    GError *err = NULL;
+    CHECK_MSG(pc_direct_boot(m, &err), "%s", err ? err->message : "");
+    unlink(m->cfg->kernel);
+    CHECK_MSG(m->cpu_mtrr_valid, "direct boot left the MTRRs to a firmware that does not run");
+    const X86MTRRState *t = &m->cpu_mtrr;
+    CHECK_EQ("MTRR_DEF_TYPE (E | FE | WB)", 0xc06, t->def_type);
+    CHECK_EQ("FIX64K_00000 (WB)", 0x0606060606060606ull, t->fixed[0]);
+    CHECK_EQ("FIX16K_80000 (WB)", 0x0606060606060606ull, t->fixed[1]);
+    CHECK_EQ("FIX16K_A0000 (UC)", 0, t->fixed[2]);
+    for (unsigned i = 3; i < X86_MTRR_FIXED_COUNT; i++)
+        CHECK_EQ("FIX4K_xxxxx (WP)", 0x0505050505050505ull, t->fixed[i]);
+    CHECK_EQ("fixed[10] is MSR 0x26F", 0x26f, x86_mtrr_fixed_msr(10));
+    CHECK_EQ("PHYSBASE0 (2 GiB, UC)", 0x80000000ull, t->var[0]);
+    /* Full 64-bit mask; each accelerator clips it to its MAXPHYADDR. */
+    CHECK_EQ("PHYSMASK0 (2 GiB, V)", 0xFFFFFFFF80000800ull, t->var[1]);
+    for (unsigned i = 2; i < 2 * X86_MTRR_VAR_COUNT; i++)
+        CHECK_EQ("unused variable range", 0, t->var[i]);
+}
+
+/* Where the UC hole starts, as SeaBIOS picks it on the i440FX, and its split into aligned ranges. */
+static void test_firmware_mtrrs_cover_the_pci_hole(void)
+{
+    X86MTRRState t;
+    x86_mtrr_state_firmware(&t, 2 * GiB);                  /* at most 2 GiB: from 2 GiB */
+    CHECK_EQ("2G: PHYSBASE0", 0x80000000ull, t.var[0]);
+    CHECK_EQ("2G: no second range", 0, t.var[3]);
+    x86_mtrr_state_firmware(&t, 3 * GiB);                  /* -m 4G (3 GiB low): from 3 GiB */
+    CHECK_EQ("3G: PHYSBASE0", 0xC0000000ull, t.var[0]);
+    CHECK_EQ("3G: PHYSMASK0", 0xFFFFFFFFC0000800ull, t.var[1]);
+    CHECK_EQ("3G: no second range", 0, t.var[3]);
+    /*
+     * -m 3500M: the hole 0xDAC00000-4G is 4M + 16M + 64M + 512M, each range
+     * naturally aligned (base & ~mask clear); no RAM below it is covered.
+     */
+    x86_mtrr_state_firmware(&t, 3500 * MiB);
+    static const uint64_t base[] = { 0xDAC00000ull, 0xDB000000ull, 0xDC000000ull, 0xE0000000ull };
+    static const uint64_t size[] = { 4 * MiB, 16 * MiB, 64 * MiB, 512 * MiB };
+    for (unsigned i = 0; i < 4; i++) {
+        CHECK_EQ("3500M: PHYSBASEn", base[i], t.var[2 * i]);
+        CHECK_EQ("3500M: PHYSMASKn", ~(size[i] - 1) | 0x800, t.var[2 * i + 1]);
+    }
+    CHECK_EQ("3500M: no fifth range", 0, t.var[9]);
 }
 
 static const TestCase cases[] = {
@@ -678,6 +734,8 @@ static const TestCase cases[] = {
     TEST_CASE(test_direct_boot_without_kernel_does_nothing),
     TEST_CASE(test_direct_boot_rejects_unknown_format),
     TEST_CASE(test_direct_boot_picks_linux),
+    TEST_CASE(test_direct_boot_gives_cpus_firmware_mtrrs),
+    TEST_CASE(test_firmware_mtrrs_cover_the_pci_hole),
     { 0 }
 };
 

@@ -1817,6 +1817,55 @@ static void test_mtrr_and_mca_msrs(void)
     CHECK(tcg_cpuid_configure("kestrel64", &dropped, &err) && !dropped);
 }
 
+/*
+ * Direct boot (no firmware): the machine's reset gives every CPU the MTRRs
+ * SeaBIOS would have programmed (x86_mtrr_state_firmware, loaded by
+ * tcg_reset through mtrr_load), so the guest reads them back with RDMSR;
+ * they are architecturally valid (writing them back does not #GP), INIT
+ * keeps them, and a plain RESET (what a firmware boot starts from) leaves
+ * them all 0, MTRRs disabled (SDM 3A Table 9-1).
+ */
+static void test_direct_boot_mtrrs_read_back_until_reset(void)
+{
+    Env e = env_new();
+    X86MTRRState st;
+    x86_mtrr_state_firmware(&st, 1ull << 30);               /* -m 1G: PCI hole 2-4 GiB */
+    cpu_reset_state(e.cpu, true);
+    mtrr_load(e.cpu, &st);
+    cpu_init_state(e.cpu);                                  /* INIT keeps the MTRRs */
+    setup_pm32(&e);
+    static const struct { uint32_t msr; const char *name; uint64_t v; } want[] = {
+        { 0x2ff, "MTRR_DEF_TYPE: E, FE, default WB", 0xc06 },
+        { 0x250, "FIX64K_00000: WB", 0x0606060606060606ull },
+        { 0x258, "FIX16K_80000: WB", 0x0606060606060606ull },
+        { 0x259, "FIX16K_A0000: UC (VGA)", 0 },
+        { 0x268, "FIX4K_C0000: WP", 0x0505050505050505ull },
+        { 0x26f, "FIX4K_F8000: WP", 0x0505050505050505ull },
+        { 0x200, "PHYSBASE0: 2 GiB, UC", 0x80000000ull },
+        { 0x201, "PHYSMASK0: 2 GiB, valid, 40-bit MAXPHYADDR", 0xff80000800ull },
+        { 0x202, "PHYSBASE1 unused", 0 },
+        { 0x203, "PHYSMASK1 unused", 0 },
+        { 0x20f, "PHYSMASK7 unused", 0 },
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(want); i++) {
+        uint64_t v = ~0ull;
+        CHECK_EQ(want[i].name, -1, msr_access(&e, false, want[i].msr, &v));
+        CHECK_EQ(want[i].name, want[i].v, v);
+        CHECK_EQ("written back without #GP", -1, msr_access(&e, true, want[i].msr, &v));
+    }
+    uint64_t v = 0;
+    CHECK_EQ("MTRRCAP", -1, msr_access(&e, false, 0xfe, &v));
+    CHECK_EQ("MTRRCAP: 8 variable, fixed, WC", 0x508, v);
+
+    cpu_reset_state(e.cpu, true);                           /* RESET, as before firmware runs */
+    setup_pm32(&e);
+    for (unsigned i = 0; i < ARRAY_LEN(want); i++) {
+        v = ~0ull;
+        CHECK_EQ(want[i].name, -1, msr_access(&e, false, want[i].msr, &v));
+        CHECK_MSG(v == 0, "after RESET %s reads 0x%" PRIx64 ", expected 0", want[i].name, v);
+    }
+}
+
 /* -cpu MODEL,+feat,-feat: the model's signature and features, less what is not implemented. */
 static void test_cpuid_follows_cpu_option(void)
 {
@@ -2900,6 +2949,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_cpuid_follows_cpu_option),
     TEST_CASE(test_kestrel64_signature_lets_linux_keep_pat),
     TEST_CASE(test_mtrr_and_mca_msrs),
+    TEST_CASE(test_direct_boot_mtrrs_read_back_until_reset),
     TEST_CASE(test_init_keeps_fpu_sse_xcr0_mtrr),
     TEST_CASE(test_xgetbv_after_reset_reads_1),
     TEST_CASE(test_xsetbv_rules),
