@@ -754,8 +754,12 @@ static void test_fake_kvm_reset_state(void)
     CHECK_EQ("FCW", 0x37f, fk.v[0].fcw);
     CHECK_EQ("MXCSR", 0x1f80, fk.v[0].mxcsr);
     CHECK_EQ("XCR0", 1, fk.v[0].xcr0);
-    /* only the MSRs in the index list: TSC, MISC_ENABLE, LSTAR; set at vcpu_init and reset */
-    CHECK_EQ("MSRs written", 6, fk.v[0].msrs_set);
+    /*
+     * Set at vcpu_init and at reset: of the index list only TSC, MISC_ENABLE
+     * and LSTAR, plus the 28 MTRR MSRs (not in KVM's index list; zero, the
+     * power-on state, without a direct boot).
+     */
+    CHECK_EQ("MSRs written", 2 * (3 + 28), fk.v[0].msrs_set);
     /* AP */
     CHECK_EQ("vCPU1 APIC base (AP)", 0xfee00800, fk.v[1].sregs.apic_base);
     CHECK_EQ("vCPU1 MP state waits for SIPI", KVM_MP_STATE_INIT_RECEIVED, fk.v[1].mp_state);
