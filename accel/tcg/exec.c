@@ -916,6 +916,20 @@ L_TEST_RI:
     RI_BEGIN();
     set_cc_logic(cpu, sz, a & b);
     NEXT();
+    /*
+     * The same without the flags, which no one reads (tcg_specialize's
+     * flag liveness): masking to the size is the 32-bit write's zero
+     * extension, and the pre-masked immediate needs no more.
+     */
+#define NF_RR(name, o) \
+L_##name##_RR_NF: \
+    cpu->regs[op->rm] = (cpu->regs[op->rm] o cpu->regs[op->reg]) & size_mask[op->sz]; \
+    NEXT(); \
+L_##name##_RI_NF: \
+    cpu->regs[op->rm] = (cpu->regs[op->rm] o op->imm) & size_mask[op->sz]; \
+    NEXT();
+    NF_RR(ADD, +) NF_RR(SUB, -) NF_RR(AND, &) NF_RR(OR, |) NF_RR(XOR, ^)
+#undef NF_RR
 
     /*
      * Loads, stores and G = G op memory, twice: through the generic
@@ -1152,6 +1166,16 @@ L_SAR_RI:
     r = (uint64_t)((int64_t)a >> 1) & size_mask[sz];
     set_cc(cpu, CC_OP_SHR, sz, r, a & size_mask[sz], 0);
     cpu->regs[op->rm] = r;
+    NEXT();
+L_SHL_RI_NF:
+    cpu->regs[op->rm] = (cpu->regs[op->rm] << op->imm) & size_mask[op->sz];
+    NEXT();
+L_SHR_RI_NF:
+    cpu->regs[op->rm] = (cpu->regs[op->rm] & size_mask[op->sz]) >> op->imm;
+    NEXT();
+L_SAR_RI_NF:
+    sz = op->sz;
+    cpu->regs[op->rm] = (uint64_t)((int64_t)sext(cpu->regs[op->rm], sz) >> op->imm) & size_mask[sz];
     NEXT();
     /* 16-bit register forms: the write keeps bits 63:16 (SDM 1 §3.4.1.1). */
 L_ADD16_RI:
@@ -1553,6 +1577,130 @@ static uint16_t sse_fast_kind(const DecodedOp *op, bool code64)
     }
 }
 
+/*
+ * Dead flags.  Most flag results are never read: compilers use ALU ops for
+ * their value, and the next compare or ALU op overwrites the flags.  A
+ * backward pass over the block finds the register ALU ops whose flags are
+ * overwritten before anything can see them and gives them the xx_NF kinds,
+ * which skip the lazy-flag stores.
+ *
+ * What can see the flags: every reader (Jcc, SETcc, CMOVcc, ADC/SBB,
+ * PUSHF, LAHF, ..., and INC/DEC, which keep CF: SDM 2A "INC"), and every
+ * point where the block can be left, since EFLAGS is then architectural
+ * state: its end and every branch (the next block may read them), and
+ * every op that can fault or call out (an exception frame holds EFLAGS,
+ * SDM 3A §6.12.1; a helper may read them).  So the flags are live before
+ * every op except the register-only kinds of flag_effect, which neither
+ * fault nor leave the block.  A flag overwriter must be one of those too:
+ * a memory ALU op may fault before it writes the flags.  Branches count as
+ * readers of everything, so an in-block jump target needs no care: its
+ * live-in set, computed from what follows it, is exact, and the jump
+ * source assumes the worst.
+ *
+ * Two classes are tracked: CF, which INC/DEC pass on, and the other five.
+ */
+enum { LIVE_CF = 1, LIVE_OSZAP = 2, LIVE_ALL = LIVE_CF | LIVE_OSZAP };
+enum { FX_OTHER, FX_NONE, FX_WRITE, FX_INCDEC };
+
+/* How a (specialised) op kind uses the flags; FX_OTHER: may read them, fault or leave. */
+static int flag_effect(unsigned idx)
+{
+    switch (idx) {
+    /* Neither read nor write the flags, cannot fault. */
+    case OP_MOV_RR: case OP_MOV64_RR: case OP_MOV_RIW: case OP_MOVZX8_RR: case OP_MOVZX16_RR:
+    case OP_MOVSXD_RR: case OP_LEA_B: case OP_LEA_BI:
+    case OP_ADD_RR_NF: case OP_OR_RR_NF: case OP_AND_RR_NF: case OP_SUB_RR_NF: case OP_XOR_RR_NF:
+    case OP_ADD_RI_NF: case OP_OR_RI_NF: case OP_AND_RI_NF: case OP_SUB_RI_NF: case OP_XOR_RI_NF:
+    case OP_SHL_RI_NF: case OP_SHR_RI_NF: case OP_SAR_RI_NF:
+        return FX_NONE;
+    /*
+     * Write all six flags from their operands, read none, cannot fault.
+     * Not SHx_RCL: a count of 0 leaves the flags alone.
+     */
+    case OP_ADD_RR: case OP_OR_RR: case OP_AND_RR: case OP_SUB_RR: case OP_XOR_RR:
+    case OP_CMP_RR: case OP_TEST_RR:
+    case OP_ADD_RI: case OP_OR_RI: case OP_AND_RI: case OP_SUB_RI: case OP_XOR_RI:
+    case OP_CMP_RI: case OP_TEST_RI:
+    case OP_SHL_RI: case OP_SHR_RI: case OP_SAR_RI:
+    case OP_ADD16_RI: case OP_CMP16_RR: case OP_IMUL_RR:
+    case OP_CMP8_RI: case OP_TEST8_RR: case OP_TEST8_RI:
+        return FX_WRITE;
+    /* Register INC/DEC: write five flags, pass CF on (read it). */
+    case OP_INC_R: case OP_DEC_R:
+        return FX_INCDEC;
+    default:
+        return FX_OTHER;
+    }
+}
+
+/* The xx_NF kind of a flag writer, or 0 if it has none. */
+static uint16_t nf_kind(unsigned idx)
+{
+    switch (idx) {
+    case OP_ADD_RR: return OP_ADD_RR_NF;
+    case OP_OR_RR: return OP_OR_RR_NF;
+    case OP_AND_RR: return OP_AND_RR_NF;
+    case OP_SUB_RR: return OP_SUB_RR_NF;
+    case OP_XOR_RR: return OP_XOR_RR_NF;
+    case OP_ADD_RI: return OP_ADD_RI_NF;
+    case OP_OR_RI: return OP_OR_RI_NF;
+    case OP_AND_RI: return OP_AND_RI_NF;
+    case OP_SUB_RI: return OP_SUB_RI_NF;
+    case OP_XOR_RI: return OP_XOR_RI_NF;
+    case OP_SHL_RI: return OP_SHL_RI_NF;
+    case OP_SHR_RI: return OP_SHR_RI_NF;
+    case OP_SAR_RI: return OP_SAR_RI_NF;
+    default: return 0;
+    }
+}
+
+static bool is_nf_kind(unsigned idx)
+{
+    return (idx >= OP_ADD_RR_NF && idx <= OP_XOR_RR_NF) ||
+           (idx >= OP_ADD_RI_NF && idx <= OP_XOR_RI_NF) ||
+           (idx >= OP_SHL_RI_NF && idx <= OP_SAR_RI_NF);
+}
+
+static void flags_liveness(TranslatedBlock *tb)
+{
+    unsigned live = LIVE_ALL;           /* after the last op: the block's end */
+    bool stale = false;
+    for (uint32_t i = tb->n_ops; i-- > 0;) {
+        DecodedOp *op = &tb->ops[i];
+        switch (flag_effect(op->idx)) {
+        case FX_NONE:
+            break;
+        case FX_INCDEC:
+            if (live & LIVE_CF) {
+                live = LIVE_CF;
+                break;
+            }
+            /* With CF dead, INC/DEC are ADD/SUB 1: the same OF SF ZF AF PF (SDM 2A "INC"). */
+            op->idx = op->idx == OP_INC_R ? OP_ADD_RI : OP_SUB_RI;
+            op->imm = 1;
+            /* fall through */
+        case FX_WRITE:
+            if (!live && nf_kind(op->idx))
+                op->idx = nf_kind(op->idx);
+            live = 0;
+            break;
+        default:
+            live = LIVE_ALL;
+            break;
+        }
+    }
+    /* Mark where the lazy flags lag behind (PFX_CC_STALE): after an _NF op up to the next writer. */
+    for (uint32_t i = 0; i < tb->n_ops; i++) {
+        DecodedOp *op = &tb->ops[i];
+        if (stale)
+            op->pfx |= PFX_CC_STALE;
+        if (is_nf_kind(op->idx))
+            stale = true;
+        else if (flag_effect(op->idx) != FX_NONE)
+            stale = false;
+    }
+}
+
 void tcg_specialize(TranslatedBlock *tb)
 {
     static const uint16_t alu_rr[8] = {
@@ -1820,4 +1968,5 @@ void tcg_specialize(TranslatedBlock *tb)
         default: break;
         }
     }
+    flags_liveness(tb);
 }
