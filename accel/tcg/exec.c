@@ -1108,6 +1108,22 @@ L_DEC_R:
     cpu->cc_aux = b;
     cpu->regs[op->rm] = r;
     NEXT();
+L_INC_R_KC:
+    sz = op->sz;
+    a = cpu->regs[op->rm] & size_mask[sz];
+    r = (a + 1) & size_mask[sz];
+    set_cc(cpu, CC_OP_INC, sz, r, a, 1);
+    cpu->cc_aux = op->imm;
+    cpu->regs[op->rm] = r;
+    NEXT();
+L_DEC_R_KC:
+    sz = op->sz;
+    a = cpu->regs[op->rm] & size_mask[sz];
+    r = (a - 1) & size_mask[sz];
+    set_cc(cpu, CC_OP_DEC, sz, r, a, 1);
+    cpu->cc_aux = op->imm;
+    cpu->regs[op->rm] = r;
+    NEXT();
     /* 64-bit code: the stack is flat (SS base ignored) and 64-bit wide. */
 L_PUSH64_R:
     a = cpu->regs[op->reg];             /* PUSH RSP pushes the old value */
@@ -1271,6 +1287,10 @@ L_JNZ_##name: \
     FUSED_Z(DEC_R,
             sz = op->sz; b = cc_cf_fast(cpu); a = cpu->regs[op->rm] & size_mask[sz];
             r = (a - 1) & size_mask[sz]; set_cc(cpu, CC_OP_DEC, sz, r, a, 1); cpu->cc_aux = b;
+            cpu->regs[op->rm] = r)
+    FUSED_Z(DEC_R_KC,
+            sz = op->sz; a = cpu->regs[op->rm] & size_mask[sz];
+            r = (a - 1) & size_mask[sz]; set_cc(cpu, CC_OP_DEC, sz, r, a, 1); cpu->cc_aux = op->imm;
             cpu->regs[op->rm] = r)
     FUSED_Z(TEST_RR,
             sz = op->sz; r = cpu->regs[op->rm] & cpu->regs[op->reg] & size_mask[sz];
@@ -1580,9 +1600,9 @@ static uint16_t sse_fast_kind(const DecodedOp *op, bool code64)
 /*
  * Dead flags.  Most flag results are never read: compilers use ALU ops for
  * their value, and the next compare or ALU op overwrites the flags.  A
- * backward pass over the block finds the register ALU ops whose flags are
- * overwritten before anything can see them and gives them the xx_NF kinds,
- * which skip the lazy-flag stores.
+ * backward pass over the block (flags_liveness) finds the register ALU ops
+ * whose flags are overwritten before anything can see them and gives them
+ * the xx_NF kinds, which skip the lazy-flag stores.
  *
  * What can see the flags: every reader (Jcc, SETcc, CMOVcc, ADC/SBB,
  * PUSHF, LAHF, ..., and INC/DEC, which keep CF: SDM 2A "INC"), and every
@@ -1591,8 +1611,8 @@ static uint16_t sse_fast_kind(const DecodedOp *op, bool code64)
  * every op that can fault or call out (an exception frame holds EFLAGS,
  * SDM 3A §6.12.1; a helper may read them).  So the flags are live before
  * every op except the register-only kinds of flag_effect, which neither
- * fault nor leave the block.  A flag overwriter must be one of those too:
- * a memory ALU op may fault before it writes the flags.  Branches count as
+ * fault nor leave the block before they write the flags.  A memory ALU op
+ * is no overwriter: it may fault before it writes them.  Branches count as
  * readers of everything, so an in-block jump target needs no care: its
  * live-in set, computed from what follows it, is exact, and the jump
  * source assumes the worst.
@@ -1600,23 +1620,25 @@ static uint16_t sse_fast_kind(const DecodedOp *op, bool code64)
  * Two classes are tracked: CF, which INC/DEC pass on, and the other five.
  */
 enum { LIVE_CF = 1, LIVE_OSZAP = 2, LIVE_ALL = LIVE_CF | LIVE_OSZAP };
-enum { FX_OTHER, FX_NONE, FX_WRITE, FX_INCDEC };
+enum {
+    FX_OTHER,           /* may read the flags, fault or leave the block */
+    FX_NONE,            /* neither reads nor writes the flags, cannot fault */
+    FX_WRITE,           /* writes all six flags, reads none, cannot fault */
+    FX_INCDEC,          /* INC_R / DEC_R: writes five flags, passes CF on (_KC: sets it) */
+    FX_WRITE_BRANCH,    /* a fused register compare: writes all six, then branches */
+    FX_DEC_BRANCH,      /* J<cc>_DEC_R: passes CF on, then branches */
+};
 
-/* How a (specialised) op kind uses the flags; FX_OTHER: may read them, fault or leave. */
 static int flag_effect(unsigned idx)
 {
     switch (idx) {
-    /* Neither read nor write the flags, cannot fault. */
     case OP_MOV_RR: case OP_MOV64_RR: case OP_MOV_RIW: case OP_MOVZX8_RR: case OP_MOVZX16_RR:
     case OP_MOVSXD_RR: case OP_LEA_B: case OP_LEA_BI:
     case OP_ADD_RR_NF: case OP_OR_RR_NF: case OP_AND_RR_NF: case OP_SUB_RR_NF: case OP_XOR_RR_NF:
     case OP_ADD_RI_NF: case OP_OR_RI_NF: case OP_AND_RI_NF: case OP_SUB_RI_NF: case OP_XOR_RI_NF:
     case OP_SHL_RI_NF: case OP_SHR_RI_NF: case OP_SAR_RI_NF:
         return FX_NONE;
-    /*
-     * Write all six flags from their operands, read none, cannot fault.
-     * Not SHx_RCL: a count of 0 leaves the flags alone.
-     */
+    /* Not SHx_RCL: a count of 0 leaves the flags alone. */
     case OP_ADD_RR: case OP_OR_RR: case OP_AND_RR: case OP_SUB_RR: case OP_XOR_RR:
     case OP_CMP_RR: case OP_TEST_RR:
     case OP_ADD_RI: case OP_OR_RI: case OP_AND_RI: case OP_SUB_RI: case OP_XOR_RI:
@@ -1625,9 +1647,18 @@ static int flag_effect(unsigned idx)
     case OP_ADD16_RI: case OP_CMP16_RR: case OP_IMUL_RR:
     case OP_CMP8_RI: case OP_TEST8_RR: case OP_TEST8_RI:
         return FX_WRITE;
-    /* Register INC/DEC: write five flags, pass CF on (read it). */
-    case OP_INC_R: case OP_DEC_R:
+    case OP_INC_R: case OP_DEC_R: case OP_INC_R_KC: case OP_DEC_R_KC:
         return FX_INCDEC;
+    /* The fused forms without a memory operand (the memory ones may fault first). */
+    case OP_JZ_TEST_RR: case OP_JNZ_TEST_RR: case OP_JZ_TEST8_RR: case OP_JNZ_TEST8_RR:
+    case OP_JZ_CMP_RI: case OP_JNZ_CMP_RI: case OP_JZ_CMP_RR: case OP_JNZ_CMP_RR:
+    case OP_JZ_CMP8_RI: case OP_JNZ_CMP8_RI: case OP_JZ_TEST8_RI: case OP_JNZ_TEST8_RI:
+    case OP_JBE_CMP_RI: case OP_JA_CMP_RI: case OP_JZ_SUB_RI: case OP_JNZ_SUB_RI:
+    case OP_JZ_ADD_RI: case OP_JNZ_ADD_RI: case OP_JB_CMP_RR: case OP_JNB_CMP_RR:
+    case OP_JZ_DEC_R_KC: case OP_JNZ_DEC_R_KC:
+        return FX_WRITE_BRANCH;
+    case OP_JZ_DEC_R: case OP_JNZ_DEC_R:
+        return FX_DEC_BRANCH;
     default:
         return FX_OTHER;
     }
@@ -1672,17 +1703,24 @@ static void flags_liveness(TranslatedBlock *tb)
             break;
         case FX_INCDEC:
             if (live & LIVE_CF) {
-                live = LIVE_CF;
+                /* The _KC kinds set CF themselves (known_cf). */
+                live = op->idx == OP_INC_R || op->idx == OP_DEC_R ? LIVE_CF : 0;
                 break;
             }
             /* With CF dead, INC/DEC are ADD/SUB 1: the same OF SF ZF AF PF (SDM 2A "INC"). */
-            op->idx = op->idx == OP_INC_R ? OP_ADD_RI : OP_SUB_RI;
+            op->idx = op->idx == OP_INC_R || op->idx == OP_INC_R_KC ? OP_ADD_RI : OP_SUB_RI;
             op->imm = 1;
             /* fall through */
         case FX_WRITE:
             if (!live && nf_kind(op->idx))
                 op->idx = nf_kind(op->idx);
             live = 0;
+            break;
+        case FX_WRITE_BRANCH:
+            live = 0;
+            break;
+        case FX_DEC_BRANCH:
+            live = LIVE_CF;
             break;
         default:
             live = LIVE_ALL;
@@ -1698,6 +1736,108 @@ static void flags_liveness(TranslatedBlock *tb)
             stale = true;
         else if (flag_effect(op->idx) != FX_NONE)
             stale = false;
+    }
+}
+
+/*
+ * Known CF for INC/DEC.  They keep CF (SDM 2A "INC", "DEC"), so they read
+ * it from the lazy flags, a switch on whatever produced them.  Often CF is
+ * known when they run: a logic op clears it (SDM 2A "AND", "OR", "XOR",
+ * "TEST": CF = 0), and a Jcc that fell through says its condition was
+ * false: JB and JBE give CF = 0, JNB gives CF = 1, and JNZ after a compare
+ * or subtraction says the operands were equal, so there was no borrow.  A
+ * forward pass along the fall-through path finds these and gives INC/DEC
+ * the _KC kinds, which take CF from op->imm and so read no flags at all
+ * (more flags die for flags_liveness, which runs after).  Nothing is known
+ * at the block's start or at an in-block jump target, which is also
+ * reached from elsewhere.
+ */
+enum { CF_0, CF_1, CF_UNKNOWN };
+enum { PROD_OTHER, PROD_LOGIC, PROD_SUB };      /* what wrote the flags last */
+
+/* The generic LD32..LD16 run kind of an _F or _FB memory op (same order, tcg_specialize). */
+static unsigned mem_generic_kind(unsigned idx)
+{
+    if (idx >= OP_LD32_F && idx <= OP_LD16_F)
+        return idx - (OP_LD32_F - OP_LD32);
+    if (idx >= OP_LD32_FB && idx <= OP_LD16_FB)
+        return idx - (OP_LD32_FB - OP_LD32);
+    return idx;
+}
+
+static void known_cf(TranslatedBlock *tb)
+{
+    bool target[TB_MAX_INSNS + 1] = { false };
+    int cf = CF_UNKNOWN, prod = PROD_OTHER;
+    if (tb->n_ops > TB_MAX_INSNS)
+        return;
+    for (uint32_t i = 0; i < tb->n_ops; i++) {
+        const DecodedOp *op = &tb->ops[i];
+        bool jump = op->idx == OP_JMP64_REL || op->idx == OP_JMP_REL || op->idx == OP_JCC ||
+                    (op->idx >= OP_JO && op->idx <= OP_JG);
+        if (jump && op->imm16 && op->imm16 <= tb->n_ops)
+            target[op->imm16 - 1] = true;
+    }
+    for (uint32_t i = 0; i < tb->n_ops; i++) {
+        DecodedOp *op = &tb->ops[i];
+        unsigned k = mem_generic_kind(op->idx);
+        if (target[i]) {
+            cf = CF_UNKNOWN;
+            prod = PROD_OTHER;
+        }
+        switch (k) {
+        case OP_INC_R: case OP_DEC_R: case OP_JZ_DEC_R: case OP_JNZ_DEC_R:
+            if (cf != CF_UNKNOWN) {
+                op->idx = k == OP_INC_R ? OP_INC_R_KC : k == OP_DEC_R ? OP_DEC_R_KC :
+                          k == OP_JZ_DEC_R ? OP_JZ_DEC_R_KC : OP_JNZ_DEC_R_KC;
+                op->imm = cf == CF_1;
+            }
+            prod = PROD_OTHER;              /* CF as it was */
+            break;
+        /* Flags unchanged (when the op falls through to the next one). */
+        case OP_LD32: case OP_LD64: case OP_LDZX8: case OP_LDZX16: case OP_LD8: case OP_LD16:
+        case OP_ST8: case OP_ST16: case OP_ST32: case OP_ST64: case OP_PUSH64_R: case OP_POP64_R:
+            break;
+        case OP_OR_RR: case OP_AND_RR: case OP_XOR_RR: case OP_TEST_RR:
+        case OP_OR_RI: case OP_AND_RI: case OP_XOR_RI: case OP_TEST_RI:
+        case OP_TEST8_RR: case OP_TEST8_RI: case OP_OR_RM: case OP_AND_RM: case OP_XOR_RM:
+        case OP_JZ_TEST_RR: case OP_JNZ_TEST_RR: case OP_JZ_TEST8_RR: case OP_JNZ_TEST8_RR:
+        case OP_JZ_TEST8_RI: case OP_JNZ_TEST8_RI:
+            cf = CF_0;
+            prod = PROD_LOGIC;
+            break;
+        case OP_SUB_RR: case OP_CMP_RR: case OP_SUB_RI: case OP_CMP_RI: case OP_CMP16_RR:
+        case OP_CMP8_RI: case OP_SUB_RM: case OP_CMP_RM: case OP_CMP_MR: case OP_CMP8_MR:
+        case OP_CMP8_MI: case OP_CMP8_RM:
+        case OP_JZ_CMP8_MR: case OP_JNZ_CMP8_MR: case OP_JZ_CMP8_MI: case OP_JNZ_CMP8_MI:
+        case OP_JZ_CMP8_RM: case OP_JNZ_CMP8_RM: case OP_JZ_CMP_RI: case OP_JNZ_CMP_RI:
+        case OP_JZ_CMP_RR: case OP_JNZ_CMP_RR: case OP_JZ_CMP8_RI: case OP_JNZ_CMP8_RI:
+        case OP_JZ_SUB_RI: case OP_JNZ_SUB_RI: case OP_JB_CMP_RR: case OP_JNB_CMP_RR:
+        case OP_JBE_CMP_RI: case OP_JA_CMP_RI: case OP_JB_CMP_MR: case OP_JNB_CMP_MR:
+            cf = CF_UNKNOWN;
+            prod = PROD_SUB;
+            break;
+        /* Falling through a Jcc: its condition was false. */
+        case OP_JB: case OP_JBE:
+            cf = CF_0;
+            break;
+        case OP_JNB:
+            cf = CF_1;
+            break;
+        case OP_JNZ:
+            if (prod == PROD_SUB)
+                cf = CF_0;              /* ZF = 1: equal operands, no borrow */
+            break;
+        case OP_JO: case OP_JNO: case OP_JZ: case OP_JA: case OP_JS: case OP_JNS:
+        case OP_JP: case OP_JNP: case OP_JL: case OP_JGE: case OP_JLE: case OP_JG:
+            break;
+        default:
+            if (flag_effect(op->idx) != FX_NONE) {
+                cf = CF_UNKNOWN;
+                prod = PROD_OTHER;
+            }
+            break;
+        }
     }
 }
 
@@ -1968,5 +2108,6 @@ void tcg_specialize(TranslatedBlock *tb)
         default: break;
         }
     }
+    known_cf(tb);
     flags_liveness(tb);
 }

@@ -74,7 +74,9 @@
  * the others xmm[reg] = xmm[reg] OP xmm[rm] (PSHUFD: = shuffle of xmm[rm];
  * PSHUFB is 66 0F 38 00).
  * xx_NF: xx whose flags no one reads (tcg_specialize's flag liveness): the
- * same register result, the lazy flags left alone.
+ * same register result, the lazy flags left alone.  INC_R_KC, DEC_R_KC,
+ * J<cc>_DEC_R_KC: INC_R / DEC_R (fused) where CF is known to be op->imm
+ * (0 or 1) when they run, so they need not compute it from the lazy flags.
  */
 #define TCG_FASTOP_LIST(X) \
     X(ADD_RR) X(OR_RR) X(AND_RR) X(SUB_RR) X(XOR_RR) X(CMP_RR) X(TEST_RR) X(MOV_RR) \
@@ -105,7 +107,8 @@
     X(SSE_PMINUB) X(SSE_PSUBB) X(SSE_PSHUFD) X(SSE_PUNPCKLBW) X(SSE_PUNPCKLWD) X(SSE_PSHUFB) \
     X(ADD_RR_NF) X(OR_RR_NF) X(AND_RR_NF) X(SUB_RR_NF) X(XOR_RR_NF) \
     X(ADD_RI_NF) X(OR_RI_NF) X(AND_RI_NF) X(SUB_RI_NF) X(XOR_RI_NF) \
-    X(SHL_RI_NF) X(SHR_RI_NF) X(SAR_RI_NF)
+    X(SHL_RI_NF) X(SHR_RI_NF) X(SAR_RI_NF) \
+    X(INC_R_KC) X(DEC_R_KC) X(JZ_DEC_R_KC) X(JNZ_DEC_R_KC)
 
 enum {
 #define TCG_OP_ENUM(n) OP_##n,
