@@ -134,6 +134,18 @@ TCG_INLINE void flat64_st(TCGCPU *cpu, const TLBEntry *tlb, const DecodedOp *op,
     flat64_st_lin(cpu, tlb, op, flat64_lin(cpu, op), sz, v, op->seg);
 }
 
+/*
+ * set_cc for CC_OP_INC, CC_OP_DEC, CC_OP_SHL and CC_OP_SHR, which read
+ * only the result and cc_a (flags.c, cc_eval): cc_b is left alone.
+ */
+TCG_INLINE void set_cc_ra(TCGCPU *cpu, CCOp op, int sz, uint64_t res, uint64_t a)
+{
+    cpu->cc_op = op;
+    cpu->cc_size = sz;
+    cpu->cc_res = res;
+    cpu->cc_a = a;
+}
+
 /* CF of the lazy state, inline for the producers whose CF is one compare. */
 TCG_INLINE uint64_t cc_cf_fast(const TCGCPU *cpu)
 {
@@ -443,17 +455,17 @@ L_TEST_EI:
 
 L_INC_E:
     RMW_BEGIN();
-    b = cc_compute_cf(cpu);
+    b = cc_cf_fast(cpu);
     r = (a + 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_INC, sz, r, a, 1);
+    set_cc_ra(cpu, CC_OP_INC, sz, r, a);
     cpu->cc_aux = b;
     RMW_END(r);
     NEXT();
 L_DEC_E:
     RMW_BEGIN();
-    b = cc_compute_cf(cpu);
+    b = cc_cf_fast(cpu);
     r = (a - 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_DEC, sz, r, a, 1);
+    set_cc_ra(cpu, CC_OP_DEC, sz, r, a);
     cpu->cc_aux = b;
     RMW_END(r);
     NEXT();
@@ -1095,7 +1107,7 @@ L_INC_R:
     b = cc_cf_fast(cpu);
     a = cpu->regs[op->rm] & size_mask[sz];
     r = (a + 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_INC, sz, r, a, 1);
+    set_cc_ra(cpu, CC_OP_INC, sz, r, a);
     cpu->cc_aux = b;
     cpu->regs[op->rm] = r;
     NEXT();
@@ -1104,7 +1116,7 @@ L_DEC_R:
     b = cc_cf_fast(cpu);
     a = cpu->regs[op->rm] & size_mask[sz];
     r = (a - 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_DEC, sz, r, a, 1);
+    set_cc_ra(cpu, CC_OP_DEC, sz, r, a);
     cpu->cc_aux = b;
     cpu->regs[op->rm] = r;
     NEXT();
@@ -1112,7 +1124,7 @@ L_INC_R_KC:
     sz = op->sz;
     a = cpu->regs[op->rm] & size_mask[sz];
     r = (a + 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_INC, sz, r, a, 1);
+    set_cc_ra(cpu, CC_OP_INC, sz, r, a);
     cpu->cc_aux = op->imm;
     cpu->regs[op->rm] = r;
     NEXT();
@@ -1120,7 +1132,7 @@ L_DEC_R_KC:
     sz = op->sz;
     a = cpu->regs[op->rm] & size_mask[sz];
     r = (a - 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_DEC, sz, r, a, 1);
+    set_cc_ra(cpu, CC_OP_DEC, sz, r, a);
     cpu->cc_aux = op->imm;
     cpu->regs[op->rm] = r;
     NEXT();
@@ -1166,21 +1178,21 @@ L_SHL_RI:
     sz = op->sz;
     a = (cpu->regs[op->rm] & size_mask[sz]) << (op->imm - 1);
     r = (a << 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_SHL, sz, r, a, 0);
+    set_cc_ra(cpu, CC_OP_SHL, sz, r, a);
     cpu->regs[op->rm] = r;
     NEXT();
 L_SHR_RI:
     sz = op->sz;
     a = (cpu->regs[op->rm] & size_mask[sz]) >> (op->imm - 1);
     r = a >> 1;
-    set_cc(cpu, CC_OP_SHR, sz, r, a, 0);
+    set_cc_ra(cpu, CC_OP_SHR, sz, r, a);
     cpu->regs[op->rm] = r;
     NEXT();
 L_SAR_RI:
     sz = op->sz;
     a = (uint64_t)((int64_t)sext(cpu->regs[op->rm], sz) >> (op->imm - 1));
     r = (uint64_t)((int64_t)a >> 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_SHR, sz, r, a & size_mask[sz], 0);
+    set_cc_ra(cpu, CC_OP_SHR, sz, r, a & size_mask[sz]);
     cpu->regs[op->rm] = r;
     NEXT();
 L_SHL_RI_NF:
@@ -1219,21 +1231,21 @@ L_SHL_RCL:
     SHIFT_CL_BEGIN();
     a <<= b - 1;
     r = (a << 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_SHL, sz, r, a, 0);
+    set_cc_ra(cpu, CC_OP_SHL, sz, r, a);
     cpu->regs[op->rm] = r;
     NEXT();
 L_SHR_RCL:
     SHIFT_CL_BEGIN();
     a >>= b - 1;
     r = a >> 1;
-    set_cc(cpu, CC_OP_SHR, sz, r, a, 0);
+    set_cc_ra(cpu, CC_OP_SHR, sz, r, a);
     cpu->regs[op->rm] = r;
     NEXT();
 L_SAR_RCL:
     SHIFT_CL_BEGIN();
     a = (uint64_t)((int64_t)sext(a, sz) >> (b - 1));
     r = (uint64_t)((int64_t)a >> 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_SHR, sz, r, a & size_mask[sz], 0);
+    set_cc_ra(cpu, CC_OP_SHR, sz, r, a & size_mask[sz]);
     cpu->regs[op->rm] = r;
     NEXT();
 #undef SHIFT_CL_BEGIN
@@ -1286,11 +1298,11 @@ L_JNZ_##name: \
             set_cc(cpu, CC_OP_SUB, 0, r, a, b))
     FUSED_Z(DEC_R,
             sz = op->sz; b = cc_cf_fast(cpu); a = cpu->regs[op->rm] & size_mask[sz];
-            r = (a - 1) & size_mask[sz]; set_cc(cpu, CC_OP_DEC, sz, r, a, 1); cpu->cc_aux = b;
+            r = (a - 1) & size_mask[sz]; set_cc_ra(cpu, CC_OP_DEC, sz, r, a); cpu->cc_aux = b;
             cpu->regs[op->rm] = r)
     FUSED_Z(DEC_R_KC,
             sz = op->sz; a = cpu->regs[op->rm] & size_mask[sz];
-            r = (a - 1) & size_mask[sz]; set_cc(cpu, CC_OP_DEC, sz, r, a, 1); cpu->cc_aux = op->imm;
+            r = (a - 1) & size_mask[sz]; set_cc_ra(cpu, CC_OP_DEC, sz, r, a); cpu->cc_aux = op->imm;
             cpu->regs[op->rm] = r)
     FUSED_Z(TEST_RR,
             sz = op->sz; r = cpu->regs[op->rm] & cpu->regs[op->reg] & size_mask[sz];
