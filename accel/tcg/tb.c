@@ -139,7 +139,10 @@ static void tb_kill(TranslatedBlock *tb)
     if (tb->invalid)
         return;
     tb->invalid = true;
-    /* Not where the lazy flags are stale: see PFX_CC_STALE (register-only ops, no exits). */
+    /*
+     * Not where the lazy flags are stale (PFX_CC_STALE): register-only ops,
+     * which write the flags before they can leave the block.
+     */
     for (uint32_t i = 0; i <= tb->n_ops; i++)
         if (!(tb->ops[i].pfx & PFX_CC_STALE))
             tb->ops[i].idx = OP_EXIT;
