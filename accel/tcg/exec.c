@@ -102,38 +102,6 @@ TCG_INLINE uint64_t flat64_lin(const TCGCPU *cpu, const DecodedOp *op)
  * pages never share an entry.  The slow paths may fault or look at RIP
  * (see the conventions above): op's RIP first.
  */
-TCG_INLINE uint64_t flat64_ld_lin(TCGCPU *cpu, const TLBEntry *tlb, const DecodedOp *op,
-                                  uint64_t lin, int sz, int seg)
-{
-    const TLBEntry *e = &tlb[(lin >> 12) & (TLB_SIZE - 1)];
-    if (likely(e->tag_r == ((lin + (1u << sz) - 1) & TLB_PAGE_MASK)))
-        return ld_raw((uint8_t *)(e->addend + (uintptr_t)lin), sz);
-    cpu->rip = cpu->block_rip + op->off;
-    return mem_ld_slow_canon(cpu, lin, sz, seg);
-}
-
-TCG_INLINE void flat64_st_lin(TCGCPU *cpu, const TLBEntry *tlb, const DecodedOp *op,
-                              uint64_t lin, int sz, uint64_t v, int seg)
-{
-    const TLBEntry *e = &tlb[(lin >> 12) & (TLB_SIZE - 1)];
-    if (likely(e->tag_w == ((lin + (1u << sz) - 1) & TLB_PAGE_MASK))) {
-        st_raw((uint8_t *)(e->addend + (uintptr_t)lin), sz, v);
-        return;
-    }
-    cpu->rip = cpu->block_rip + op->off;
-    mem_st_slow_canon(cpu, lin, sz, v, seg);
-}
-
-TCG_INLINE uint64_t flat64_ld(TCGCPU *cpu, const TLBEntry *tlb, const DecodedOp *op, int sz)
-{
-    return flat64_ld_lin(cpu, tlb, op, flat64_lin(cpu, op), sz, op->seg);
-}
-
-TCG_INLINE void flat64_st(TCGCPU *cpu, const TLBEntry *tlb, const DecodedOp *op, int sz, uint64_t v)
-{
-    flat64_st_lin(cpu, tlb, op, flat64_lin(cpu, op), sz, v, op->seg);
-}
-
 /*
  * set_cc for CC_OP_INC, CC_OP_DEC, CC_OP_SHL and CC_OP_SHR, which read
  * only the result and cc_a (flags.c, cc_eval): cc_b is left alone.
@@ -157,6 +125,76 @@ TCG_INLINE uint64_t cc_cf_fast(const TCGCPU *cpu)
     case CC_OP_INC: case CC_OP_DEC: return cpu->cc_aux ? 1 : 0;
     default: return cc_compute_cf(cpu);
     }
+}
+
+/*
+ * A load at op (PFX_CC_STALE) is about to take its slow path, which may
+ * fault, while the lazy flags still lag behind an _NF op of the block
+ * (tcg_specialize's flag liveness): store that op's flags, rebuilt from its
+ * result and operands, which the liveness pass checked are still in their
+ * registers.  op->imm16: the _NF op is that many ops back (low byte), of
+ * kind OP_ADD_RR_NF + the high byte.
+ */
+static void __attribute__((noinline, cold)) flags_recover(TCGCPU *cpu, const DecodedOp *op)
+{
+    const DecodedOp *nf = op - (op->imm16 & 0xff);
+    unsigned kind = OP_ADD_RR_NF + (op->imm16 >> 8);
+    int sz = nf->sz;
+    uint64_t m = size_mask[sz];
+    uint64_t r = cpu->regs[nf->rm] & m;
+    uint64_t b = (kind <= OP_XOR_RR_NF ? cpu->regs[nf->reg] : nf->imm) & m;
+    switch (kind) {
+    case OP_INC_R_NF: case OP_DEC_R_NF:
+        /* CF as the op found it: nothing has written the lazy flags since. */
+        b = cc_cf_fast(cpu);
+        set_cc_ra(cpu, kind == OP_INC_R_NF ? CC_OP_INC : CC_OP_DEC, sz, r,
+                  (kind == OP_INC_R_NF ? r - 1 : r + 1) & m);
+        cpu->cc_aux = b;
+        break;
+    case OP_ADD_RR_NF: case OP_ADD_RI_NF:
+        set_cc(cpu, CC_OP_ADD, sz, r, (r - b) & m, b);
+        break;
+    case OP_SUB_RR_NF: case OP_SUB_RI_NF:
+        set_cc(cpu, CC_OP_SUB, sz, r, (r + b) & m, b);
+        break;
+    default:                            /* AND, OR, XOR: from the result alone */
+        set_cc_logic(cpu, sz, r);
+        break;
+    }
+}
+
+TCG_INLINE uint64_t flat64_ld_lin(TCGCPU *cpu, const TLBEntry *tlb, const DecodedOp *op,
+                                  uint64_t lin, int sz, int seg)
+{
+    const TLBEntry *e = &tlb[(lin >> 12) & (TLB_SIZE - 1)];
+    if (likely(e->tag_r == ((lin + (1u << sz) - 1) & TLB_PAGE_MASK)))
+        return ld_raw((uint8_t *)(e->addend + (uintptr_t)lin), sz);
+    cpu->rip = cpu->block_rip + op->off;
+    if (unlikely(op->pfx & PFX_CC_STALE))
+        flags_recover(cpu, op);
+    return mem_ld_slow_canon(cpu, lin, sz, seg);
+}
+
+TCG_INLINE void flat64_st_lin(TCGCPU *cpu, const TLBEntry *tlb, const DecodedOp *op,
+                              uint64_t lin, int sz, uint64_t v, int seg)
+{
+    const TLBEntry *e = &tlb[(lin >> 12) & (TLB_SIZE - 1)];
+    if (likely(e->tag_w == ((lin + (1u << sz) - 1) & TLB_PAGE_MASK))) {
+        st_raw((uint8_t *)(e->addend + (uintptr_t)lin), sz, v);
+        return;
+    }
+    cpu->rip = cpu->block_rip + op->off;
+    mem_st_slow_canon(cpu, lin, sz, v, seg);
+}
+
+TCG_INLINE uint64_t flat64_ld(TCGCPU *cpu, const TLBEntry *tlb, const DecodedOp *op, int sz)
+{
+    return flat64_ld_lin(cpu, tlb, op, flat64_lin(cpu, op), sz, op->seg);
+}
+
+TCG_INLINE void flat64_st(TCGCPU *cpu, const TLBEntry *tlb, const DecodedOp *op, int sz, uint64_t v)
+{
+    flat64_st_lin(cpu, tlb, op, flat64_lin(cpu, op), sz, v, op->seg);
 }
 
 /*
@@ -1120,6 +1158,12 @@ L_DEC_R:
     cpu->cc_aux = b;
     cpu->regs[op->rm] = r;
     NEXT();
+L_INC_R_NF:
+    cpu->regs[op->rm] = (cpu->regs[op->rm] + 1) & size_mask[op->sz];
+    NEXT();
+L_DEC_R_NF:
+    cpu->regs[op->rm] = (cpu->regs[op->rm] - 1) & size_mask[op->sz];
+    NEXT();
 L_INC_R_KC:
     sz = op->sz;
     a = cpu->regs[op->rm] & size_mask[sz];
@@ -1630,8 +1674,15 @@ static uint16_t sse_fast_kind(const DecodedOp *op, bool code64)
  * source assumes the worst.
  *
  * Two classes are tracked: CF, which INC/DEC pass on, and the other five.
+ * Flat loads are the exception to the above (FX_LOAD): they may fault, but
+ * only in their slow path, which can rebuild the flags of the one _NF op
+ * the lazy flags lag behind (flags_recover).  Where they may see the flags
+ * LIVE_FAULT is set instead of LIVE_ALL: an op with nothing else live
+ * after it may still lose its flags, if the forward pass below finds that
+ * they can be rebuilt, but INC/DEC cannot turn into ADD/SUB, whose CF
+ * would differ.
  */
-enum { LIVE_CF = 1, LIVE_OSZAP = 2, LIVE_ALL = LIVE_CF | LIVE_OSZAP };
+enum { LIVE_CF = 1, LIVE_OSZAP = 2, LIVE_ALL = LIVE_CF | LIVE_OSZAP, LIVE_FAULT = 4 };
 enum {
     FX_OTHER,           /* may read the flags, fault or leave the block */
     FX_NONE,            /* neither reads nor writes the flags, cannot fault */
@@ -1639,6 +1690,15 @@ enum {
     FX_INCDEC,          /* INC_R / DEC_R: writes five flags, passes CF on (_KC: sets it) */
     FX_WRITE_BRANCH,    /* a fused register compare: writes all six, then branches */
     FX_DEC_BRANCH,      /* J<cc>_DEC_R: passes CF on, then branches */
+    /*
+     * Flat 64-bit loads (flat64_ld_lin), which fault only in their slow
+     * path, where flags_recover rebuilds skipped flags: FX_LOAD leaves the
+     * flags alone, FX_LOAD_WRITE then writes all six, FX_LOAD_WRITE_BRANCH
+     * then branches too.
+     */
+    FX_LOAD,
+    FX_LOAD_WRITE,
+    FX_LOAD_WRITE_BRANCH,
 };
 
 static int flag_effect(unsigned idx)
@@ -1648,7 +1708,7 @@ static int flag_effect(unsigned idx)
     case OP_MOVSXD_RR: case OP_LEA_B: case OP_LEA_BI:
     case OP_ADD_RR_NF: case OP_OR_RR_NF: case OP_AND_RR_NF: case OP_SUB_RR_NF: case OP_XOR_RR_NF:
     case OP_ADD_RI_NF: case OP_OR_RI_NF: case OP_AND_RI_NF: case OP_SUB_RI_NF: case OP_XOR_RI_NF:
-    case OP_SHL_RI_NF: case OP_SHR_RI_NF: case OP_SAR_RI_NF:
+    case OP_SHL_RI_NF: case OP_SHR_RI_NF: case OP_SAR_RI_NF: case OP_INC_R_NF: case OP_DEC_R_NF:
         return FX_NONE;
     /* Not SHx_RCL: a count of 0 leaves the flags alone. */
     case OP_ADD_RR: case OP_OR_RR: case OP_AND_RR: case OP_SUB_RR: case OP_XOR_RR:
@@ -1671,6 +1731,18 @@ static int flag_effect(unsigned idx)
         return FX_WRITE_BRANCH;
     case OP_JZ_DEC_R: case OP_JNZ_DEC_R:
         return FX_DEC_BRANCH;
+    case OP_LD32_F: case OP_LD64_F: case OP_LDZX8_F: case OP_LDZX16_F: case OP_LD8_F: case OP_LD16_F:
+    case OP_LD32_FB: case OP_LD64_FB: case OP_LDZX8_FB: case OP_LDZX16_FB: case OP_LD8_FB:
+    case OP_LD16_FB: case OP_POP64_R:
+        return FX_LOAD;
+    case OP_ADD_RM_F: case OP_OR_RM_F: case OP_AND_RM_F: case OP_SUB_RM_F: case OP_XOR_RM_F:
+    case OP_CMP_RM_F: case OP_CMP_MR_F: case OP_CMP8_MR_F: case OP_CMP8_MI_F: case OP_CMP8_RM_F:
+    case OP_ADD_RM_FB: case OP_OR_RM_FB: case OP_AND_RM_FB: case OP_SUB_RM_FB: case OP_XOR_RM_FB:
+    case OP_CMP_RM_FB: case OP_CMP_MR_FB: case OP_CMP8_MR_FB: case OP_CMP8_MI_FB: case OP_CMP8_RM_FB:
+        return FX_LOAD_WRITE;
+    case OP_JZ_CMP8_MR: case OP_JNZ_CMP8_MR: case OP_JZ_CMP8_MI: case OP_JNZ_CMP8_MI:
+    case OP_JZ_CMP8_RM: case OP_JNZ_CMP8_RM: case OP_JB_CMP_MR: case OP_JNB_CMP_MR:
+        return FX_LOAD_WRITE_BRANCH;
     default:
         return FX_OTHER;
     }
@@ -1699,22 +1771,106 @@ static uint16_t nf_kind(unsigned idx)
 
 static bool is_nf_kind(unsigned idx)
 {
-    return (idx >= OP_ADD_RR_NF && idx <= OP_XOR_RR_NF) ||
-           (idx >= OP_ADD_RI_NF && idx <= OP_XOR_RI_NF) ||
-           (idx >= OP_SHL_RI_NF && idx <= OP_SAR_RI_NF);
+    return idx >= OP_ADD_RR_NF && idx <= OP_DEC_R_NF;
+}
+
+/* target[i]: ops[i] is the target of an in-block jump (op->imm16, tcg_specialize). */
+static bool block_jump_targets(const TranslatedBlock *tb, bool target[TB_MAX_INSNS + 1])
+{
+    if (tb->n_ops > TB_MAX_INSNS)
+        return false;
+    memset(target, 0, (TB_MAX_INSNS + 1) * sizeof(bool));
+    for (uint32_t i = 0; i < tb->n_ops; i++) {
+        const DecodedOp *op = &tb->ops[i];
+        bool jump = op->idx == OP_JMP64_REL || op->idx == OP_JMP_REL || op->idx == OP_JCC ||
+                    (op->idx >= OP_JO && op->idx <= OP_JG);
+        if (jump && op->imm16 && op->imm16 <= tb->n_ops)
+            target[op->imm16 - 1] = true;
+    }
+    return true;
+}
+
+static bool is_load_kind(int fx)
+{
+    return fx == FX_LOAD || fx == FX_LOAD_WRITE || fx == FX_LOAD_WRITE_BRANCH;
+}
+
+/* The flag-writing kind an _NF kind came from. */
+static uint16_t flag_kind_of_nf(unsigned idx)
+{
+    static const uint16_t from[] = {
+        OP_ADD_RR, OP_OR_RR, OP_AND_RR, OP_SUB_RR, OP_XOR_RR,
+        OP_ADD_RI, OP_OR_RI, OP_AND_RI, OP_SUB_RI, OP_XOR_RI,
+        OP_SHL_RI, OP_SHR_RI, OP_SAR_RI, OP_INC_R, OP_DEC_R,
+    };
+    _Static_assert(OP_DEC_R_NF - OP_ADD_RR_NF + 1 == ARRAY_LEN(from), "the _NF kinds are one run");
+    return from[idx - OP_ADD_RR_NF];
+}
+
+/*
+ * Registers whose values flags_recover needs to rebuild the flags of _NF
+ * op nf, or 0 if it cannot: a shift loses bits, and ADD/SUB r, r overwrite
+ * their second operand.
+ */
+static unsigned nf_inputs(const DecodedOp *nf)
+{
+    switch (nf->idx) {
+    case OP_AND_RR_NF: case OP_OR_RR_NF: case OP_XOR_RR_NF:
+    case OP_ADD_RI_NF: case OP_OR_RI_NF: case OP_AND_RI_NF: case OP_SUB_RI_NF: case OP_XOR_RI_NF:
+    case OP_INC_R_NF: case OP_DEC_R_NF:
+        return 1u << nf->rm;
+    case OP_ADD_RR_NF: case OP_SUB_RR_NF:
+        return nf->rm == nf->reg ? 0 : 1u << nf->rm | 1u << nf->reg;
+    default:
+        return 0;
+    }
+}
+
+/* Registers an FX_NONE or FX_LOAD op writes (all of them for kinds not listed). */
+static unsigned op_written_regs(const DecodedOp *op)
+{
+    switch (op->idx) {
+    case OP_MOV_RR: case OP_MOV64_RR:
+        return 1u << op->rm;
+    case OP_MOV_RIW: case OP_MOVZX8_RR: case OP_MOVZX16_RR: case OP_MOVSXD_RR:
+    case OP_LEA_B: case OP_LEA_BI:
+    case OP_LD32_F: case OP_LD64_F: case OP_LDZX8_F: case OP_LDZX16_F: case OP_LD8_F: case OP_LD16_F:
+    case OP_LD32_FB: case OP_LD64_FB: case OP_LDZX8_FB: case OP_LDZX16_FB: case OP_LD8_FB:
+    case OP_LD16_FB:
+        return 1u << op->reg;
+    case OP_POP64_R:
+        return 1u << op->reg | 1u << R_ESP;
+    default:
+        return ~0u;
+    }
 }
 
 static void flags_liveness(TranslatedBlock *tb)
 {
     unsigned live = LIVE_ALL;           /* after the last op: the block's end */
-    bool stale = false;
+    int pending = -1;                   /* the _NF op whose flags are the architectural ones */
+    unsigned inputs = 0;
+    bool target[TB_MAX_INSNS + 1];
+    if (!block_jump_targets(tb, target))
+        return;
     for (uint32_t i = tb->n_ops; i-- > 0;) {
         DecodedOp *op = &tb->ops[i];
         switch (flag_effect(op->idx)) {
         case FX_NONE:
             break;
         case FX_INCDEC:
-            if (live & LIVE_CF) {
+            if ((live & LIVE_ALL) == 0 && (live & LIVE_FAULT) &&
+                (op->idx == OP_INC_R || op->idx == OP_DEC_R)) {
+                /*
+                 * Only a fault may see the flags: INC_R_NF / DEC_R_NF, whose
+                 * flags flags_recover rebuilds, CF from the lazy flags still
+                 * as they were before them.
+                 */
+                op->idx = op->idx == OP_INC_R ? OP_INC_R_NF : OP_DEC_R_NF;
+                live = LIVE_CF;
+                break;
+            }
+            if (live & (LIVE_CF | LIVE_FAULT)) {
                 /* The _KC kinds set CF themselves (known_cf). */
                 live = op->idx == OP_INC_R || op->idx == OP_DEC_R ? LIVE_CF : 0;
                 break;
@@ -1724,7 +1880,7 @@ static void flags_liveness(TranslatedBlock *tb)
             op->imm = 1;
             /* fall through */
         case FX_WRITE:
-            if (!live && nf_kind(op->idx))
+            if (!(live & LIVE_ALL) && nf_kind(op->idx))
                 op->idx = nf_kind(op->idx);
             live = 0;
             break;
@@ -1734,20 +1890,57 @@ static void flags_liveness(TranslatedBlock *tb)
         case FX_DEC_BRANCH:
             live = LIVE_CF;
             break;
+        case FX_LOAD_WRITE:             /* may fault before it writes them */
+        case FX_LOAD_WRITE_BRANCH:
+            live = LIVE_FAULT;
+            break;
+        case FX_LOAD:
+            live |= LIVE_FAULT;
+            break;
         default:
             live = LIVE_ALL;
             break;
         }
     }
-    /* Mark where the lazy flags lag behind (PFX_CC_STALE): after an _NF op up to the next writer. */
+    /*
+     * Forward: mark where the lazy flags lag behind an _NF op
+     * (PFX_CC_STALE), up to the next writer.  A load there may fault, and
+     * the exception must see that op's flags: its slow path rebuilds them
+     * (flags_recover) from the _NF op's operands, which must still be in
+     * their registers; op->imm16 tells it where the _NF op is and what it
+     * was (its kind may be gone, tb_kill).  Where that cannot work the _NF
+     * op gets its flags back.  That includes loads after an in-block jump
+     * target: coming from the jump, the flags are the jump's, not the _NF
+     * op's.
+     */
     for (uint32_t i = 0; i < tb->n_ops; i++) {
         DecodedOp *op = &tb->ops[i];
-        if (stale)
+        int fx = flag_effect(op->idx);
+        if (target[i])
+            inputs = 0;
+        if (pending >= 0) {
             op->pfx |= PFX_CC_STALE;
-        if (is_nf_kind(op->idx))
-            stale = true;
-        else if (flag_effect(op->idx) != FX_NONE)
-            stale = false;
+            if (is_load_kind(fx)) {
+                DecodedOp *nf = &tb->ops[pending];
+                if (!inputs) {
+                    nf->idx = flag_kind_of_nf(nf->idx);
+                    for (uint32_t j = (uint32_t)pending + 1; j <= i; j++)
+                        tb->ops[j].pfx &= (uint8_t)~PFX_CC_STALE;
+                    pending = -1;
+                } else {
+                    op->imm16 = (uint16_t)((i - (uint32_t)pending) | (nf->idx - OP_ADD_RR_NF) << 8);
+                }
+            }
+        }
+        if (is_nf_kind(op->idx)) {
+            pending = (int)i;
+            inputs = nf_inputs(op);
+        } else if (fx == FX_NONE || fx == FX_LOAD) {
+            if (op_written_regs(op) & inputs)
+                inputs = 0;             /* overwritten: the next load there gives the flags back */
+        } else {
+            pending = -1;
+        }
     }
 }
 
@@ -1779,17 +1972,10 @@ static unsigned mem_generic_kind(unsigned idx)
 
 static void known_cf(TranslatedBlock *tb)
 {
-    bool target[TB_MAX_INSNS + 1] = { false };
+    bool target[TB_MAX_INSNS + 1];
     int cf = CF_UNKNOWN, prod = PROD_OTHER;
-    if (tb->n_ops > TB_MAX_INSNS)
+    if (!block_jump_targets(tb, target))
         return;
-    for (uint32_t i = 0; i < tb->n_ops; i++) {
-        const DecodedOp *op = &tb->ops[i];
-        bool jump = op->idx == OP_JMP64_REL || op->idx == OP_JMP_REL || op->idx == OP_JCC ||
-                    (op->idx >= OP_JO && op->idx <= OP_JG);
-        if (jump && op->imm16 && op->imm16 <= tb->n_ops)
-            target[op->imm16 - 1] = true;
-    }
     for (uint32_t i = 0; i < tb->n_ops; i++) {
         DecodedOp *op = &tb->ops[i];
         unsigned k = mem_generic_kind(op->idx);

@@ -140,8 +140,8 @@ static void tb_kill(TranslatedBlock *tb)
         return;
     tb->invalid = true;
     /*
-     * Not where the lazy flags are stale (PFX_CC_STALE): register-only ops,
-     * which write the flags before they can leave the block.
+     * Not where the lazy flags are stale (PFX_CC_STALE): those ops make
+     * them exact before they can leave the block.
      */
     for (uint32_t i = 0; i <= tb->n_ops; i++)
         if (!(tb->ops[i].pfx & PFX_CC_STALE))

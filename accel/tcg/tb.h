@@ -74,7 +74,8 @@
  * the others xmm[reg] = xmm[reg] OP xmm[rm] (PSHUFD: = shuffle of xmm[rm];
  * PSHUFB is 66 0F 38 00).
  * xx_NF: xx whose flags no one reads (tcg_specialize's flag liveness): the
- * same register result, the lazy flags left alone.  INC_R_KC, DEC_R_KC,
+ * same register result, the lazy flags left alone (the _NF kinds are one
+ * run, ADD_RR_NF..DEC_R_NF).  INC_R_KC, DEC_R_KC,
  * J<cc>_DEC_R_KC: INC_R / DEC_R (fused) where CF is known to be op->imm
  * (0 or 1) when they run, so they need not compute it from the lazy flags.
  */
@@ -107,7 +108,7 @@
     X(SSE_PMINUB) X(SSE_PSUBB) X(SSE_PSHUFD) X(SSE_PUNPCKLBW) X(SSE_PUNPCKLWD) X(SSE_PSHUFB) \
     X(ADD_RR_NF) X(OR_RR_NF) X(AND_RR_NF) X(SUB_RR_NF) X(XOR_RR_NF) \
     X(ADD_RI_NF) X(OR_RI_NF) X(AND_RI_NF) X(SUB_RI_NF) X(XOR_RI_NF) \
-    X(SHL_RI_NF) X(SHR_RI_NF) X(SAR_RI_NF) \
+    X(SHL_RI_NF) X(SHR_RI_NF) X(SAR_RI_NF) X(INC_R_NF) X(DEC_R_NF) \
     X(INC_R_KC) X(DEC_R_KC) X(JZ_DEC_R_KC) X(JNZ_DEC_R_KC)
 
 enum {
@@ -134,7 +135,9 @@ extern const char *const tcg_op_names[OP__COUNT];
 /*
  * The lazy flags are not exact on entry: an earlier xx_NF op of the block
  * skipped its flags because a later op overwrites them first (exec.c,
- * tcg_specialize).  tb_kill leaves such ops as they are, so that a block
+ * tcg_specialize).  Such ops are register ops and flat loads, whose slow
+ * path rebuilds the flags before it can fault (exec.c flags_recover, with
+ * op->imm16).  tb_kill leaves them as they are, so that a block
  * invalidated under the interpreter's feet (a DMA write from another
  * thread) runs on to an op where the flags are exact before it exits.
  */

@@ -1371,33 +1371,129 @@ static void dead_flags_env(Env *e, uint64_t rax, uint64_t rcx, uint64_t rdx, uin
 
 static void test_dead_flags_live_at_a_fault(void)
 {
-    /* add eax,ecx (FFFFFFFFh + 1: CF ZF PF AF); mov edx,[rbx] (#PF); sub esi,1; hlt */
-    static const uint8_t load[] = { 0x01, 0xc8, 0x8b, 0x13, 0x83, 0xee, 0x01, 0xf4 };
-    /* add eax,ecx; sub edx,[rbx]: a memory overwriter faults before it writes the flags */
-    static const uint8_t alu[] = { 0x01, 0xc8, 0x2b, 0x13, 0x83, 0xee, 0x01, 0xf4 };
-    const uint32_t add_flags = CC_C | CC_Z | CC_P | CC_A;
-    for (int k = 0; k < 2; k++) {
-        const char *what = k ? "sub edx,[rbx]" : "mov edx,[rbx]";
+    /*
+     * OP; mov edx,[rbx] or sub edx,[rbx] (#PF; the latter overwrites the
+     * flags, but faults first); sub esi,1; hlt.  CF is 1 on entry.
+     */
+    static const struct {
+        uint8_t code[8];
+        uint64_t rax;
+        uint32_t flags;
+        const char *what;
+    } c[] = {
+        { { 0x01, 0xc8, 0x8b, 0x13, 0x83, 0xee, 0x01, 0xf4 }, 0xffffffffu,
+          CC_C | CC_Z | CC_P | CC_A, "add eax,ecx; mov edx,[rbx]" },
+        { { 0x01, 0xc8, 0x2b, 0x13, 0x83, 0xee, 0x01, 0xf4 }, 0xffffffffu,
+          CC_C | CC_Z | CC_P | CC_A, "add eax,ecx; sub edx,[rbx]" },
+        { { 0xff, 0xc8, 0x2b, 0x13, 0x83, 0xee, 0x01, 0xf4 }, 1,
+          CC_C | CC_Z | CC_P, "dec eax; sub edx,[rbx] (CF kept)" },
+    };
+    for (unsigned k = 0; k < ARRAY_LEN(c); k++) {
         Env e = env_new();
-        put(&e, CODE, k ? alu : load, sizeof(load));
-        dead_flags_env(&e, 0xffffffffu, 1, 0, 5);
+        put(&e, CODE, c[k].code, sizeof(c[k].code));
+        dead_flags_env(&e, c[k].rax, 1, 0, 5);
+        cpu_set_eflags(e.cpu, CC_C, CC_ALL);
         e.cpu->stop_on_exception = true;
-        CHECK_EQ(what, TCG_RUN_EXCEPTION, run(&e));
+        CHECK_EQ(c[k].what, TCG_RUN_EXCEPTION, run(&e));
         CHECK_EQ("vector", EXCP_PF, e.cpu->stopped_vec);
         CHECK_EQ("RIP at the faulting instruction", CODE + 2, e.cpu->rip);
-        CHECK_MSG(arith_flags(&e) == add_flags, "%s: flags at the #PF %#x, expected ADD's %#x",
-                  what, arith_flags(&e), add_flags);
+        CHECK_MSG(arith_flags(&e) == c[k].flags, "%s: flags at the #PF %#x, expected %#x",
+                  c[k].what, arith_flags(&e), c[k].flags);
 
-        /* Delivered: the frame's RFLAGS (SDM 3A §6.14.2) holds ADD's flags too. */
+        /* Delivered: the frame's RFLAGS (SDM 3A §6.14.2) holds them too. */
         Env d = env_new();
-        put(&d, CODE, k ? alu : load, sizeof(load));
-        dead_flags_env(&d, 0xffffffffu, 1, 0, 5);
+        put(&d, CODE, c[k].code, sizeof(c[k].code));
+        dead_flags_env(&d, c[k].rax, 1, 0, 5);
+        cpu_set_eflags(d.cpu, CC_C, CC_ALL);
         CHECK_EQ("run result (handler HLT)", TCG_RUN_HALTED, run(&d));
         uint64_t sp = d.cpu->regs[R_ESP];
         CHECK_EQ("frame RIP", CODE + 2, rd64(&d, (uint32_t)sp + 8));      /* above the error code */
-        CHECK_MSG((rd64(&d, (uint32_t)sp + 24) & CC_ALL) == add_flags,
-                  "%s: pushed RFLAGS %#" PRIx64 ", expected ADD's flags %#x", what,
-                  rd64(&d, (uint32_t)sp + 24) & CC_ALL, add_flags);
+        CHECK_MSG((rd64(&d, (uint32_t)sp + 24) & CC_ALL) == c[k].flags,
+                  "%s: pushed RFLAGS %#" PRIx64 ", expected %#x", c[k].what,
+                  rd64(&d, (uint32_t)sp + 24) & CC_ALL, c[k].flags);
+    }
+}
+
+/*
+ * A load between a flag result and its overwriter may fault (#PF here):
+ * the exception sees that result's flags, rebuilt by the load's slow path
+ * (exec.c flags_recover) or kept because they cannot be.  Each case: OP;
+ * [MOV]; a load from [rbx] or [rsp] that faults (#PF); the flags expected
+ * there.  CF is 1 on entry (INC must keep it).
+ */
+static void test_dead_flags_rebuilt_at_a_load_fault(void)
+{
+    static const struct {
+        uint8_t code[12];
+        uint64_t rax, rcx;
+        uint32_t flags;
+        const char *what;
+    } c[] = {
+        { { 0x21, 0xc8 }, 0x80000001u, 0x80000003u, CC_S, "and eax,ecx" },
+        { { 0x83, 0xe8, 0x05 }, 3, 0, CC_S | CC_C | CC_A, "sub eax,5" },
+        { { 0x83, 0xf0, 0x7f }, 0x7f, 0, CC_Z | CC_P, "xor eax,7Fh" },
+        { { 0x48, 0x01, 0xc8 }, 0x7fffffffffffffffull, 1, CC_O | CC_S | CC_A | CC_P,
+          "add rax,rcx" },
+        { { 0xff, 0xc0 }, 5, 0, CC_C | CC_P, "inc eax (CF kept)" },
+        { { 0xff, 0xc8 }, 1, 0, CC_C | CC_Z | CC_P, "dec eax (CF kept)" },
+        { { 0x01, 0xc0 }, 0x80000000u, 0, CC_C | CC_Z | CC_O | CC_P, "add eax,eax" },
+        { { 0xc1, 0xe0, 0x04 }, 0x10000001u, 0, CC_C | CC_O, "shl eax,4 (OF as for a count of 1)" },
+        /* ADD's source register overwritten before the load: no rebuilding from it */
+        { { 0x01, 0xc8, 0x89, 0xf9 }, 0xffffffffu, 1, CC_C | CC_Z | CC_P | CC_A,
+          "add eax,ecx; mov ecx,edi" },
+        { { 0x21, 0xc8, 0x89, 0xf8 }, 0x80000001u, 0x80000003u, CC_S, "and eax,ecx; mov eax,edi" },
+    };
+    /* The faulting load: a plain one, a fused compare-and-branch, a POP. */
+    static const struct { uint8_t code[8]; unsigned len; const char *what; } tail[] = {
+        { { 0x8b, 0x13, 0x83, 0xee, 0x01, 0xf4 }, 6, "mov edx,[rbx]" },
+        { { 0x80, 0x3b, 0x00, 0x75, 0x00, 0xf4 }, 6, "cmp byte [rbx],0; jnz" },
+        { { 0x48, 0x89, 0xdc, 0x5a, 0x83, 0xee, 0x01, 0xf4 }, 8, "mov rsp,rbx; pop rdx" },
+    };
+    for (unsigned t = 0; t < ARRAY_LEN(tail); t++) {
+        for (unsigned i = 0; i < ARRAY_LEN(c); i++) {
+            Env e = env_new();
+            unsigned n = 0;
+            while (n < sizeof(c[i].code) && c[i].code[n])
+                n++;
+            /* code bytes end at the first 00 (no case needs one) */
+            put(&e, CODE, c[i].code, n);
+            put(&e, CODE + n, tail[t].code, tail[t].len);
+            dead_flags_env(&e, c[i].rax, c[i].rcx, 0, 5);
+            e.cpu->regs[R_EDI] = 0x12345678;
+            cpu_set_eflags(e.cpu, CC_C, CC_ALL);
+            e.cpu->stop_on_exception = true;
+            CHECK_EQ(c[i].what, TCG_RUN_EXCEPTION, run(&e));
+            CHECK_EQ("vector", EXCP_PF, e.cpu->stopped_vec);
+            CHECK_MSG(arith_flags(&e) == c[i].flags, "%s; %s: flags at the #PF %#x, expected %#x",
+                      c[i].what, tail[t].what, arith_flags(&e), c[i].flags);
+        }
+    }
+}
+
+static void test_dead_flags_jump_into_a_load_window(void)
+{
+    /*
+     * cmp edi,0; jnz T; add eax,ecx; T: mov edx,[rbx] (#PF); sub esi,1; hlt.
+     * Through the jump the #PF sees CMP's flags, not ADD's (which did not
+     * run, and must not be rebuilt from EAX and ECX there).
+     */
+    static const uint8_t code[] = {
+        0x83, 0xff, 0x00, 0x75, 0x02, 0x01, 0xc8, 0x8b, 0x13, 0x83, 0xee, 0x01, 0xf4,
+    };
+    static const struct { uint32_t rdi, flags; const char *what; } c[] = {
+        { 1, 0, "jump taken: CMP 1, 0" },
+        { 0, CC_C | CC_Z | CC_P | CC_A, "fall-through: ADD FFFFFFFFh + 1" },
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(c); i++) {
+        Env e = env_new();
+        put(&e, CODE, code, sizeof(code));
+        dead_flags_env(&e, 0xffffffffu, 1, 0, 5);
+        e.cpu->regs[R_EDI] = c[i].rdi;
+        e.cpu->stop_on_exception = true;
+        CHECK_EQ(c[i].what, TCG_RUN_EXCEPTION, run(&e));
+        CHECK_EQ("vector", EXCP_PF, e.cpu->stopped_vec);
+        CHECK_MSG(arith_flags(&e) == c[i].flags, "%s: flags at the #PF %#x, expected %#x",
+                  c[i].what, arith_flags(&e), c[i].flags);
     }
 }
 
@@ -2581,6 +2677,8 @@ static const TestCase cases[] = {
     TEST_CASE(test_sse_fast_forms_checks_and_results),
     TEST_CASE(test_fused_flag_producer_branches),
     TEST_CASE(test_dead_flags_live_at_a_fault),
+    TEST_CASE(test_dead_flags_rebuilt_at_a_load_fault),
+    TEST_CASE(test_dead_flags_jump_into_a_load_window),
     TEST_CASE(test_dead_flags_jump_source_keeps_them),
     TEST_CASE(test_dead_flags_inc_dec_known_cf),
     TEST_CASE(test_dead_flags_block_shape),
