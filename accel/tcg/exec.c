@@ -102,6 +102,67 @@ TCG_INLINE uint64_t flat64_lin(const TCGCPU *cpu, const DecodedOp *op)
  * pages never share an entry.  The slow paths may fault or look at RIP
  * (see the conventions above): op's RIP first.
  */
+/*
+ * set_cc for CC_OP_INC, CC_OP_DEC, CC_OP_SHL and CC_OP_SHR, which read
+ * only the result and cc_a (flags.c, cc_eval): cc_b is left alone.
+ */
+TCG_INLINE void set_cc_ra(TCGCPU *cpu, CCOp op, int sz, uint64_t res, uint64_t a)
+{
+    cpu->cc_op = op;
+    cpu->cc_size = sz;
+    cpu->cc_res = res;
+    cpu->cc_a = a;
+}
+
+/* CF of the lazy state, inline for the producers whose CF is one compare. */
+TCG_INLINE uint64_t cc_cf_fast(const TCGCPU *cpu)
+{
+    uint64_t m = size_mask[cpu->cc_size];
+    switch (cpu->cc_op) {
+    case CC_OP_ADD: return (cpu->cc_res & m) < (cpu->cc_a & m);
+    case CC_OP_SUB: return (cpu->cc_a & m) < (cpu->cc_b & m);
+    case CC_OP_LOGIC: return 0;
+    case CC_OP_INC: case CC_OP_DEC: return cpu->cc_aux ? 1 : 0;
+    default: return cc_compute_cf(cpu);
+    }
+}
+
+/*
+ * A load at op (PFX_CC_STALE) is about to take its slow path, which may
+ * fault, while the lazy flags still lag behind an _NF op of the block
+ * (tcg_specialize's flag liveness): store that op's flags, rebuilt from its
+ * result and operands, which the liveness pass checked are still in their
+ * registers.  op->imm16: the _NF op is that many ops back (low byte), of
+ * kind OP_ADD_RR_NF + the high byte.
+ */
+static void __attribute__((noinline, cold)) flags_recover(TCGCPU *cpu, const DecodedOp *op)
+{
+    const DecodedOp *nf = op - (op->imm16 & 0xff);
+    unsigned kind = OP_ADD_RR_NF + (op->imm16 >> 8);
+    int sz = nf->sz;
+    uint64_t m = size_mask[sz];
+    uint64_t r = cpu->regs[nf->rm] & m;
+    uint64_t b = (kind <= OP_XOR_RR_NF ? cpu->regs[nf->reg] : nf->imm) & m;
+    switch (kind) {
+    case OP_INC_R_NF: case OP_DEC_R_NF:
+        /* CF as the op found it: nothing has written the lazy flags since. */
+        b = cc_cf_fast(cpu);
+        set_cc_ra(cpu, kind == OP_INC_R_NF ? CC_OP_INC : CC_OP_DEC, sz, r,
+                  (kind == OP_INC_R_NF ? r - 1 : r + 1) & m);
+        cpu->cc_aux = b;
+        break;
+    case OP_ADD_RR_NF: case OP_ADD_RI_NF:
+        set_cc(cpu, CC_OP_ADD, sz, r, (r - b) & m, b);
+        break;
+    case OP_SUB_RR_NF: case OP_SUB_RI_NF:
+        set_cc(cpu, CC_OP_SUB, sz, r, (r + b) & m, b);
+        break;
+    default:                            /* AND, OR, XOR: from the result alone */
+        set_cc_logic(cpu, sz, r);
+        break;
+    }
+}
+
 TCG_INLINE uint64_t flat64_ld_lin(TCGCPU *cpu, const TLBEntry *tlb, const DecodedOp *op,
                                   uint64_t lin, int sz, int seg)
 {
@@ -109,6 +170,8 @@ TCG_INLINE uint64_t flat64_ld_lin(TCGCPU *cpu, const TLBEntry *tlb, const Decode
     if (likely(e->tag_r == ((lin + (1u << sz) - 1) & TLB_PAGE_MASK)))
         return ld_raw((uint8_t *)(e->addend + (uintptr_t)lin), sz);
     cpu->rip = cpu->block_rip + op->off;
+    if (unlikely(op->pfx & PFX_CC_STALE))
+        flags_recover(cpu, op);
     return mem_ld_slow_canon(cpu, lin, sz, seg);
 }
 
@@ -132,19 +195,6 @@ TCG_INLINE uint64_t flat64_ld(TCGCPU *cpu, const TLBEntry *tlb, const DecodedOp 
 TCG_INLINE void flat64_st(TCGCPU *cpu, const TLBEntry *tlb, const DecodedOp *op, int sz, uint64_t v)
 {
     flat64_st_lin(cpu, tlb, op, flat64_lin(cpu, op), sz, v, op->seg);
-}
-
-/* CF of the lazy state, inline for the producers whose CF is one compare. */
-TCG_INLINE uint64_t cc_cf_fast(const TCGCPU *cpu)
-{
-    uint64_t m = size_mask[cpu->cc_size];
-    switch (cpu->cc_op) {
-    case CC_OP_ADD: return (cpu->cc_res & m) < (cpu->cc_a & m);
-    case CC_OP_SUB: return (cpu->cc_a & m) < (cpu->cc_b & m);
-    case CC_OP_LOGIC: return 0;
-    case CC_OP_INC: case CC_OP_DEC: return cpu->cc_aux ? 1 : 0;
-    default: return cc_compute_cf(cpu);
-    }
 }
 
 /*
@@ -443,17 +493,17 @@ L_TEST_EI:
 
 L_INC_E:
     RMW_BEGIN();
-    b = cc_compute_cf(cpu);
+    b = cc_cf_fast(cpu);
     r = (a + 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_INC, sz, r, a, 1);
+    set_cc_ra(cpu, CC_OP_INC, sz, r, a);
     cpu->cc_aux = b;
     RMW_END(r);
     NEXT();
 L_DEC_E:
     RMW_BEGIN();
-    b = cc_compute_cf(cpu);
+    b = cc_cf_fast(cpu);
     r = (a - 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_DEC, sz, r, a, 1);
+    set_cc_ra(cpu, CC_OP_DEC, sz, r, a);
     cpu->cc_aux = b;
     RMW_END(r);
     NEXT();
@@ -916,6 +966,20 @@ L_TEST_RI:
     RI_BEGIN();
     set_cc_logic(cpu, sz, a & b);
     NEXT();
+    /*
+     * The same without the flags, which no one reads (tcg_specialize's
+     * flag liveness): masking to the size is the 32-bit write's zero
+     * extension, and the pre-masked immediate needs no more.
+     */
+#define NF_RR(name, o) \
+L_##name##_RR_NF: \
+    cpu->regs[op->rm] = (cpu->regs[op->rm] o cpu->regs[op->reg]) & size_mask[op->sz]; \
+    NEXT(); \
+L_##name##_RI_NF: \
+    cpu->regs[op->rm] = (cpu->regs[op->rm] o op->imm) & size_mask[op->sz]; \
+    NEXT();
+    NF_RR(ADD, +) NF_RR(SUB, -) NF_RR(AND, &) NF_RR(OR, |) NF_RR(XOR, ^)
+#undef NF_RR
 
     /*
      * Loads, stores and G = G op memory, twice: through the generic
@@ -1081,7 +1145,7 @@ L_INC_R:
     b = cc_cf_fast(cpu);
     a = cpu->regs[op->rm] & size_mask[sz];
     r = (a + 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_INC, sz, r, a, 1);
+    set_cc_ra(cpu, CC_OP_INC, sz, r, a);
     cpu->cc_aux = b;
     cpu->regs[op->rm] = r;
     NEXT();
@@ -1090,8 +1154,30 @@ L_DEC_R:
     b = cc_cf_fast(cpu);
     a = cpu->regs[op->rm] & size_mask[sz];
     r = (a - 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_DEC, sz, r, a, 1);
+    set_cc_ra(cpu, CC_OP_DEC, sz, r, a);
     cpu->cc_aux = b;
+    cpu->regs[op->rm] = r;
+    NEXT();
+L_INC_R_NF:
+    cpu->regs[op->rm] = (cpu->regs[op->rm] + 1) & size_mask[op->sz];
+    NEXT();
+L_DEC_R_NF:
+    cpu->regs[op->rm] = (cpu->regs[op->rm] - 1) & size_mask[op->sz];
+    NEXT();
+L_INC_R_KC:
+    sz = op->sz;
+    a = cpu->regs[op->rm] & size_mask[sz];
+    r = (a + 1) & size_mask[sz];
+    set_cc_ra(cpu, CC_OP_INC, sz, r, a);
+    cpu->cc_aux = op->imm;
+    cpu->regs[op->rm] = r;
+    NEXT();
+L_DEC_R_KC:
+    sz = op->sz;
+    a = cpu->regs[op->rm] & size_mask[sz];
+    r = (a - 1) & size_mask[sz];
+    set_cc_ra(cpu, CC_OP_DEC, sz, r, a);
+    cpu->cc_aux = op->imm;
     cpu->regs[op->rm] = r;
     NEXT();
     /* 64-bit code: the stack is flat (SS base ignored) and 64-bit wide. */
@@ -1136,22 +1222,32 @@ L_SHL_RI:
     sz = op->sz;
     a = (cpu->regs[op->rm] & size_mask[sz]) << (op->imm - 1);
     r = (a << 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_SHL, sz, r, a, 0);
+    set_cc_ra(cpu, CC_OP_SHL, sz, r, a);
     cpu->regs[op->rm] = r;
     NEXT();
 L_SHR_RI:
     sz = op->sz;
     a = (cpu->regs[op->rm] & size_mask[sz]) >> (op->imm - 1);
     r = a >> 1;
-    set_cc(cpu, CC_OP_SHR, sz, r, a, 0);
+    set_cc_ra(cpu, CC_OP_SHR, sz, r, a);
     cpu->regs[op->rm] = r;
     NEXT();
 L_SAR_RI:
     sz = op->sz;
     a = (uint64_t)((int64_t)sext(cpu->regs[op->rm], sz) >> (op->imm - 1));
     r = (uint64_t)((int64_t)a >> 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_SHR, sz, r, a & size_mask[sz], 0);
+    set_cc_ra(cpu, CC_OP_SHR, sz, r, a & size_mask[sz]);
     cpu->regs[op->rm] = r;
+    NEXT();
+L_SHL_RI_NF:
+    cpu->regs[op->rm] = (cpu->regs[op->rm] << op->imm) & size_mask[op->sz];
+    NEXT();
+L_SHR_RI_NF:
+    cpu->regs[op->rm] = (cpu->regs[op->rm] & size_mask[op->sz]) >> op->imm;
+    NEXT();
+L_SAR_RI_NF:
+    sz = op->sz;
+    cpu->regs[op->rm] = (uint64_t)((int64_t)sext(cpu->regs[op->rm], sz) >> op->imm) & size_mask[sz];
     NEXT();
     /* 16-bit register forms: the write keeps bits 63:16 (SDM 1 §3.4.1.1). */
 L_ADD16_RI:
@@ -1179,21 +1275,21 @@ L_SHL_RCL:
     SHIFT_CL_BEGIN();
     a <<= b - 1;
     r = (a << 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_SHL, sz, r, a, 0);
+    set_cc_ra(cpu, CC_OP_SHL, sz, r, a);
     cpu->regs[op->rm] = r;
     NEXT();
 L_SHR_RCL:
     SHIFT_CL_BEGIN();
     a >>= b - 1;
     r = a >> 1;
-    set_cc(cpu, CC_OP_SHR, sz, r, a, 0);
+    set_cc_ra(cpu, CC_OP_SHR, sz, r, a);
     cpu->regs[op->rm] = r;
     NEXT();
 L_SAR_RCL:
     SHIFT_CL_BEGIN();
     a = (uint64_t)((int64_t)sext(a, sz) >> (b - 1));
     r = (uint64_t)((int64_t)a >> 1) & size_mask[sz];
-    set_cc(cpu, CC_OP_SHR, sz, r, a & size_mask[sz], 0);
+    set_cc_ra(cpu, CC_OP_SHR, sz, r, a & size_mask[sz]);
     cpu->regs[op->rm] = r;
     NEXT();
 #undef SHIFT_CL_BEGIN
@@ -1246,7 +1342,11 @@ L_JNZ_##name: \
             set_cc(cpu, CC_OP_SUB, 0, r, a, b))
     FUSED_Z(DEC_R,
             sz = op->sz; b = cc_cf_fast(cpu); a = cpu->regs[op->rm] & size_mask[sz];
-            r = (a - 1) & size_mask[sz]; set_cc(cpu, CC_OP_DEC, sz, r, a, 1); cpu->cc_aux = b;
+            r = (a - 1) & size_mask[sz]; set_cc_ra(cpu, CC_OP_DEC, sz, r, a); cpu->cc_aux = b;
+            cpu->regs[op->rm] = r)
+    FUSED_Z(DEC_R_KC,
+            sz = op->sz; a = cpu->regs[op->rm] & size_mask[sz];
+            r = (a - 1) & size_mask[sz]; set_cc_ra(cpu, CC_OP_DEC, sz, r, a); cpu->cc_aux = op->imm;
             cpu->regs[op->rm] = r)
     FUSED_Z(TEST_RR,
             sz = op->sz; r = cpu->regs[op->rm] & cpu->regs[op->reg] & size_mask[sz];
@@ -1553,6 +1653,392 @@ static uint16_t sse_fast_kind(const DecodedOp *op, bool code64)
     }
 }
 
+/*
+ * Dead flags.  Most flag results are never read: compilers use ALU ops for
+ * their value, and the next compare or ALU op overwrites the flags.  A
+ * backward pass over the block (flags_liveness) finds the register ALU ops
+ * whose flags are overwritten before anything can see them and gives them
+ * the xx_NF kinds, which skip the lazy-flag stores.
+ *
+ * What can see the flags: every reader (Jcc, SETcc, CMOVcc, ADC/SBB,
+ * PUSHF, LAHF, ..., and INC/DEC, which keep CF: SDM 2A "INC"), and every
+ * point where the block can be left, since EFLAGS is then architectural
+ * state: its end and every branch (the next block may read them), and
+ * every op that can fault or call out (an exception frame holds EFLAGS,
+ * SDM 3A §6.12.1; a helper may read them).  So the flags are live before
+ * every op except the register-only kinds of flag_effect, which neither
+ * fault nor leave the block before they write the flags.  A memory ALU op
+ * is no overwriter: it may fault before it writes them.  Branches count as
+ * readers of everything, so an in-block jump target needs no care: its
+ * live-in set, computed from what follows it, is exact, and the jump
+ * source assumes the worst.
+ *
+ * Two classes are tracked: CF, which INC/DEC pass on, and the other five.
+ * Flat loads are the exception to the above (FX_LOAD): they may fault, but
+ * only in their slow path, which can rebuild the flags of the one _NF op
+ * the lazy flags lag behind (flags_recover).  Where they may see the flags
+ * LIVE_FAULT is set instead of LIVE_ALL: an op with nothing else live
+ * after it may still lose its flags, if the forward pass below finds that
+ * they can be rebuilt, but INC/DEC cannot turn into ADD/SUB, whose CF
+ * would differ.
+ */
+enum { LIVE_CF = 1, LIVE_OSZAP = 2, LIVE_ALL = LIVE_CF | LIVE_OSZAP, LIVE_FAULT = 4 };
+enum {
+    FX_OTHER,           /* may read the flags, fault or leave the block */
+    FX_NONE,            /* neither reads nor writes the flags, cannot fault */
+    FX_WRITE,           /* writes all six flags, reads none, cannot fault */
+    FX_INCDEC,          /* INC_R / DEC_R: writes five flags, passes CF on (_KC: sets it) */
+    FX_WRITE_BRANCH,    /* a fused register compare: writes all six, then branches */
+    FX_DEC_BRANCH,      /* J<cc>_DEC_R: passes CF on, then branches */
+    /*
+     * Flat 64-bit loads (flat64_ld_lin), which fault only in their slow
+     * path, where flags_recover rebuilds skipped flags: FX_LOAD leaves the
+     * flags alone, FX_LOAD_WRITE then writes all six, FX_LOAD_WRITE_BRANCH
+     * then branches too.
+     */
+    FX_LOAD,
+    FX_LOAD_WRITE,
+    FX_LOAD_WRITE_BRANCH,
+};
+
+static int flag_effect(unsigned idx)
+{
+    switch (idx) {
+    case OP_MOV_RR: case OP_MOV64_RR: case OP_MOV_RIW: case OP_MOVZX8_RR: case OP_MOVZX16_RR:
+    case OP_MOVSXD_RR: case OP_LEA_B: case OP_LEA_BI:
+    case OP_ADD_RR_NF: case OP_OR_RR_NF: case OP_AND_RR_NF: case OP_SUB_RR_NF: case OP_XOR_RR_NF:
+    case OP_ADD_RI_NF: case OP_OR_RI_NF: case OP_AND_RI_NF: case OP_SUB_RI_NF: case OP_XOR_RI_NF:
+    case OP_SHL_RI_NF: case OP_SHR_RI_NF: case OP_SAR_RI_NF: case OP_INC_R_NF: case OP_DEC_R_NF:
+        return FX_NONE;
+    /* Not SHx_RCL: a count of 0 leaves the flags alone. */
+    case OP_ADD_RR: case OP_OR_RR: case OP_AND_RR: case OP_SUB_RR: case OP_XOR_RR:
+    case OP_CMP_RR: case OP_TEST_RR:
+    case OP_ADD_RI: case OP_OR_RI: case OP_AND_RI: case OP_SUB_RI: case OP_XOR_RI:
+    case OP_CMP_RI: case OP_TEST_RI:
+    case OP_SHL_RI: case OP_SHR_RI: case OP_SAR_RI:
+    case OP_ADD16_RI: case OP_CMP16_RR: case OP_IMUL_RR:
+    case OP_CMP8_RI: case OP_TEST8_RR: case OP_TEST8_RI:
+        return FX_WRITE;
+    case OP_INC_R: case OP_DEC_R: case OP_INC_R_KC: case OP_DEC_R_KC:
+        return FX_INCDEC;
+    /* The fused forms without a memory operand (the memory ones may fault first). */
+    case OP_JZ_TEST_RR: case OP_JNZ_TEST_RR: case OP_JZ_TEST8_RR: case OP_JNZ_TEST8_RR:
+    case OP_JZ_CMP_RI: case OP_JNZ_CMP_RI: case OP_JZ_CMP_RR: case OP_JNZ_CMP_RR:
+    case OP_JZ_CMP8_RI: case OP_JNZ_CMP8_RI: case OP_JZ_TEST8_RI: case OP_JNZ_TEST8_RI:
+    case OP_JBE_CMP_RI: case OP_JA_CMP_RI: case OP_JZ_SUB_RI: case OP_JNZ_SUB_RI:
+    case OP_JZ_ADD_RI: case OP_JNZ_ADD_RI: case OP_JB_CMP_RR: case OP_JNB_CMP_RR:
+    case OP_JZ_DEC_R_KC: case OP_JNZ_DEC_R_KC:
+        return FX_WRITE_BRANCH;
+    case OP_JZ_DEC_R: case OP_JNZ_DEC_R:
+        return FX_DEC_BRANCH;
+    case OP_LD32_F: case OP_LD64_F: case OP_LDZX8_F: case OP_LDZX16_F: case OP_LD8_F: case OP_LD16_F:
+    case OP_LD32_FB: case OP_LD64_FB: case OP_LDZX8_FB: case OP_LDZX16_FB: case OP_LD8_FB:
+    case OP_LD16_FB: case OP_POP64_R:
+        return FX_LOAD;
+    case OP_ADD_RM_F: case OP_OR_RM_F: case OP_AND_RM_F: case OP_SUB_RM_F: case OP_XOR_RM_F:
+    case OP_CMP_RM_F: case OP_CMP_MR_F: case OP_CMP8_MR_F: case OP_CMP8_MI_F: case OP_CMP8_RM_F:
+    case OP_ADD_RM_FB: case OP_OR_RM_FB: case OP_AND_RM_FB: case OP_SUB_RM_FB: case OP_XOR_RM_FB:
+    case OP_CMP_RM_FB: case OP_CMP_MR_FB: case OP_CMP8_MR_FB: case OP_CMP8_MI_FB: case OP_CMP8_RM_FB:
+        return FX_LOAD_WRITE;
+    case OP_JZ_CMP8_MR: case OP_JNZ_CMP8_MR: case OP_JZ_CMP8_MI: case OP_JNZ_CMP8_MI:
+    case OP_JZ_CMP8_RM: case OP_JNZ_CMP8_RM: case OP_JB_CMP_MR: case OP_JNB_CMP_MR:
+        return FX_LOAD_WRITE_BRANCH;
+    default:
+        return FX_OTHER;
+    }
+}
+
+/* The xx_NF kind of a flag writer, or 0 if it has none. */
+static uint16_t nf_kind(unsigned idx)
+{
+    switch (idx) {
+    case OP_ADD_RR: return OP_ADD_RR_NF;
+    case OP_OR_RR: return OP_OR_RR_NF;
+    case OP_AND_RR: return OP_AND_RR_NF;
+    case OP_SUB_RR: return OP_SUB_RR_NF;
+    case OP_XOR_RR: return OP_XOR_RR_NF;
+    case OP_ADD_RI: return OP_ADD_RI_NF;
+    case OP_OR_RI: return OP_OR_RI_NF;
+    case OP_AND_RI: return OP_AND_RI_NF;
+    case OP_SUB_RI: return OP_SUB_RI_NF;
+    case OP_XOR_RI: return OP_XOR_RI_NF;
+    case OP_SHL_RI: return OP_SHL_RI_NF;
+    case OP_SHR_RI: return OP_SHR_RI_NF;
+    case OP_SAR_RI: return OP_SAR_RI_NF;
+    default: return 0;
+    }
+}
+
+static bool is_nf_kind(unsigned idx)
+{
+    return idx >= OP_ADD_RR_NF && idx <= OP_DEC_R_NF;
+}
+
+/* target[i]: ops[i] is the target of an in-block jump (op->imm16, tcg_specialize). */
+static bool block_jump_targets(const TranslatedBlock *tb, bool target[TB_MAX_INSNS + 1])
+{
+    if (tb->n_ops > TB_MAX_INSNS)
+        return false;
+    memset(target, 0, (TB_MAX_INSNS + 1) * sizeof(bool));
+    for (uint32_t i = 0; i < tb->n_ops; i++) {
+        const DecodedOp *op = &tb->ops[i];
+        bool jump = op->idx == OP_JMP64_REL || op->idx == OP_JMP_REL || op->idx == OP_JCC ||
+                    (op->idx >= OP_JO && op->idx <= OP_JG);
+        if (jump && op->imm16 && op->imm16 <= tb->n_ops)
+            target[op->imm16 - 1] = true;
+    }
+    return true;
+}
+
+static bool is_load_kind(int fx)
+{
+    return fx == FX_LOAD || fx == FX_LOAD_WRITE || fx == FX_LOAD_WRITE_BRANCH;
+}
+
+/* The flag-writing kind an _NF kind came from. */
+static uint16_t flag_kind_of_nf(unsigned idx)
+{
+    static const uint16_t from[] = {
+        OP_ADD_RR, OP_OR_RR, OP_AND_RR, OP_SUB_RR, OP_XOR_RR,
+        OP_ADD_RI, OP_OR_RI, OP_AND_RI, OP_SUB_RI, OP_XOR_RI,
+        OP_SHL_RI, OP_SHR_RI, OP_SAR_RI, OP_INC_R, OP_DEC_R,
+    };
+    _Static_assert(OP_DEC_R_NF - OP_ADD_RR_NF + 1 == ARRAY_LEN(from), "the _NF kinds are one run");
+    return from[idx - OP_ADD_RR_NF];
+}
+
+/*
+ * Registers whose values flags_recover needs to rebuild the flags of _NF
+ * op nf, or 0 if it cannot: a shift loses bits, and ADD/SUB r, r overwrite
+ * their second operand.
+ */
+static unsigned nf_inputs(const DecodedOp *nf)
+{
+    switch (nf->idx) {
+    case OP_AND_RR_NF: case OP_OR_RR_NF: case OP_XOR_RR_NF:
+    case OP_ADD_RI_NF: case OP_OR_RI_NF: case OP_AND_RI_NF: case OP_SUB_RI_NF: case OP_XOR_RI_NF:
+    case OP_INC_R_NF: case OP_DEC_R_NF:
+        return 1u << nf->rm;
+    case OP_ADD_RR_NF: case OP_SUB_RR_NF:
+        return nf->rm == nf->reg ? 0 : 1u << nf->rm | 1u << nf->reg;
+    default:
+        return 0;
+    }
+}
+
+/* Registers an FX_NONE or FX_LOAD op writes (all of them for kinds not listed). */
+static unsigned op_written_regs(const DecodedOp *op)
+{
+    switch (op->idx) {
+    case OP_MOV_RR: case OP_MOV64_RR:
+        return 1u << op->rm;
+    case OP_MOV_RIW: case OP_MOVZX8_RR: case OP_MOVZX16_RR: case OP_MOVSXD_RR:
+    case OP_LEA_B: case OP_LEA_BI:
+    case OP_LD32_F: case OP_LD64_F: case OP_LDZX8_F: case OP_LDZX16_F: case OP_LD8_F: case OP_LD16_F:
+    case OP_LD32_FB: case OP_LD64_FB: case OP_LDZX8_FB: case OP_LDZX16_FB: case OP_LD8_FB:
+    case OP_LD16_FB:
+        return 1u << op->reg;
+    case OP_POP64_R:
+        return 1u << op->reg | 1u << R_ESP;
+    default:
+        return ~0u;
+    }
+}
+
+static void flags_liveness(TranslatedBlock *tb)
+{
+    unsigned live = LIVE_ALL;           /* after the last op: the block's end */
+    int pending = -1;                   /* the _NF op whose flags are the architectural ones */
+    unsigned inputs = 0;
+    bool target[TB_MAX_INSNS + 1];
+    if (!block_jump_targets(tb, target))
+        return;
+    for (uint32_t i = tb->n_ops; i-- > 0;) {
+        DecodedOp *op = &tb->ops[i];
+        switch (flag_effect(op->idx)) {
+        case FX_NONE:
+            break;
+        case FX_INCDEC:
+            if ((live & LIVE_ALL) == 0 && (live & LIVE_FAULT) &&
+                (op->idx == OP_INC_R || op->idx == OP_DEC_R)) {
+                /*
+                 * Only a fault may see the flags: INC_R_NF / DEC_R_NF, whose
+                 * flags flags_recover rebuilds, CF from the lazy flags still
+                 * as they were before them.
+                 */
+                op->idx = op->idx == OP_INC_R ? OP_INC_R_NF : OP_DEC_R_NF;
+                live = LIVE_CF;
+                break;
+            }
+            if (live & (LIVE_CF | LIVE_FAULT)) {
+                /* The _KC kinds set CF themselves (known_cf). */
+                live = op->idx == OP_INC_R || op->idx == OP_DEC_R ? LIVE_CF : 0;
+                break;
+            }
+            /* With CF dead, INC/DEC are ADD/SUB 1: the same OF SF ZF AF PF (SDM 2A "INC"). */
+            op->idx = op->idx == OP_INC_R || op->idx == OP_INC_R_KC ? OP_ADD_RI : OP_SUB_RI;
+            op->imm = 1;
+            /* fall through */
+        case FX_WRITE:
+            if (!(live & LIVE_ALL) && nf_kind(op->idx))
+                op->idx = nf_kind(op->idx);
+            live = 0;
+            break;
+        case FX_WRITE_BRANCH:
+            live = 0;
+            break;
+        case FX_DEC_BRANCH:
+            live = LIVE_CF;
+            break;
+        case FX_LOAD_WRITE:             /* may fault before it writes them */
+        case FX_LOAD_WRITE_BRANCH:
+            live = LIVE_FAULT;
+            break;
+        case FX_LOAD:
+            live |= LIVE_FAULT;
+            break;
+        default:
+            live = LIVE_ALL;
+            break;
+        }
+    }
+    /*
+     * Forward: mark where the lazy flags lag behind an _NF op
+     * (PFX_CC_STALE), up to the next writer.  A load there may fault, and
+     * the exception must see that op's flags: its slow path rebuilds them
+     * (flags_recover) from the _NF op's operands, which must still be in
+     * their registers; op->imm16 tells it where the _NF op is and what it
+     * was (its kind may be gone, tb_kill).  Where that cannot work the _NF
+     * op gets its flags back.  That includes loads after an in-block jump
+     * target: coming from the jump, the flags are the jump's, not the _NF
+     * op's.
+     */
+    for (uint32_t i = 0; i < tb->n_ops; i++) {
+        DecodedOp *op = &tb->ops[i];
+        int fx = flag_effect(op->idx);
+        if (target[i])
+            inputs = 0;
+        if (pending >= 0) {
+            op->pfx |= PFX_CC_STALE;
+            if (is_load_kind(fx)) {
+                DecodedOp *nf = &tb->ops[pending];
+                if (!inputs) {
+                    nf->idx = flag_kind_of_nf(nf->idx);
+                    for (uint32_t j = (uint32_t)pending + 1; j <= i; j++)
+                        tb->ops[j].pfx &= (uint8_t)~PFX_CC_STALE;
+                    pending = -1;
+                } else {
+                    op->imm16 = (uint16_t)((i - (uint32_t)pending) | (nf->idx - OP_ADD_RR_NF) << 8);
+                }
+            }
+        }
+        if (is_nf_kind(op->idx)) {
+            pending = (int)i;
+            inputs = nf_inputs(op);
+        } else if (fx == FX_NONE || fx == FX_LOAD) {
+            if (op_written_regs(op) & inputs)
+                inputs = 0;             /* overwritten: the next load there gives the flags back */
+        } else {
+            pending = -1;
+        }
+    }
+}
+
+/*
+ * Known CF for INC/DEC.  They keep CF (SDM 2A "INC", "DEC"), so they read
+ * it from the lazy flags, a switch on whatever produced them.  Often CF is
+ * known when they run: a logic op clears it (SDM 2A "AND", "OR", "XOR",
+ * "TEST": CF = 0), and a Jcc that fell through says its condition was
+ * false: JB and JBE give CF = 0, JNB gives CF = 1, and JNZ after a compare
+ * or subtraction says the operands were equal, so there was no borrow.  A
+ * forward pass along the fall-through path finds these and gives INC/DEC
+ * the _KC kinds, which take CF from op->imm and so read no flags at all
+ * (more flags die for flags_liveness, which runs after).  Nothing is known
+ * at the block's start or at an in-block jump target, which is also
+ * reached from elsewhere.
+ */
+enum { CF_0, CF_1, CF_UNKNOWN };
+enum { PROD_OTHER, PROD_LOGIC, PROD_SUB };      /* what wrote the flags last */
+
+/* The generic LD32..LD16 run kind of an _F or _FB memory op (same order, tcg_specialize). */
+static unsigned mem_generic_kind(unsigned idx)
+{
+    if (idx >= OP_LD32_F && idx <= OP_LD16_F)
+        return idx - (OP_LD32_F - OP_LD32);
+    if (idx >= OP_LD32_FB && idx <= OP_LD16_FB)
+        return idx - (OP_LD32_FB - OP_LD32);
+    return idx;
+}
+
+static void known_cf(TranslatedBlock *tb)
+{
+    bool target[TB_MAX_INSNS + 1];
+    int cf = CF_UNKNOWN, prod = PROD_OTHER;
+    if (!block_jump_targets(tb, target))
+        return;
+    for (uint32_t i = 0; i < tb->n_ops; i++) {
+        DecodedOp *op = &tb->ops[i];
+        unsigned k = mem_generic_kind(op->idx);
+        if (target[i]) {
+            cf = CF_UNKNOWN;
+            prod = PROD_OTHER;
+        }
+        switch (k) {
+        case OP_INC_R: case OP_DEC_R: case OP_JZ_DEC_R: case OP_JNZ_DEC_R:
+            if (cf != CF_UNKNOWN) {
+                op->idx = k == OP_INC_R ? OP_INC_R_KC : k == OP_DEC_R ? OP_DEC_R_KC :
+                          k == OP_JZ_DEC_R ? OP_JZ_DEC_R_KC : OP_JNZ_DEC_R_KC;
+                op->imm = cf == CF_1;
+            }
+            prod = PROD_OTHER;              /* CF as it was */
+            break;
+        /* Flags unchanged (when the op falls through to the next one). */
+        case OP_LD32: case OP_LD64: case OP_LDZX8: case OP_LDZX16: case OP_LD8: case OP_LD16:
+        case OP_ST8: case OP_ST16: case OP_ST32: case OP_ST64: case OP_PUSH64_R: case OP_POP64_R:
+            break;
+        case OP_OR_RR: case OP_AND_RR: case OP_XOR_RR: case OP_TEST_RR:
+        case OP_OR_RI: case OP_AND_RI: case OP_XOR_RI: case OP_TEST_RI:
+        case OP_TEST8_RR: case OP_TEST8_RI: case OP_OR_RM: case OP_AND_RM: case OP_XOR_RM:
+        case OP_JZ_TEST_RR: case OP_JNZ_TEST_RR: case OP_JZ_TEST8_RR: case OP_JNZ_TEST8_RR:
+        case OP_JZ_TEST8_RI: case OP_JNZ_TEST8_RI:
+            cf = CF_0;
+            prod = PROD_LOGIC;
+            break;
+        case OP_SUB_RR: case OP_CMP_RR: case OP_SUB_RI: case OP_CMP_RI: case OP_CMP16_RR:
+        case OP_CMP8_RI: case OP_SUB_RM: case OP_CMP_RM: case OP_CMP_MR: case OP_CMP8_MR:
+        case OP_CMP8_MI: case OP_CMP8_RM:
+        case OP_JZ_CMP8_MR: case OP_JNZ_CMP8_MR: case OP_JZ_CMP8_MI: case OP_JNZ_CMP8_MI:
+        case OP_JZ_CMP8_RM: case OP_JNZ_CMP8_RM: case OP_JZ_CMP_RI: case OP_JNZ_CMP_RI:
+        case OP_JZ_CMP_RR: case OP_JNZ_CMP_RR: case OP_JZ_CMP8_RI: case OP_JNZ_CMP8_RI:
+        case OP_JZ_SUB_RI: case OP_JNZ_SUB_RI: case OP_JB_CMP_RR: case OP_JNB_CMP_RR:
+        case OP_JBE_CMP_RI: case OP_JA_CMP_RI: case OP_JB_CMP_MR: case OP_JNB_CMP_MR:
+            cf = CF_UNKNOWN;
+            prod = PROD_SUB;
+            break;
+        /* Falling through a Jcc: its condition was false. */
+        case OP_JB: case OP_JBE:
+            cf = CF_0;
+            break;
+        case OP_JNB:
+            cf = CF_1;
+            break;
+        case OP_JNZ:
+            if (prod == PROD_SUB)
+                cf = CF_0;              /* ZF = 1: equal operands, no borrow */
+            break;
+        case OP_JO: case OP_JNO: case OP_JZ: case OP_JA: case OP_JS: case OP_JNS:
+        case OP_JP: case OP_JNP: case OP_JL: case OP_JGE: case OP_JLE: case OP_JG:
+            break;
+        default:
+            if (flag_effect(op->idx) != FX_NONE) {
+                cf = CF_UNKNOWN;
+                prod = PROD_OTHER;
+            }
+            break;
+        }
+    }
+}
+
 void tcg_specialize(TranslatedBlock *tb)
 {
     static const uint16_t alu_rr[8] = {
@@ -1820,4 +2306,6 @@ void tcg_specialize(TranslatedBlock *tb)
         default: break;
         }
     }
+    known_cf(tb);
+    flags_liveness(tb);
 }

@@ -139,8 +139,13 @@ static void tb_kill(TranslatedBlock *tb)
     if (tb->invalid)
         return;
     tb->invalid = true;
+    /*
+     * Not where the lazy flags are stale (PFX_CC_STALE): those ops make
+     * them exact before they can leave the block.
+     */
     for (uint32_t i = 0; i <= tb->n_ops; i++)
-        tb->ops[i].idx = OP_EXIT;
+        if (!(tb->ops[i].pfx & PFX_CC_STALE))
+            tb->ops[i].idx = OP_EXIT;
     unsigned h = tb_hash_fn(tb->pc_phys, tb->flags);
     for (TranslatedBlock **pp = &tb_hash[h]; *pp; pp = &(*pp)->hash_next)
         if (*pp == tb) {

@@ -73,6 +73,11 @@
  * xmm[rm]; SSE_MOVD_XR: MOVD/MOVQ xmm, r32/r64; SSE_PMOVMSKB: r32, xmm;
  * the others xmm[reg] = xmm[reg] OP xmm[rm] (PSHUFD: = shuffle of xmm[rm];
  * PSHUFB is 66 0F 38 00).
+ * xx_NF: xx whose flags no one reads (tcg_specialize's flag liveness): the
+ * same register result, the lazy flags left alone (the _NF kinds are one
+ * run, ADD_RR_NF..DEC_R_NF).  INC_R_KC, DEC_R_KC,
+ * J<cc>_DEC_R_KC: INC_R / DEC_R (fused) where CF is known to be op->imm
+ * (0 or 1) when they run, so they need not compute it from the lazy flags.
  */
 #define TCG_FASTOP_LIST(X) \
     X(ADD_RR) X(OR_RR) X(AND_RR) X(SUB_RR) X(XOR_RR) X(CMP_RR) X(TEST_RR) X(MOV_RR) \
@@ -100,7 +105,11 @@
     X(JZ_SUB_RI) X(JNZ_SUB_RI) X(JZ_ADD_RI) X(JNZ_ADD_RI) X(JB_CMP_RR) X(JNB_CMP_RR) \
     X(SSE_LDA) X(SSE_LDU) X(SSE_STA) X(SSE_STU) X(SSE_MOV_RR) X(SSE_MOVD_XR) X(SSE_PMOVMSKB) \
     X(SSE_PXOR) X(SSE_POR) X(SSE_PAND) X(SSE_PANDN) X(SSE_PCMPEQB) X(SSE_PCMPEQD) \
-    X(SSE_PMINUB) X(SSE_PSUBB) X(SSE_PSHUFD) X(SSE_PUNPCKLBW) X(SSE_PUNPCKLWD) X(SSE_PSHUFB)
+    X(SSE_PMINUB) X(SSE_PSUBB) X(SSE_PSHUFD) X(SSE_PUNPCKLBW) X(SSE_PUNPCKLWD) X(SSE_PSHUFB) \
+    X(ADD_RR_NF) X(OR_RR_NF) X(AND_RR_NF) X(SUB_RR_NF) X(XOR_RR_NF) \
+    X(ADD_RI_NF) X(OR_RI_NF) X(AND_RI_NF) X(SUB_RI_NF) X(XOR_RI_NF) \
+    X(SHL_RI_NF) X(SHR_RI_NF) X(SAR_RI_NF) X(INC_R_NF) X(DEC_R_NF) \
+    X(INC_R_KC) X(DEC_R_KC) X(JZ_DEC_R_KC) X(JNZ_DEC_R_KC)
 
 enum {
 #define TCG_OP_ENUM(n) OP_##n,
@@ -123,6 +132,16 @@ extern const char *const tcg_op_names[OP__COUNT];
 #define PFX_CL    0x08      /* shift count from CL */
 #define PFX_OSZ   0x10      /* 66 seen */
 #define PFX_REX   0x20
+/*
+ * The lazy flags are not exact on entry: an earlier xx_NF op of the block
+ * skipped its flags because a later op overwrites them first (exec.c,
+ * tcg_specialize).  Such ops are register ops and flat loads, whose slow
+ * path rebuilds the flags before it can fault (exec.c flags_recover, with
+ * op->imm16).  tb_kill leaves them as they are, so that a block
+ * invalidated under the interpreter's feet (a DMA write from another
+ * thread) runs on to an op where the flags are exact before it exits.
+ */
+#define PFX_CC_STALE 0x40
 #define PFX_ENDS  0x80      /* ends the block (set by decoder) */
 
 typedef struct DecodedOp {

@@ -1348,6 +1348,253 @@ static void test_fused_flag_producer_branches(void)
     }
 }
 
+/*
+ * Dead-flag elimination (exec.c flags_liveness, known_cf).  Each case runs
+ * one 64-bit block whose first flag result is overwritten by a later op on
+ * some path but must still be seen on another: at a fault, through an
+ * in-block jump, or by INC/DEC, which keep CF (SDM 2A "INC").  RBX points
+ * at a not-present page where a case needs a #PF.
+ */
+#define NP_PAGE 0x150000u
+
+static void dead_flags_env(Env *e, uint64_t rax, uint64_t rcx, uint64_t rdx, uint64_t rsi)
+{
+    tb_invalidate_phys_range(CODE, 0x1000);     /* blocks of the previous case (see rerun) */
+    setup_long64(e);
+    st64_le(e->ram + PT + 8 * (NP_PAGE >> 12), 0);
+    e->cpu->regs[R_EAX] = rax;
+    e->cpu->regs[R_ECX] = rcx;
+    e->cpu->regs[R_EDX] = rdx;
+    e->cpu->regs[R_ESI] = rsi;
+    e->cpu->regs[R_EBX] = NP_PAGE;
+    cpu_set_eflags(e->cpu, 0, CC_ALL);
+}
+
+static void test_dead_flags_live_at_a_fault(void)
+{
+    /*
+     * OP; mov edx,[rbx] or sub edx,[rbx] (#PF; the latter overwrites the
+     * flags, but faults first); sub esi,1; hlt.  CF is 1 on entry.
+     */
+    static const struct {
+        uint8_t code[8];
+        uint64_t rax;
+        uint32_t flags;
+        const char *what;
+    } c[] = {
+        { { 0x01, 0xc8, 0x8b, 0x13, 0x83, 0xee, 0x01, 0xf4 }, 0xffffffffu,
+          CC_C | CC_Z | CC_P | CC_A, "add eax,ecx; mov edx,[rbx]" },
+        { { 0x01, 0xc8, 0x2b, 0x13, 0x83, 0xee, 0x01, 0xf4 }, 0xffffffffu,
+          CC_C | CC_Z | CC_P | CC_A, "add eax,ecx; sub edx,[rbx]" },
+        { { 0xff, 0xc8, 0x2b, 0x13, 0x83, 0xee, 0x01, 0xf4 }, 1,
+          CC_C | CC_Z | CC_P, "dec eax; sub edx,[rbx] (CF kept)" },
+    };
+    for (unsigned k = 0; k < ARRAY_LEN(c); k++) {
+        Env e = env_new();
+        put(&e, CODE, c[k].code, sizeof(c[k].code));
+        dead_flags_env(&e, c[k].rax, 1, 0, 5);
+        cpu_set_eflags(e.cpu, CC_C, CC_ALL);
+        e.cpu->stop_on_exception = true;
+        CHECK_EQ(c[k].what, TCG_RUN_EXCEPTION, run(&e));
+        CHECK_EQ("vector", EXCP_PF, e.cpu->stopped_vec);
+        CHECK_EQ("RIP at the faulting instruction", CODE + 2, e.cpu->rip);
+        CHECK_MSG(arith_flags(&e) == c[k].flags, "%s: flags at the #PF %#x, expected %#x",
+                  c[k].what, arith_flags(&e), c[k].flags);
+
+        /* Delivered: the frame's RFLAGS (SDM 3A §6.14.2) holds them too. */
+        Env d = env_new();
+        put(&d, CODE, c[k].code, sizeof(c[k].code));
+        dead_flags_env(&d, c[k].rax, 1, 0, 5);
+        cpu_set_eflags(d.cpu, CC_C, CC_ALL);
+        CHECK_EQ("run result (handler HLT)", TCG_RUN_HALTED, run(&d));
+        uint64_t sp = d.cpu->regs[R_ESP];
+        CHECK_EQ("frame RIP", CODE + 2, rd64(&d, (uint32_t)sp + 8));      /* above the error code */
+        CHECK_MSG((rd64(&d, (uint32_t)sp + 24) & CC_ALL) == c[k].flags,
+                  "%s: pushed RFLAGS %#" PRIx64 ", expected %#x", c[k].what,
+                  rd64(&d, (uint32_t)sp + 24) & CC_ALL, c[k].flags);
+    }
+}
+
+/*
+ * A load between a flag result and its overwriter may fault (#PF here):
+ * the exception sees that result's flags, rebuilt by the load's slow path
+ * (exec.c flags_recover) or kept because they cannot be.  Each case: OP;
+ * [MOV]; a load from [rbx] or [rsp] that faults (#PF); the flags expected
+ * there.  CF is 1 on entry (INC must keep it).
+ */
+static void test_dead_flags_rebuilt_at_a_load_fault(void)
+{
+    static const struct {
+        uint8_t code[12];
+        uint64_t rax, rcx;
+        uint32_t flags;
+        const char *what;
+    } c[] = {
+        { { 0x21, 0xc8 }, 0x80000001u, 0x80000003u, CC_S, "and eax,ecx" },
+        { { 0x83, 0xe8, 0x05 }, 3, 0, CC_S | CC_C | CC_A, "sub eax,5" },
+        { { 0x83, 0xf0, 0x7f }, 0x7f, 0, CC_Z | CC_P, "xor eax,7Fh" },
+        { { 0x48, 0x01, 0xc8 }, 0x7fffffffffffffffull, 1, CC_O | CC_S | CC_A | CC_P,
+          "add rax,rcx" },
+        { { 0xff, 0xc0 }, 5, 0, CC_C | CC_P, "inc eax (CF kept)" },
+        { { 0xff, 0xc8 }, 1, 0, CC_C | CC_Z | CC_P, "dec eax (CF kept)" },
+        { { 0x01, 0xc0 }, 0x80000000u, 0, CC_C | CC_Z | CC_O | CC_P, "add eax,eax" },
+        { { 0xc1, 0xe0, 0x04 }, 0x10000001u, 0, CC_C | CC_O, "shl eax,4 (OF as for a count of 1)" },
+        /* ADD's source register overwritten before the load: no rebuilding from it */
+        { { 0x01, 0xc8, 0x89, 0xf9 }, 0xffffffffu, 1, CC_C | CC_Z | CC_P | CC_A,
+          "add eax,ecx; mov ecx,edi" },
+        { { 0x21, 0xc8, 0x89, 0xf8 }, 0x80000001u, 0x80000003u, CC_S, "and eax,ecx; mov eax,edi" },
+    };
+    /* The faulting load: a plain one, a fused compare-and-branch, a POP. */
+    static const struct { uint8_t code[8]; unsigned len; const char *what; } tail[] = {
+        { { 0x8b, 0x13, 0x83, 0xee, 0x01, 0xf4 }, 6, "mov edx,[rbx]" },
+        { { 0x80, 0x3b, 0x00, 0x75, 0x00, 0xf4 }, 6, "cmp byte [rbx],0; jnz" },
+        { { 0x48, 0x89, 0xdc, 0x5a, 0x83, 0xee, 0x01, 0xf4 }, 8, "mov rsp,rbx; pop rdx" },
+    };
+    for (unsigned t = 0; t < ARRAY_LEN(tail); t++) {
+        for (unsigned i = 0; i < ARRAY_LEN(c); i++) {
+            Env e = env_new();
+            unsigned n = 0;
+            while (n < sizeof(c[i].code) && c[i].code[n])
+                n++;
+            /* code bytes end at the first 00 (no case needs one) */
+            put(&e, CODE, c[i].code, n);
+            put(&e, CODE + n, tail[t].code, tail[t].len);
+            dead_flags_env(&e, c[i].rax, c[i].rcx, 0, 5);
+            e.cpu->regs[R_EDI] = 0x12345678;
+            cpu_set_eflags(e.cpu, CC_C, CC_ALL);
+            e.cpu->stop_on_exception = true;
+            CHECK_EQ(c[i].what, TCG_RUN_EXCEPTION, run(&e));
+            CHECK_EQ("vector", EXCP_PF, e.cpu->stopped_vec);
+            CHECK_MSG(arith_flags(&e) == c[i].flags, "%s; %s: flags at the #PF %#x, expected %#x",
+                      c[i].what, tail[t].what, arith_flags(&e), c[i].flags);
+        }
+    }
+}
+
+static void test_dead_flags_jump_into_a_load_window(void)
+{
+    /*
+     * cmp edi,0; jnz T; add eax,ecx; T: mov edx,[rbx] (#PF); sub esi,1; hlt.
+     * Through the jump the #PF sees CMP's flags, not ADD's (which did not
+     * run, and must not be rebuilt from EAX and ECX there).
+     */
+    static const uint8_t code[] = {
+        0x83, 0xff, 0x00, 0x75, 0x02, 0x01, 0xc8, 0x8b, 0x13, 0x83, 0xee, 0x01, 0xf4,
+    };
+    static const struct { uint32_t rdi, flags; const char *what; } c[] = {
+        { 1, 0, "jump taken: CMP 1, 0" },
+        { 0, CC_C | CC_Z | CC_P | CC_A, "fall-through: ADD FFFFFFFFh + 1" },
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(c); i++) {
+        Env e = env_new();
+        put(&e, CODE, code, sizeof(code));
+        dead_flags_env(&e, 0xffffffffu, 1, 0, 5);
+        e.cpu->regs[R_EDI] = c[i].rdi;
+        e.cpu->stop_on_exception = true;
+        CHECK_EQ(c[i].what, TCG_RUN_EXCEPTION, run(&e));
+        CHECK_EQ("vector", EXCP_PF, e.cpu->stopped_vec);
+        CHECK_MSG(arith_flags(&e) == c[i].flags, "%s: flags at the #PF %#x, expected %#x",
+                  c[i].what, arith_flags(&e), c[i].flags);
+    }
+}
+
+static void test_dead_flags_jump_source_keeps_them(void)
+{
+    /*
+     * add eax,ecx; jnz L; sub esi,1; L: setc bl; hlt.  SUB overwrites ADD's
+     * flags on the fall-through path only: the in-block jump to L must see
+     * ADD's CF although JNZ itself reads only ZF.
+     */
+    static const uint8_t code[] = {
+        0x01, 0xc8, 0x75, 0x03, 0x83, 0xee, 0x01, 0x0f, 0x92, 0xc3, 0xf4,
+    };
+    static const struct { uint32_t rax, rcx; uint8_t bl; const char *what; } c[] = {
+        { 0xffffffffu, 2, 1, "jump taken: ADD's CF = 1" },
+        { 0xffffffffu, 1, 0, "fall-through: SUB 5 - 1 leaves CF = 0" },
+        { 1, 2, 0, "jump taken: ADD's CF = 0" },
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(c); i++) {
+        Env e = env_new();
+        put(&e, CODE, code, sizeof(code));
+        dead_flags_env(&e, c[i].rax, c[i].rcx, 0, 5);
+        cpu_set_eflags(e.cpu, c[i].bl ? 0 : CC_C, CC_ALL);     /* the stale value is wrong */
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_MSG((e.cpu->regs[R_EBX] & 0xff) == c[i].bl, "%s: BL %u", c[i].what,
+                  (unsigned)(e.cpu->regs[R_EBX] & 0xff));
+    }
+}
+
+static void test_dead_flags_inc_dec_known_cf(void)
+{
+    /* Each: a producer, a Jcc that falls through (or not), INC/DEC ESI, SETC BL, HLT. */
+    static const struct {
+        uint8_t code[16];
+        uint32_t rax, rcx, rdx, rsi;
+        uint8_t bl;
+        const char *what;
+    } c[] = {
+        /* cmp ecx,edx; jnb +5; dec esi; setc bl; hlt; hlt... */
+        { { 0x39, 0xd1, 0x73, 0x05, 0xff, 0xce, 0x0f, 0x92, 0xc3, 0xf4, 0xf4 },
+          0, 1, 2, 5, 1, "JNB fell through: CF = 1 into DEC" },
+        /* cmp ecx,edx; jnb +7; dec esi; jnz +3 (fused); setc bl; hlt */
+        { { 0x39, 0xd1, 0x73, 0x07, 0xff, 0xce, 0x75, 0x03, 0x0f, 0x92, 0xc3, 0xf4, 0xf4, 0xf4 },
+          0, 1, 2, 1, 1, "JNB fell through: CF = 1 into DEC; JNZ" },
+        /* add eax,ecx (FFFFFFFFh + 1: ZF, CF); jnz +5; inc esi; setc bl; hlt */
+        { { 0x01, 0xc8, 0x75, 0x05, 0xff, 0xc6, 0x0f, 0x92, 0xc3, 0xf4, 0xf4 },
+          0xffffffffu, 1, 0, 5, 1, "JNZ fell through after ADD: CF stays 1" },
+        /* cmp ecx,edx (equal); jnz +5; inc esi; setc bl; hlt */
+        { { 0x39, 0xd1, 0x75, 0x05, 0xff, 0xc6, 0x0f, 0x92, 0xc3, 0xf4, 0xf4 },
+          0, 7, 7, 5, 0, "JNZ fell through after CMP: CF = 0" },
+        /* cmp ecx,edx; jb +2; xor eax,eax; L: inc esi; setc bl; hlt: L is a jump target */
+        { { 0x39, 0xd1, 0x72, 0x02, 0x31, 0xc0, 0xff, 0xc6, 0x0f, 0x92, 0xc3, 0xf4 },
+          0, 1, 2, 5, 1, "JB taken to INC: CMP's CF = 1" },
+        { { 0x39, 0xd1, 0x72, 0x02, 0x31, 0xc0, 0xff, 0xc6, 0x0f, 0x92, 0xc3, 0xf4 },
+          0, 3, 2, 5, 0, "XOR before INC: CF = 0" },
+        /* or eax,eax; dec esi; setc bl; hlt */
+        { { 0x09, 0xc0, 0xff, 0xce, 0x0f, 0x92, 0xc3, 0xf4 },
+          0, 0, 0, 5, 0, "OR before DEC: CF = 0" },
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(c); i++) {
+        Env e = env_new();
+        put(&e, CODE, c[i].code, sizeof(c[i].code));
+        dead_flags_env(&e, c[i].rax, c[i].rcx, c[i].rdx, c[i].rsi);
+        cpu_set_eflags(e.cpu, c[i].bl ? 0 : CC_C, CC_ALL);
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_MSG((e.cpu->regs[R_EBX] & 0xff) == c[i].bl, "%s: BL %u", c[i].what,
+                  (unsigned)(e.cpu->regs[R_EBX] & 0xff));
+    }
+}
+
+static void test_dead_flags_block_shape(void)
+{
+    /*
+     * add eax,ecx; mov edi,esi; sub esi,1; pushfq; hlt: ADD's flags die
+     * (its _NF kind), the lazy flags are stale from MOV through SUB, and an
+     * invalidation leaves those ops for the block to run on to PUSHFQ.
+     */
+    static const uint8_t code[] = { 0x01, 0xc8, 0x89, 0xf7, 0x83, 0xee, 0x01, 0x9c, 0xf4 };
+    Env e = env_new();
+    put(&e, CODE, code, sizeof(code));
+    dead_flags_env(&e, 0xffffffffu, 1, 0, 5);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("pushed flags: SUB's (5 - 1)", 0, rd64(&e, (uint32_t)e.cpu->regs[R_ESP]) & CC_ALL);
+    TranslatedBlock *tb = tb_find(CODE, TB_FLAG_CODE64);
+    CHECK_MSG(tb && tb->n_ops == 5, "the block of five instructions");
+    if (!tb || tb->n_ops != 5)
+        return;
+    CHECK_EQ("ADD without flags", OP_ADD_RR_NF, tb->ops[0].idx);
+    CHECK_EQ("SUB with flags", OP_SUB_RI, tb->ops[2].idx);
+    static const bool stale[5] = { false, true, true, false, false };
+    for (unsigned i = 0; i < 5; i++)
+        CHECK_MSG(!!(tb->ops[i].pfx & PFX_CC_STALE) == stale[i], "op %u (%s): PFX_CC_STALE %s", i,
+                  tcg_op_names[tb->ops[i].idx], stale[i] ? "expected" : "unexpected");
+    tb_invalidate_phys_range(CODE, 1);          /* freed only by the run loop: still readable */
+    CHECK_EQ("killed: ADD exits", OP_EXIT, tb->ops[0].idx);
+    CHECK_EQ("killed: MOV (stale) kept", OP_MOV_RR, tb->ops[1].idx);
+    CHECK_EQ("killed: SUB (stale) kept", OP_SUB_RI, tb->ops[2].idx);
+    CHECK_EQ("killed: PUSHF exits", OP_EXIT, tb->ops[3].idx);
+}
+
 static void test_ldmxcsr_checks(void)
 {
     Env e = env_new();
@@ -2934,6 +3181,12 @@ static const TestCase cases[] = {
     TEST_CASE(test_ldmxcsr_checks),
     TEST_CASE(test_sse_fast_forms_checks_and_results),
     TEST_CASE(test_fused_flag_producer_branches),
+    TEST_CASE(test_dead_flags_live_at_a_fault),
+    TEST_CASE(test_dead_flags_rebuilt_at_a_load_fault),
+    TEST_CASE(test_dead_flags_jump_into_a_load_window),
+    TEST_CASE(test_dead_flags_jump_source_keeps_them),
+    TEST_CASE(test_dead_flags_inc_dec_known_cf),
+    TEST_CASE(test_dead_flags_block_shape),
     TEST_CASE(test_x87_trig_argument_reduction_accuracy),
     TEST_CASE(test_movaps_misaligned_is_gp_movups_is_not),
     TEST_CASE(test_sse_unmasked_exception_xm_or_ud),
