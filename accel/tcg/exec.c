@@ -1122,6 +1122,77 @@ L_RET64:
     cpu->regs[R_ESP] = lin + 8;
     cpu->rip = a;
     END_DIRECT_FAST(false);
+    /*
+     * Runs (tcg_specialize): the first op of the run does the single ops'
+     * work one after the other, each through its own op (RIP for a slow
+     * path), so a fault in the middle leaves the earlier ones done, RSP as
+     * after them and RIP at the faulting one, as without the fusion.  The
+     * run ends at the first op of another kind, which includes an OP_EXIT
+     * left by a store that invalidated this block (tb_kill).
+     */
+L_PUSH64_RUN:
+    do {
+        a = cpu->regs[op->reg];         /* PUSH RSP pushes the old value */
+        lin = cpu->regs[R_ESP] - 8;
+        flat64_st_lin(cpu, tlb, op, lin, 3, a, SEG_SS);
+        cpu->regs[R_ESP] = lin;
+        op++;
+    } while (op->idx == OP_PUSH64_R);
+    DISPATCH();
+L_POP64_RUN:
+    do {
+        lin = cpu->regs[R_ESP];
+        a = flat64_ld_lin(cpu, tlb, op, lin, 3, SEG_SS);
+        cpu->regs[R_ESP] = lin + 8;
+        cpu->regs[op->reg] = a;         /* POP RSP: the loaded value wins */
+        op++;
+    } while (op->idx == OP_POP64_R);
+    if (op->idx == OP_RET64)
+        goto L_RET64;
+    DISPATCH();
+L_MOV64_RUN:
+    do {
+        cpu->regs[op->rm] = cpu->regs[op->reg];
+        op++;
+    } while (op->idx == OP_MOV64_RR);
+    DISPATCH();
+    /*
+     * INC_R, then CMP8_MI fused with JNZ (op + 1, op + 2): a byte-scan loop
+     * "inc r; cmp byte [m], imm; jnz back".  When the branch comes back to
+     * this op, the next round starts here without a dispatch, with the
+     * accounting and the stop checks of JUMP.
+     */
+L_INC_JNZ_CMP8_MI:
+    for (;;) {
+        sz = op->sz;
+        b = cc_cf_fast(cpu);
+        a = cpu->regs[op->rm] & size_mask[sz];
+        r = (a + 1) & size_mask[sz];
+        set_cc(cpu, CC_OP_INC, sz, r, a, 1);
+        cpu->cc_aux = b;
+        cpu->regs[op->rm] = r;
+        op++;
+        a = flat64_ld(cpu, tlb, op, 0);
+        b = op->imm & 0xff;
+        r = (a - b) & 0xff;
+        set_cc(cpu, CC_OP_SUB, 0, r, a, b);
+        op++;
+        if (r == 0) {
+            op++;
+            DISPATCH();
+        }
+        cpu->rip = likely(op->sz == 3) ? cpu->block_rip + op->imm :
+                   branch_target(cpu, op, cpu->block_rip + op->imm);
+        if (unlikely(CHAIN_STOP()))
+            goto chain_direct;
+        if (!op->imm16)
+            END_DIRECT_LINKED(true);
+        nb++;
+        cpu->icount += op - tb->ops + 1 - (op->imm16 - 1);
+        op = tb->ops + op->imm16 - 1;
+        if (op->idx != OP_INC_JNZ_CMP8_MI)
+            DISPATCH();
+    }
 L_LEA_B:
     a = (uint64_t)(int64_t)op->disp + cpu->xregs[op->base];
     cpu->regs[op->reg] = a & size_mask[op->asz] & size_mask[op->sz];
@@ -1818,6 +1889,36 @@ void tcg_specialize(TranslatedBlock *tb)
         case OP_SUB_RI: op->idx = z ? OP_JZ_SUB_RI : OP_JNZ_SUB_RI; break;
         case OP_ADD_RI: op->idx = z ? OP_JZ_ADD_RI : OP_JNZ_ADD_RI; break;
         default: break;
+        }
+    }
+    /*
+     * Runs and INC_JNZ_CMP8_MI (after the fusion above, which makes the
+     * JNZ_CMP8_MI).  Only the first op of a run changes kind, so that its
+     * handler's loop, which continues while the next op is the plain kind,
+     * stops at the run's end.
+     */
+    for (uint32_t i = 0; i + 1 < tb->n_ops; i++) {
+        DecodedOp *op = &tb->ops[i];
+        uint16_t next = tb->ops[i + 1].idx, prev = i ? tb->ops[i - 1].idx : OP_EXIT;
+        switch (op->idx) {
+        case OP_PUSH64_R:
+            if (next == OP_PUSH64_R && prev != OP_PUSH64_R && prev != OP_PUSH64_RUN)
+                op->idx = OP_PUSH64_RUN;
+            break;
+        case OP_POP64_R:
+            if ((next == OP_POP64_R || next == OP_RET64) && prev != OP_POP64_R && prev != OP_POP64_RUN)
+                op->idx = OP_POP64_RUN;
+            break;
+        case OP_MOV64_RR:
+            if (next == OP_MOV64_RR && prev != OP_MOV64_RR && prev != OP_MOV64_RUN)
+                op->idx = OP_MOV64_RUN;
+            break;
+        case OP_INC_R:
+            if (next == OP_JNZ_CMP8_MI)
+                op->idx = OP_INC_JNZ_CMP8_MI;
+            break;
+        default:
+            break;
         }
     }
 }
