@@ -1156,6 +1156,25 @@ L_MOV64_RUN:
         op++;
     } while (op->idx == OP_MOV64_RR);
     DISPATCH();
+    /* LD64_FB and ST64_FB in any order (a store may kill this block: see above). */
+L_LD64_RUN:
+    goto mem64_ld;
+L_ST64_RUN:
+    goto mem64_st;
+    for (;;) {
+        if (op->idx == OP_LD64_FB) {
+        mem64_ld:
+            cpu->regs[op->reg] = flat64_ld_lin(cpu, tlb, op, (uint64_t)(int64_t)op->disp +
+                                               cpu->xregs[op->base], 3, op->seg);
+        } else if (op->idx == OP_ST64_FB) {
+        mem64_st:
+            flat64_st_lin(cpu, tlb, op, (uint64_t)(int64_t)op->disp + cpu->xregs[op->base], 3,
+                          cpu->regs[op->reg], op->seg);
+        } else {
+            DISPATCH();
+        }
+        op++;
+    }
     /*
      * INC_R, then CMP8_MI fused with JNZ (op + 1, op + 2): a byte-scan loop
      * "inc r; cmp byte [m], imm; jnz back".  When the branch comes back to
@@ -1912,6 +1931,12 @@ void tcg_specialize(TranslatedBlock *tb)
         case OP_MOV64_RR:
             if (next == OP_MOV64_RR && prev != OP_MOV64_RR && prev != OP_MOV64_RUN)
                 op->idx = OP_MOV64_RUN;
+            break;
+        case OP_LD64_FB:
+        case OP_ST64_FB:
+            if ((next == OP_LD64_FB || next == OP_ST64_FB) && prev != OP_LD64_FB &&
+                prev != OP_ST64_FB && prev != OP_LD64_RUN && prev != OP_ST64_RUN)
+                op->idx = op->idx == OP_LD64_FB ? OP_LD64_RUN : OP_ST64_RUN;
             break;
         case OP_INC_R:
             if (next == OP_JNZ_CMP8_MI)

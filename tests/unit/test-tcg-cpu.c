@@ -1498,6 +1498,63 @@ static void test_fused_runs_fault_midway(void)
 }
 
 /*
+ * Runs of 64-bit loads and stores (exec.c LD64_RUN / ST64_RUN): each
+ * sees the memory the ones before it left, and a fault midway (the third,
+ * a load from not-present page 0x42000) leaves the earlier ones done, the
+ * later ones not, RIP at the faulting one.
+ */
+static void test_fused_load_store_runs(void)
+{
+    Env e = env_new();
+    TCGCPU *c = e.cpu;
+    CODE_AT(&e, CODE, 0x48, 0x8b, 0x43, 0x08,                     /* mov rax, [rbx+8] */
+            0x48, 0x89, 0x43, 0x10,                               /* mov [rbx+16], rax */
+            0x48, 0x8b, 0x4b, 0x10,                               /* mov rcx, [rbx+16] */
+            0x48, 0x89, 0x4b, 0x18,                               /* mov [rbx+24], rcx */
+            0xf4);
+    CODE_AT(&e, CODE + 0x40, 0x48, 0x89, 0x13,                    /* mov [rbx], rdx */
+            0x48, 0x8b, 0x43, 0x08,                               /* mov rax, [rbx+8] */
+            0x48, 0x8b, 0x4d, 0x00,                               /* mov rcx, [rbp] */
+            0x48, 0x89, 0x4b, 0x10,                               /* mov [rbx+16], rcx */
+            0xf4);
+    setup_long64(&e);
+    st64_le(e.ram + PT + 8 * 0x42, 0);
+    tlb_flush(c, true);
+    for (int pass = 0; pass < 2; pass++) {
+        st64_le(e.ram + 0x41108, 0x1234567890abcdefull);
+        st64_le(e.ram + 0x41110, 0);
+        st64_le(e.ram + 0x41118, 0);
+        c->rip = CODE; c->halted = false;
+        c->regs[R_EBX] = 0x41100; c->regs[R_EAX] = c->regs[R_ECX] = 0;
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_EQ("RAX loaded", 0x1234567890abcdefull, c->regs[R_EAX]);
+        CHECK_EQ("RCX reloaded from the store", 0x1234567890abcdefull, c->regs[R_ECX]);
+        CHECK_EQ("second store", 0x1234567890abcdefull, rd64(&e, 0x41118));
+    }
+    st64_le(e.ram + 0x41100, 0);
+    st64_le(e.ram + 0x41110, 0x5555);
+    c->rip = CODE + 0x40; c->halted = false;
+    c->regs[R_EBP] = 0x41100; c->regs[R_EDX] = 0x7777;
+    CHECK_EQ("store first: warm-up run", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("store first: RCX loaded from the first store", 0x7777, c->regs[R_ECX]);
+    CHECK_EQ("store first: last store", 0x7777, rd64(&e, 0x41110));
+    st64_le(e.ram + 0x41100, 0);
+    st64_le(e.ram + 0x41110, 0x5555);
+    c->rip = CODE + 0x40; c->halted = false;
+    c->regs[R_EBP] = 0x42008; c->regs[R_EDX] = 0x8888;
+    c->regs[R_EAX] = 0; c->regs[R_ECX] = 0x99;
+    c->stop_on_exception = true;
+    CHECK_EQ("fault: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("fault: vector", EXCP_PF, c->stopped_vec);
+    CHECK_EQ("fault: CR2", 0x42008, c->cr2);
+    CHECK_EQ("fault: RIP at the third", CODE + 0x47, c->rip);
+    CHECK_EQ("fault: first store done", 0x8888, rd64(&e, 0x41100));
+    CHECK_EQ("fault: second (load) done", 0x1234567890abcdefull, c->regs[R_EAX]);
+    CHECK_EQ("fault: RCX unchanged", 0x99, c->regs[R_ECX]);
+    CHECK_EQ("fault: fourth (store) not done", 0x5555, rd64(&e, 0x41110));
+}
+
+/*
  * The byte-scan loop runs inside one handler (exec.c INC_JNZ_CMP8_MI), but
  * each round still counts as a block against the budget and adds its
  * three instructions to icount, so a run stopped by the budget is stopped
@@ -2634,6 +2691,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_fused_flag_producer_branches),
     TEST_CASE(test_fused_push_pop_mov_runs),
     TEST_CASE(test_fused_runs_fault_midway),
+    TEST_CASE(test_fused_load_store_runs),
     TEST_CASE(test_fused_scan_loop_budget_and_icount),
     TEST_CASE(test_fused_push_run_rewrites_itself),
     TEST_CASE(test_x87_trig_argument_reduction_accuracy),
