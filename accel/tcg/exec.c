@@ -1408,6 +1408,29 @@ L_JNB_CMP_MR:
     op += 2;
     DISPATCH();
 #undef FUSED_TAKE
+    /*
+     * A load (LD8_F/_FB, LD64_F/_FB: the full _F address fits both) and
+     * then the fused flag producer and branch after it, whose handler it
+     * goes to without a dispatch (tcg_specialize).
+     */
+#define LOAD_THEN(name, load, target) \
+L_##name: \
+    load; \
+    op++; \
+    goto L_##target;
+#define LD8_BODY() \
+    a = flat64_ld(cpu, tlb, op, 0); \
+    cpu->regs[op->reg] = (cpu->regs[op->reg] & ~(uint64_t)0xff) | a
+#define LD64_BODY() cpu->regs[op->reg] = flat64_ld(cpu, tlb, op, 3)
+    LOAD_THEN(LD8_JZ_TEST8_RR, LD8_BODY(), JZ_TEST8_RR)
+    LOAD_THEN(LD8_JNZ_TEST8_RR, LD8_BODY(), JNZ_TEST8_RR)
+    LOAD_THEN(LD8_JZ_CMP8_RM, LD8_BODY(), JZ_CMP8_RM)
+    LOAD_THEN(LD8_JNZ_CMP8_RM, LD8_BODY(), JNZ_CMP8_RM)
+    LOAD_THEN(LD64_JZ_TEST_RR, LD64_BODY(), JZ_TEST_RR)
+    LOAD_THEN(LD64_JNZ_TEST_RR, LD64_BODY(), JNZ_TEST_RR)
+#undef LOAD_THEN
+#undef LD8_BODY
+#undef LD64_BODY
 
     /*
      * SSE fast forms (tcg_specialize).  SDM 3A Table 12-8: CR0.EM or
@@ -1933,10 +1956,26 @@ void tcg_specialize(TranslatedBlock *tb)
                 op->idx = OP_MOV64_RUN;
             break;
         case OP_LD64_FB:
+            if (next == OP_JZ_TEST_RR || next == OP_JNZ_TEST_RR) {
+                op->idx = next == OP_JZ_TEST_RR ? OP_LD64_JZ_TEST_RR : OP_LD64_JNZ_TEST_RR;
+                break;
+            }
+            /* fall through */
         case OP_ST64_FB:
             if ((next == OP_LD64_FB || next == OP_ST64_FB) && prev != OP_LD64_FB &&
                 prev != OP_ST64_FB && prev != OP_LD64_RUN && prev != OP_ST64_RUN)
                 op->idx = op->idx == OP_LD64_FB ? OP_LD64_RUN : OP_ST64_RUN;
+            break;
+        case OP_LD8_F:
+        case OP_LD8_FB:
+            if (next == OP_JZ_TEST8_RR || next == OP_JNZ_TEST8_RR)
+                op->idx = next == OP_JZ_TEST8_RR ? OP_LD8_JZ_TEST8_RR : OP_LD8_JNZ_TEST8_RR;
+            else if (next == OP_JZ_CMP8_RM || next == OP_JNZ_CMP8_RM)
+                op->idx = next == OP_JZ_CMP8_RM ? OP_LD8_JZ_CMP8_RM : OP_LD8_JNZ_CMP8_RM;
+            break;
+        case OP_LD64_F:
+            if (next == OP_JZ_TEST_RR || next == OP_JNZ_TEST_RR)
+                op->idx = next == OP_JZ_TEST_RR ? OP_LD64_JZ_TEST_RR : OP_LD64_JNZ_TEST_RR;
             break;
         case OP_INC_R:
             if (next == OP_JNZ_CMP8_MI)

@@ -1555,6 +1555,81 @@ static void test_fused_load_store_runs(void)
 }
 
 /*
+ * A load fused with the flag producer and branch after it (exec.c
+ * LDn_<J>): "mov cl, [rdi]; test cl, cl; jz/jnz", "mov cl, [rdi];
+ * cmp cl, [rsi]; jz/jnz", "mov rax, [rbx+8]; test rax, rax; jz/jnz".  The
+ * byte load keeps bits 63:8 of RCX; the branch and ZF/CF follow the loaded
+ * value; a fault of the load is the load's, with the flags untouched.
+ */
+static void test_fused_load_then_branch(void)
+{
+    static const char *const kinds[] = {
+        "test cl,cl; jnz", "test cl,cl; jz", "cmp cl,[rsi]; jnz", "cmp cl,[rsi]; jz",
+        "test rax,rax; jz", "test rax,rax; jnz",
+    };
+    static const uint64_t vals[] = { 0, 0x41, 0x80, 0x8000000000000000ull, 1 };
+    Env e = env_new();
+    TCGCPU *c = e.cpu;
+    setup_long64(&e);
+    st64_le(e.ram + PT + 8 * 0x42, 0);
+    tlb_flush(c, true);
+    e.ram[0x41200] = 0x41;
+    unsigned slot = 0;
+    for (unsigned k = 0; k < ARRAY_LEN(kinds); k++) {
+        uint8_t code[16];
+        unsigned n = 0;
+        if (k < 4) {
+            code[n++] = 0x8a; code[n++] = 0x0f;                     /* mov cl, [rdi] */
+            if (k < 2) { code[n++] = 0x84; code[n++] = 0xc9; }      /* test cl, cl */
+            else { code[n++] = 0x3a; code[n++] = 0x0e; }            /* cmp cl, [rsi] */
+        } else {
+            code[n++] = 0x48; code[n++] = 0x8b; code[n++] = 0x43; code[n++] = 0x08;  /* mov rax, [rbx+8] */
+            code[n++] = 0x48; code[n++] = 0x85; code[n++] = 0xc0;   /* test rax, rax */
+        }
+        bool jz = k == 1 || k == 3 || k == 4;
+        code[n++] = jz ? 0x74 : 0x75;
+        code[n++] = 0x05;
+        code[n++] = 0xba; code[n++] = 1; code[n++] = 0; code[n++] = 0; code[n++] = 0;   /* mov edx, 1 */
+        code[n++] = 0xf4;
+        uint32_t at = CODE + 32 * slot++;
+        put(&e, at, code, n);
+        for (unsigned vi = 0; vi < ARRAY_LEN(vals); vi++) {
+            for (int pass = 0; pass < 2; pass++) {
+                uint64_t v = k < 4 ? vals[vi] & 0xff : vals[vi], b = 0x41;
+                st64_le(e.ram + 0x41100, v);
+                st64_le(e.ram + 0x41108, v);
+                c->rip = at; c->halted = false;
+                c->regs[R_EDI] = 0x41100; c->regs[R_ESI] = 0x41200; c->regs[R_EBX] = 0x41100;
+                c->regs[R_ECX] = 0x1122334455667700ull; c->regs[R_EDX] = 0; c->regs[R_EAX] = 0;
+                CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+                bool zf = k < 2 || k >= 4 ? v == 0 : v == b;
+                bool cf = (k == 2 || k == 3) && v < b;
+                bool taken = jz ? zf : !zf;
+                uint32_t fl = arith_flags(&e);
+                if (c->regs[R_EDX] != (taken ? 0u : 1u) || !!(fl & CC_Z) != zf || !!(fl & CC_C) != cf)
+                    CHECK_MSG(false, "%s, value %#" PRIx64 ": expected %s ZF=%d CF=%d, got %s ZF=%d CF=%d",
+                              kinds[k], v, taken ? "taken" : "not taken", zf, cf,
+                              c->regs[R_EDX] ? "not taken" : "taken", !!(fl & CC_Z), !!(fl & CC_C));
+                if (k < 4)
+                    CHECK_EQ("RCX: byte loaded, bits 63:8 kept", 0x1122334455667700ull | v, c->regs[R_ECX]);
+                else
+                    CHECK_EQ("RAX loaded", v, c->regs[R_EAX]);
+            }
+        }
+    }
+    /* The load faults: RIP at it, RCX and the flags as before. */
+    c->rip = CODE; c->halted = false;
+    c->regs[R_EDI] = 0x42000; c->regs[R_ECX] = 0x55;
+    cpu_set_eflags(c, CC_C | CC_Z, CC_ALL);
+    c->stop_on_exception = true;
+    CHECK_EQ("fault: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("fault: vector", EXCP_PF, c->stopped_vec);
+    CHECK_EQ("fault: RIP at the load", CODE, c->rip);
+    CHECK_EQ("fault: RCX unchanged", 0x55, c->regs[R_ECX]);
+    CHECK_EQ("fault: flags unchanged", CC_C | CC_Z, arith_flags(&e));
+}
+
+/*
  * The byte-scan loop runs inside one handler (exec.c INC_JNZ_CMP8_MI), but
  * each round still counts as a block against the budget and adds its
  * three instructions to icount, so a run stopped by the budget is stopped
@@ -2692,6 +2767,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_fused_push_pop_mov_runs),
     TEST_CASE(test_fused_runs_fault_midway),
     TEST_CASE(test_fused_load_store_runs),
+    TEST_CASE(test_fused_load_then_branch),
     TEST_CASE(test_fused_scan_loop_budget_and_icount),
     TEST_CASE(test_fused_push_run_rewrites_itself),
     TEST_CASE(test_x87_trig_argument_reduction_accuracy),
