@@ -1934,10 +1934,10 @@ void tcg_specialize(TranslatedBlock *tb)
         }
     }
     /*
-     * Runs and INC_JNZ_CMP8_MI (after the fusion above, which makes the
-     * JNZ_CMP8_MI).  Only the first op of a run changes kind, so that its
-     * handler's loop, which continues while the next op is the plain kind,
-     * stops at the run's end.
+     * Runs, INC_JNZ_CMP8_MI and LDn_<J> (after the fusion above, which
+     * makes the J<cc>_<P> they look for).  Only the first op of a run
+     * changes kind, so that its handler's loop, which continues while the
+     * next op is the plain kind, stops at the run's end.
      */
     for (uint32_t i = 0; i + 1 < tb->n_ops; i++) {
         DecodedOp *op = &tb->ops[i];

@@ -65,14 +65,15 @@
  * forms) fused with the J<cc> that is the next op, which stays in place
  * and gives the branch its target and link (JBE/JA_CMP_RI: CMP_RI with
  * JBE/JA; JB/JNB_CMP_RR: CMP_RR with JB/JNB).
- * Runs, one dispatch for several instructions: PUSH64_RUN / POP64_RUN /
- * MOV64_RUN: the first of two or more PUSH64_R / POP64_R / MOV64_RR in a
- * row (POP64_RUN also of one POP64_R before a RET64, which it runs too);
- * the rest stay in place; LD64_RUN / ST64_RUN: the same for LD64_FB and
- * ST64_FB mixed, the first a load / a store.  INC_JNZ_CMP8_MI: INC_R followed by JNZ_CMP8_MI
- * (a byte-scan loop "inc r; cmp byte [m], imm; jnz").  LDn_<J>: an LDn_F
- * or LDn_FB load followed by the fused J<cc>_<P> op <J>, which it runs
- * without a dispatch (the load for a "mov cl, [m]; test cl, cl; jnz").
+ * Several instructions in one dispatch, the ops after the first staying in
+ * place (in-block jump targets): PUSH64_RUN / POP64_RUN / MOV64_RUN: the
+ * first of two or more PUSH64_R / POP64_R / MOV64_RR in a row (POP64_RUN
+ * also of one POP64_R before a RET64, which it runs too); LD64_RUN /
+ * ST64_RUN: the same for LD64_FB and ST64_FB mixed, the first a load / a
+ * store.  INC_JNZ_CMP8_MI: INC_R followed by JNZ_CMP8_MI (a byte-scan loop
+ * "inc r; cmp byte [m], imm; jnz").  LDn_<J>: an LDn_F or LDn_FB load
+ * followed by the fused J<cc>_<P> op <J>, which it runs without a
+ * dispatch ("mov cl, [m]; test cl, cl; jnz").
  * SSE_*: the commonest legacy-SSE integer forms (66 0F or F3 0F, the
  * OP_SSE fields kept as decoded so the generic helper can take over):
  * SSE_LDA / SSE_LDU / SSE_STA / SSE_STU: 16-byte aligned / unaligned load
