@@ -1208,6 +1208,96 @@ L_RET64:
     cpu->regs[R_ESP] = lin + 8;
     cpu->rip = a;
     END_DIRECT_FAST(false);
+    /*
+     * Runs (tcg_specialize): the first op of the run does the single ops'
+     * work one after the other, each through its own op (RIP for a slow
+     * path), so a fault in the middle leaves the earlier ones done, RSP as
+     * after them and RIP at the faulting one, as without the fusion.  The
+     * run ends at the first op of another kind, which includes an OP_EXIT
+     * left by a store that invalidated this block (tb_kill).
+     */
+L_PUSH64_RUN:
+    do {
+        a = cpu->regs[op->reg];         /* PUSH RSP pushes the old value */
+        lin = cpu->regs[R_ESP] - 8;
+        flat64_st_lin(cpu, tlb, op, lin, 3, a, SEG_SS);
+        cpu->regs[R_ESP] = lin;
+        op++;
+    } while (op->idx == OP_PUSH64_R);
+    DISPATCH();
+L_POP64_RUN:
+    do {
+        lin = cpu->regs[R_ESP];
+        a = flat64_ld_lin(cpu, tlb, op, lin, 3, SEG_SS);
+        cpu->regs[R_ESP] = lin + 8;
+        cpu->regs[op->reg] = a;         /* POP RSP: the loaded value wins */
+        op++;
+    } while (op->idx == OP_POP64_R);
+    if (op->idx == OP_RET64)
+        goto L_RET64;
+    DISPATCH();
+L_MOV64_RUN:
+    do {
+        cpu->regs[op->rm] = cpu->regs[op->reg];
+        op++;
+    } while (op->idx == OP_MOV64_RR);
+    DISPATCH();
+    /* LD64_FB and ST64_FB in any order (a store may kill this block: see above). */
+L_LD64_RUN:
+    goto mem64_ld;
+L_ST64_RUN:
+    goto mem64_st;
+    for (;;) {
+        if (op->idx == OP_LD64_FB) {
+        mem64_ld:
+            cpu->regs[op->reg] = flat64_ld_lin(cpu, tlb, op, (uint64_t)(int64_t)op->disp +
+                                               cpu->xregs[op->base], 3, op->seg);
+        } else if (op->idx == OP_ST64_FB) {
+        mem64_st:
+            flat64_st_lin(cpu, tlb, op, (uint64_t)(int64_t)op->disp + cpu->xregs[op->base], 3,
+                          cpu->regs[op->reg], op->seg);
+        } else {
+            DISPATCH();
+        }
+        op++;
+    }
+    /*
+     * INC_R, then CMP8_MI fused with JNZ (op + 1, op + 2): a byte-scan loop
+     * "inc r; cmp byte [m], imm; jnz back".  When the branch comes back to
+     * this op, the next round starts here without a dispatch, with the
+     * accounting and the stop checks of JUMP.
+     */
+L_INC_JNZ_CMP8_MI:
+    for (;;) {
+        sz = op->sz;
+        b = cc_cf_fast(cpu);
+        a = cpu->regs[op->rm] & size_mask[sz];
+        r = (a + 1) & size_mask[sz];
+        set_cc(cpu, CC_OP_INC, sz, r, a, 1);
+        cpu->cc_aux = b;
+        cpu->regs[op->rm] = r;
+        op++;
+        a = flat64_ld(cpu, tlb, op, 0);
+        b = op->imm & 0xff;
+        r = (a - b) & 0xff;
+        set_cc(cpu, CC_OP_SUB, 0, r, a, b);
+        op++;
+        if (r == 0) {
+            op++;
+            DISPATCH();
+        }
+        cpu->rip = likely(op->sz == 3) ? cpu->block_rip + op->imm :
+                   branch_target(cpu, op, cpu->block_rip + op->imm);
+        if (unlikely(CHAIN_STOP()))
+            goto chain_direct;
+        if (!op->imm16)
+            END_DIRECT_LINKED(true);
+        nb++;
+        cpu->icount += op - tb->ops + 1 - (op->imm16 - 1);
+        op = tb->ops + op->imm16 - 1;
+        if (op->idx != OP_INC_JNZ_CMP8_MI)
+            DISPATCH();
+    }
 L_LEA_B:
     a = (uint64_t)(int64_t)op->disp + cpu->xregs[op->base];
     cpu->regs[op->reg] = a & size_mask[op->asz] & size_mask[op->sz];
@@ -1418,6 +1508,29 @@ L_JNB_CMP_MR:
     op += 2;
     DISPATCH();
 #undef FUSED_TAKE
+    /*
+     * A load (LD8_F/_FB, LD64_F/_FB: the full _F address fits both) and
+     * then the fused flag producer and branch after it, whose handler it
+     * goes to without a dispatch (tcg_specialize).
+     */
+#define LOAD_THEN(name, load, target) \
+L_##name: \
+    load; \
+    op++; \
+    goto L_##target;
+#define LD8_BODY() \
+    a = flat64_ld(cpu, tlb, op, 0); \
+    cpu->regs[op->reg] = (cpu->regs[op->reg] & ~(uint64_t)0xff) | a
+#define LD64_BODY() cpu->regs[op->reg] = flat64_ld(cpu, tlb, op, 3)
+    LOAD_THEN(LD8_JZ_TEST8_RR, LD8_BODY(), JZ_TEST8_RR)
+    LOAD_THEN(LD8_JNZ_TEST8_RR, LD8_BODY(), JNZ_TEST8_RR)
+    LOAD_THEN(LD8_JZ_CMP8_RM, LD8_BODY(), JZ_CMP8_RM)
+    LOAD_THEN(LD8_JNZ_CMP8_RM, LD8_BODY(), JNZ_CMP8_RM)
+    LOAD_THEN(LD64_JZ_TEST_RR, LD64_BODY(), JZ_TEST_RR)
+    LOAD_THEN(LD64_JNZ_TEST_RR, LD64_BODY(), JNZ_TEST_RR)
+#undef LOAD_THEN
+#undef LD8_BODY
+#undef LD64_BODY
 
     /*
      * SSE fast forms (tcg_specialize).  SDM 3A Table 12-8: CR0.EM or
@@ -2306,6 +2419,62 @@ void tcg_specialize(TranslatedBlock *tb)
         default: break;
         }
     }
+    /*
+     * Runs, INC_JNZ_CMP8_MI and LDn_<J> (after the fusion above, which
+     * makes the J<cc>_<P> they look for).  Only the first op of a run
+     * changes kind, so that its handler's loop, which continues while the
+     * next op is the plain kind, stops at the run's end.
+     */
+    for (uint32_t i = 0; i + 1 < tb->n_ops; i++) {
+        DecodedOp *op = &tb->ops[i];
+        uint16_t next = tb->ops[i + 1].idx, prev = i ? tb->ops[i - 1].idx : OP_EXIT;
+        switch (op->idx) {
+        case OP_PUSH64_R:
+            if (next == OP_PUSH64_R && prev != OP_PUSH64_R && prev != OP_PUSH64_RUN)
+                op->idx = OP_PUSH64_RUN;
+            break;
+        case OP_POP64_R:
+            if ((next == OP_POP64_R || next == OP_RET64) && prev != OP_POP64_R && prev != OP_POP64_RUN)
+                op->idx = OP_POP64_RUN;
+            break;
+        case OP_MOV64_RR:
+            if (next == OP_MOV64_RR && prev != OP_MOV64_RR && prev != OP_MOV64_RUN)
+                op->idx = OP_MOV64_RUN;
+            break;
+        case OP_LD64_FB:
+            if (next == OP_JZ_TEST_RR || next == OP_JNZ_TEST_RR) {
+                op->idx = next == OP_JZ_TEST_RR ? OP_LD64_JZ_TEST_RR : OP_LD64_JNZ_TEST_RR;
+                break;
+            }
+            /* fall through */
+        case OP_ST64_FB:
+            if ((next == OP_LD64_FB || next == OP_ST64_FB) && prev != OP_LD64_FB &&
+                prev != OP_ST64_FB && prev != OP_LD64_RUN && prev != OP_ST64_RUN)
+                op->idx = op->idx == OP_LD64_FB ? OP_LD64_RUN : OP_ST64_RUN;
+            break;
+        case OP_LD8_F:
+        case OP_LD8_FB:
+            if (next == OP_JZ_TEST8_RR || next == OP_JNZ_TEST8_RR)
+                op->idx = next == OP_JZ_TEST8_RR ? OP_LD8_JZ_TEST8_RR : OP_LD8_JNZ_TEST8_RR;
+            else if (next == OP_JZ_CMP8_RM || next == OP_JNZ_CMP8_RM)
+                op->idx = next == OP_JZ_CMP8_RM ? OP_LD8_JZ_CMP8_RM : OP_LD8_JNZ_CMP8_RM;
+            break;
+        case OP_LD64_F:
+            if (next == OP_JZ_TEST_RR || next == OP_JNZ_TEST_RR)
+                op->idx = next == OP_JZ_TEST_RR ? OP_LD64_JZ_TEST_RR : OP_LD64_JNZ_TEST_RR;
+            break;
+        case OP_INC_R:
+            if (next == OP_JNZ_CMP8_MI)
+                op->idx = OP_INC_JNZ_CMP8_MI;
+            break;
+        default:
+            break;
+        }
+    }
+    /*
+     * Flags last: known_cf and flags_liveness see the run and fused kinds
+     * above as opaque (flags live across them), which keeps them exact.
+     */
     known_cf(tb);
     flags_liveness(tb);
 }

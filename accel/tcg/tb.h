@@ -65,6 +65,15 @@
  * forms) fused with the J<cc> that is the next op, which stays in place
  * and gives the branch its target and link (JBE/JA_CMP_RI: CMP_RI with
  * JBE/JA; JB/JNB_CMP_RR: CMP_RR with JB/JNB).
+ * Several instructions in one dispatch, the ops after the first staying in
+ * place (in-block jump targets): PUSH64_RUN / POP64_RUN / MOV64_RUN: the
+ * first of two or more PUSH64_R / POP64_R / MOV64_RR in a row (POP64_RUN
+ * also of one POP64_R before a RET64, which it runs too); LD64_RUN /
+ * ST64_RUN: the same for LD64_FB and ST64_FB mixed, the first a load / a
+ * store.  INC_JNZ_CMP8_MI: INC_R followed by JNZ_CMP8_MI (a byte-scan loop
+ * "inc r; cmp byte [m], imm; jnz").  LDn_<J>: an LDn_F or LDn_FB load
+ * followed by the fused J<cc>_<P> op <J>, which it runs without a
+ * dispatch ("mov cl, [m]; test cl, cl; jnz").
  * SSE_*: the commonest legacy-SSE integer forms (66 0F or F3 0F, the
  * OP_SSE fields kept as decoded so the generic helper can take over):
  * SSE_LDA / SSE_LDU / SSE_STA / SSE_STU: 16-byte aligned / unaligned load
@@ -103,6 +112,9 @@
     X(JZ_CMP_RI) X(JNZ_CMP_RI) X(JZ_CMP_RR) X(JNZ_CMP_RR) X(JB_CMP_MR) X(JNB_CMP_MR) \
     X(JZ_CMP8_RI) X(JNZ_CMP8_RI) X(JZ_TEST8_RI) X(JNZ_TEST8_RI) X(JBE_CMP_RI) X(JA_CMP_RI) \
     X(JZ_SUB_RI) X(JNZ_SUB_RI) X(JZ_ADD_RI) X(JNZ_ADD_RI) X(JB_CMP_RR) X(JNB_CMP_RR) \
+    X(PUSH64_RUN) X(POP64_RUN) X(MOV64_RUN) X(LD64_RUN) X(ST64_RUN) X(INC_JNZ_CMP8_MI) \
+    X(LD8_JZ_TEST8_RR) X(LD8_JNZ_TEST8_RR) X(LD8_JZ_CMP8_RM) X(LD8_JNZ_CMP8_RM) \
+    X(LD64_JZ_TEST_RR) X(LD64_JNZ_TEST_RR) \
     X(SSE_LDA) X(SSE_LDU) X(SSE_STA) X(SSE_STU) X(SSE_MOV_RR) X(SSE_MOVD_XR) X(SSE_PMOVMSKB) \
     X(SSE_PXOR) X(SSE_POR) X(SSE_PAND) X(SSE_PANDN) X(SSE_PCMPEQB) X(SSE_PCMPEQD) \
     X(SSE_PMINUB) X(SSE_PSUBB) X(SSE_PSHUFD) X(SSE_PUNPCKLBW) X(SSE_PUNPCKLWD) X(SSE_PSHUFB) \

@@ -1349,6 +1349,341 @@ static void test_fused_flag_producer_branches(void)
 }
 
 /*
+ * Runs fused by tcg_specialize (exec.c PUSH64_RUN, POP64_RUN with the RET
+ * after it, MOV64_RUN): the same results as one instruction at a time,
+ * including PUSH RSP inside a run (the value before that push, SDM 2B
+ * "PUSH") and MOVs reading a register an earlier one wrote.  Run twice so
+ * that the second pass meets a filled TLB (the fast path) throughout.
+ */
+static void test_fused_push_pop_mov_runs(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x53, 0x55, 0x41, 0x54, 0x41, 0x55,   /* push rbx, rbp, r12, r13 */
+            0x48, 0x89, 0xd8, 0x48, 0x89, 0xe9,             /* mov rax, rbx; mov rcx, rbp */
+            0x48, 0x89, 0xc2,                               /* mov rdx, rax */
+            0x5e, 0x5f, 0x41, 0x58, 0x41, 0x59,             /* pop rsi, rdi, r8, r9 */
+            0xe8, 0xe6, 0x00, 0x00, 0x00,                   /* call CODE + 0x100 */
+            0xf4);                                          /* hlt */
+    CODE_AT(&e, CODE + 0x100, 0x50, 0x54,                   /* push rax; push rsp */
+            0x41, 0x5a, 0x41, 0x5b, 0xc3);                  /* pop r10; pop r11; ret */
+    setup_long64(&e);
+    for (int pass = 0; pass < 2; pass++) {
+        TCGCPU *c = e.cpu;
+        c->rip = CODE;
+        c->halted = false;
+        c->regs[R_ESP] = 0x41800;
+        c->regs[R_EBX] = 0x1111; c->regs[R_EBP] = 0x2222;
+        c->regs[R_R12] = 0x3333; c->regs[R_R13] = 0x4444;
+        uint64_t ic = c->icount;
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_EQ("icount: 18 instructions", 18, c->icount - ic);
+        CHECK_EQ("RSP back", 0x41800, c->regs[R_ESP]);
+        CHECK_EQ("pushed R13 (last of the run)", 0x4444, rd64(&e, 0x417e0));
+        CHECK_EQ("return address", CODE + 26, rd64(&e, 0x417f8));
+        CHECK_EQ("pushed RAX", 0x1111, rd64(&e, 0x417f0));
+        CHECK_EQ("pushed RSP", 0x417f0, rd64(&e, 0x417e8));
+        CHECK_EQ("RAX = RBX", 0x1111, c->regs[R_EAX]);
+        CHECK_EQ("RCX = RBP", 0x2222, c->regs[R_ECX]);
+        CHECK_EQ("RDX = new RAX", 0x1111, c->regs[R_EDX]);
+        CHECK_EQ("RSI = R13", 0x4444, c->regs[R_ESI]);
+        CHECK_EQ("RDI = R12", 0x3333, c->regs[R_EDI]);
+        CHECK_EQ("R8 = RBP", 0x2222, c->regs[R_R8]);
+        CHECK_EQ("R9 = RBX", 0x1111, c->regs[R_R9]);
+        CHECK_EQ("R10 = RSP before PUSH RSP", 0x417f0, c->regs[R_R10]);
+        CHECK_EQ("R11 = RAX", 0x1111, c->regs[R_R11]);
+        CHECK_EQ("RIP after RET and HLT", CODE + 27, c->rip);
+    }
+}
+
+/*
+ * A fault in the middle of a fused run or loop is the fault of that one
+ * instruction (SDM 3A §6.5): the earlier ones done, RSP and memory as they
+ * left them, RIP at the faulting instruction, the flags untouched by the
+ * stack ops.  Stack page 0x41000 is present, 0x40000 and 0x42000 are not;
+ * each case first runs once inside the page so the TLB holds it and the
+ * fused handler's fast path is taken up to the fault.
+ */
+static void test_fused_runs_fault_midway(void)
+{
+    Env e = env_new();
+    TCGCPU *c = e.cpu;
+    CODE_AT(&e, CODE, 0x53, 0x55, 0x41, 0x54, 0x41, 0x55, 0xf4);   /* push rbx, rbp, r12, r13 */
+    CODE_AT(&e, CODE + 0x40, 0x5e, 0x5f, 0x41, 0x58, 0xf4);       /* pop rsi, rdi, r8 */
+    CODE_AT(&e, CODE + 0x80, 0x5e, 0x5f, 0xc3);                   /* pop rsi, rdi; ret */
+    CODE_AT(&e, CODE + 0xc0, 0x48, 0xff, 0xc7,                    /* L: inc rdi */
+            0x80, 0x3f, 0x00, 0x75, 0xf8, 0xf4);                  /* cmp byte [rdi], 0; jnz L */
+    CODE_AT(&e, CODE + 0x100, 0x48, 0x89, 0x20);                  /* the RET's target: mov [rax], rsp */
+    setup_long64(&e);
+    st64_le(e.ram + PT + 8 * 0x40, 0);
+    st64_le(e.ram + PT + 8 * 0x42, 0);
+    tlb_flush(c, true);
+    c->regs[R_EBX] = 0x1111; c->regs[R_EBP] = 0x2222;
+    c->regs[R_R12] = 0x3333; c->regs[R_R13] = 0x4444;
+
+    /* PUSH x4, the third push faults. */
+    c->rip = CODE; c->regs[R_ESP] = 0x41800;
+    CHECK_EQ("push: warm-up run", TCG_RUN_HALTED, run(&e));
+    c->rip = CODE; c->halted = false; c->regs[R_ESP] = 0x41010;
+    cpu_set_eflags(c, CC_C | CC_Z, CC_ALL);
+    c->stop_on_exception = true;
+    CHECK_EQ("push: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("push: vector", EXCP_PF, c->stopped_vec);
+    CHECK_EQ("push: error code W", PFERR_W, c->stopped_err);
+    CHECK_EQ("push: CR2", 0x40ff8, c->cr2);
+    CHECK_EQ("push: RIP at the third push", CODE + 2, c->rip);
+    CHECK_EQ("push: RSP after two pushes", 0x41000, c->regs[R_ESP]);
+    CHECK_EQ("push: first pushed", 0x1111, rd64(&e, 0x41008));
+    CHECK_EQ("push: second pushed", 0x2222, rd64(&e, 0x41000));
+    CHECK_EQ("push: flags untouched", CC_C | CC_Z, arith_flags(&e));
+
+    /* POP x3, the third pop faults. */
+    c->stop_on_exception = false;
+    c->rip = CODE + 0x40; c->halted = false; c->regs[R_ESP] = 0x41800;
+    CHECK_EQ("pop: warm-up run", TCG_RUN_HALTED, run(&e));
+    st64_le(e.ram + 0x41ff0, 0xaaaa);
+    st64_le(e.ram + 0x41ff8, 0xbbbb);
+    c->rip = CODE + 0x40; c->halted = false; c->regs[R_ESP] = 0x41ff0;
+    c->regs[R_R8] = 0x99;
+    c->stop_on_exception = true;
+    CHECK_EQ("pop: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("pop: vector", EXCP_PF, c->stopped_vec);
+    CHECK_EQ("pop: error code (read, not present)", 0, c->stopped_err);
+    CHECK_EQ("pop: CR2", 0x42000, c->cr2);
+    CHECK_EQ("pop: RIP at the third pop", CODE + 0x42, c->rip);
+    CHECK_EQ("pop: RSP after two pops", 0x42000, c->regs[R_ESP]);
+    CHECK_EQ("pop: RSI", 0xaaaa, c->regs[R_ESI]);
+    CHECK_EQ("pop: RDI", 0xbbbb, c->regs[R_EDI]);
+    CHECK_EQ("pop: R8 unchanged", 0x99, c->regs[R_R8]);
+
+    /* POP x2 then RET: the RET's load faults; then the same with a good return address. */
+    c->rip = CODE + 0x80; c->halted = false; c->regs[R_ESP] = 0x41ff0;
+    c->regs[R_ESI] = c->regs[R_EDI] = 0;
+    CHECK_EQ("ret: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("ret: vector", EXCP_PF, c->stopped_vec);
+    CHECK_EQ("ret: CR2", 0x42000, c->cr2);
+    CHECK_EQ("ret: RIP at the RET", CODE + 0x82, c->rip);
+    CHECK_EQ("ret: RSP after two pops", 0x42000, c->regs[R_ESP]);
+    CHECK_EQ("ret: RSI", 0xaaaa, c->regs[R_ESI]);
+    CHECK_EQ("ret: RDI", 0xbbbb, c->regs[R_EDI]);
+    st64_le(e.ram + 0x41ff0, CODE + 0x100);     /* pop rsi, rdi from 0x41fe0, ret to CODE + 0x100 */
+    CODE_AT(&e, CODE + 0x103, 0xf4);
+    c->rip = CODE + 0x80; c->halted = false; c->regs[R_ESP] = 0x41fe0;
+    c->regs[R_EAX] = 0x41f00;
+    CHECK_EQ("ret: good run", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("ret: RSP seen at the target", 0x41ff8, rd64(&e, 0x41f00));
+    CHECK_EQ("ret: RIP after the target's HLT", CODE + 0x104, c->rip);
+
+    /* Byte scan (INC_JNZ_CMP8_MI): the CMP after the INC faults at the page end. */
+    memcpy(e.ram + 0x41800, "xyz", 4);
+    c->rip = CODE + 0xc0; c->halted = false; c->regs[R_EDI] = 0x417ff;
+    uint64_t ic = c->icount;
+    CHECK_EQ("scan: warm-up run", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("scan: RDI at the NUL", 0x41803, c->regs[R_EDI]);
+    CHECK_EQ("scan: icount (4 rounds, HLT)", 13, c->icount - ic);
+    CHECK_EQ("scan: flags of CMP 0, 0", CC_Z | CC_P, arith_flags(&e) & (CC_Z | CC_C | CC_S | CC_P));
+    memcpy(e.ram + 0x41ffc, "abcd", 4);
+    c->rip = CODE + 0xc0; c->halted = false; c->regs[R_EDI] = 0x41ffb;
+    CHECK_EQ("scan: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("scan: vector", EXCP_PF, c->stopped_vec);
+    CHECK_EQ("scan: CR2", 0x42000, c->cr2);
+    CHECK_EQ("scan: RIP at the CMP", CODE + 0xc3, c->rip);
+    CHECK_EQ("scan: RDI incremented", 0x42000, c->regs[R_EDI]);
+    CHECK_EQ("scan: flags of the INC after CMP 'd', 0", 0, arith_flags(&e) & (CC_Z | CC_C | CC_S));
+    /* The same in the first round: the INC keeps the CF it found. */
+    c->rip = CODE + 0xc0; c->halted = false; c->regs[R_EDI] = 0x41fff;
+    cpu_set_eflags(c, CC_C | CC_Z, CC_ALL);
+    CHECK_EQ("scan: run result (first round)", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("scan: RIP at the CMP (first round)", CODE + 0xc3, c->rip);
+    CHECK_EQ("scan: RDI incremented (first round)", 0x42000, c->regs[R_EDI]);
+    CHECK_EQ("scan: flags of the INC (CF kept)", CC_C, arith_flags(&e) & (CC_Z | CC_C | CC_S));
+}
+
+/*
+ * Runs of 64-bit loads and stores (exec.c LD64_RUN / ST64_RUN): each
+ * sees the memory the ones before it left, and a fault midway (the third,
+ * a load from not-present page 0x42000) leaves the earlier ones done, the
+ * later ones not, RIP at the faulting one.
+ */
+static void test_fused_load_store_runs(void)
+{
+    Env e = env_new();
+    TCGCPU *c = e.cpu;
+    CODE_AT(&e, CODE, 0x48, 0x8b, 0x43, 0x08,                     /* mov rax, [rbx+8] */
+            0x48, 0x89, 0x43, 0x10,                               /* mov [rbx+16], rax */
+            0x48, 0x8b, 0x4b, 0x10,                               /* mov rcx, [rbx+16] */
+            0x48, 0x89, 0x4b, 0x18,                               /* mov [rbx+24], rcx */
+            0xf4);
+    CODE_AT(&e, CODE + 0x40, 0x48, 0x89, 0x13,                    /* mov [rbx], rdx */
+            0x48, 0x8b, 0x43, 0x08,                               /* mov rax, [rbx+8] */
+            0x48, 0x8b, 0x4d, 0x00,                               /* mov rcx, [rbp] */
+            0x48, 0x89, 0x4b, 0x10,                               /* mov [rbx+16], rcx */
+            0xf4);
+    setup_long64(&e);
+    st64_le(e.ram + PT + 8 * 0x42, 0);
+    tlb_flush(c, true);
+    for (int pass = 0; pass < 2; pass++) {
+        st64_le(e.ram + 0x41108, 0x1234567890abcdefull);
+        st64_le(e.ram + 0x41110, 0);
+        st64_le(e.ram + 0x41118, 0);
+        c->rip = CODE; c->halted = false;
+        c->regs[R_EBX] = 0x41100; c->regs[R_EAX] = c->regs[R_ECX] = 0;
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_EQ("RAX loaded", 0x1234567890abcdefull, c->regs[R_EAX]);
+        CHECK_EQ("RCX reloaded from the store", 0x1234567890abcdefull, c->regs[R_ECX]);
+        CHECK_EQ("second store", 0x1234567890abcdefull, rd64(&e, 0x41118));
+    }
+    st64_le(e.ram + 0x41100, 0);
+    st64_le(e.ram + 0x41110, 0x5555);
+    c->rip = CODE + 0x40; c->halted = false;
+    c->regs[R_EBP] = 0x41100; c->regs[R_EDX] = 0x7777;
+    CHECK_EQ("store first: warm-up run", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("store first: RCX loaded from the first store", 0x7777, c->regs[R_ECX]);
+    CHECK_EQ("store first: last store", 0x7777, rd64(&e, 0x41110));
+    st64_le(e.ram + 0x41100, 0);
+    st64_le(e.ram + 0x41110, 0x5555);
+    c->rip = CODE + 0x40; c->halted = false;
+    c->regs[R_EBP] = 0x42008; c->regs[R_EDX] = 0x8888;
+    c->regs[R_EAX] = 0; c->regs[R_ECX] = 0x99;
+    c->stop_on_exception = true;
+    CHECK_EQ("fault: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("fault: vector", EXCP_PF, c->stopped_vec);
+    CHECK_EQ("fault: CR2", 0x42008, c->cr2);
+    CHECK_EQ("fault: RIP at the third", CODE + 0x47, c->rip);
+    CHECK_EQ("fault: first store done", 0x8888, rd64(&e, 0x41100));
+    CHECK_EQ("fault: second (load) done", 0x1234567890abcdefull, c->regs[R_EAX]);
+    CHECK_EQ("fault: RCX unchanged", 0x99, c->regs[R_ECX]);
+    CHECK_EQ("fault: fourth (store) not done", 0x5555, rd64(&e, 0x41110));
+}
+
+/*
+ * A load fused with the flag producer and branch after it (exec.c
+ * LDn_<J>): "mov cl, [rdi]; test cl, cl; jz/jnz", "mov cl, [rdi];
+ * cmp cl, [rsi]; jz/jnz", "mov rax, [rbx+8]; test rax, rax; jz/jnz".  The
+ * byte load keeps bits 63:8 of RCX; the branch and ZF/CF follow the loaded
+ * value; a fault of the load is the load's, with the flags untouched.
+ */
+static void test_fused_load_then_branch(void)
+{
+    static const char *const kinds[] = {
+        "test cl,cl; jnz", "test cl,cl; jz", "cmp cl,[rsi]; jnz", "cmp cl,[rsi]; jz",
+        "test rax,rax; jz", "test rax,rax; jnz",
+    };
+    static const uint64_t vals[] = { 0, 0x41, 0x80, 0x8000000000000000ull, 1 };
+    Env e = env_new();
+    TCGCPU *c = e.cpu;
+    setup_long64(&e);
+    st64_le(e.ram + PT + 8 * 0x42, 0);
+    tlb_flush(c, true);
+    e.ram[0x41200] = 0x41;
+    unsigned slot = 0;
+    for (unsigned k = 0; k < ARRAY_LEN(kinds); k++) {
+        uint8_t code[16];
+        unsigned n = 0;
+        if (k < 4) {
+            code[n++] = 0x8a; code[n++] = 0x0f;                     /* mov cl, [rdi] */
+            if (k < 2) { code[n++] = 0x84; code[n++] = 0xc9; }      /* test cl, cl */
+            else { code[n++] = 0x3a; code[n++] = 0x0e; }            /* cmp cl, [rsi] */
+        } else {
+            code[n++] = 0x48; code[n++] = 0x8b; code[n++] = 0x43; code[n++] = 0x08;  /* mov rax, [rbx+8] */
+            code[n++] = 0x48; code[n++] = 0x85; code[n++] = 0xc0;   /* test rax, rax */
+        }
+        bool jz = k == 1 || k == 3 || k == 4;
+        code[n++] = jz ? 0x74 : 0x75;
+        code[n++] = 0x05;
+        code[n++] = 0xba; code[n++] = 1; code[n++] = 0; code[n++] = 0; code[n++] = 0;   /* mov edx, 1 */
+        code[n++] = 0xf4;
+        uint32_t at = CODE + 32 * slot++;
+        put(&e, at, code, n);
+        for (unsigned vi = 0; vi < ARRAY_LEN(vals); vi++) {
+            for (int pass = 0; pass < 2; pass++) {
+                uint64_t v = k < 4 ? vals[vi] & 0xff : vals[vi], b = 0x41;
+                st64_le(e.ram + 0x41100, v);
+                st64_le(e.ram + 0x41108, v);
+                c->rip = at; c->halted = false;
+                c->regs[R_EDI] = 0x41100; c->regs[R_ESI] = 0x41200; c->regs[R_EBX] = 0x41100;
+                c->regs[R_ECX] = 0x1122334455667700ull; c->regs[R_EDX] = 0; c->regs[R_EAX] = 0;
+                CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+                bool zf = k < 2 || k >= 4 ? v == 0 : v == b;
+                bool cf = (k == 2 || k == 3) && v < b;
+                bool taken = jz ? zf : !zf;
+                uint32_t fl = arith_flags(&e);
+                if (c->regs[R_EDX] != (taken ? 0u : 1u) || !!(fl & CC_Z) != zf || !!(fl & CC_C) != cf)
+                    CHECK_MSG(false, "%s, value %#" PRIx64 ": expected %s ZF=%d CF=%d, got %s ZF=%d CF=%d",
+                              kinds[k], v, taken ? "taken" : "not taken", zf, cf,
+                              c->regs[R_EDX] ? "not taken" : "taken", !!(fl & CC_Z), !!(fl & CC_C));
+                if (k < 4)
+                    CHECK_EQ("RCX: byte loaded, bits 63:8 kept", 0x1122334455667700ull | v, c->regs[R_ECX]);
+                else
+                    CHECK_EQ("RAX loaded", v, c->regs[R_EAX]);
+            }
+        }
+    }
+    /* The load faults: RIP at it, RCX and the flags as before. */
+    c->rip = CODE; c->halted = false;
+    c->regs[R_EDI] = 0x42000; c->regs[R_ECX] = 0x55;
+    cpu_set_eflags(c, CC_C | CC_Z, CC_ALL);
+    c->stop_on_exception = true;
+    CHECK_EQ("fault: run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("fault: vector", EXCP_PF, c->stopped_vec);
+    CHECK_EQ("fault: RIP at the load", CODE, c->rip);
+    CHECK_EQ("fault: RCX unchanged", 0x55, c->regs[R_ECX]);
+    CHECK_EQ("fault: flags unchanged", CC_C | CC_Z, arith_flags(&e));
+}
+
+/*
+ * The byte-scan loop runs inside one handler (exec.c INC_JNZ_CMP8_MI), but
+ * each round still counts as a block against the budget and adds its
+ * three instructions to icount, so a run stopped by the budget is stopped
+ * at the loop's head with RDI and icount agreeing.
+ */
+static void test_fused_scan_loop_budget_and_icount(void)
+{
+    Env e = env_new();
+    TCGCPU *c = e.cpu;
+    CODE_AT(&e, CODE, 0x48, 0xff, 0xc7,                           /* L: inc rdi */
+            0x80, 0x3f, 0x00, 0x75, 0xf8, 0xf4);                  /* cmp byte [rdi], 0; jnz L; hlt */
+    memset(e.ram + 0x100000, 'x', 30000);
+    e.ram[0x100000 + 30000] = 0;
+    setup_long64(&e);
+    c->regs[R_EDI] = 0xfffff;
+    CHECK_EQ("run result", TCG_RUN_BUDGET, tcg_cpu_exec(c, 1000));
+    uint64_t rounds = c->regs[R_EDI] - 0xfffff;
+    CHECK_EQ("stopped after 1000 blocks", 1000, rounds);
+    CHECK_EQ("icount = 3 per round", 3 * rounds, c->icount);
+    CHECK_EQ("RIP at the loop head", CODE, c->rip);
+    TCGRunResult r;
+    do {
+        r = tcg_cpu_exec(c, 1000);
+    } while (r == TCG_RUN_BUDGET || r == TCG_RUN_EXIT);
+    CHECK_EQ("run result at the end", TCG_RUN_HALTED, r);
+    CHECK_EQ("RDI at the NUL", 0x100000 + 30000, c->regs[R_EDI]);
+    CHECK_EQ("icount at the end", 3 * 30001 + 1, c->icount);
+}
+
+/*
+ * A push of a run that rewrites the next instruction of the same block:
+ * the rest of the run must not run from the stale translation (the store
+ * kills the block; the run stops at the killed op, exec.c).  The first
+ * push writes "mov cl, 0x55; hlt" over the push rbx and push rdx after it.
+ */
+static void test_fused_push_run_rewrites_itself(void)
+{
+    Env e = env_new();
+    TCGCPU *c = e.cpu;
+    CODE_AT(&e, CODE, 0x50, 0x53, 0x52, 0xf4);                    /* push rax, rbx, rdx; hlt */
+    setup_long64(&e);
+    c->regs[R_EAX] = 0xf455b1;                                    /* bytes b1 55 f4 */
+    c->regs[R_EBX] = 0xbbbbbbbbbbbbbbbbull;
+    c->regs[R_EDX] = 0xdddddddddddddddd;
+    c->regs[R_ECX] = 0;
+    c->regs[R_ESP] = CODE + 9;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("CL from the new code", 0x55, c->regs[R_ECX]);
+    CHECK_EQ("RSP after one push", CODE + 1, c->regs[R_ESP]);
+    CHECK_EQ("RIP after the new HLT", CODE + 4, c->rip);
+}
+
+/*
  * Dead-flag elimination (exec.c flags_liveness, known_cf).  Each case runs
  * one 64-bit block whose first flag result is overwritten by a later op on
  * some path but must still be seen on another: at a fault, through an
@@ -3187,6 +3522,12 @@ static const TestCase cases[] = {
     TEST_CASE(test_dead_flags_jump_source_keeps_them),
     TEST_CASE(test_dead_flags_inc_dec_known_cf),
     TEST_CASE(test_dead_flags_block_shape),
+    TEST_CASE(test_fused_push_pop_mov_runs),
+    TEST_CASE(test_fused_runs_fault_midway),
+    TEST_CASE(test_fused_load_store_runs),
+    TEST_CASE(test_fused_load_then_branch),
+    TEST_CASE(test_fused_scan_loop_budget_and_icount),
+    TEST_CASE(test_fused_push_run_rewrites_itself),
     TEST_CASE(test_x87_trig_argument_reduction_accuracy),
     TEST_CASE(test_movaps_misaligned_is_gp_movups_is_not),
     TEST_CASE(test_sse_unmasked_exception_xm_or_ud),
