@@ -34,15 +34,21 @@ void raise_exception(TCGCPU *cpu, int vec)
     longjmp(cpu->jmp, 1);
 }
 
-void raise_softint(TCGCPU *cpu, int vec, uint64_t next_rip)
+static void __attribute__((noreturn)) raise_softint_to(TCGCPU *cpu, int vec, uint64_t next_rip,
+                                                       bool v86_ivt)
 {
     cpu->excp_vec = vec;
     cpu->excp_err = 0;
     cpu->excp_has_err = false;
     cpu->excp_soft = true;
-    cpu->excp_v86_ivt = false;
+    cpu->excp_v86_ivt = v86_ivt;
     cpu->excp_next_rip = next_rip;
     longjmp(cpu->jmp, 1);
+}
+
+void raise_softint(TCGCPU *cpu, int vec, uint64_t next_rip)
+{
+    raise_softint_to(cpu, vec, next_rip, false);
 }
 
 /*
@@ -53,13 +59,7 @@ void raise_softint(TCGCPU *cpu, int vec, uint64_t next_rip)
  */
 void raise_softint_v86_ivt(TCGCPU *cpu, int vec, uint64_t next_rip)
 {
-    cpu->excp_vec = vec;
-    cpu->excp_err = 0;
-    cpu->excp_has_err = false;
-    cpu->excp_soft = true;
-    cpu->excp_v86_ivt = true;
-    cpu->excp_next_rip = next_rip;
-    longjmp(cpu->jmp, 1);
+    raise_softint_to(cpu, vec, next_rip, true);
 }
 
 static bool contributory(int vec)
