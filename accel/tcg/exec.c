@@ -171,6 +171,30 @@ static inline TranslatedBlock *exit_link_find(const TCGCPU *cpu, const Translate
 }
 
 /*
+ * An indirect exit of a 64-bit block (RET, JMP/CALL r/m) to lin that none
+ * of the block's shared slots links: the CPU's jump cache, which holds what
+ * the run loop's lookup would find (cleared with the link generation, so
+ * its blocks are not freed), and remembered in a shared slot as the run
+ * loop would.  Not out of blocks that must return to the run loop or be
+ * checked for breakpoints (their flags are never a chained block's).
+ */
+static inline TranslatedBlock *exit_jc_find(TCGCPU *cpu, TranslatedBlock *tb, uint64_t lin)
+{
+    unsigned h = (unsigned)((lin ^ (lin >> JC_BITS)) & (JC_SIZE - 1));
+    TranslatedBlock *next = cpu->jc[h].tb;
+    unsigned k;
+    if (!next || cpu->jc[h].lin != lin || cpu->jc[h].flags != tb->flags || next->invalid ||
+        (tb->flags & (TB_FLAGS_ALONE | TB_FLAG_BP)))
+        return NULL;
+    k = TB_LINKS_DIRECT + tb->link_next++ % (TB_LINKS - TB_LINKS_DIRECT);
+    tb->link[k].lin = lin;
+    tb->link[k].gen = cpu->link_gen;
+    tb->link[k].flags = tb->flags;
+    tb->link[k].tb = next;
+    return next;
+}
+
+/*
  * May the interpreter go straight on to the next block?  Only while the
  * run loop would do nothing but look the block up: no kick or APIC event,
  * no interrupt window to poll (IF with a pending re-check), no STI/MOV SS
@@ -186,6 +210,19 @@ static inline bool can_chain(const TCGCPU *cpu, const TranslatedBlock *tb)
     return !(tb->flags & TB_FLAGS_ALONE) && !(log_mask & (LOG_EXEC | LOG_CPU));
 }
 
+/* tcg_exec_tb's labels by op kind, published by its first call (tcg_op_handler). */
+static const void *const *op_handlers;
+
+const void *tcg_op_handler(unsigned idx)
+{
+    const void *const *h = __atomic_load_n(&op_handlers, __ATOMIC_ACQUIRE);
+    if (!h) {
+        tcg_exec_tb(NULL, NULL, 0);
+        h = __atomic_load_n(&op_handlers, __ATOMIC_ACQUIRE);
+    }
+    return h[idx];
+}
+
 long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
 {
     /* Generic kinds go through their S_ stub (SYNC_RIP), specialised ones straight in. */
@@ -194,18 +231,23 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
         TCG_OP_LIST(TCG_OP_LABEL)
 #undef TCG_OP_LABEL
     };
+    if (unlikely(!tb)) {
+        __atomic_store_n(&op_handlers, labels, __ATOMIC_RELEASE);
+        return 0;
+    }
     const DecodedOp *op = tb->ops;
     /*
-     * icount: a block run adds the index of the op it leaves at, plus one;
-     * an in-block jump adds the ops run so far and subtracts its target's
-     * index, so that the exit's addition counts from there.
+     * icount: a block run adds the index of the op it leaves at, plus one
+     * (op->seq); an in-block jump adds the ops run so far and subtracts its
+     * target's index, so that the exit's addition counts from there.
      */
-#define COUNT_EXIT() (cpu->icount += op - tb->ops + 1)
+#define COUNT_EXIT() (cpu->icount += op->seq)
     const TLBEntry *tlb = cpu->tlb[cpu->mmu_idx];     /* see flat64_ld_lin */
     uint64_t a, b, r, lin = 0;
     int sz;
 
-#define DISPATCH() goto *labels[op->idx]
+/* Direct threading: tcg_specialize stored each op's handler address in it. */
+#define DISPATCH() goto *op->handler
 #define NEXT() do { op++; DISPATCH(); } while (0)
 #define SYNC_RIP() (cpu->rip = cpu->block_rip + op->off)
 #define END() goto chain
@@ -224,29 +266,41 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
  * block, which the host predicts far better than one jump shared by every
  * block transition.  Anything else goes to chain_direct.  direct: the op
  * is a direct exit with its own link slot (Jcc, JMP/CALL rel).  A near
- * branch leaves the TLB set (tlb) as it is.
+ * branch leaves the TLB set (tlb) as it is.  END_DIRECT_FAST is for op
+ * kinds that only exist in 64-bit blocks (tcg_specialize).
  */
 #define END_DIRECT_FAST(direct) do { \
         if (unlikely(CHAIN_STOP())) \
             goto chain_direct; \
-        END_DIRECT_LINKED(direct); \
+        END_DIRECT_LINKED64(direct); \
     } while (0)
-/* The same once CHAIN_STOP() is known false. */
+/* The same once CHAIN_STOP() is known false, in a block of any mode. */
 #define END_DIRECT_LINKED(direct) do { \
-        TranslatedBlock *next_; \
-        uint64_t pc_ = cpu->seg[SEG_CS].base + cpu->rip; \
         if (unlikely((tb->flags & TB_FLAG_SIZE_MASK) != TB_FLAG_CODE64)) \
             goto chain_direct; \
+        END_DIRECT_LINKED64(direct); \
+    } while (0)
+/*
+ * The same in a 64-bit block.  A direct slot only ever links a block with
+ * this block's flags (tcg-accel.c tb_lookup_flags), so its key is the
+ * linear PC and the generation.  An indirect exit missing the shared
+ * slots tries the jump cache (exit_jc_find) before the run loop.
+ */
+#define END_DIRECT_LINKED64(direct) do { \
+        TranslatedBlock *next_; \
+        uint64_t pc_ = cpu->seg[SEG_CS].base + cpu->rip; \
         if (direct) { \
-            unsigned k_ = op->link; \
-            if (unlikely(tb->link[k_].lin != pc_ || tb->link[k_].gen != cpu->link_gen || \
-                         tb->link[k_].flags != tb->flags)) \
+            const typeof(tb->link[0]) *l_ = &tb->link[op->link]; \
+            if (unlikely(l_->lin != pc_ || l_->gen != cpu->link_gen)) \
                 goto chain_direct; \
-            next_ = tb->link[k_].tb; \
+            next_ = l_->tb; \
         } else { \
             next_ = exit_link_find(cpu, tb, op->link, pc_, tb->flags); \
-            if (unlikely(!next_)) \
-                goto chain_direct; \
+            if (unlikely(!next_)) { \
+                next_ = exit_jc_find(cpu, tb, pc_); \
+                if (!next_) \
+                    goto chain_direct; \
+            } \
         } \
         COUNT_EXIT(); \
         tb = next_; \
@@ -267,20 +321,23 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
  * A taken near branch to target.  In 64-bit blocks tcg_specialize marks a
  * target inside the same block (op->imm16 = its op index + 1): go there
  * without leaving the block, counting the jump as a new block against the
- * budget and stopping for the same reasons as chain_direct.
+ * budget and stopping for the same reasons as chain_direct.  JUMP64: the
+ * same in a 64-bit block.
  */
-#define JUMP(target) do { \
+#define JUMP_(target, linked) do { \
         cpu->rip = (target); \
         if (unlikely(CHAIN_STOP())) \
             goto chain_direct; \
         if (op->imm16) { \
             nb++; \
-            cpu->icount += op - tb->ops + 1 - (op->imm16 - 1); \
+            cpu->icount += op->seq - (op->imm16 - 1); \
             op = tb->ops + op->imm16 - 1; \
             DISPATCH(); \
         } \
-        END_DIRECT_LINKED(true); \
+        linked(true); \
     } while (0)
+#define JUMP(target) JUMP_(target, END_DIRECT_LINKED)
+#define JUMP64(target) JUMP_(target, END_DIRECT_LINKED64)
 
     long nb = 1;
     tb->exec_count++;
@@ -653,11 +710,15 @@ L_RET:
 L_JMP_E:
     a = rm_read(cpu, op, op->sz);
     cpu->rip = a;
+    if (likely(op->sz == 3))
+        END_DIRECT_FAST(false);
     END_DIRECT();
 L_CALL_E:
     a = rm_read(cpu, op, op->sz);
     cpu_push(cpu, op->sz, cpu->rip + op->len);
     cpu->rip = a;
+    if (likely(op->sz == 3))
+        END_DIRECT_FAST(false);
     END_DIRECT();
 L_JMP_FAR:
     helper_far_jmp(cpu, op->imm16, op->imm, cpu->rip + op->len);
@@ -1115,7 +1176,7 @@ L_CALL64_REL:
     cpu->rip = a + op->imm;
     END_DIRECT_FAST(true);
 L_JMP64_REL:
-    JUMP(cpu->block_rip + op->imm);
+    JUMP64(cpu->block_rip + op->imm);
 L_RET64:
     lin = cpu->regs[R_ESP];
     a = flat64_ld_lin(cpu, tlb, op, lin, 3, SEG_SS);
@@ -1198,11 +1259,14 @@ L_SAR_RCL:
     NEXT();
 #undef SHIFT_CL_BEGIN
 
+/* A near branch has a 64-bit operand size only in 64-bit code (decode.c osz64). */
 #define JCC_FAST(name, cond) \
 L_##name: \
-    if (cc_eval(cpu, cond)) \
-        JUMP(likely(op->sz == 3) ? cpu->block_rip + op->imm : \
-             branch_target(cpu, op, cpu->block_rip + op->imm)); \
+    if (cc_eval(cpu, cond)) { \
+        if (likely(op->sz == 3)) \
+            JUMP64(cpu->block_rip + op->imm); \
+        JUMP(branch_target(cpu, op, cpu->block_rip + op->imm)); \
+    } \
     NEXT();
     JCC_FAST(JO, 0) JCC_FAST(JNO, 1) JCC_FAST(JB, 2) JCC_FAST(JNB, 3)
     JCC_FAST(JZ, 4) JCC_FAST(JNZ, 5) JCC_FAST(JBE, 6) JCC_FAST(JA, 7)
@@ -1219,8 +1283,9 @@ L_##name: \
      */
 #define FUSED_TAKE() do { \
         op++; \
-        JUMP(likely(op->sz == 3) ? cpu->block_rip + op->imm : \
-             branch_target(cpu, op, cpu->block_rip + op->imm)); \
+        if (likely(op->sz == 3)) \
+            JUMP64(cpu->block_rip + op->imm); \
+        JUMP(branch_target(cpu, op, cpu->block_rip + op->imm)); \
     } while (0)
 #define FUSED_Z(name, body) \
 L_JZ_##name: \
@@ -1501,6 +1566,7 @@ L_SSE_PSHUFB:
  * above where their preconditions hold.  Nothing else looks at op->idx
  * after this except the interpreter (tb_kill's OP_EXIT aside).
  */
+_Static_assert(TB_MAX_INSNS + 1 <= UINT8_MAX, "DecodedOp.seq counts the ops of a block");
 _Static_assert(OP_LD16_F - OP_LD32_F == OP_LD16 - OP_LD32, "the _F run mirrors LD32..LD16");
 _Static_assert(OP_LD16_FB - OP_LD32_FB == OP_LD16 - OP_LD32, "the _FB run mirrors LD32..LD16");
 
@@ -1575,6 +1641,7 @@ void tcg_specialize(TranslatedBlock *tb)
     for (uint32_t i = 0; i <= tb->n_ops; i++) {
         DecodedOp *op = &tb->ops[i];
         op->off = (uint16_t)off;            /* ops[n_ops], the EXIT sentinel, too */
+        op->seq = (uint8_t)(i + 1);
         off += op->len;
         switch (op->idx) {
         case OP_JCC: case OP_JMP_REL: case OP_CALL_REL: case OP_LOOP: case OP_JCXZ: case OP_EXIT:
@@ -1820,4 +1887,6 @@ void tcg_specialize(TranslatedBlock *tb)
         default: break;
         }
     }
+    for (uint32_t i = 0; i <= tb->n_ops; i++)
+        tb->ops[i].handler = tcg_op_handler(tb->ops[i].idx);
 }

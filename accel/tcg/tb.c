@@ -139,8 +139,10 @@ static void tb_kill(TranslatedBlock *tb)
     if (tb->invalid)
         return;
     tb->invalid = true;
-    for (uint32_t i = 0; i <= tb->n_ops; i++)
+    for (uint32_t i = 0; i <= tb->n_ops; i++) {
         tb->ops[i].idx = OP_EXIT;
+        tb->ops[i].handler = tcg_op_handler(OP_EXIT);
+    }
     unsigned h = tb_hash_fn(tb->pc_phys, tb->flags);
     for (TranslatedBlock **pp = &tb_hash[h]; *pp; pp = &(*pp)->hash_next)
         if (*pp == tb) {

@@ -126,6 +126,11 @@ extern const char *const tcg_op_names[OP__COUNT];
 #define PFX_ENDS  0x80      /* ends the block (set by decoder) */
 
 typedef struct DecodedOp {
+    /*
+     * The interpreter's handler for idx (exec.c, set by tcg_specialize and
+     * tb_kill): dispatch is one load and an indirect jump.
+     */
+    const void *handler;
     uint16_t idx;           /* OP_* */
     uint8_t len;            /* instruction length in bytes */
     uint8_t sz;             /* operand size, log2 bytes (0..3) */
@@ -140,6 +145,7 @@ typedef struct DecodedOp {
     uint16_t imm16;         /* far pointer selector, ENTER frame size */
     int32_t disp;
     uint16_t off;           /* offset of the instruction from the block start (exec.c) */
+    uint8_t seq;            /* 1 + index of the op in its block (exec.c's icount) */
     uint64_t imm;
 } DecodedOp;
 
@@ -228,5 +234,7 @@ bool tb_reap_batch(void);
 unsigned tb_count(void);
 /* exec.c: substitute the specialised op kinds (TCG_FASTOP_LIST) in a new block. */
 void tcg_specialize(TranslatedBlock *tb);
+/* exec.c: the interpreter's handler for op kind idx (DecodedOp.handler). */
+const void *tcg_op_handler(unsigned idx);
 
 #endif

@@ -251,7 +251,8 @@ found:
      */
     prev = cpu->prev_tb;
     if (prev && !(prev->flags & TB_FLAGS_ALONE) && !(flags & TB_FLAG_BP)) {
-        unsigned k = cpu->exit_link < TB_LINKS_DIRECT ? cpu->exit_link :
+        /* A direct slot links only blocks with prev's flags (exec.c END_DIRECT_LINKED64). */
+        unsigned k = cpu->exit_link < TB_LINKS_DIRECT && flags == prev->flags ? cpu->exit_link :
                      TB_LINKS_DIRECT + prev->link_next++ % (TB_LINKS - TB_LINKS_DIRECT);
         prev->link[k].lin = lin;
         prev->link[k].gen = cpu->link_gen;
