@@ -318,26 +318,35 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
         } \
     } while (0)
 /*
- * A taken near branch to target.  In 64-bit blocks tcg_specialize marks a
- * target inside the same block (op->imm16 = its op index + 1): go there
- * without leaving the block, counting the jump as a new block against the
- * budget and stopping for the same reasons as chain_direct.  JUMP64: the
- * same in a 64-bit block.
+ * A taken near branch to target.  JUMP64: the same in a 64-bit block,
+ * where tcg_specialize marks a target inside the same block (op->imm16 =
+ * its op index + 1, only for the JMP64_REL and J<cc> kinds, whose op->imm
+ * is the target's offset in the block): JUMP_IN_BLOCK goes there without
+ * leaving the block, counting the jump as a new block against the budget
+ * and stopping for the same reasons as chain_direct.
  */
 #define JUMP_(target, linked) do { \
         cpu->rip = (target); \
         if (unlikely(CHAIN_STOP())) \
             goto chain_direct; \
-        if (op->imm16) { \
-            nb++; \
-            cpu->icount += op->seq - (op->imm16 - 1); \
-            op = tb->ops + op->imm16 - 1; \
-            DISPATCH(); \
-        } \
         linked(true); \
     } while (0)
+#define JUMP_IN_BLOCK() do { \
+        if (unlikely(CHAIN_STOP())) { \
+            cpu->rip = cpu->block_rip + op->imm; \
+            goto chain_direct; \
+        } \
+        nb++; \
+        cpu->icount += op->seq - (op->imm16 - 1); \
+        op = tb->ops + op->imm16 - 1; \
+        DISPATCH(); \
+    } while (0)
 #define JUMP(target) JUMP_(target, END_DIRECT_LINKED)
-#define JUMP64(target) JUMP_(target, END_DIRECT_LINKED64)
+#define JUMP64(target) do { \
+        if (op->imm16) \
+            JUMP_IN_BLOCK(); \
+        JUMP_(target, END_DIRECT_LINKED64); \
+    } while (0)
 
     long nb = 1;
     tb->exec_count++;
@@ -1177,6 +1186,8 @@ L_CALL64_REL:
     END_DIRECT_FAST(true);
 L_JMP64_REL:
     JUMP64(cpu->block_rip + op->imm);
+L_JMP64_NEXT:
+    NEXT();
 L_RET64:
     lin = cpu->regs[R_ESP];
     a = flat64_ld_lin(cpu, tlb, op, lin, 3, SEG_SS);
@@ -1263,8 +1274,10 @@ L_SAR_RCL:
 #define JCC_FAST(name, cond) \
 L_##name: \
     if (cc_eval(cpu, cond)) { \
+        if (op->imm16) \
+            JUMP_IN_BLOCK(); \
         if (likely(op->sz == 3)) \
-            JUMP64(cpu->block_rip + op->imm); \
+            JUMP_(cpu->block_rip + op->imm, END_DIRECT_LINKED64); \
         JUMP(branch_target(cpu, op, cpu->block_rip + op->imm)); \
     } \
     NEXT();
@@ -1283,8 +1296,10 @@ L_##name: \
      */
 #define FUSED_TAKE() do { \
         op++; \
+        if (op->imm16) \
+            JUMP_IN_BLOCK(); \
         if (likely(op->sz == 3)) \
-            JUMP64(cpu->block_rip + op->imm); \
+            JUMP_(cpu->block_rip + op->imm, END_DIRECT_LINKED64); \
         JUMP(branch_target(cpu, op, cpu->block_rip + op->imm)); \
     } while (0)
 #define FUSED_Z(name, body) \
@@ -1636,15 +1651,22 @@ void tcg_specialize(TranslatedBlock *tb)
      * nor where instruction breakpoints are checked at each block entry.
      */
     bool in_block_jumps = code64 && !(tb->flags & (TB_FLAGS_ALONE | TB_FLAG_BP));
-    unsigned off = 0;
     unsigned exits = 0;
     for (uint32_t i = 0; i <= tb->n_ops; i++) {
         DecodedOp *op = &tb->ops[i];
-        op->off = (uint16_t)off;            /* ops[n_ops], the EXIT sentinel, too */
-        op->seq = (uint8_t)(i + 1);
-        off += op->len;
+        op->seq = (uint8_t)(i + 1);         /* ops[n_ops], the EXIT sentinel, too */
         switch (op->idx) {
-        case OP_JCC: case OP_JMP_REL: case OP_CALL_REL: case OP_LOOP: case OP_JCXZ: case OP_EXIT:
+        case OP_JMP_REL:
+            /*
+             * One the decoder followed (decode.c) never leaves the block,
+             * unless the block ends right after it (JMP64_NEXT below).
+             */
+            if (i + 1 < tb->n_ops && op->off + op->len + op->imm == tb->ops[i + 1].off) {
+                op->link = TB_LINK_ANY;
+                break;
+            }
+            /* fall through */
+        case OP_JCC: case OP_CALL_REL: case OP_LOOP: case OP_JCXZ: case OP_EXIT:
             op->link = (uint8_t)(exits++ % TB_LINKS_DIRECT);
             break;
         default:
@@ -1833,6 +1855,9 @@ void tcg_specialize(TranslatedBlock *tb)
                     break;
                 }
             }
+            /* A JMP the decoder followed: on to the next op, no jump at all. */
+            if (op->idx == OP_JMP64_REL && op->imm16 == i + 2)
+                op->idx = OP_JMP64_NEXT;
         }
         if (code64 && op->idx >= OP_LD32 && op->idx <= OP_LD16 && op->asz == 3 &&
             op->seg < SEG_FS) {

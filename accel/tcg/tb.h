@@ -60,7 +60,8 @@
  * CMP8_RI / TEST8_RR / TEST8_RI (byte registers 0-15), INC_R / DEC_R,
  * MOV64_RR (MOV_RR with a 64-bit operand).  64-bit code with 64-bit
  * operands: PUSH64_R, POP64_R, CALL64_REL, RET64 (no imm16), JMP64_REL
- * (displacement relative to the block's start, as J<cc>).  J<cc>_<P>:
+ * (displacement relative to the block's start, as J<cc>), JMP64_NEXT
+ * (a JMP64_REL to the next op, which decode.c followed).  J<cc>_<P>:
  * flag producer P (CMP8_MR, CMP8_MI, CMP8_RM, CMP_MR: their _F/_FB
  * forms) fused with the J<cc> that is the next op, which stays in place
  * and gives the branch its target and link (JBE/JA_CMP_RI: CMP_RI with
@@ -90,7 +91,7 @@
     X(CMP_MR_FB) X(CMP8_MR_FB) X(CMP8_MI_FB) X(CMP8_RM_FB) X(LD16_FB) \
     X(LEA_B) X(LEA_BI) X(MOV_RIW) X(MOVZX8_RR) X(MOVZX16_RR) X(MOVSXD_RR) X(IMUL_RR) \
     X(CMOV_RR) X(SETCC_R) X(CMP8_RI) X(TEST8_RR) X(TEST8_RI) X(INC_R) X(DEC_R) \
-    X(PUSH64_R) X(POP64_R) X(CALL64_REL) X(RET64) X(JMP64_REL) X(MOV64_RR) \
+    X(PUSH64_R) X(POP64_R) X(CALL64_REL) X(RET64) X(JMP64_REL) X(JMP64_NEXT) X(MOV64_RR) \
     X(JO) X(JNO) X(JB) X(JNB) X(JZ) X(JNZ) X(JBE) X(JA) \
     X(JS) X(JNS) X(JP) X(JNP) X(JL) X(JGE) X(JLE) X(JG) \
     X(JZ_CMP8_MR) X(JNZ_CMP8_MR) X(JZ_CMP8_MI) X(JNZ_CMP8_MI) X(JZ_CMP8_RM) X(JNZ_CMP8_RM) \
@@ -144,7 +145,7 @@ typedef struct DecodedOp {
     uint8_t link;           /* TranslatedBlock.link slot of this exit, or TB_LINK_ANY (exec.c) */
     uint16_t imm16;         /* far pointer selector, ENTER frame size */
     int32_t disp;
-    uint16_t off;           /* offset of the instruction from the block start (exec.c) */
+    uint16_t off;           /* offset of the instruction from the block start (decode.c) */
     uint8_t seq;            /* 1 + index of the op in its block (exec.c's icount) */
     uint64_t imm;
 } DecodedOp;

@@ -809,6 +809,97 @@ static void test_chained_block_rewritten_by_itself(void)
     CHECK_EQ("AX = immediate stored by the previous pass", 49, e.cpu->regs[R_EAX] & 0xffff);
 }
 
+/*
+ * 64-bit blocks go on past a direct JMP forward in the same page (decode.c):
+ * the loop below, whose body jumps over a gap, is one block (its JNZ jumps
+ * back inside it), and each op keeps its own address, so a #PF after the
+ * gap reports the faulting instruction (SDM 3A §6.5: a fault's saved RIP is
+ * that of the instruction) and instructions are counted one by one.
+ */
+static void test_followed_jmp_keeps_rip_and_icount(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xb9, 0x05, 0x00, 0x00, 0x00,    /* mov ecx, 5 */
+            0xeb, 0x08,                                 /* L: jmp F (followed) */
+            0xf4, 0xf4, 0xf4, 0xf4, 0xf4, 0xf4, 0xf4, 0xf4,     /* never run */
+            0xff, 0xc9,                                 /* F: dec ecx */
+            0x75, 0xf2,                                 /* jnz L (back into the block) */
+            0x8b, 0x03,                                 /* mov eax, [rbx]: #PF */
+            0xf4);
+    setup_long64(&e);
+    e.cpu->regs[R_EBX] = 0x800000;                      /* PD entry 4: not present */
+    e.cpu->regs[R_EAX] = 0x1234;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("RIP: in the #PF handler", HANDLERS + 14 * 16 + 1, e.cpu->rip);
+    uint64_t sp = e.cpu->regs[R_ESP];
+    CHECK_EQ("#PF error code: read, not present", 0, rd64(&e, (uint32_t)sp));
+    CHECK_EQ("#PF saved RIP: the load after the gap", CODE + 0x13, rd64(&e, (uint32_t)sp + 8));
+    CHECK_EQ("CR2", 0x800000, e.cpu->cr2);
+    CHECK_EQ("ECX: five passes", 0, e.cpu->regs[R_ECX]);
+    CHECK_EQ("EAX untouched by the faulting load", 0x1234, e.cpu->regs[R_EAX]);
+    /* Again with the load mapped: mov, 5 x (jmp, dec, jnz), mov, hlt. */
+    st32_le(e.ram + 0x9000, 0xabcd);
+    e.cpu->regs[R_EBX] = 0x9000;
+    e.cpu->regs[R_ESP] = 0x80000;
+    e.cpu->rip = CODE;
+    e.cpu->halted = false;
+    uint64_t icount0 = e.cpu->icount;
+    CHECK_EQ("run result (mapped)", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EAX loaded", 0xabcd, e.cpu->regs[R_EAX]);
+    CHECK_EQ("RIP after the HLT", CODE + 0x16, e.cpu->rip);
+    CHECK_EQ("icount", 18, e.cpu->icount - icount0);
+    TranslatedBlock *tb = tb_find(CODE, TB_FLAG_CODE64);
+    CHECK(tb != NULL);
+    if (tb) {
+        CHECK_EQ("ops in the block (the JMP followed)", 6, tb->n_ops);
+        CHECK_EQ("bytes the block spans", 0x16, tb->size);
+    }
+}
+
+/* A store into an instruction after a followed JMP stops the block there (tb_kill). */
+static void test_followed_jmp_block_rewritten_by_itself(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xc6, 0x05, 0x07, 0x00, 0x00, 0x00, 0x2a,    /* mov byte [rip+7], 0x2a */
+            0xeb, 0x04,                                 /* jmp F */
+            0xf4, 0xf4, 0xf4, 0xf4,
+            0xb0, 0x01,                                 /* F: mov al, 1 (imm patched) */
+            0xf4);
+    setup_long64(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("AL", 0x2a, e.cpu->regs[R_EAX] & 0xff);
+    CHECK_EQ("RIP after the HLT", CODE + 0x10, e.cpu->rip);
+}
+
+/*
+ * A function returning to more call sites than a block has shared link
+ * slots (tb.h TB_LINKS): the RETs that miss them chain through the jump
+ * cache (exec.c exit_jc_find) and must land on each call's own return.
+ */
+static void test_ret_to_many_call_sites(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x31, 0xc0,                       /* xor eax, eax */
+            0xb9, 0x0a, 0x00, 0x00, 0x00,               /* mov ecx, 10 */
+            0xe8, 0x34, 0x00, 0x00, 0x00,               /* L: call f */
+            0x83, 0xc0, 0x10,                           /* add eax, 16 */
+            0xe8, 0x2c, 0x00, 0x00, 0x00,               /* call f */
+            0x83, 0xc0, 0x20,                           /* add eax, 32 */
+            0xe8, 0x24, 0x00, 0x00, 0x00,               /* call f */
+            0x83, 0xc0, 0x40,                           /* add eax, 64 */
+            0xe8, 0x1c, 0x00, 0x00, 0x00,               /* call f */
+            0xff, 0xc9,                                 /* dec ecx */
+            0x75, 0xdf,                                 /* jnz L */
+            0xf4);
+    CODE_AT(&e, CODE + 0x40, 0x83, 0xc0, 0x01,          /* f: add eax, 1 */
+            0xc3);                                      /* ret */
+    setup_long64(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EAX: 10 x (4 calls + 16 + 32 + 64)", 10 * (4 + 16 + 32 + 64), e.cpu->regs[R_EAX]);
+    CHECK_EQ("RSP balanced", 0x80000, e.cpu->regs[R_ESP]);
+    CHECK_EQ("RIP after the HLT", CODE + 0x29, e.cpu->rip);
+}
+
 static void test_dma_write_invalidates_translated_code(void)
 {
     Env e = env_new();
@@ -2410,6 +2501,9 @@ static const TestCase cases[] = {
     TEST_CASE(test_self_modifying_code_in_same_block),
     TEST_CASE(test_chained_blocks_respect_the_budget),
     TEST_CASE(test_chained_block_rewritten_by_itself),
+    TEST_CASE(test_followed_jmp_keeps_rip_and_icount),
+    TEST_CASE(test_followed_jmp_block_rewritten_by_itself),
+    TEST_CASE(test_ret_to_many_call_sites),
     TEST_CASE(test_dma_write_invalidates_translated_code),
     TEST_CASE(test_rep_movsb_over_own_block),
     TEST_CASE(test_rep_movsb_over_own_block_long),
