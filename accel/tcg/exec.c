@@ -244,6 +244,7 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
 #define COUNT_EXIT() (cpu->icount += op->seq)
     const TLBEntry *tlb = cpu->tlb[cpu->mmu_idx];     /* see flat64_ld_lin */
     uint64_t a, b, r, lin = 0;
+    uint8_t *rmw_host;
     int sz;
 
 /* Direct threading: tcg_specialize stored each op's handler address in it. */
@@ -1194,6 +1195,69 @@ L_RET64:
     cpu->regs[R_ESP] = lin + 8;
     cpu->rip = a;
     END_DIRECT_FAST(false);
+
+    /*
+     * Memory operands through an _F address (tcg_specialize), any size.
+     * A read-modify-write checks the TLB once, with the write tag (a
+     * writable page is readable); on a miss both accesses take the slow
+     * paths, the load first, as the generic handlers do.  The flags are
+     * written last, so a faulting store leaves registers, flags and
+     * memory as they were.
+     */
+#define RMW_F_BEGIN() do { \
+        sz = op->sz; \
+        lin = flat64_lin(cpu, op); \
+        const TLBEntry *e_ = &tlb[(lin >> 12) & (TLB_SIZE - 1)]; \
+        if (likely(e_->tag_w == ((lin + (1u << sz) - 1) & TLB_PAGE_MASK))) { \
+            rmw_host = (uint8_t *)(e_->addend + (uintptr_t)lin); \
+            a = ld_raw(rmw_host, sz); \
+        } else { \
+            rmw_host = NULL; \
+            SYNC_RIP(); \
+            a = mem_ld_slow_canon(cpu, lin, sz, op->seg); \
+        } \
+    } while (0)
+#define RMW_F_END(v) do { \
+        if (likely(rmw_host)) \
+            st_raw(rmw_host, sz, (v)); \
+        else \
+            mem_st_slow_canon(cpu, lin, sz, (v), op->seg); \
+    } while (0)
+L_INC_M_F:
+    RMW_F_BEGIN();
+    b = cc_cf_fast(cpu);                /* INC and DEC keep CF (SDM 2A "INC") */
+    r = (a + 1) & size_mask[sz];
+    RMW_F_END(r);
+    set_cc(cpu, CC_OP_INC, sz, r, a, 1);
+    cpu->cc_aux = b;
+    NEXT();
+L_DEC_M_F:
+    RMW_F_BEGIN();
+    b = cc_cf_fast(cpu);
+    r = (a - 1) & size_mask[sz];
+    RMW_F_END(r);
+    set_cc(cpu, CC_OP_DEC, sz, r, a, 1);
+    cpu->cc_aux = b;
+    NEXT();
+#undef RMW_F_BEGIN
+#undef RMW_F_END
+L_ST_I_F:
+    flat64_st(cpu, tlb, op, op->sz, op->imm);
+    NEXT();
+L_CMP_MI_F:
+    sz = op->sz;
+    a = flat64_ld(cpu, tlb, op, sz);
+    b = op->imm & size_mask[sz];
+    set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b);
+    NEXT();
+L_TEST_MI_F:
+    sz = op->sz;
+    set_cc_logic(cpu, sz, flat64_ld(cpu, tlb, op, sz) & op->imm & size_mask[sz]);
+    NEXT();
+L_JMP_M_F:
+    cpu->rip = flat64_ld(cpu, tlb, op, 3);
+    END_DIRECT_FAST(false);
+
 L_LEA_B:
     a = (uint64_t)(int64_t)op->disp + cpu->xregs[op->base];
     cpu->regs[op->reg] = a & size_mask[op->asz] & size_mask[op->sz];
@@ -1634,6 +1698,26 @@ static uint16_t sse_fast_kind(const DecodedOp *op, bool code64)
     }
 }
 
+/*
+ * Can op's memory operand take an _F address (flat64_lin)?  64-bit code,
+ * a 64-bit address through a segment without a base; a RIP-relative one
+ * becomes relative to the block's start (BASE_BLOCK_RIP) if it fits.
+ */
+static bool flat64_operand(DecodedOp *op, bool code64)
+{
+    int64_t disp;
+    if (!code64 || op->rm != NOREG || op->asz != 3 || op->seg >= SEG_FS)
+        return false;
+    if (op->base != BASE_RIP)
+        return true;
+    disp = (int64_t)op->disp + op->off + op->len;
+    if (disp > INT32_MAX)
+        return false;
+    op->disp = (int32_t)disp;
+    op->base = BASE_BLOCK_RIP;
+    return true;
+}
+
 void tcg_specialize(TranslatedBlock *tb)
 {
     static const uint16_t alu_rr[8] = {
@@ -1722,6 +1806,8 @@ void tcg_specialize(TranslatedBlock *tb)
                 op->idx = OP_CMP8_RI;
             } else if (op->sz == 0 && !reg && op->sub == 7) {
                 op->idx = OP_CMP8_MI;
+            } else if (op->sub == 7 && flat64_operand(op, code64)) {
+                op->idx = OP_CMP_MI_F;
             }
             break;
         case OP_TEST_EG:
@@ -1736,6 +1822,8 @@ void tcg_specialize(TranslatedBlock *tb)
                 op->idx = OP_TEST_RI;
             } else if (op->sz == 0 && reg && op->rm < 16) {
                 op->idx = OP_TEST8_RI;
+            } else if (flat64_operand(op, code64)) {
+                op->idx = OP_TEST_MI_F;
             }
             break;
         case OP_MOV_EG:
@@ -1789,6 +1877,16 @@ void tcg_specialize(TranslatedBlock *tb)
         case OP_DEC_E:
             if (wide && reg)
                 op->idx = op->idx == OP_INC_E ? OP_INC_R : OP_DEC_R;
+            else if (flat64_operand(op, code64))
+                op->idx = op->idx == OP_INC_E ? OP_INC_M_F : OP_DEC_M_F;
+            break;
+        case OP_MOV_EI:
+            if (flat64_operand(op, code64))
+                op->idx = OP_ST_I_F;
+            break;
+        case OP_JMP_E:
+            if (op->sz == 3 && flat64_operand(op, code64))
+                op->idx = OP_JMP_M_F;
             break;
         case OP_PUSH_R:
             if (code64 && op->sz == 3)

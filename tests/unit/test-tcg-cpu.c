@@ -900,6 +900,152 @@ static void test_ret_to_many_call_sites(void)
     CHECK_EQ("RIP after the HLT", CODE + 0x29, e.cpu->rip);
 }
 
+/*
+ * Memory forms in 64-bit code (exec.c INC_M_F, DEC_M_F, ST_I_F, CMP_MI_F,
+ * TEST_MI_F, JMP_M_F), each at several operand sizes: results and flags
+ * (INC/DEC keep CF, SDM 2A "INC"), twice so that the second pass meets a
+ * filled TLB.  Then stores and read-modify-writes against a read-only page
+ * (#PF, error code P|W) and loads and stores against a not-present one
+ * (#PF, W for a store): the fault reports the instruction's RIP and CR2
+ * and leaves memory and flags alone.
+ */
+#define MF_DATA 0x9000u
+#define MF_RO   0xa000u
+#define MF_NP   0xb000u
+static void mem_forms_init(Env *e)
+{
+    memset(e->ram + MF_DATA, 0, 0x40);
+    st64_le(e->ram + MF_DATA, ~0ull);
+    st32_le(e->ram + MF_DATA + 8, 0x80000000u);
+    st16_le(e->ram + MF_DATA + 0xc, 0x7fff);
+    st64_le(e->ram + MF_DATA + 0x28, CODE + 0x100);
+    for (int r = 0; r < 16; r++)
+        e->cpu->regs[r] = r == R_ESP ? 0x80000 : 0;
+    e->cpu->regs[R_EBX] = MF_DATA;
+    e->cpu->rip = CODE;
+    e->cpu->halted = false;
+}
+
+static void mem_forms_check(Env *e, const char *pass)
+{
+    static const struct { int reg; const char *what; } flags[] = {
+        { R_EAX, "ZF after inc qword -1" }, { R_ECX, "CF kept by inc" },
+        { R_EDX, "OF after dec dword 0x80000000" }, { 8, "SF after inc word 0x7fff" },
+        { 9, "CF kept by dec byte" }, { 10, "ZF: cmp qword, imm8 equal" },
+        { 11, "CF: cmp dword, imm32 below" }, { 12, "above: cmp word, imm8" },
+        { 13, "SF: test byte, 0x80" }, { 14, "ZF: test qword, 0x7f" },
+    };
+    const uint8_t *m = e->ram + MF_DATA;
+    CHECK_MSG(e->cpu->rip == CODE + 0x101, "%s: RIP %#" PRIx64 ", expected the HLT JMP_M_F reached",
+              pass, e->cpu->rip);
+    CHECK_MSG(ld64_le(m) == 0 && ld32_le(m + 8) == 0x7fffffff && ld16_le(m + 0xc) == 0x8000 &&
+              m[0xe] == 0xff, "%s: INC/DEC memory results %016" PRIx64 " %08x %04x %02x", pass,
+              ld64_le(m), ld32_le(m + 8), ld16_le(m + 0xc), m[0xe]);
+    CHECK_MSG(ld32_le(m + 0x10) == 0x12345678 && ld64_le(m + 0x18) == 0xffffffffffffff80ull &&
+              m[0x20] == 0xab && ld16_le(m + 0x22) == 0x1234,
+              "%s: MOV memory, imm results %08x %016" PRIx64 " %02x %04x", pass, ld32_le(m + 0x10),
+              ld64_le(m + 0x18), m[0x20], ld16_le(m + 0x22));
+    for (unsigned i = 0; i < ARRAY_LEN(flags); i++)
+        CHECK_MSG((e->cpu->regs[flags[i].reg] & 0xff) == 1, "%s: %s: SETcc gave %d", pass,
+                  flags[i].what, (int)(e->cpu->regs[flags[i].reg] & 0xff));
+    CHECK_MSG(e->cpu->regs[15] == 0, "%s: the instruction after JMP [mem] ran", pass);
+}
+
+static void test_flat64_memory_forms_and_faults(void)
+{
+    static const struct {
+        const char *what;
+        uint8_t insn[10];
+        unsigned len;
+        uint32_t page;
+        bool write;
+    } faults[] = {
+        { "inc qword", { 0x48, 0xff, 0x03 }, 3, MF_RO, true },
+        { "dec dword", { 0xff, 0x0b }, 2, MF_RO, true },
+        { "inc word", { 0x66, 0xff, 0x03 }, 3, MF_RO, true },
+        { "dec byte", { 0xfe, 0x0b }, 2, MF_RO, true },
+        { "mov dword, imm32", { 0xc7, 0x03, 0x11, 0x11, 0x11, 0x11 }, 6, MF_RO, true },
+        { "mov byte, imm8", { 0xc6, 0x03, 0x11 }, 3, MF_NP, true },
+        { "cmp qword, imm8", { 0x48, 0x83, 0x3b, 0x05 }, 4, MF_NP, false },
+        { "test word, imm16", { 0x66, 0xf7, 0x03, 0x01, 0x00 }, 5, MF_NP, false },
+        { "jmp qword [rbx]", { 0xff, 0x23 }, 2, MF_NP, false },
+    };
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xf9,                             /* stc */
+            0x48, 0xff, 0x03,                           /* inc qword [rbx] */
+            0x0f, 0x94, 0xc0, 0x0f, 0x92, 0xc1,         /* sete al; setb cl */
+            0xff, 0x4b, 0x08,                           /* dec dword [rbx+8] */
+            0x0f, 0x90, 0xc2,                           /* seto dl */
+            0x66, 0xff, 0x43, 0x0c,                     /* inc word [rbx+0xc] */
+            0x41, 0x0f, 0x98, 0xc0,                     /* sets r8b */
+            0xfe, 0x4b, 0x0e,                           /* dec byte [rbx+0xe] */
+            0x41, 0x0f, 0x92, 0xc1,                     /* setb r9b */
+            0xc7, 0x43, 0x10, 0x78, 0x56, 0x34, 0x12,   /* mov dword [rbx+0x10], 0x12345678 */
+            0x48, 0xc7, 0x43, 0x18, 0x80, 0xff, 0xff, 0xff,     /* mov qword [rbx+0x18], -128 */
+            0xc6, 0x43, 0x20, 0xab,                     /* mov byte [rbx+0x20], 0xab */
+            0x66, 0xc7, 0x43, 0x22, 0x34, 0x12,         /* mov word [rbx+0x22], 0x1234 */
+            0x48, 0x83, 0x7b, 0x18, 0x80,               /* cmp qword [rbx+0x18], -128 */
+            0x41, 0x0f, 0x94, 0xc2,                     /* sete r10b */
+            0x81, 0x7b, 0x10, 0x79, 0x56, 0x34, 0x12,   /* cmp dword [rbx+0x10], 0x12345679 */
+            0x41, 0x0f, 0x92, 0xc3,                     /* setb r11b */
+            0x66, 0x83, 0x7b, 0x22, 0x35,               /* cmp word [rbx+0x22], 0x35 */
+            0x41, 0x0f, 0x97, 0xc4,                     /* seta r12b */
+            0xf6, 0x43, 0x20, 0x80,                     /* test byte [rbx+0x20], 0x80 */
+            0x41, 0x0f, 0x98, 0xc5,                     /* sets r13b */
+            0x48, 0xf7, 0x43, 0x18, 0x7f, 0x00, 0x00, 0x00,     /* test qword [rbx+0x18], 0x7f */
+            0x41, 0x0f, 0x94, 0xc6,                     /* sete r14b */
+            0xff, 0x63, 0x28,                           /* jmp qword [rbx+0x28] */
+            0x41, 0xbf, 0x01, 0x00, 0x00, 0x00,         /* mov r15d, 1 (not reached) */
+            0xf4);
+    CODE_AT(&e, CODE + 0x100, 0xf4);
+    setup_long64(&e);
+    st64_le(e.ram + PT + 8 * (MF_RO >> 12), MF_RO | 1);     /* present, read-only (CR0.WP set) */
+    st64_le(e.ram + PT + 8 * (MF_NP >> 12), 0);             /* not present */
+    e.cpu->stop_on_exception = true;
+    mem_forms_init(&e);
+    CHECK_EQ("first pass: run result", TCG_RUN_HALTED, run(&e));
+    mem_forms_check(&e, "first pass");
+    mem_forms_init(&e);
+    CHECK_EQ("second pass: run result", TCG_RUN_HALTED, run(&e));
+    mem_forms_check(&e, "second pass (TLB filled)");
+
+    for (unsigned i = 0; i < ARRAY_LEN(faults); i++) {
+        /* mov rcx, [rbx] (read-only page: a filled TLB entry without write); xor eax, eax; stc; insn; hlt */
+        uint8_t c[24];
+        unsigned n = 0;
+        uint32_t at = CODE + 0x200 + 0x20 * i;
+        if (faults[i].page == MF_RO) {
+            c[n++] = 0x48; c[n++] = 0x8b; c[n++] = 0x0b;
+        }
+        c[n++] = 0x31; c[n++] = 0xc0; c[n++] = 0xf9;
+        uint32_t insn_at = at + n;
+        memcpy(c + n, faults[i].insn, faults[i].len);
+        n += faults[i].len;
+        c[n++] = 0xf4;
+        put(&e, at, c, n);
+        memset(e.ram + faults[i].page, 0x55, 16);
+        e.cpu->regs[R_EBX] = faults[i].page;
+        e.cpu->rip = at;
+        e.cpu->halted = false;
+        TCGRunResult res = run(&e);
+        /* SDM 3A §4.7: P = page present, W/R = a write (the store of a read-modify-write). */
+        uint32_t want_err = (faults[i].page == MF_RO ? 1 : 0) | (faults[i].write ? 2 : 0);
+        uint32_t fl = arith_flags(&e);
+        CHECK_MSG(res == TCG_RUN_EXCEPTION && e.cpu->stopped_vec == EXCP_PF &&
+                  e.cpu->stopped_err == want_err,
+                  "%s on a %s page: expected #PF error %u, got result %d vector %d error %u",
+                  faults[i].what, faults[i].page == MF_RO ? "read-only" : "not-present", want_err,
+                  res, e.cpu->stopped_vec, e.cpu->stopped_err);
+        CHECK_MSG(e.cpu->rip == insn_at && e.cpu->cr2 == faults[i].page,
+                  "%s: RIP %#" PRIx64 " CR2 %#" PRIx64 ", expected %#x and %#x", faults[i].what,
+                  e.cpu->rip, e.cpu->cr2, insn_at, faults[i].page);
+        CHECK_MSG(fl == (CC_Z | CC_C | CC_P), "%s: flags %#x changed by the faulting instruction "
+                  "(expected ZF CF PF from xor; stc)", faults[i].what, fl);
+        CHECK_MSG(ld64_le(e.ram + faults[i].page) == 0x5555555555555555ull,
+                  "%s: memory changed: %016" PRIx64, faults[i].what, ld64_le(e.ram + faults[i].page));
+    }
+}
+
 static void test_dma_write_invalidates_translated_code(void)
 {
     Env e = env_new();
@@ -2504,6 +2650,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_followed_jmp_keeps_rip_and_icount),
     TEST_CASE(test_followed_jmp_block_rewritten_by_itself),
     TEST_CASE(test_ret_to_many_call_sites),
+    TEST_CASE(test_flat64_memory_forms_and_faults),
     TEST_CASE(test_dma_write_invalidates_translated_code),
     TEST_CASE(test_rep_movsb_over_own_block),
     TEST_CASE(test_rep_movsb_over_own_block_long),
