@@ -78,6 +78,12 @@ static void page_remove_if_empty(uint64_t page)
     }
 }
 
+/* In page P's list a block links through page_next[0] if P is its first page. */
+static inline int page_link(const TranslatedBlock *t, uint64_t page)
+{
+    return (t->pc_phys & ~0xfffull) == page ? 0 : 1;
+}
+
 unsigned tb_insert(TranslatedBlock *tb)
 {
     unsigned newpages = 0;
@@ -93,6 +99,9 @@ unsigned tb_insert(TranslatedBlock *tb)
         if (!*head)
             newpages |= 1u << i;
         tb->page_next[i] = *head;
+        tb->page_pprev[i] = head;
+        if (*head)
+            (*head)->page_pprev[page_link(*head, page)] = &tb->page_next[i];
         *head = tb;
     }
     tb_live++;
@@ -119,18 +128,17 @@ bool tb_page_has_code(uint64_t paddr_page)
     return r;
 }
 
-static void list_unlink(TranslatedBlock **head, uint64_t page, TranslatedBlock *tb)
+/*
+ * Unlink tb from its list i (page page) through its back pointer: a page's
+ * blocks die together when it is overwritten, and walking the list for each
+ * of them made that quadratic.
+ */
+static void list_unlink(TranslatedBlock *tb, int i, uint64_t page)
 {
-    /* In page P's list a block links through page_next[0] if P is its first page. */
-    for (TranslatedBlock **pp = head; *pp; ) {
-        TranslatedBlock *t = *pp;
-        int link = (t->pc_phys & ~0xfffull) == page ? 0 : 1;
-        if (t == tb) {
-            *pp = t->page_next[link];
-            return;
-        }
-        pp = &t->page_next[link];
-    }
+    TranslatedBlock *next = tb->page_next[i];
+    *tb->page_pprev[i] = next;
+    if (next)
+        next->page_pprev[page_link(next, page)] = tb->page_pprev[i];
 }
 
 /* Called with tb_lock held. */
@@ -139,9 +147,10 @@ static void tb_kill(TranslatedBlock *tb)
     if (tb->invalid)
         return;
     tb->invalid = true;
+    const void *exit_handler = tcg_op_handler(OP_EXIT);
     for (uint32_t i = 0; i <= tb->n_ops; i++) {
         tb->ops[i].idx = OP_EXIT;
-        tb->ops[i].handler = tcg_op_handler(OP_EXIT);
+        tb->ops[i].handler = exit_handler;
     }
     unsigned h = tb_hash_fn(tb->pc_phys, tb->flags);
     for (TranslatedBlock **pp = &tb_hash[h]; *pp; pp = &(*pp)->hash_next)
@@ -153,11 +162,8 @@ static void tb_kill(TranslatedBlock *tb)
         uint64_t page = i == 0 ? tb->pc_phys & ~0xfffull : tb->page2;
         if (page == UINT64_MAX)
             continue;
-        TranslatedBlock **head = page_head(page, false);
-        if (head) {
-            list_unlink(head, page, tb);
-            page_remove_if_empty(page);
-        }
+        list_unlink(tb, i, page);
+        page_remove_if_empty(page);
     }
     tb->dead_next = tb_dead;
     tb_dead = tb;

@@ -177,6 +177,7 @@ struct TranslatedBlock {
     volatile bool invalid;
     TranslatedBlock *hash_next;
     TranslatedBlock *page_next[2];
+    TranslatedBlock **page_pprev[2];    /* what points at this block in each page list (tb.c) */
     TranslatedBlock *dead_next;
     uint64_t exec_count;        /* entries from the run loop (a future JIT's hotness heuristic) */
     /*

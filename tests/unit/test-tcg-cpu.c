@@ -1046,6 +1046,63 @@ static void test_flat64_memory_forms_and_faults(void)
     }
 }
 
+/*
+ * tb.c keeps each physical page's blocks in a list (a block that runs into
+ * a second page is in two) and unlinks a dying block through its back
+ * pointer: killing blocks from the middle, the ends and across pages, in
+ * any order, must leave every list able to find the blocks still alive.
+ */
+static TranslatedBlock *tb_fake(uint64_t pc, uint32_t size, uint64_t page2)
+{
+    TranslatedBlock *tb = tb_alloc(0);
+    tb->pc_phys = pc;
+    tb->flags = TB_FLAG_CODE64;
+    tb->size = size;
+    tb->page2 = page2;
+    tb_insert(tb);
+    return tb;
+}
+
+static void test_tb_page_lists_unlink_in_any_order(void)
+{
+    static const char *const names[] = { "A", "B", "C (two pages)", "D", "E" };
+    static const uint64_t pcs[] = { 0x300000, 0x300100, 0x300ff8, 0x301010, 0x300200 };
+    static const struct { uint64_t pa, len; unsigned alive; } steps[] = {
+        { 0x300100, 1, 0x1d },          /* B, in the middle of page 0x300000's list */
+        { 0x301000, 1, 0x19 },          /* C, by its tail in the second page */
+        { 0x300000, 0x1000, 0x08 },     /* A and E */
+        { 0x301010, 1, 0x00 },          /* D, the last block of page 0x301000 */
+    };
+    Env e = env_new();
+    (void)e;
+    tb_fake(pcs[0], 16, UINT64_MAX);
+    tb_fake(pcs[1], 16, UINT64_MAX);
+    tb_fake(pcs[2], 16, 0x301000);
+    tb_fake(pcs[3], 8, UINT64_MAX);
+    tb_fake(pcs[4], 16, UINT64_MAX);
+    for (unsigned s = 0; s < ARRAY_LEN(steps); s++) {
+        tb_invalidate_phys_range(steps[s].pa, steps[s].len);
+        for (unsigned i = 0; i < ARRAY_LEN(pcs); i++) {
+            bool alive = tb_find(pcs[i], TB_FLAG_CODE64) != NULL;
+            CHECK_MSG(alive == !!(steps[s].alive & (1u << i)), "after invalidating %#" PRIx64
+                      "+%#" PRIx64 ": block %s %s", steps[s].pa, steps[s].len, names[i],
+                      alive ? "still found" : "gone");
+        }
+        /* A page's list holds exactly its live blocks: A B C E in the first, C D in the second. */
+        bool first = steps[s].alive & 0x17, second = steps[s].alive & 0x0c;
+        CHECK_MSG(tb_page_has_code(0x300000) == first && tb_page_has_code(0x301000) == second,
+                  "after invalidating %#" PRIx64 "+%#" PRIx64 ": pages hold code %d %d, expected %d %d",
+                  steps[s].pa, steps[s].len, tb_page_has_code(0x300000), tb_page_has_code(0x301000),
+                  first, second);
+    }
+    /* The emptied pages take new blocks. */
+    tb_fake(pcs[0], 16, UINT64_MAX);
+    tb_fake(pcs[3], 8, UINT64_MAX);
+    tb_invalidate_phys_range(0x300000, 0x2000);
+    CHECK_MSG(!tb_find(pcs[0], TB_FLAG_CODE64) && !tb_find(pcs[3], TB_FLAG_CODE64),
+              "blocks inserted after the lists emptied survive their invalidation");
+}
+
 static void test_dma_write_invalidates_translated_code(void)
 {
     Env e = env_new();
@@ -2651,6 +2708,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_followed_jmp_block_rewritten_by_itself),
     TEST_CASE(test_ret_to_many_call_sites),
     TEST_CASE(test_flat64_memory_forms_and_faults),
+    TEST_CASE(test_tb_page_lists_unlink_in_any_order),
     TEST_CASE(test_dma_write_invalidates_translated_code),
     TEST_CASE(test_rep_movsb_over_own_block),
     TEST_CASE(test_rep_movsb_over_own_block_long),
