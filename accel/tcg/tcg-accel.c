@@ -58,10 +58,13 @@ static void for_each_cpu_tlb_drop_code(uint64_t page)
         tlb_drop_code_write(all_cpus->pdata[i], page);
 }
 
+/* After blocks were freed: nothing may point to them any more. */
 static void flush_all_cpus_jc(void)
 {
     for (unsigned i = 0; all_cpus && i < all_cpus->len; i++) {
-        cpu_jc_flush(all_cpus->pdata[i]);
+        TCGCPU *c = all_cpus->pdata[i];
+        cpu_jc_flush(c);
+        memset(c->pjc, 0, sizeof(c->pjc));
     }
 }
 
@@ -223,7 +226,11 @@ TranslatedBlock *tb_lookup_flags(TCGCPU *cpu, uint64_t lin, uint32_t flags)
     uint64_t ppage;
     mmu_translate_code(cpu, lin, &ppage, NULL);          /* may raise #PF */
     uint64_t pc_phys = ppage | (lin & 0xfff);
-    tb = tb_find(pc_phys, flags);
+    /* A killed block stays allocated until the next flush_all_cpus_jc. */
+    unsigned ph = (unsigned)((pc_phys ^ (pc_phys >> JC_BITS)) & (JC_SIZE - 1));
+    tb = cpu->pjc[ph];
+    if (!tb || tb->pc_phys != pc_phys || tb->flags != flags || tb->invalid)
+        tb = tb_find(pc_phys, flags);
     if (tb && tb->page2 != UINT64_MAX) {
         uint64_t pa2;
         uint64_t lin2 = (lin & TLB_PAGE_MASK) + 0x1000;
@@ -240,6 +247,7 @@ TranslatedBlock *tb_lookup_flags(TCGCPU *cpu, uint64_t lin, uint32_t flags)
         if (newpages & 2)
             for_each_cpu_tlb_drop_code(tb->page2);
     }
+    cpu->pjc[ph] = tb;
     cpu->jc[h].lin = lin;
     cpu->jc[h].flags = flags;
     cpu->jc[h].tb = tb;
