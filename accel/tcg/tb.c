@@ -20,6 +20,7 @@ static GMutex tb_lock;
 static TranslatedBlock **tb_hash;
 static GHashTable *tb_pages;            /* page number -> TranslatedBlock* head */
 static TranslatedBlock *tb_dead;
+unsigned long tb_free_gen;
 static unsigned tb_live, tb_dead_count;
 
 const char *const tcg_op_names[OP__COUNT] = {
@@ -239,6 +240,7 @@ bool tb_reap(void)
     tb_dead_count = 0;
     g_mutex_unlock(&tb_lock);
     bool any = t != NULL;
+    __atomic_fetch_add(&tb_free_gen, 1, __ATOMIC_RELEASE);
     while (t) {
         TranslatedBlock *n = t->dead_next;
         g_free(t);

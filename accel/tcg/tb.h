@@ -236,6 +236,8 @@ void tb_invalidate_phys_range(uint64_t pa, uint64_t len);
 void tb_flush_all(void);
 /* Free invalidated blocks; true if any were freed (callers flush jump caches). */
 bool tb_reap(void);
+/* Counts the tb_reap calls that freed blocks (caches of block pointers compare it). */
+extern unsigned long tb_free_gen;
 /* The same once enough blocks are dead to be worth a jump-cache flush. */
 bool tb_reap_batch(void);
 unsigned tb_count(void);

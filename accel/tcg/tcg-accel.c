@@ -58,13 +58,10 @@ static void for_each_cpu_tlb_drop_code(uint64_t page)
         tlb_drop_code_write(all_cpus->pdata[i], page);
 }
 
-/* After blocks were freed: nothing may point to them any more. */
 static void flush_all_cpus_jc(void)
 {
     for (unsigned i = 0; all_cpus && i < all_cpus->len; i++) {
-        TCGCPU *c = all_cpus->pdata[i];
-        cpu_jc_flush(c);
-        memset(c->pjc, 0, sizeof(c->pjc));
+        cpu_jc_flush(all_cpus->pdata[i]);
     }
 }
 
@@ -226,8 +223,13 @@ TranslatedBlock *tb_lookup_flags(TCGCPU *cpu, uint64_t lin, uint32_t flags)
     uint64_t ppage;
     mmu_translate_code(cpu, lin, &ppage, NULL);          /* may raise #PF */
     uint64_t pc_phys = ppage | (lin & 0xfff);
-    /* A killed block stays allocated until the next flush_all_cpus_jc. */
+    /* A killed block stays allocated until tb_reap, which counts in tb_free_gen. */
     unsigned ph = (unsigned)((pc_phys ^ (pc_phys >> JC_BITS)) & (JC_SIZE - 1));
+    unsigned long free_gen = __atomic_load_n(&tb_free_gen, __ATOMIC_ACQUIRE);
+    if (unlikely(cpu->pjc_gen != free_gen)) {
+        memset(cpu->pjc, 0, sizeof(cpu->pjc));
+        cpu->pjc_gen = free_gen;
+    }
     tb = cpu->pjc[ph];
     if (!tb || tb->pc_phys != pc_phys || tb->flags != flags || tb->invalid)
         tb = tb_find(pc_phys, flags);
