@@ -256,11 +256,11 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
 #define END_DIRECT() goto chain_direct
 /*
  * What stops chain_direct: the budget, a kick, an interrupt check (and
- * tracing, which sets a budget of one block on entry).
+ * tracing, which sets a budget of one block on entry).  Whatever sets
+ * exit_request sets chain_break too (tcg-accel.c), so one load tells.
  */
 #define CHAIN_STOP() \
-        (nb >= max_blocks || \
-         (__atomic_load_n(&cpu->exit_request, __ATOMIC_RELAXED) | cpu->chain_break))
+        (nb >= max_blocks || __atomic_load_n(&cpu->chain_break, __ATOMIC_RELAXED))
 /*
  * chain_direct's common case, 64-bit code whose exit is linked, inline:
  * each branch handler then ends in its own indirect jump into the next
@@ -439,8 +439,10 @@ L_NOP:
      * slice, and one that drops and retakes a lock within a slice (SeaBIOS's
      * smp_scan) never lets the others in: end the slice here.
      */
-    if (op->sub == 1 && cpu->m && cpu->m->smp_cpus > 1)
+    if (op->sub == 1 && cpu->m && cpu->m->smp_cpus > 1) {
         __atomic_store_n(&cpu->exit_request, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&cpu->chain_break, 1, __ATOMIC_RELEASE);     /* see CHAIN_STOP */
+    }
     NEXT();
 L_UD:
 L_ILLEGAL_LOCK:

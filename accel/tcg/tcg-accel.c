@@ -97,8 +97,8 @@ void tcg_raise_interrupt_check(void)
 {
     for (unsigned i = 0; all_cpus && i < all_cpus->len; i++) {
         TCGCPU *c = all_cpus->pdata[i];
-        cpu_request_irq_check(c);
         __atomic_store_n(&c->exit_request, 1, __ATOMIC_RELEASE);
+        cpu_request_irq_check(c);           /* sets chain_break after it */
     }
 }
 
@@ -478,6 +478,13 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
         }
     }
     while (n < max_blocks) {
+        /*
+         * Every kick sets chain_break after exit_request, and exec.c's chaining
+         * looks only at chain_break: clear it before looking at exit_request,
+         * so that a kick racing with this check is seen by one or the other.
+         */
+        __atomic_store_n(&cpu->chain_break, 0, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
         if (__atomic_load_n(&cpu->exit_request, __ATOMIC_ACQUIRE)) {
             __atomic_store_n(&cpu->exit_request, 0, __ATOMIC_RELEASE);
             return TCG_RUN_EXIT;
@@ -488,7 +495,6 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
         if (cpu->shutdown)
             return TCG_RUN_HALTED;
 
-        __atomic_store_n(&cpu->chain_break, 0, __ATOMIC_RELAXED);
         if (tcg_apic_present && (unsigned)cpu->id < TCG_MAX_CPUS &&
             __atomic_load_n(&tcg_event_check[cpu->id], __ATOMIC_ACQUIRE))
             tcg_apic_events(cpu);
@@ -602,8 +608,10 @@ static void tcg_region_commit(MemoryListener *l)
     TCGState *s = l->opaque;
     for (unsigned i = 0; i < s->cpus->len; i++) {
         TCGCPU *c = s->cpus->pdata[i];
-        if (c)
+        if (c) {
             __atomic_store_n(&c->exit_request, 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&c->chain_break, 1, __ATOMIC_RELEASE);
+        }
     }
 }
 
@@ -732,8 +740,10 @@ static void tcg_vcpu_kick(Machine *m, int id)
     for (unsigned i = 0; i < s->cpus->len; i++) {
         TCGCPU *cpu = s->cpus->pdata[i];
         /* One thread runs them all: any kick must stop the round-robin loop. */
-        if (cpu)
+        if (cpu) {
             __atomic_store_n(&cpu->exit_request, 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&cpu->chain_break, 1, __ATOMIC_RELEASE);
+        }
     }
 }
 
