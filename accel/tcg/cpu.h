@@ -343,6 +343,14 @@ typedef struct TCGCPU {
     PTCacheEntry ptc[PTC_SIZE];      /* flushed with the TLB */
     struct { uint64_t lin; uint32_t flags; TranslatedBlock *tb; } jc[JC_SIZE];
     /*
+     * Blocks by physical PC, in front of tb_find (tcg-accel.c): unlike the
+     * jump cache it does not depend on the paging mode or CR3, so it
+     * survives their changes, and is cleared only when blocks have been
+     * freed since it was filled (pjc_gen != tb_free_gen).
+     */
+    TranslatedBlock *pjc[JC_SIZE];
+    unsigned long pjc_gen;
+    /*
      * Generation of the jump cache: block links (TranslatedBlock.link) made
      * by this CPU are valid while it is unchanged.  Values come from one
      * global counter (cpu_jc_flush), so no two CPUs ever share a value.

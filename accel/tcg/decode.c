@@ -729,6 +729,16 @@ TranslatedBlock *tcg_translate(TCGCPU *cpu, uint64_t lin_pc, uint64_t pc_phys, u
     }
     if (log_enabled(LOG_IN_ASM))
         log_printf("----------------\nIN: \n");        /* QEMU's block header */
+    /*
+     * In 64-bit blocks that may chain, a direct JMP forward to the same
+     * page does not end the block: decoding goes on at its target, which
+     * exec.c's in-block jumps then reach without a block transition (the
+     * JMP stays an op, jumping to the op after it).  So a loop whose body
+     * jumps over other code can stay in one block.  DecodedOp.off is each
+     * instruction's real offset; the block's size spans the skipped bytes
+     * too, so writes there also invalidate it (harmlessly).
+     */
+    bool follow_jmp = d.code == 3 && !(flags & (TB_FLAGS_ALONE | TB_FLAG_BP));
     while (n < max_insns) {
         if (n > 0 && (d.lin & TLB_PAGE_MASK) != d.first_lin_page)
             break;          /* next instruction starts on another page */
@@ -736,12 +746,23 @@ TranslatedBlock *tcg_translate(TCGCPU *cpu, uint64_t lin_pc, uint64_t pc_phys, u
         save_page2 = d.page2;
         d.insn_index = (unsigned)n;
         decode_one(&d, &ops[n]);
+        ops[n].off = (uint16_t)(save_lin - lin_pc);
         if (log_enabled(LOG_IN_ASM))
             log_insn(&d, ip, &ops[n]);
         ip += ops[n].len;
         bool ends = op_ends_block(&ops[n]);
         n++;
-        if (ends || d.page2 != UINT64_MAX)
+        if (d.page2 != UINT64_MAX)
+            break;
+        if (ends && follow_jmp && ops[n - 1].idx == OP_JMP_REL && ops[n - 1].sz == 3) {
+            uint64_t target = d.lin + ops[n - 1].imm;
+            if (target >= d.lin && (target & TLB_PAGE_MASK) == d.first_lin_page) {
+                ip += target - d.lin;
+                d.lin = target;
+                continue;
+            }
+        }
+        if (ends)
             break;
     }
 finish:
@@ -757,6 +778,7 @@ finish:
         tb->size = (uint32_t)size;
         memcpy(tb->ops, ops, (size_t)n * sizeof(DecodedOp));
         tb->ops[n].idx = OP_EXIT;
+        tb->ops[n].off = (uint16_t)size;
         tcg_specialize(tb);
         if (log_enabled(LOG_IN_ASM))
             log_printf("\n");

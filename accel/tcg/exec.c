@@ -221,6 +221,30 @@ static inline TranslatedBlock *exit_link_find(const TCGCPU *cpu, const Translate
 }
 
 /*
+ * An indirect exit of a 64-bit block (RET, JMP/CALL r/m) to lin that none
+ * of the block's shared slots links: the CPU's jump cache, which holds what
+ * the run loop's lookup would find (cleared with the link generation, so
+ * its blocks are not freed), and remembered in a shared slot as the run
+ * loop would.  Not out of blocks that must return to the run loop or be
+ * checked for breakpoints (their flags are never a chained block's).
+ */
+static inline TranslatedBlock *exit_jc_find(TCGCPU *cpu, TranslatedBlock *tb, uint64_t lin)
+{
+    unsigned h = (unsigned)((lin ^ (lin >> JC_BITS)) & (JC_SIZE - 1));
+    TranslatedBlock *next = cpu->jc[h].tb;
+    unsigned k;
+    if (!next || cpu->jc[h].lin != lin || cpu->jc[h].flags != tb->flags || next->invalid ||
+        (tb->flags & (TB_FLAGS_ALONE | TB_FLAG_BP)))
+        return NULL;
+    k = TB_LINKS_DIRECT + tb->link_next++ % (TB_LINKS - TB_LINKS_DIRECT);
+    tb->link[k].lin = lin;
+    tb->link[k].gen = cpu->link_gen;
+    tb->link[k].flags = tb->flags;
+    tb->link[k].tb = next;
+    return next;
+}
+
+/*
  * May the interpreter go straight on to the next block?  Only while the
  * run loop would do nothing but look the block up: no kick or APIC event,
  * no interrupt window to poll (IF with a pending re-check), no STI/MOV SS
@@ -236,6 +260,19 @@ static inline bool can_chain(const TCGCPU *cpu, const TranslatedBlock *tb)
     return !(tb->flags & TB_FLAGS_ALONE) && !(log_mask & (LOG_EXEC | LOG_CPU));
 }
 
+/* tcg_exec_tb's labels by op kind, published by its first call (tcg_op_handler). */
+static const void *const *op_handlers;
+
+const void *tcg_op_handler(unsigned idx)
+{
+    const void *const *h = __atomic_load_n(&op_handlers, __ATOMIC_ACQUIRE);
+    if (!h) {
+        tcg_exec_tb(NULL, NULL, 0);
+        h = __atomic_load_n(&op_handlers, __ATOMIC_ACQUIRE);
+    }
+    return h[idx];
+}
+
 long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
 {
     /* Generic kinds go through their S_ stub (SYNC_RIP), specialised ones straight in. */
@@ -244,18 +281,24 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
         TCG_OP_LIST(TCG_OP_LABEL)
 #undef TCG_OP_LABEL
     };
+    if (unlikely(!tb)) {
+        __atomic_store_n(&op_handlers, labels, __ATOMIC_RELEASE);
+        return 0;
+    }
     const DecodedOp *op = tb->ops;
     /*
-     * icount: a block run adds the index of the op it leaves at, plus one;
-     * an in-block jump adds the ops run so far and subtracts its target's
-     * index, so that the exit's addition counts from there.
+     * icount: a block run adds the index of the op it leaves at, plus one
+     * (op->seq); an in-block jump adds the ops run so far and subtracts its
+     * target's index, so that the exit's addition counts from there.
      */
-#define COUNT_EXIT() (cpu->icount += op - tb->ops + 1)
+#define COUNT_EXIT() (cpu->icount += op->seq)
     const TLBEntry *tlb = cpu->tlb[cpu->mmu_idx];     /* see flat64_ld_lin */
     uint64_t a, b, r, lin = 0;
+    uint8_t *rmw_host;
     int sz;
 
-#define DISPATCH() goto *labels[op->idx]
+/* Direct threading: tcg_specialize stored each op's handler address in it. */
+#define DISPATCH() goto *op->handler
 #define NEXT() do { op++; DISPATCH(); } while (0)
 #define SYNC_RIP() (cpu->rip = cpu->block_rip + op->off)
 #define END() goto chain
@@ -263,40 +306,52 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
 #define END_DIRECT() goto chain_direct
 /*
  * What stops chain_direct: the budget, a kick, an interrupt check (and
- * tracing, which sets a budget of one block on entry).
+ * tracing, which sets a budget of one block on entry).  Whatever sets
+ * exit_request sets chain_break too (tcg-accel.c), so one load tells.
  */
 #define CHAIN_STOP() \
-        (nb >= max_blocks || \
-         (__atomic_load_n(&cpu->exit_request, __ATOMIC_RELAXED) | cpu->chain_break))
+        (nb >= max_blocks || __atomic_load_n(&cpu->chain_break, __ATOMIC_RELAXED))
 /*
  * chain_direct's common case, 64-bit code whose exit is linked, inline:
  * each branch handler then ends in its own indirect jump into the next
  * block, which the host predicts far better than one jump shared by every
  * block transition.  Anything else goes to chain_direct.  direct: the op
  * is a direct exit with its own link slot (Jcc, JMP/CALL rel).  A near
- * branch leaves the TLB set (tlb) as it is.
+ * branch leaves the TLB set (tlb) as it is.  END_DIRECT_FAST is for op
+ * kinds that only exist in 64-bit blocks (tcg_specialize).
  */
 #define END_DIRECT_FAST(direct) do { \
         if (unlikely(CHAIN_STOP())) \
             goto chain_direct; \
-        END_DIRECT_LINKED(direct); \
+        END_DIRECT_LINKED64(direct); \
     } while (0)
-/* The same once CHAIN_STOP() is known false. */
+/* The same once CHAIN_STOP() is known false, in a block of any mode. */
 #define END_DIRECT_LINKED(direct) do { \
-        TranslatedBlock *next_; \
-        uint64_t pc_ = cpu->seg[SEG_CS].base + cpu->rip; \
         if (unlikely((tb->flags & TB_FLAG_SIZE_MASK) != TB_FLAG_CODE64)) \
             goto chain_direct; \
+        END_DIRECT_LINKED64(direct); \
+    } while (0)
+/*
+ * The same in a 64-bit block.  A direct slot only ever links a block with
+ * this block's flags (tcg-accel.c tb_lookup_flags), so its key is the
+ * linear PC and the generation.  An indirect exit missing the shared
+ * slots tries the jump cache (exit_jc_find) before the run loop.
+ */
+#define END_DIRECT_LINKED64(direct) do { \
+        TranslatedBlock *next_; \
+        uint64_t pc_ = cpu->seg[SEG_CS].base + cpu->rip; \
         if (direct) { \
-            unsigned k_ = op->link; \
-            if (unlikely(tb->link[k_].lin != pc_ || tb->link[k_].gen != cpu->link_gen || \
-                         tb->link[k_].flags != tb->flags)) \
+            const typeof(tb->link[0]) *l_ = &tb->link[op->link]; \
+            if (unlikely(l_->lin != pc_ || l_->gen != cpu->link_gen)) \
                 goto chain_direct; \
-            next_ = tb->link[k_].tb; \
+            next_ = l_->tb; \
         } else { \
             next_ = exit_link_find(cpu, tb, op->link, pc_, tb->flags); \
-            if (unlikely(!next_)) \
-                goto chain_direct; \
+            if (unlikely(!next_)) { \
+                next_ = exit_jc_find(cpu, tb, pc_); \
+                if (!next_) \
+                    goto chain_direct; \
+            } \
         } \
         COUNT_EXIT(); \
         tb = next_; \
@@ -314,22 +369,34 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
         } \
     } while (0)
 /*
- * A taken near branch to target.  In 64-bit blocks tcg_specialize marks a
- * target inside the same block (op->imm16 = its op index + 1): go there
- * without leaving the block, counting the jump as a new block against the
- * budget and stopping for the same reasons as chain_direct.
+ * A taken near branch to target.  JUMP64: the same in a 64-bit block,
+ * where tcg_specialize marks a target inside the same block (op->imm16 =
+ * its op index + 1, only for the JMP64_REL and J<cc> kinds, whose op->imm
+ * is the target's offset in the block): JUMP_IN_BLOCK goes there without
+ * leaving the block, counting the jump as a new block against the budget
+ * and stopping for the same reasons as chain_direct.
  */
-#define JUMP(target) do { \
+#define JUMP_(target, linked) do { \
         cpu->rip = (target); \
         if (unlikely(CHAIN_STOP())) \
             goto chain_direct; \
-        if (op->imm16) { \
-            nb++; \
-            cpu->icount += op - tb->ops + 1 - (op->imm16 - 1); \
-            op = tb->ops + op->imm16 - 1; \
-            DISPATCH(); \
+        linked(true); \
+    } while (0)
+#define JUMP_IN_BLOCK() do { \
+        if (unlikely(CHAIN_STOP())) { \
+            cpu->rip = cpu->block_rip + op->imm; \
+            goto chain_direct; \
         } \
-        END_DIRECT_LINKED(true); \
+        nb++; \
+        cpu->icount += op->seq - (op->imm16 - 1); \
+        op = tb->ops + op->imm16 - 1; \
+        DISPATCH(); \
+    } while (0)
+#define JUMP(target) JUMP_(target, END_DIRECT_LINKED)
+#define JUMP64(target) do { \
+        if (op->imm16) \
+            JUMP_IN_BLOCK(); \
+        JUMP_(target, END_DIRECT_LINKED64); \
     } while (0)
 
     long nb = 1;
@@ -422,8 +489,10 @@ L_NOP:
      * slice, and one that drops and retakes a lock within a slice (SeaBIOS's
      * smp_scan) never lets the others in: end the slice here.
      */
-    if (op->sub == 1 && cpu->m && cpu->m->smp_cpus > 1)
+    if (op->sub == 1 && cpu->m && cpu->m->smp_cpus > 1) {
         __atomic_store_n(&cpu->exit_request, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&cpu->chain_break, 1, __ATOMIC_RELEASE);     /* see CHAIN_STOP */
+    }
     NEXT();
 L_UD:
 L_ILLEGAL_LOCK:
@@ -703,11 +772,15 @@ L_RET:
 L_JMP_E:
     a = rm_read(cpu, op, op->sz);
     cpu->rip = a;
+    if (likely(op->sz == 3))
+        END_DIRECT_FAST(false);
     END_DIRECT();
 L_CALL_E:
     a = rm_read(cpu, op, op->sz);
     cpu_push(cpu, op->sz, cpu->rip + op->len);
     cpu->rip = a;
+    if (likely(op->sz == 3))
+        END_DIRECT_FAST(false);
     END_DIRECT();
 L_JMP_FAR:
     helper_far_jmp(cpu, op->imm16, op->imm, cpu->rip + op->len);
@@ -1201,7 +1274,9 @@ L_CALL64_REL:
     cpu->rip = a + op->imm;
     END_DIRECT_FAST(true);
 L_JMP64_REL:
-    JUMP(cpu->block_rip + op->imm);
+    JUMP64(cpu->block_rip + op->imm);
+L_JMP64_NEXT:
+    NEXT();
 L_RET64:
     lin = cpu->regs[R_ESP];
     a = flat64_ld_lin(cpu, tlb, op, lin, 3, SEG_SS);
@@ -1298,6 +1373,69 @@ L_INC_JNZ_CMP8_MI:
         if (op->idx != OP_INC_JNZ_CMP8_MI)
             DISPATCH();
     }
+
+    /*
+     * Memory operands through an _F address (tcg_specialize), any size.
+     * A read-modify-write checks the TLB once, with the write tag (a
+     * writable page is readable); on a miss both accesses take the slow
+     * paths, the load first, as the generic handlers do.  The flags are
+     * written last, so a faulting store leaves registers, flags and
+     * memory as they were.
+     */
+#define RMW_F_BEGIN() do { \
+        sz = op->sz; \
+        lin = flat64_lin(cpu, op); \
+        const TLBEntry *e_ = &tlb[(lin >> 12) & (TLB_SIZE - 1)]; \
+        if (likely(e_->tag_w == ((lin + (1u << sz) - 1) & TLB_PAGE_MASK))) { \
+            rmw_host = (uint8_t *)(e_->addend + (uintptr_t)lin); \
+            a = ld_raw(rmw_host, sz); \
+        } else { \
+            rmw_host = NULL; \
+            SYNC_RIP(); \
+            a = mem_ld_slow_canon(cpu, lin, sz, op->seg); \
+        } \
+    } while (0)
+#define RMW_F_END(v) do { \
+        if (likely(rmw_host)) \
+            st_raw(rmw_host, sz, (v)); \
+        else \
+            mem_st_slow_canon(cpu, lin, sz, (v), op->seg); \
+    } while (0)
+L_INC_M_F:
+    RMW_F_BEGIN();
+    b = cc_cf_fast(cpu);                /* INC and DEC keep CF (SDM 2A "INC") */
+    r = (a + 1) & size_mask[sz];
+    RMW_F_END(r);
+    set_cc(cpu, CC_OP_INC, sz, r, a, 1);
+    cpu->cc_aux = b;
+    NEXT();
+L_DEC_M_F:
+    RMW_F_BEGIN();
+    b = cc_cf_fast(cpu);
+    r = (a - 1) & size_mask[sz];
+    RMW_F_END(r);
+    set_cc(cpu, CC_OP_DEC, sz, r, a, 1);
+    cpu->cc_aux = b;
+    NEXT();
+#undef RMW_F_BEGIN
+#undef RMW_F_END
+L_ST_I_F:
+    flat64_st(cpu, tlb, op, op->sz, op->imm);
+    NEXT();
+L_CMP_MI_F:
+    sz = op->sz;
+    a = flat64_ld(cpu, tlb, op, sz);
+    b = op->imm & size_mask[sz];
+    set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b);
+    NEXT();
+L_TEST_MI_F:
+    sz = op->sz;
+    set_cc_logic(cpu, sz, flat64_ld(cpu, tlb, op, sz) & op->imm & size_mask[sz]);
+    NEXT();
+L_JMP_M_F:
+    cpu->rip = flat64_ld(cpu, tlb, op, 3);
+    END_DIRECT_FAST(false);
+
 L_LEA_B:
     a = (uint64_t)(int64_t)op->disp + cpu->xregs[op->base];
     cpu->regs[op->reg] = a & size_mask[op->asz] & size_mask[op->sz];
@@ -1384,11 +1522,16 @@ L_SAR_RCL:
     NEXT();
 #undef SHIFT_CL_BEGIN
 
+/* A near branch has a 64-bit operand size only in 64-bit code (decode.c osz64). */
 #define JCC_FAST(name, cond) \
 L_##name: \
-    if (cc_eval(cpu, cond)) \
-        JUMP(likely(op->sz == 3) ? cpu->block_rip + op->imm : \
-             branch_target(cpu, op, cpu->block_rip + op->imm)); \
+    if (cc_eval(cpu, cond)) { \
+        if (op->imm16) \
+            JUMP_IN_BLOCK(); \
+        if (likely(op->sz == 3)) \
+            JUMP_(cpu->block_rip + op->imm, END_DIRECT_LINKED64); \
+        JUMP(branch_target(cpu, op, cpu->block_rip + op->imm)); \
+    } \
     NEXT();
     JCC_FAST(JO, 0) JCC_FAST(JNO, 1) JCC_FAST(JB, 2) JCC_FAST(JNB, 3)
     JCC_FAST(JZ, 4) JCC_FAST(JNZ, 5) JCC_FAST(JBE, 6) JCC_FAST(JA, 7)
@@ -1405,8 +1548,11 @@ L_##name: \
      */
 #define FUSED_TAKE() do { \
         op++; \
-        JUMP(likely(op->sz == 3) ? cpu->block_rip + op->imm : \
-             branch_target(cpu, op, cpu->block_rip + op->imm)); \
+        if (op->imm16) \
+            JUMP_IN_BLOCK(); \
+        if (likely(op->sz == 3)) \
+            JUMP_(cpu->block_rip + op->imm, END_DIRECT_LINKED64); \
+        JUMP(branch_target(cpu, op, cpu->block_rip + op->imm)); \
     } while (0)
 #define FUSED_Z(name, body) \
 L_JZ_##name: \
@@ -1714,6 +1860,7 @@ L_SSE_PSHUFB:
  * above where their preconditions hold.  Nothing else looks at op->idx
  * after this except the interpreter (tb_kill's OP_EXIT aside).
  */
+_Static_assert(TB_MAX_INSNS + 1 <= UINT8_MAX, "DecodedOp.seq counts the ops of a block");
 _Static_assert(OP_LD16_F - OP_LD32_F == OP_LD16 - OP_LD32, "the _F run mirrors LD32..LD16");
 _Static_assert(OP_LD16_FB - OP_LD32_FB == OP_LD16 - OP_LD32, "the _FB run mirrors LD32..LD16");
 
@@ -2152,6 +2299,26 @@ static void known_cf(TranslatedBlock *tb)
     }
 }
 
+/*
+ * Can op's memory operand take an _F address (flat64_lin)?  64-bit code,
+ * a 64-bit address through a segment without a base; a RIP-relative one
+ * becomes relative to the block's start (BASE_BLOCK_RIP) if it fits.
+ */
+static bool flat64_operand(DecodedOp *op, bool code64)
+{
+    int64_t disp;
+    if (!code64 || op->rm != NOREG || op->asz != 3 || op->seg >= SEG_FS)
+        return false;
+    if (op->base != BASE_RIP)
+        return true;
+    disp = (int64_t)op->disp + op->off + op->len;
+    if (disp > INT32_MAX)
+        return false;
+    op->disp = (int32_t)disp;
+    op->base = BASE_BLOCK_RIP;
+    return true;
+}
+
 void tcg_specialize(TranslatedBlock *tb)
 {
     static const uint16_t alu_rr[8] = {
@@ -2169,14 +2336,22 @@ void tcg_specialize(TranslatedBlock *tb)
      * nor where instruction breakpoints are checked at each block entry.
      */
     bool in_block_jumps = code64 && !(tb->flags & (TB_FLAGS_ALONE | TB_FLAG_BP));
-    unsigned off = 0;
     unsigned exits = 0;
     for (uint32_t i = 0; i <= tb->n_ops; i++) {
         DecodedOp *op = &tb->ops[i];
-        op->off = (uint16_t)off;            /* ops[n_ops], the EXIT sentinel, too */
-        off += op->len;
+        op->seq = (uint8_t)(i + 1);         /* ops[n_ops], the EXIT sentinel, too */
         switch (op->idx) {
-        case OP_JCC: case OP_JMP_REL: case OP_CALL_REL: case OP_LOOP: case OP_JCXZ: case OP_EXIT:
+        case OP_JMP_REL:
+            /*
+             * One the decoder followed (decode.c) never leaves the block,
+             * unless the block ends right after it (JMP64_NEXT below).
+             */
+            if (i + 1 < tb->n_ops && op->off + op->len + op->imm == tb->ops[i + 1].off) {
+                op->link = TB_LINK_ANY;
+                break;
+            }
+            /* fall through */
+        case OP_JCC: case OP_CALL_REL: case OP_LOOP: case OP_JCXZ: case OP_EXIT:
             op->link = (uint8_t)(exits++ % TB_LINKS_DIRECT);
             break;
         default:
@@ -2232,6 +2407,8 @@ void tcg_specialize(TranslatedBlock *tb)
                 op->idx = OP_CMP8_RI;
             } else if (op->sz == 0 && !reg && op->sub == 7) {
                 op->idx = OP_CMP8_MI;
+            } else if (op->sub == 7 && flat64_operand(op, code64)) {
+                op->idx = OP_CMP_MI_F;
             }
             break;
         case OP_TEST_EG:
@@ -2246,6 +2423,8 @@ void tcg_specialize(TranslatedBlock *tb)
                 op->idx = OP_TEST_RI;
             } else if (op->sz == 0 && reg && op->rm < 16) {
                 op->idx = OP_TEST8_RI;
+            } else if (flat64_operand(op, code64)) {
+                op->idx = OP_TEST_MI_F;
             }
             break;
         case OP_MOV_EG:
@@ -2299,6 +2478,16 @@ void tcg_specialize(TranslatedBlock *tb)
         case OP_DEC_E:
             if (wide && reg)
                 op->idx = op->idx == OP_INC_E ? OP_INC_R : OP_DEC_R;
+            else if (flat64_operand(op, code64))
+                op->idx = op->idx == OP_INC_E ? OP_INC_M_F : OP_DEC_M_F;
+            break;
+        case OP_MOV_EI:
+            if (flat64_operand(op, code64))
+                op->idx = OP_ST_I_F;
+            break;
+        case OP_JMP_E:
+            if (op->sz == 3 && flat64_operand(op, code64))
+                op->idx = OP_JMP_M_F;
             break;
         case OP_PUSH_R:
             if (code64 && op->sz == 3)
@@ -2365,6 +2554,9 @@ void tcg_specialize(TranslatedBlock *tb)
                     break;
                 }
             }
+            /* A JMP the decoder followed: on to the next op, no jump at all. */
+            if (op->idx == OP_JMP64_REL && op->imm16 == i + 2)
+                op->idx = OP_JMP64_NEXT;
         }
         if (code64 && op->idx >= OP_LD32 && op->idx <= OP_LD16 && op->asz == 3 &&
             op->seg < SEG_FS) {
@@ -2477,4 +2669,7 @@ void tcg_specialize(TranslatedBlock *tb)
      */
     known_cf(tb);
     flags_liveness(tb);
+    /* Direct threading: each op's handler, once every kind above is final. */
+    for (uint32_t i = 0; i <= tb->n_ops; i++)
+        tb->ops[i].handler = tcg_op_handler(tb->ops[i].idx);
 }

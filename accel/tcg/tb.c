@@ -20,6 +20,7 @@ static GMutex tb_lock;
 static TranslatedBlock **tb_hash;
 static GHashTable *tb_pages;            /* page number -> TranslatedBlock* head */
 static TranslatedBlock *tb_dead;
+unsigned long tb_free_gen;
 static unsigned tb_live, tb_dead_count;
 
 const char *const tcg_op_names[OP__COUNT] = {
@@ -78,6 +79,12 @@ static void page_remove_if_empty(uint64_t page)
     }
 }
 
+/* In page P's list a block links through page_next[0] if P is its first page. */
+static inline int page_link(const TranslatedBlock *t, uint64_t page)
+{
+    return (t->pc_phys & ~0xfffull) == page ? 0 : 1;
+}
+
 unsigned tb_insert(TranslatedBlock *tb)
 {
     unsigned newpages = 0;
@@ -93,6 +100,9 @@ unsigned tb_insert(TranslatedBlock *tb)
         if (!*head)
             newpages |= 1u << i;
         tb->page_next[i] = *head;
+        tb->page_pprev[i] = head;
+        if (*head)
+            (*head)->page_pprev[page_link(*head, page)] = &tb->page_next[i];
         *head = tb;
     }
     tb_live++;
@@ -119,18 +129,17 @@ bool tb_page_has_code(uint64_t paddr_page)
     return r;
 }
 
-static void list_unlink(TranslatedBlock **head, uint64_t page, TranslatedBlock *tb)
+/*
+ * Unlink tb from its list i (page page) through its back pointer: a page's
+ * blocks die together when it is overwritten, and walking the list for each
+ * of them made that quadratic.
+ */
+static void list_unlink(TranslatedBlock *tb, int i, uint64_t page)
 {
-    /* In page P's list a block links through page_next[0] if P is its first page. */
-    for (TranslatedBlock **pp = head; *pp; ) {
-        TranslatedBlock *t = *pp;
-        int link = (t->pc_phys & ~0xfffull) == page ? 0 : 1;
-        if (t == tb) {
-            *pp = t->page_next[link];
-            return;
-        }
-        pp = &t->page_next[link];
-    }
+    TranslatedBlock *next = tb->page_next[i];
+    *tb->page_pprev[i] = next;
+    if (next)
+        next->page_pprev[page_link(next, page)] = tb->page_pprev[i];
 }
 
 /* Called with tb_lock held. */
@@ -141,11 +150,16 @@ static void tb_kill(TranslatedBlock *tb)
     tb->invalid = true;
     /*
      * Not where the lazy flags are stale (PFX_CC_STALE): those ops make
-     * them exact before they can leave the block.
+     * them exact before they can leave the block.  The interpreter
+     * dispatches through op->handler (direct threading), so both change.
      */
-    for (uint32_t i = 0; i <= tb->n_ops; i++)
-        if (!(tb->ops[i].pfx & PFX_CC_STALE))
-            tb->ops[i].idx = OP_EXIT;
+    const void *exit_handler = tcg_op_handler(OP_EXIT);
+    for (uint32_t i = 0; i <= tb->n_ops; i++) {
+        if (tb->ops[i].pfx & PFX_CC_STALE)
+            continue;
+        tb->ops[i].idx = OP_EXIT;
+        tb->ops[i].handler = exit_handler;
+    }
     unsigned h = tb_hash_fn(tb->pc_phys, tb->flags);
     for (TranslatedBlock **pp = &tb_hash[h]; *pp; pp = &(*pp)->hash_next)
         if (*pp == tb) {
@@ -156,11 +170,8 @@ static void tb_kill(TranslatedBlock *tb)
         uint64_t page = i == 0 ? tb->pc_phys & ~0xfffull : tb->page2;
         if (page == UINT64_MAX)
             continue;
-        TranslatedBlock **head = page_head(page, false);
-        if (head) {
-            list_unlink(head, page, tb);
-            page_remove_if_empty(page);
-        }
+        list_unlink(tb, i, page);
+        page_remove_if_empty(page);
     }
     tb->dead_next = tb_dead;
     tb_dead = tb;
@@ -236,6 +247,7 @@ bool tb_reap(void)
     tb_dead_count = 0;
     g_mutex_unlock(&tb_lock);
     bool any = t != NULL;
+    __atomic_fetch_add(&tb_free_gen, 1, __ATOMIC_RELEASE);
     while (t) {
         TranslatedBlock *n = t->dead_next;
         g_free(t);

@@ -60,7 +60,12 @@
  * CMP8_RI / TEST8_RR / TEST8_RI (byte registers 0-15), INC_R / DEC_R,
  * MOV64_RR (MOV_RR with a 64-bit operand).  64-bit code with 64-bit
  * operands: PUSH64_R, POP64_R, CALL64_REL, RET64 (no imm16), JMP64_REL
- * (displacement relative to the block's start, as J<cc>).  J<cc>_<P>:
+ * (displacement relative to the block's start, as J<cc>), JMP64_NEXT
+ * (a JMP64_REL to the next op, which decode.c followed).  Memory
+ * operands through an _F address, any operand size unless noted: INC_M_F /
+ * DEC_M_F (INC/DEC memory), ST_I_F (MOV memory, imm), CMP_MI_F (CMP
+ * memory, imm; 16-64-bit), TEST_MI_F (TEST memory, imm), JMP_M_F (JMP
+ * through a 64-bit pointer in memory).  J<cc>_<P>:
  * flag producer P (CMP8_MR, CMP8_MI, CMP8_RM, CMP_MR: their _F/_FB
  * forms) fused with the J<cc> that is the next op, which stays in place
  * and gives the branch its target and link (JBE/JA_CMP_RI: CMP_RI with
@@ -104,7 +109,8 @@
     X(CMP_MR_FB) X(CMP8_MR_FB) X(CMP8_MI_FB) X(CMP8_RM_FB) X(LD16_FB) \
     X(LEA_B) X(LEA_BI) X(MOV_RIW) X(MOVZX8_RR) X(MOVZX16_RR) X(MOVSXD_RR) X(IMUL_RR) \
     X(CMOV_RR) X(SETCC_R) X(CMP8_RI) X(TEST8_RR) X(TEST8_RI) X(INC_R) X(DEC_R) \
-    X(PUSH64_R) X(POP64_R) X(CALL64_REL) X(RET64) X(JMP64_REL) X(MOV64_RR) \
+    X(PUSH64_R) X(POP64_R) X(CALL64_REL) X(RET64) X(JMP64_REL) X(JMP64_NEXT) X(MOV64_RR) \
+    X(INC_M_F) X(DEC_M_F) X(ST_I_F) X(CMP_MI_F) X(TEST_MI_F) X(JMP_M_F) \
     X(JO) X(JNO) X(JB) X(JNB) X(JZ) X(JNZ) X(JBE) X(JA) \
     X(JS) X(JNS) X(JP) X(JNP) X(JL) X(JGE) X(JLE) X(JG) \
     X(JZ_CMP8_MR) X(JNZ_CMP8_MR) X(JZ_CMP8_MI) X(JNZ_CMP8_MI) X(JZ_CMP8_RM) X(JNZ_CMP8_RM) \
@@ -157,6 +163,11 @@ extern const char *const tcg_op_names[OP__COUNT];
 #define PFX_ENDS  0x80      /* ends the block (set by decoder) */
 
 typedef struct DecodedOp {
+    /*
+     * The interpreter's handler for idx (exec.c, set by tcg_specialize and
+     * tb_kill): dispatch is one load and an indirect jump.
+     */
+    const void *handler;
     uint16_t idx;           /* OP_* */
     uint8_t len;            /* instruction length in bytes */
     uint8_t sz;             /* operand size, log2 bytes (0..3) */
@@ -170,7 +181,8 @@ typedef struct DecodedOp {
     uint8_t link;           /* TranslatedBlock.link slot of this exit, or TB_LINK_ANY (exec.c) */
     uint16_t imm16;         /* far pointer selector, ENTER frame size */
     int32_t disp;
-    uint16_t off;           /* offset of the instruction from the block start (exec.c) */
+    uint16_t off;           /* offset of the instruction from the block start (decode.c) */
+    uint8_t seq;            /* 1 + index of the op in its block (exec.c's icount) */
     uint64_t imm;
 } DecodedOp;
 
@@ -196,6 +208,7 @@ struct TranslatedBlock {
     volatile bool invalid;
     TranslatedBlock *hash_next;
     TranslatedBlock *page_next[2];
+    TranslatedBlock **page_pprev[2];    /* what points at this block in each page list (tb.c) */
     TranslatedBlock *dead_next;
     uint64_t exec_count;        /* entries from the run loop (a future JIT's hotness heuristic) */
     /*
@@ -254,10 +267,14 @@ void tb_invalidate_phys_range(uint64_t pa, uint64_t len);
 void tb_flush_all(void);
 /* Free invalidated blocks; true if any were freed (callers flush jump caches). */
 bool tb_reap(void);
+/* Counts the tb_reap calls that freed blocks (caches of block pointers compare it). */
+extern unsigned long tb_free_gen;
 /* The same once enough blocks are dead to be worth a jump-cache flush. */
 bool tb_reap_batch(void);
 unsigned tb_count(void);
 /* exec.c: substitute the specialised op kinds (TCG_FASTOP_LIST) in a new block. */
 void tcg_specialize(TranslatedBlock *tb);
+/* exec.c: the interpreter's handler for op kind idx (DecodedOp.handler). */
+const void *tcg_op_handler(unsigned idx);
 
 #endif

@@ -97,8 +97,8 @@ void tcg_raise_interrupt_check(void)
 {
     for (unsigned i = 0; all_cpus && i < all_cpus->len; i++) {
         TCGCPU *c = all_cpus->pdata[i];
-        cpu_request_irq_check(c);
         __atomic_store_n(&c->exit_request, 1, __ATOMIC_RELEASE);
+        cpu_request_irq_check(c);           /* sets chain_break after it */
     }
 }
 
@@ -223,7 +223,16 @@ TranslatedBlock *tb_lookup_flags(TCGCPU *cpu, uint64_t lin, uint32_t flags)
     uint64_t ppage;
     mmu_translate_code(cpu, lin, &ppage, NULL);          /* may raise #PF */
     uint64_t pc_phys = ppage | (lin & 0xfff);
-    tb = tb_find(pc_phys, flags);
+    /* A killed block stays allocated until tb_reap, which counts in tb_free_gen. */
+    unsigned ph = (unsigned)((pc_phys ^ (pc_phys >> JC_BITS)) & (JC_SIZE - 1));
+    unsigned long free_gen = __atomic_load_n(&tb_free_gen, __ATOMIC_ACQUIRE);
+    if (unlikely(cpu->pjc_gen != free_gen)) {
+        memset(cpu->pjc, 0, sizeof(cpu->pjc));
+        cpu->pjc_gen = free_gen;
+    }
+    tb = cpu->pjc[ph];
+    if (!tb || tb->pc_phys != pc_phys || tb->flags != flags || tb->invalid)
+        tb = tb_find(pc_phys, flags);
     if (tb && tb->page2 != UINT64_MAX) {
         uint64_t pa2;
         uint64_t lin2 = (lin & TLB_PAGE_MASK) + 0x1000;
@@ -240,6 +249,7 @@ TranslatedBlock *tb_lookup_flags(TCGCPU *cpu, uint64_t lin, uint32_t flags)
         if (newpages & 2)
             for_each_cpu_tlb_drop_code(tb->page2);
     }
+    cpu->pjc[ph] = tb;
     cpu->jc[h].lin = lin;
     cpu->jc[h].flags = flags;
     cpu->jc[h].tb = tb;
@@ -251,7 +261,8 @@ found:
      */
     prev = cpu->prev_tb;
     if (prev && !(prev->flags & TB_FLAGS_ALONE) && !(flags & TB_FLAG_BP)) {
-        unsigned k = cpu->exit_link < TB_LINKS_DIRECT ? cpu->exit_link :
+        /* A direct slot links only blocks with prev's flags (exec.c END_DIRECT_LINKED64). */
+        unsigned k = cpu->exit_link < TB_LINKS_DIRECT && flags == prev->flags ? cpu->exit_link :
                      TB_LINKS_DIRECT + prev->link_next++ % (TB_LINKS - TB_LINKS_DIRECT);
         prev->link[k].lin = lin;
         prev->link[k].gen = cpu->link_gen;
@@ -467,6 +478,13 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
         }
     }
     while (n < max_blocks) {
+        /*
+         * Every kick sets chain_break after exit_request, and exec.c's chaining
+         * looks only at chain_break: clear it before looking at exit_request,
+         * so that a kick racing with this check is seen by one or the other.
+         */
+        __atomic_store_n(&cpu->chain_break, 0, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
         if (__atomic_load_n(&cpu->exit_request, __ATOMIC_ACQUIRE)) {
             __atomic_store_n(&cpu->exit_request, 0, __ATOMIC_RELEASE);
             return TCG_RUN_EXIT;
@@ -477,7 +495,6 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
         if (cpu->shutdown)
             return TCG_RUN_HALTED;
 
-        __atomic_store_n(&cpu->chain_break, 0, __ATOMIC_RELAXED);
         if (tcg_apic_present && (unsigned)cpu->id < TCG_MAX_CPUS &&
             __atomic_load_n(&tcg_event_check[cpu->id], __ATOMIC_ACQUIRE))
             tcg_apic_events(cpu);
@@ -591,8 +608,10 @@ static void tcg_region_commit(MemoryListener *l)
     TCGState *s = l->opaque;
     for (unsigned i = 0; i < s->cpus->len; i++) {
         TCGCPU *c = s->cpus->pdata[i];
-        if (c)
+        if (c) {
             __atomic_store_n(&c->exit_request, 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&c->chain_break, 1, __ATOMIC_RELEASE);
+        }
     }
 }
 
@@ -721,8 +740,10 @@ static void tcg_vcpu_kick(Machine *m, int id)
     for (unsigned i = 0; i < s->cpus->len; i++) {
         TCGCPU *cpu = s->cpus->pdata[i];
         /* One thread runs them all: any kick must stop the round-robin loop. */
-        if (cpu)
+        if (cpu) {
             __atomic_store_n(&cpu->exit_request, 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&cpu->chain_break, 1, __ATOMIC_RELEASE);
+        }
     }
 }
 

@@ -810,6 +810,300 @@ static void test_chained_block_rewritten_by_itself(void)
     CHECK_EQ("AX = immediate stored by the previous pass", 49, e.cpu->regs[R_EAX] & 0xffff);
 }
 
+/*
+ * 64-bit blocks go on past a direct JMP forward in the same page (decode.c):
+ * the loop below, whose body jumps over a gap, is one block (its JNZ jumps
+ * back inside it), and each op keeps its own address, so a #PF after the
+ * gap reports the faulting instruction (SDM 3A §6.5: a fault's saved RIP is
+ * that of the instruction) and instructions are counted one by one.
+ */
+static void test_followed_jmp_keeps_rip_and_icount(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xb9, 0x05, 0x00, 0x00, 0x00,    /* mov ecx, 5 */
+            0xeb, 0x08,                                 /* L: jmp F (followed) */
+            0xf4, 0xf4, 0xf4, 0xf4, 0xf4, 0xf4, 0xf4, 0xf4,     /* never run */
+            0xff, 0xc9,                                 /* F: dec ecx */
+            0x75, 0xf2,                                 /* jnz L (back into the block) */
+            0x8b, 0x03,                                 /* mov eax, [rbx]: #PF */
+            0xf4);
+    setup_long64(&e);
+    e.cpu->regs[R_EBX] = 0x800000;                      /* PD entry 4: not present */
+    e.cpu->regs[R_EAX] = 0x1234;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("RIP: in the #PF handler", HANDLERS + 14 * 16 + 1, e.cpu->rip);
+    uint64_t sp = e.cpu->regs[R_ESP];
+    CHECK_EQ("#PF error code: read, not present", 0, rd64(&e, (uint32_t)sp));
+    CHECK_EQ("#PF saved RIP: the load after the gap", CODE + 0x13, rd64(&e, (uint32_t)sp + 8));
+    CHECK_EQ("CR2", 0x800000, e.cpu->cr2);
+    CHECK_EQ("ECX: five passes", 0, e.cpu->regs[R_ECX]);
+    CHECK_EQ("EAX untouched by the faulting load", 0x1234, e.cpu->regs[R_EAX]);
+    /* Again with the load mapped: mov, 5 x (jmp, dec, jnz), mov, hlt. */
+    st32_le(e.ram + 0x9000, 0xabcd);
+    e.cpu->regs[R_EBX] = 0x9000;
+    e.cpu->regs[R_ESP] = 0x80000;
+    e.cpu->rip = CODE;
+    e.cpu->halted = false;
+    uint64_t icount0 = e.cpu->icount;
+    CHECK_EQ("run result (mapped)", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EAX loaded", 0xabcd, e.cpu->regs[R_EAX]);
+    CHECK_EQ("RIP after the HLT", CODE + 0x16, e.cpu->rip);
+    CHECK_EQ("icount", 18, e.cpu->icount - icount0);
+    TranslatedBlock *tb = tb_find(CODE, TB_FLAG_CODE64);
+    CHECK(tb != NULL);
+    if (tb) {
+        CHECK_EQ("ops in the block (the JMP followed)", 6, tb->n_ops);
+        CHECK_EQ("bytes the block spans", 0x16, tb->size);
+    }
+}
+
+/* A store into an instruction after a followed JMP stops the block there (tb_kill). */
+static void test_followed_jmp_block_rewritten_by_itself(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xc6, 0x05, 0x07, 0x00, 0x00, 0x00, 0x2a,    /* mov byte [rip+7], 0x2a */
+            0xeb, 0x04,                                 /* jmp F */
+            0xf4, 0xf4, 0xf4, 0xf4,
+            0xb0, 0x01,                                 /* F: mov al, 1 (imm patched) */
+            0xf4);
+    setup_long64(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("AL", 0x2a, e.cpu->regs[R_EAX] & 0xff);
+    CHECK_EQ("RIP after the HLT", CODE + 0x10, e.cpu->rip);
+}
+
+/*
+ * A function returning to more call sites than a block has shared link
+ * slots (tb.h TB_LINKS): the RETs that miss them chain through the jump
+ * cache (exec.c exit_jc_find) and must land on each call's own return.
+ */
+static void test_ret_to_many_call_sites(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x31, 0xc0,                       /* xor eax, eax */
+            0xb9, 0x0a, 0x00, 0x00, 0x00,               /* mov ecx, 10 */
+            0xe8, 0x34, 0x00, 0x00, 0x00,               /* L: call f */
+            0x83, 0xc0, 0x10,                           /* add eax, 16 */
+            0xe8, 0x2c, 0x00, 0x00, 0x00,               /* call f */
+            0x83, 0xc0, 0x20,                           /* add eax, 32 */
+            0xe8, 0x24, 0x00, 0x00, 0x00,               /* call f */
+            0x83, 0xc0, 0x40,                           /* add eax, 64 */
+            0xe8, 0x1c, 0x00, 0x00, 0x00,               /* call f */
+            0xff, 0xc9,                                 /* dec ecx */
+            0x75, 0xdf,                                 /* jnz L */
+            0xf4);
+    CODE_AT(&e, CODE + 0x40, 0x83, 0xc0, 0x01,          /* f: add eax, 1 */
+            0xc3);                                      /* ret */
+    setup_long64(&e);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EAX: 10 x (4 calls + 16 + 32 + 64)", 10 * (4 + 16 + 32 + 64), e.cpu->regs[R_EAX]);
+    CHECK_EQ("RSP balanced", 0x80000, e.cpu->regs[R_ESP]);
+    CHECK_EQ("RIP after the HLT", CODE + 0x29, e.cpu->rip);
+}
+
+/*
+ * Memory forms in 64-bit code (exec.c INC_M_F, DEC_M_F, ST_I_F, CMP_MI_F,
+ * TEST_MI_F, JMP_M_F), each at several operand sizes: results and flags
+ * (INC/DEC keep CF, SDM 2A "INC"), twice so that the second pass meets a
+ * filled TLB.  Then stores and read-modify-writes against a read-only page
+ * (#PF, error code P|W) and loads and stores against a not-present one
+ * (#PF, W for a store): the fault reports the instruction's RIP and CR2
+ * and leaves memory and flags alone.
+ */
+#define MF_DATA 0x9000u
+#define MF_RO   0xa000u
+#define MF_NP   0xb000u
+static void mem_forms_init(Env *e)
+{
+    memset(e->ram + MF_DATA, 0, 0x40);
+    st64_le(e->ram + MF_DATA, ~0ull);
+    st32_le(e->ram + MF_DATA + 8, 0x80000000u);
+    st16_le(e->ram + MF_DATA + 0xc, 0x7fff);
+    st64_le(e->ram + MF_DATA + 0x28, CODE + 0x100);
+    for (int r = 0; r < 16; r++)
+        e->cpu->regs[r] = r == R_ESP ? 0x80000 : 0;
+    e->cpu->regs[R_EBX] = MF_DATA;
+    e->cpu->rip = CODE;
+    e->cpu->halted = false;
+}
+
+static void mem_forms_check(Env *e, const char *pass)
+{
+    static const struct { int reg; const char *what; } flags[] = {
+        { R_EAX, "ZF after inc qword -1" }, { R_ECX, "CF kept by inc" },
+        { R_EDX, "OF after dec dword 0x80000000" }, { 8, "SF after inc word 0x7fff" },
+        { 9, "CF kept by dec byte" }, { 10, "ZF: cmp qword, imm8 equal" },
+        { 11, "CF: cmp dword, imm32 below" }, { 12, "above: cmp word, imm8" },
+        { 13, "SF: test byte, 0x80" }, { 14, "ZF: test qword, 0x7f" },
+    };
+    const uint8_t *m = e->ram + MF_DATA;
+    CHECK_MSG(e->cpu->rip == CODE + 0x101, "%s: RIP %#" PRIx64 ", expected the HLT JMP_M_F reached",
+              pass, e->cpu->rip);
+    CHECK_MSG(ld64_le(m) == 0 && ld32_le(m + 8) == 0x7fffffff && ld16_le(m + 0xc) == 0x8000 &&
+              m[0xe] == 0xff, "%s: INC/DEC memory results %016" PRIx64 " %08x %04x %02x", pass,
+              ld64_le(m), ld32_le(m + 8), ld16_le(m + 0xc), m[0xe]);
+    CHECK_MSG(ld32_le(m + 0x10) == 0x12345678 && ld64_le(m + 0x18) == 0xffffffffffffff80ull &&
+              m[0x20] == 0xab && ld16_le(m + 0x22) == 0x1234,
+              "%s: MOV memory, imm results %08x %016" PRIx64 " %02x %04x", pass, ld32_le(m + 0x10),
+              ld64_le(m + 0x18), m[0x20], ld16_le(m + 0x22));
+    for (unsigned i = 0; i < ARRAY_LEN(flags); i++)
+        CHECK_MSG((e->cpu->regs[flags[i].reg] & 0xff) == 1, "%s: %s: SETcc gave %d", pass,
+                  flags[i].what, (int)(e->cpu->regs[flags[i].reg] & 0xff));
+    CHECK_MSG(e->cpu->regs[15] == 0, "%s: the instruction after JMP [mem] ran", pass);
+}
+
+static void test_flat64_memory_forms_and_faults(void)
+{
+    static const struct {
+        const char *what;
+        uint8_t insn[10];
+        unsigned len;
+        uint32_t page;
+        bool write;
+    } faults[] = {
+        { "inc qword", { 0x48, 0xff, 0x03 }, 3, MF_RO, true },
+        { "dec dword", { 0xff, 0x0b }, 2, MF_RO, true },
+        { "inc word", { 0x66, 0xff, 0x03 }, 3, MF_RO, true },
+        { "dec byte", { 0xfe, 0x0b }, 2, MF_RO, true },
+        { "mov dword, imm32", { 0xc7, 0x03, 0x11, 0x11, 0x11, 0x11 }, 6, MF_RO, true },
+        { "mov byte, imm8", { 0xc6, 0x03, 0x11 }, 3, MF_NP, true },
+        { "cmp qword, imm8", { 0x48, 0x83, 0x3b, 0x05 }, 4, MF_NP, false },
+        { "test word, imm16", { 0x66, 0xf7, 0x03, 0x01, 0x00 }, 5, MF_NP, false },
+        { "jmp qword [rbx]", { 0xff, 0x23 }, 2, MF_NP, false },
+    };
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xf9,                             /* stc */
+            0x48, 0xff, 0x03,                           /* inc qword [rbx] */
+            0x0f, 0x94, 0xc0, 0x0f, 0x92, 0xc1,         /* sete al; setb cl */
+            0xff, 0x4b, 0x08,                           /* dec dword [rbx+8] */
+            0x0f, 0x90, 0xc2,                           /* seto dl */
+            0x66, 0xff, 0x43, 0x0c,                     /* inc word [rbx+0xc] */
+            0x41, 0x0f, 0x98, 0xc0,                     /* sets r8b */
+            0xfe, 0x4b, 0x0e,                           /* dec byte [rbx+0xe] */
+            0x41, 0x0f, 0x92, 0xc1,                     /* setb r9b */
+            0xc7, 0x43, 0x10, 0x78, 0x56, 0x34, 0x12,   /* mov dword [rbx+0x10], 0x12345678 */
+            0x48, 0xc7, 0x43, 0x18, 0x80, 0xff, 0xff, 0xff,     /* mov qword [rbx+0x18], -128 */
+            0xc6, 0x43, 0x20, 0xab,                     /* mov byte [rbx+0x20], 0xab */
+            0x66, 0xc7, 0x43, 0x22, 0x34, 0x12,         /* mov word [rbx+0x22], 0x1234 */
+            0x48, 0x83, 0x7b, 0x18, 0x80,               /* cmp qword [rbx+0x18], -128 */
+            0x41, 0x0f, 0x94, 0xc2,                     /* sete r10b */
+            0x81, 0x7b, 0x10, 0x79, 0x56, 0x34, 0x12,   /* cmp dword [rbx+0x10], 0x12345679 */
+            0x41, 0x0f, 0x92, 0xc3,                     /* setb r11b */
+            0x66, 0x83, 0x7b, 0x22, 0x35,               /* cmp word [rbx+0x22], 0x35 */
+            0x41, 0x0f, 0x97, 0xc4,                     /* seta r12b */
+            0xf6, 0x43, 0x20, 0x80,                     /* test byte [rbx+0x20], 0x80 */
+            0x41, 0x0f, 0x98, 0xc5,                     /* sets r13b */
+            0x48, 0xf7, 0x43, 0x18, 0x7f, 0x00, 0x00, 0x00,     /* test qword [rbx+0x18], 0x7f */
+            0x41, 0x0f, 0x94, 0xc6,                     /* sete r14b */
+            0xff, 0x63, 0x28,                           /* jmp qword [rbx+0x28] */
+            0x41, 0xbf, 0x01, 0x00, 0x00, 0x00,         /* mov r15d, 1 (not reached) */
+            0xf4);
+    CODE_AT(&e, CODE + 0x100, 0xf4);
+    setup_long64(&e);
+    st64_le(e.ram + PT + 8 * (MF_RO >> 12), MF_RO | 1);     /* present, read-only (CR0.WP set) */
+    st64_le(e.ram + PT + 8 * (MF_NP >> 12), 0);             /* not present */
+    e.cpu->stop_on_exception = true;
+    mem_forms_init(&e);
+    CHECK_EQ("first pass: run result", TCG_RUN_HALTED, run(&e));
+    mem_forms_check(&e, "first pass");
+    mem_forms_init(&e);
+    CHECK_EQ("second pass: run result", TCG_RUN_HALTED, run(&e));
+    mem_forms_check(&e, "second pass (TLB filled)");
+
+    for (unsigned i = 0; i < ARRAY_LEN(faults); i++) {
+        /* mov rcx, [rbx] (read-only page: a filled TLB entry without write); xor eax, eax; stc; insn; hlt */
+        uint8_t c[24];
+        unsigned n = 0;
+        uint32_t at = CODE + 0x200 + 0x20 * i;
+        if (faults[i].page == MF_RO) {
+            c[n++] = 0x48; c[n++] = 0x8b; c[n++] = 0x0b;
+        }
+        c[n++] = 0x31; c[n++] = 0xc0; c[n++] = 0xf9;
+        uint32_t insn_at = at + n;
+        memcpy(c + n, faults[i].insn, faults[i].len);
+        n += faults[i].len;
+        c[n++] = 0xf4;
+        put(&e, at, c, n);
+        memset(e.ram + faults[i].page, 0x55, 16);
+        e.cpu->regs[R_EBX] = faults[i].page;
+        e.cpu->rip = at;
+        e.cpu->halted = false;
+        TCGRunResult res = run(&e);
+        /* SDM 3A §4.7: P = page present, W/R = a write (the store of a read-modify-write). */
+        uint32_t want_err = (faults[i].page == MF_RO ? 1 : 0) | (faults[i].write ? 2 : 0);
+        uint32_t fl = arith_flags(&e);
+        CHECK_MSG(res == TCG_RUN_EXCEPTION && e.cpu->stopped_vec == EXCP_PF &&
+                  e.cpu->stopped_err == want_err,
+                  "%s on a %s page: expected #PF error %u, got result %d vector %d error %u",
+                  faults[i].what, faults[i].page == MF_RO ? "read-only" : "not-present", want_err,
+                  res, e.cpu->stopped_vec, e.cpu->stopped_err);
+        CHECK_MSG(e.cpu->rip == insn_at && e.cpu->cr2 == faults[i].page,
+                  "%s: RIP %#" PRIx64 " CR2 %#" PRIx64 ", expected %#x and %#x", faults[i].what,
+                  e.cpu->rip, e.cpu->cr2, insn_at, faults[i].page);
+        CHECK_MSG(fl == (CC_Z | CC_C | CC_P), "%s: flags %#x changed by the faulting instruction "
+                  "(expected ZF CF PF from xor; stc)", faults[i].what, fl);
+        CHECK_MSG(ld64_le(e.ram + faults[i].page) == 0x5555555555555555ull,
+                  "%s: memory changed: %016" PRIx64, faults[i].what, ld64_le(e.ram + faults[i].page));
+    }
+}
+
+/*
+ * tb.c keeps each physical page's blocks in a list (a block that runs into
+ * a second page is in two) and unlinks a dying block through its back
+ * pointer: killing blocks from the middle, the ends and across pages, in
+ * any order, must leave every list able to find the blocks still alive.
+ */
+static TranslatedBlock *tb_fake(uint64_t pc, uint32_t size, uint64_t page2)
+{
+    TranslatedBlock *tb = tb_alloc(0);
+    tb->pc_phys = pc;
+    tb->flags = TB_FLAG_CODE64;
+    tb->size = size;
+    tb->page2 = page2;
+    tb_insert(tb);
+    return tb;
+}
+
+static void test_tb_page_lists_unlink_in_any_order(void)
+{
+    static const char *const names[] = { "A", "B", "C (two pages)", "D", "E" };
+    static const uint64_t pcs[] = { 0x300000, 0x300100, 0x300ff8, 0x301010, 0x300200 };
+    static const struct { uint64_t pa, len; unsigned alive; } steps[] = {
+        { 0x300100, 1, 0x1d },          /* B, in the middle of page 0x300000's list */
+        { 0x301000, 1, 0x19 },          /* C, by its tail in the second page */
+        { 0x300000, 0x1000, 0x08 },     /* A and E */
+        { 0x301010, 1, 0x00 },          /* D, the last block of page 0x301000 */
+    };
+    Env e = env_new();
+    (void)e;
+    tb_fake(pcs[0], 16, UINT64_MAX);
+    tb_fake(pcs[1], 16, UINT64_MAX);
+    tb_fake(pcs[2], 16, 0x301000);
+    tb_fake(pcs[3], 8, UINT64_MAX);
+    tb_fake(pcs[4], 16, UINT64_MAX);
+    for (unsigned s = 0; s < ARRAY_LEN(steps); s++) {
+        tb_invalidate_phys_range(steps[s].pa, steps[s].len);
+        for (unsigned i = 0; i < ARRAY_LEN(pcs); i++) {
+            bool alive = tb_find(pcs[i], TB_FLAG_CODE64) != NULL;
+            CHECK_MSG(alive == !!(steps[s].alive & (1u << i)), "after invalidating %#" PRIx64
+                      "+%#" PRIx64 ": block %s %s", steps[s].pa, steps[s].len, names[i],
+                      alive ? "still found" : "gone");
+        }
+        /* A page's list holds exactly its live blocks: A B C E in the first, C D in the second. */
+        bool first = steps[s].alive & 0x17, second = steps[s].alive & 0x0c;
+        CHECK_MSG(tb_page_has_code(0x300000) == first && tb_page_has_code(0x301000) == second,
+                  "after invalidating %#" PRIx64 "+%#" PRIx64 ": pages hold code %d %d, expected %d %d",
+                  steps[s].pa, steps[s].len, tb_page_has_code(0x300000), tb_page_has_code(0x301000),
+                  first, second);
+    }
+    /* The emptied pages take new blocks. */
+    tb_fake(pcs[0], 16, UINT64_MAX);
+    tb_fake(pcs[3], 8, UINT64_MAX);
+    tb_invalidate_phys_range(0x300000, 0x2000);
+    CHECK_MSG(!tb_find(pcs[0], TB_FLAG_CODE64) && !tb_find(pcs[3], TB_FLAG_CODE64),
+              "blocks inserted after the lists emptied survive their invalidation");
+}
+
 static void test_dma_write_invalidates_translated_code(void)
 {
     Env e = env_new();
@@ -3497,6 +3791,11 @@ static const TestCase cases[] = {
     TEST_CASE(test_self_modifying_code_in_same_block),
     TEST_CASE(test_chained_blocks_respect_the_budget),
     TEST_CASE(test_chained_block_rewritten_by_itself),
+    TEST_CASE(test_followed_jmp_keeps_rip_and_icount),
+    TEST_CASE(test_followed_jmp_block_rewritten_by_itself),
+    TEST_CASE(test_ret_to_many_call_sites),
+    TEST_CASE(test_flat64_memory_forms_and_faults),
+    TEST_CASE(test_tb_page_lists_unlink_in_any_order),
     TEST_CASE(test_dma_write_invalidates_translated_code),
     TEST_CASE(test_rep_movsb_over_own_block),
     TEST_CASE(test_rep_movsb_over_own_block_long),
