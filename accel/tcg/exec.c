@@ -114,6 +114,35 @@ TCG_INLINE void set_cc_ra(TCGCPU *cpu, CCOp op, int sz, uint64_t res, uint64_t a
     cpu->cc_a = a;
 }
 
+/*
+ * The lazy flags, saved so that a read-modify-write of memory whose helper
+ * (alu_op, alu_shift, alu_shd) sets them before the store can hold them
+ * back until the store is done: a store that faults (#PF on a read-only
+ * page, a copy-on-write page) must leave the flags as they were, which the
+ * exception's RFLAGS image shows and ADC/SBB/RCL/RCR read again when the
+ * instruction is restarted (SDM 3A §6.5: a fault leaves the state as before
+ * the instruction).
+ */
+typedef struct CCSaved {
+    uint64_t res, a, b, aux;
+    uint8_t op, size;
+} CCSaved;
+
+TCG_INLINE CCSaved cc_saved(const TCGCPU *cpu)
+{
+    return (CCSaved){ cpu->cc_res, cpu->cc_a, cpu->cc_b, cpu->cc_aux, cpu->cc_op, cpu->cc_size };
+}
+
+TCG_INLINE void cc_put_back(TCGCPU *cpu, CCSaved c)
+{
+    cpu->cc_res = c.res;
+    cpu->cc_a = c.a;
+    cpu->cc_b = c.b;
+    cpu->cc_aux = c.aux;
+    cpu->cc_op = c.op;
+    cpu->cc_size = c.size;
+}
+
 /* CF of the lazy state, inline for the producers whose CF is one compare. */
 TCG_INLINE uint64_t cc_cf_fast(const TCGCPU *cpu)
 {
@@ -512,8 +541,12 @@ L_ALU_EG:
     } else {
         lin = op_lin(cpu, op, 1u << sz, ACC_WRITE);
         a = lin_ld(cpu, lin, sz);
+        CCSaved before = cc_saved(cpu);
         r = alu_op(cpu, op->sub, a, b, sz);
+        CCSaved after = cc_saved(cpu);
+        cc_put_back(cpu, before);
         lin_st(cpu, lin, sz, r);
+        cc_put_back(cpu, after);
     }
     NEXT();
 L_ALU_GE:
@@ -538,8 +571,12 @@ L_ALU_EI:
     } else {
         lin = op_lin(cpu, op, 1u << sz, ACC_WRITE);
         a = lin_ld(cpu, lin, sz);
+        CCSaved before = cc_saved(cpu);
         r = alu_op(cpu, op->sub, a, b, sz);
+        CCSaved after = cc_saved(cpu);
+        cc_put_back(cpu, before);
         lin_st(cpu, lin, sz, r);
+        cc_put_back(cpu, after);
     }
     NEXT();
 L_TEST_EG:
@@ -559,22 +596,34 @@ L_TEST_EI:
     else { lin = op_lin(cpu, op, 1u << sz, ACC_WRITE); a = lin_ld(cpu, lin, sz); }
 #define RMW_END(v) \
     if (op->rm != NOREG) reg_set(cpu, op->rm, sz, (v)); else lin_st(cpu, lin, sz, (v));
+/* The same when the flags were set since before (the CCSaved before): see CCSaved. */
+#define RMW_END_FLAGS_AFTER(v, before) do { \
+        if (op->rm != NOREG) { \
+            reg_set(cpu, op->rm, sz, (v)); \
+        } else { \
+            CCSaved after_ = cc_saved(cpu); \
+            cc_put_back(cpu, (before)); \
+            lin_st(cpu, lin, sz, (v)); \
+            cc_put_back(cpu, after_); \
+        } \
+    } while (0)
 
+    /* The store first: a faulting one must leave the flags as they were. */
 L_INC_E:
     RMW_BEGIN();
     b = cc_cf_fast(cpu);
     r = (a + 1) & size_mask[sz];
+    RMW_END(r);
     set_cc_ra(cpu, CC_OP_INC, sz, r, a);
     cpu->cc_aux = b;
-    RMW_END(r);
     NEXT();
 L_DEC_E:
     RMW_BEGIN();
     b = cc_cf_fast(cpu);
     r = (a - 1) & size_mask[sz];
+    RMW_END(r);
     set_cc_ra(cpu, CC_OP_DEC, sz, r, a);
     cpu->cc_aux = b;
-    RMW_END(r);
     NEXT();
 L_NOT_E:
     RMW_BEGIN();
@@ -583,8 +632,8 @@ L_NOT_E:
 L_NEG_E:
     RMW_BEGIN();
     r = (0 - a) & size_mask[sz];
-    set_cc(cpu, CC_OP_SUB, sz, r, 0, a);
     RMW_END(r);
+    set_cc(cpu, CC_OP_SUB, sz, r, 0, a);
     NEXT();
 L_MUL_E:
 L_IMUL1_E:
@@ -613,8 +662,9 @@ L_SHIFT_E:
                 reg_set(cpu, op->rm, 2, a);
             NEXT();
         }
+        CCSaved before = cc_saved(cpu);
         r = alu_shift(cpu, op->sub, a, cnt, sz);
-        RMW_END(r);
+        RMW_END_FLAGS_AFTER(r, before);
     }
     NEXT();
 L_SHD_E:
@@ -627,8 +677,9 @@ L_SHD_E:
                 reg_set(cpu, op->rm, 2, a);
             NEXT();
         }
+        CCSaved before = cc_saved(cpu);
         r = alu_shd(cpu, op->sub, a, reg_get(cpu, op->reg, sz), cnt, sz);
-        RMW_END(r);
+        RMW_END_FLAGS_AFTER(r, before);
     }
     NEXT();
 
@@ -684,14 +735,17 @@ L_XCHG_EG:
 L_XADD:
     RMW_BEGIN();
     b = reg_get(cpu, op->reg, sz);
-    r = alu_op(cpu, 0, a, b, sz);
-    /* SDM order: SRC <- DEST, then DEST <- sum (matters for XADD r, r with one register). */
-    if (op->rm != NOREG) {
-        reg_set(cpu, op->reg, sz, a);
-        reg_set(cpu, op->rm, sz, r);
-    } else {
-        lin_st(cpu, lin, sz, r);
-        reg_set(cpu, op->reg, sz, a);
+    {
+        CCSaved before = cc_saved(cpu);
+        r = alu_op(cpu, 0, a, b, sz);
+        /* SDM order: SRC <- DEST, then DEST <- sum (matters for XADD r, r with one register). */
+        if (op->rm != NOREG) {
+            reg_set(cpu, op->reg, sz, a);
+            reg_set(cpu, op->rm, sz, r);
+        } else {
+            RMW_END_FLAGS_AFTER(r, before);
+            reg_set(cpu, op->reg, sz, a);
+        }
     }
     NEXT();
 L_CMPXCHG:

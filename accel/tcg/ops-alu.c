@@ -425,6 +425,8 @@ int helper_cmpxchg(TCGCPU *cpu, const DecodedOp *op)
     if (op->rm == NOREG) {
         lin = op_lin(cpu, op, 1u << sz, ACC_WRITE);
         dst = lin_ld(cpu, lin, sz);
+        /* The store below may fault: before the flags change (SDM 3A §6.5). */
+        lin_probe_write(cpu, lin, 1u << sz);
     } else {
         dst = reg_get(cpu, op->rm, sz);
     }

@@ -970,6 +970,23 @@ static void test_flat64_memory_forms_and_faults(void)
         { "cmp qword, imm8", { 0x48, 0x83, 0x3b, 0x05 }, 4, MF_NP, false },
         { "test word, imm16", { 0x66, 0xf7, 0x03, 0x01, 0x00 }, 5, MF_NP, false },
         { "jmp qword [rbx]", { 0xff, 0x23 }, 2, MF_NP, false },
+        /* FS-relative: the generic handlers (exec.c L_INC_E, L_DEC_E, L_NEG_E), same rules. */
+        { "inc dword fs:", { 0x64, 0xff, 0x03 }, 3, MF_RO, true },
+        { "dec word fs:", { 0x64, 0x66, 0xff, 0x0b }, 4, MF_RO, true },
+        { "neg qword fs:", { 0x64, 0x48, 0xf7, 0x1b }, 4, MF_RO, true },
+        /*
+         * The generic read-modify-write handlers whose helpers set the
+         * flags before the store (alu_op, alu_shift, alu_shd): the store's
+         * fault leaves the flags as they were (exec.c CCSaved).
+         */
+        { "add dword [rbx], eax", { 0x01, 0x03 }, 2, MF_RO, true },
+        { "adc qword [rbx], rax", { 0x48, 0x11, 0x03 }, 3, MF_RO, true },
+        { "sub dword [rbx], 5", { 0x83, 0x2b, 0x05 }, 3, MF_RO, true },
+        { "shl dword [rbx], 1", { 0xd1, 0x23 }, 2, MF_RO, true },
+        { "rcl qword [rbx], 1", { 0x48, 0xd1, 0x13 }, 3, MF_RO, true },
+        { "shld [rbx], eax, 4", { 0x0f, 0xa4, 0x03, 0x04 }, 4, MF_RO, true },
+        { "xadd [rbx], eax", { 0x0f, 0xc1, 0x03 }, 3, MF_RO, true },
+        { "cmpxchg [rbx], ecx", { 0x0f, 0xb1, 0x0b }, 3, MF_RO, true },
     };
     Env e = env_new();
     CODE_AT(&e, CODE, 0xf9,                             /* stc */
