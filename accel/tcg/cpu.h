@@ -340,8 +340,18 @@ typedef struct TCGCPU {
     TLBEntry tlb_ac_scratch;         /* MMU_USER_AC translations, never looked up */
     uint64_t tlb_phys[MMU__COUNT][TLB_SIZE];    /* physical page | TLB_PHYS_GLOBAL, per entry */
     uint64_t tlb_ac_scratch_phys;
+    /*
+     * Entries of tlb[MMU_KERNEL] and tlb[MMU_USER] filled since they were
+     * last all invalid (mmu.c), so that a flush (a CR3 write: every Linux
+     * context switch) walks the few in use instead of every set;
+     * tlb_filled_n > TLB_SIZE: too many to list, walk them all.  The
+     * MMU_USER_AC set is never filled (tlb_ac_scratch) and stays invalid.
+     */
+    uint16_t tlb_filled[2][TLB_SIZE];
+    uint32_t tlb_filled_n[2];
     PTCacheEntry ptc[PTC_SIZE];      /* flushed with the TLB */
-    struct { uint64_t lin; uint32_t flags; TranslatedBlock *tb; } jc[JC_SIZE];
+    /* Linear PC -> block; an entry counts only while its gen is link_gen (cpu_jc_flush). */
+    struct { uint64_t lin; uint64_t gen; TranslatedBlock *tb; uint32_t flags; } jc[JC_SIZE];
     /*
      * Blocks by physical PC, in front of tb_find (tcg-accel.c): unlike the
      * jump cache it does not depend on the paging mode or CR3, so it
@@ -422,7 +432,12 @@ TCG_INLINE void set_cc_logic(TCGCPU *cpu, int sz, uint64_t res)
 extern uint64_t tcg_link_gen_counter;
 static inline void cpu_jc_flush(TCGCPU *cpu)
 {
-    memset(cpu->jc, 0, sizeof(cpu->jc));
+    /*
+     * A new generation forgets every jump-cache entry and link at once: a
+     * CR3 write or INVLPG (Linux: every context switch) no longer clears
+     * the 128 KiB table, and an entry of an old generation is never
+     * followed, so its block may have been freed (tb_reap flushes too).
+     */
     cpu->link_gen = ++tcg_link_gen_counter;
     cpu->prev_tb = NULL;
 }

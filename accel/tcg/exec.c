@@ -262,7 +262,8 @@ static inline TranslatedBlock *exit_jc_find(TCGCPU *cpu, TranslatedBlock *tb, ui
     unsigned h = (unsigned)((lin ^ (lin >> JC_BITS)) & (JC_SIZE - 1));
     TranslatedBlock *next = cpu->jc[h].tb;
     unsigned k;
-    if (!next || cpu->jc[h].lin != lin || cpu->jc[h].flags != tb->flags || next->invalid ||
+    if (cpu->jc[h].gen != cpu->link_gen || !next || cpu->jc[h].lin != lin ||
+        cpu->jc[h].flags != tb->flags || next->invalid ||
         (tb->flags & (TB_FLAGS_ALONE | TB_FLAG_BP)))
         return NULL;
     k = TB_LINKS_DIRECT + tb->link_next++ % (TB_LINKS - TB_LINKS_DIRECT);

@@ -43,17 +43,37 @@ static inline uint64_t tlb_paddr(TCGCPU *cpu, const TLBEntry *e)
     return *tlb_phys_of(cpu, e) & TLB_PAGE_MASK;
 }
 
+/* Invalidate entry j of set i unless it is global and they are kept; true if kept. */
+static inline bool tlb_flush_entry(TCGCPU *cpu, int i, unsigned j, bool include_global)
+{
+    TLBEntry *e = &cpu->tlb[i][j];
+    if (!include_global && (cpu->tlb_phys[i][j] & TLB_PHYS_GLOBAL))
+        return e->tag_r != TLB_INVALID;
+    e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
+    cpu->tlb_phys[i][j] &= ~(uint64_t)TLB_PHYS_GLOBAL;
+    return false;
+}
+
 void tlb_flush(TCGCPU *cpu, bool include_global)
 {
-    for (int i = 0; i < MMU__COUNT; i++) {
-        for (unsigned j = 0; j < TLB_SIZE; j++) {
-            TLBEntry *e = &cpu->tlb[i][j];
-            if (include_global || !(cpu->tlb_phys[i][j] & TLB_PHYS_GLOBAL)) {
-                e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
-                cpu->tlb_phys[i][j] &= ~(uint64_t)TLB_PHYS_GLOBAL;
+    for (int i = 0; i < 2; i++) {
+        uint32_t n = cpu->tlb_filled_n[i], kept = 0;
+        if (n > TLB_SIZE) {
+            /* Too many to have listed: every entry, listing the global ones kept. */
+            for (unsigned j = 0; j < TLB_SIZE; j++)
+                if (tlb_flush_entry(cpu, i, j, include_global))
+                    cpu->tlb_filled[i][kept++] = (uint16_t)j;
+        } else {
+            /* Listed entries only (some twice, or invalid since: harmless). */
+            for (uint32_t k = 0; k < n; k++) {
+                unsigned j = cpu->tlb_filled[i][k];
+                if (tlb_flush_entry(cpu, i, j, include_global))
+                    cpu->tlb_filled[i][kept++] = (uint16_t)j;
             }
         }
+        cpu->tlb_filled_n[i] = kept;
     }
+    /* MMU_USER_AC: never filled, never holds anything to flush. */
     /* The jump cache maps linear PCs to blocks: it depends on the mapping. */
     cpu_jc_flush(cpu);
     memset(cpu->ptc, 0, sizeof(cpu->ptc));
@@ -331,6 +351,7 @@ static TLBEntry *tlb_fill(TCGCPU *cpu, uint64_t lin, int acc, int idx)
 
     TLBEntry *e = idx == MMU_USER_AC ? &cpu->tlb_ac_scratch
                                      : &cpu->tlb[idx][(lin >> 12) & (TLB_SIZE - 1)];
+    bool was_invalid = e->tag_r == TLB_INVALID;
     uint64_t flag = host ? 0 : TLB_FLAG_IO;
     e->addend = host ? (uintptr_t)host - (uintptr_t)page : 0;
     e->tag_r = page | flag;
@@ -351,6 +372,14 @@ static TLBEntry *tlb_fill(TCGCPU *cpu, uint64_t lin, int acc, int idx)
         e->tag_w = TLB_INVALID;
     }
     *tlb_phys_of(cpu, e) = ppage | (w.global ? TLB_PHYS_GLOBAL : 0);
+    if (idx != MMU_USER_AC && was_invalid) {
+        /* Newly in use: list it for tlb_flush (an overflow means "walk all"). */
+        uint32_t *n = &cpu->tlb_filled_n[idx];
+        if (*n < TLB_SIZE)
+            cpu->tlb_filled[idx][*n] = (uint16_t)((lin >> 12) & (TLB_SIZE - 1));
+        if (*n <= TLB_SIZE)
+            (*n)++;
+    }
     return e;
 }
 

@@ -217,7 +217,8 @@ TranslatedBlock *tb_lookup_flags(TCGCPU *cpu, uint64_t lin, uint32_t flags)
     }
     unsigned h = (unsigned)((lin ^ (lin >> JC_BITS)) & (JC_SIZE - 1));
     tb = cpu->jc[h].tb;
-    if (likely(tb && cpu->jc[h].lin == lin && cpu->jc[h].flags == flags && !tb->invalid))
+    if (likely(cpu->jc[h].gen == cpu->link_gen && tb && cpu->jc[h].lin == lin &&
+               cpu->jc[h].flags == flags && !tb->invalid))
         goto found;
 
     uint64_t ppage;
@@ -251,6 +252,7 @@ TranslatedBlock *tb_lookup_flags(TCGCPU *cpu, uint64_t lin, uint32_t flags)
     }
     cpu->pjc[ph] = tb;
     cpu->jc[h].lin = lin;
+    cpu->jc[h].gen = cpu->link_gen;
     cpu->jc[h].flags = flags;
     cpu->jc[h].tb = tb;
 found:
@@ -574,6 +576,8 @@ TCGCPU *tcg_cpu_new(AddressSpace *as, int id)
 {
     tb_cache_init();
     TCGCPU *cpu = g_malloc0(sizeof(*cpu));
+    /* All-zero TLB tags are not TLB_INVALID: the first flush walks every entry. */
+    cpu->tlb_filled_n[0] = cpu->tlb_filled_n[1] = TLB_SIZE + 1;
     cpu->id = id;
     cpu->as = as;
     cpu->excp_delivering = -1;

@@ -522,6 +522,90 @@ static void test_pae_paging_and_pdpte_load(void)
     CHECK_MSG(!cpu_write_cr3(e.cpu, 0x30000), "reserved PDPTE bit must refuse the CR3 load");
 }
 
+/*
+ * The jump cache maps linear PCs to blocks; a CR3 write or INVLPG forgets
+ * it by a new generation instead of clearing it (cpu.h cpu_jc_flush).  The
+ * same linear page remapped to other code must run the new code after
+ * either, and a jump cache entry of an old generation must never be used.
+ */
+static void test_jump_cache_forgets_remapped_code(void)
+{
+    Env e = env_new();
+    setup_paging32(&e);
+    const uint8_t one[] = { 0xb8, 0x01, 0x00, 0x00, 0x00, 0xf4 };   /* mov eax, 1; hlt */
+    const uint8_t two[] = { 0xb8, 0x02, 0x00, 0x00, 0x00, 0xf4 };   /* mov eax, 2; hlt */
+    const uint8_t three[] = { 0xb8, 0x03, 0x00, 0x00, 0x00, 0xf4 };
+    put(&e, 0x302000, one, sizeof(one));
+    put(&e, 0x100000, two, sizeof(two));
+    put(&e, 0x101000, three, sizeof(three));
+    for (int pass = 0; pass < 2; pass++) {      /* the second pass finds the blocks cached */
+        st32_le(e.ram + PTAB + 4 * 0x302, 0x302000 | 3);
+        CHECK(cpu_write_cr3(e.cpu, e.cpu->cr3));
+        e.cpu->rip = 0x302000;
+        e.cpu->halted = false;
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_EQ("EAX from the first mapping", 1, e.cpu->regs[R_EAX]);
+        st32_le(e.ram + PTAB + 4 * 0x302, 0x100000 | 3);
+        CHECK(cpu_write_cr3(e.cpu, e.cpu->cr3));
+        e.cpu->rip = 0x302000;
+        e.cpu->halted = false;
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_EQ("EAX after remap + CR3 write", 2, e.cpu->regs[R_EAX]);
+        st32_le(e.ram + PTAB + 4 * 0x302, 0x101000 | 3);
+        tlb_flush_page(e.cpu, 0x302000);        /* what INVLPG does */
+        e.cpu->rip = 0x302000;
+        e.cpu->halted = false;
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_EQ("EAX after remap + INVLPG", 3, e.cpu->regs[R_EAX]);
+    }
+}
+
+/*
+ * tlb_flush (a CR3 write) walks only the entries filled since the sets were
+ * last empty (mmu.c tlb_filled), or every entry once more were filled than
+ * it can list: either way a remapped page must read its new mapping after
+ * the CR3 write, and a global one keeps the old (SDM 3A §4.10.4.1).
+ */
+static void test_tlb_flush_listed_and_overflowed(void)
+{
+    Env e = env_new();
+    setup_paging32(&e);
+    TCGCPU *c = e.cpu;
+    st32_le(e.ram + 0x302000, 0x11111111);
+    st32_le(e.ram + 0x100000, 0x22222222);
+    st32_le(e.ram + 0x303000, 0x33333333);
+    st32_le(e.ram + 0x101000, 0x44444444);
+    st32_le(e.ram + PTAB + 4 * 0x303, 0x303000 | 0x103);   /* global */
+    CHECK(cpu_write_cr4(c, X86_CR4_PGE));
+    /* Listed: a few entries. */
+    CHECK_EQ("old mapping", 0x11111111, sys_ld(c, 0x302000, 2));
+    CHECK_EQ("global page", 0x33333333, sys_ld(c, 0x303000, 2));
+    CHECK_MSG(c->tlb_filled_n[MMU_KERNEL] <= TLB_SIZE, "kernel set listed (%u)", c->tlb_filled_n[MMU_KERNEL]);
+    st32_le(e.ram + PTAB + 4 * 0x302, 0x100000 | 7);
+    st32_le(e.ram + PTAB + 4 * 0x303, 0x101000 | 0x103);
+    CHECK(cpu_write_cr3(c, c->cr3));
+    CHECK_EQ("listed flush: new mapping", 0x22222222, sys_ld(c, 0x302000, 2));
+    CHECK_EQ("listed flush: global entry kept", 0x33333333, sys_ld(c, 0x303000, 2));
+    /* Overflowed: every slot filled, some of them twice. */
+    for (uint32_t p = 0; p < 0x400; p++)
+        if (p != 0x300 + 1)
+            (void)sys_ld(c, p << 12, 0);
+    for (uint32_t p = 5; p < 9; p++) {
+        tlb_flush_page(c, p << 12);
+        (void)sys_ld(c, p << 12, 0);
+    }
+    CHECK_MSG(c->tlb_filled_n[MMU_KERNEL] > TLB_SIZE, "kernel set overflowed (%u)", c->tlb_filled_n[MMU_KERNEL]);
+    st32_le(e.ram + PTAB + 4 * 0x302, 0x302000 | 7);
+    CHECK(cpu_write_cr3(c, c->cr3));
+    CHECK_EQ("full flush: mapping back", 0x11111111, sys_ld(c, 0x302000, 2));
+    CHECK_EQ("full flush: global entry kept", 0x33333333, sys_ld(c, 0x303000, 2));
+    CHECK_MSG(c->tlb_filled_n[MMU_KERNEL] <= TLB_SIZE, "listed again after the full walk (%u)",
+              c->tlb_filled_n[MMU_KERNEL]);
+    /* A global flush (CR4.PGE off) drops the global entry too. */
+    CHECK(cpu_write_cr4(c, 0));
+    CHECK_EQ("global flush: new global mapping", 0x44444444, sys_ld(c, 0x303000, 2));
+}
+
 static void test_global_page_survives_cr3_reload(void)
 {
     Env e = env_new();
@@ -3787,6 +3871,8 @@ static const TestCase cases[] = {
     TEST_CASE(test_paging32_pse_4mb_page),
     TEST_CASE(test_pae_paging_and_pdpte_load),
     TEST_CASE(test_global_page_survives_cr3_reload),
+    TEST_CASE(test_tlb_flush_listed_and_overflowed),
+    TEST_CASE(test_jump_cache_forgets_remapped_code),
     TEST_CASE(test_long_mode_nx_fetch_fault),
     TEST_CASE(test_long_mode_reserved_bit_fault),
     TEST_CASE(test_long_mode_exception_frame),
