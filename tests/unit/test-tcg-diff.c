@@ -817,9 +817,12 @@ static void gen_x87t(Gen *g)
 }
 
 /* ---------------- SSE family (integer, logic, data movement) ---------------- */
-/* [pfx] [REX] 0F opc ModRM [disp8] [imm8]; reg/rm are XMM or GPR numbers. */
-static void sse_emit(Gen *g, unsigned pfx, bool w, unsigned opc, unsigned reg, int rm, bool mem,
-                     unsigned disp, int imm)
+/*
+ * [pfx] [REX] 0F [esc] opc ModRM [disp8] [imm8]; reg/rm are XMM or GPR
+ * numbers; esc 0 for the 0F map, 0x38 or 0x3a for the three-byte maps.
+ */
+static void sse_emit_map(Gen *g, unsigned pfx, bool w, unsigned esc, unsigned opc, unsigned reg,
+                         int rm, bool mem, unsigned disp, int imm)
 {
     if (pfx)
         e8(g, pfx);
@@ -827,15 +830,23 @@ static void sse_emit(Gen *g, unsigned pfx, bool w, unsigned opc, unsigned reg, i
     if (rex)
         e8(g, 0x40 | rex);
     e8(g, 0x0f);
+    if (esc)
+        e8(g, esc);
     e8(g, opc);
     if (mem) {
-        e8(g, 0x47 | ((reg & 7) << 3));
+        e8(g, 0x47 | ((reg & 7) << 3));         /* [r15 + disp8] */
         e8(g, disp);
     } else {
         e8(g, 0xc0 | ((reg & 7) << 3) | (rm & 7));
     }
     if (imm >= 0)
         e8(g, (unsigned)imm);
+}
+
+static void sse_emit(Gen *g, unsigned pfx, bool w, unsigned opc, unsigned reg, int rm, bool mem,
+                     unsigned disp, int imm)
+{
+    sse_emit_map(g, pfx, w, 0, opc, reg, rm, mem, disp, imm);
 }
 
 static void gen_sse(Gen *g)
@@ -1001,28 +1012,6 @@ static void gen_sse(Gen *g)
 }
 
 /* ---------------- 0F 3A family (SSSE3 PALIGNR, SSE4.1, PCLMULQDQ, SSE4.2 strings) ---------------- */
-/* [pfx] [REX] 0F esc opc ModRM [disp8] imm8, esc = 0x38 or 0x3a; disp8 may be unaligned. */
-static void sse_emit3(Gen *g, unsigned pfx, bool w, unsigned esc, unsigned opc, unsigned reg, int rm,
-                      bool mem, unsigned disp, int imm)
-{
-    if (pfx)
-        e8(g, pfx);
-    unsigned rex = (w ? 8 : 0) | (reg >= 8 ? 4 : 0) | (mem ? 1 : (rm >= 8 ? 1 : 0));
-    if (rex)
-        e8(g, 0x40 | rex);
-    e8(g, 0x0f);
-    e8(g, esc);
-    e8(g, opc);
-    if (mem) {
-        e8(g, 0x47 | ((reg & 7) << 3));         /* [r15 + disp8] */
-        e8(g, disp);
-    } else {
-        e8(g, 0xc0 | ((reg & 7) << 3) | (rm & 7));
-    }
-    if (imm >= 0)
-        e8(g, (unsigned)imm);
-}
-
 /* MOV r64, imm64 (REX.W B8+r): explicit string lengths for PCMPESTRx. */
 static void emit_mov_imm64(Gen *g, int reg, uint64_t v)
 {
@@ -1058,44 +1047,44 @@ static void gen_0f3a(Gen *g)
     switch (kind) {
     case 0: case 1: case 2: {           /* ROUNDPS/PD/SS/SD: mostly defined imm8 bits */
         unsigned rimm = rn(g, 4) ? rn(g, 16) : imm;
-        sse_emit3(g, 0x66, false, 0x3a, 0x08 + rn(g, 4), x, (int)y, mem, disp, (int)rimm);
+        sse_emit_map(g, 0x66, false, 0x3a, 0x08 + rn(g, 4), x, (int)y, mem, disp, (int)rimm);
         break;
     }
     case 3:                             /* BLENDPS BLENDPD PBLENDW */
-        sse_emit3(g, 0x66, false, 0x3a, 0x0c + rn(g, 3), x, (int)y, mem, disp, (int)imm);
+        sse_emit_map(g, 0x66, false, 0x3a, 0x0c + rn(g, 3), x, (int)y, mem, disp, (int)imm);
         break;
     case 4: {                           /* PALIGNR: XMM (66) or MMX (no prefix) */
         unsigned shift = rn(g, 2) ? rn(g, 40) : imm;
         if (rn(g, 3))
-            sse_emit3(g, 0x66, false, 0x3a, 0x0f, x, (int)y, mem, disp, (int)shift);
+            sse_emit_map(g, 0x66, false, 0x3a, 0x0f, x, (int)y, mem, disp, (int)shift);
         else
-            sse_emit3(g, 0, false, 0x3a, 0x0f, x & 7, (int)(y & 7), mem, disp & 0xf8, (int)shift);
+            sse_emit_map(g, 0, false, 0x3a, 0x0f, x & 7, (int)(y & 7), mem, disp & 0xf8, (int)shift);
         break;
     }
     case 5: case 6:                     /* PEXTRB/W/D/Q, EXTRACTPS to a GPR or memory */
-        sse_emit3(g, 0x66, rn(g, 2), 0x3a, 0x14 + rn(g, 4), x, pick_reg(g), mem, disp, (int)imm);
+        sse_emit_map(g, 0x66, rn(g, 2), 0x3a, 0x14 + rn(g, 4), x, pick_reg(g), mem, disp, (int)imm);
         break;
     case 7: case 8:                     /* PINSRB, INSERTPS, PINSRD/Q */
-        sse_emit3(g, 0x66, rn(g, 2), 0x3a, 0x20 + rn(g, 3), x, rn(g, 2) ? pick_reg(g) : (int)y, mem,
-                  disp, (int)imm);
+        sse_emit_map(g, 0x66, rn(g, 2), 0x3a, 0x20 + rn(g, 3), x, rn(g, 2) ? pick_reg(g) : (int)y, mem,
+                     disp, (int)imm);
         break;
     case 9: case 10: case 11:           /* DPPS DPPD */
-        sse_emit3(g, 0x66, false, 0x3a, 0x40 + rn(g, 2), x, (int)y, mem, disp, (int)imm);
+        sse_emit_map(g, 0x66, false, 0x3a, 0x40 + rn(g, 2), x, (int)y, mem, disp, (int)imm);
         break;
     case 12:                            /* MPSADBW */
-        sse_emit3(g, 0x66, false, 0x3a, 0x42, x, (int)y, mem, disp, (int)imm);
+        sse_emit_map(g, 0x66, false, 0x3a, 0x42, x, (int)y, mem, disp, (int)imm);
         break;
     case 13:                            /* PCLMULQDQ, AESKEYGENASSIST */
-        sse_emit3(g, 0x66, false, 0x3a, rn(g, 2) ? 0x44 : 0xdf, x, (int)y, mem, disp, (int)imm);
+        sse_emit_map(g, 0x66, false, 0x3a, rn(g, 2) ? 0x44 : 0xdf, x, (int)y, mem, disp, (int)imm);
         break;
     case 14:                            /* undefined: wrong or missing prefix, unassigned opcodes */
         if (rn(g, 2))
-            sse_emit3(g, (unsigned[]){ 0, 0xf3, 0xf2 }[rn(g, 3)], false, 0x3a,
-                      (unsigned[]){ 0x08, 0x0c, 0x14, 0x21, 0x40, 0x44, 0x63 }[rn(g, 7)], x, (int)y, mem,
-                      disp, (int)imm);
+            sse_emit_map(g, (unsigned[]){ 0, 0xf3, 0xf2 }[rn(g, 3)], false, 0x3a,
+                         (unsigned[]){ 0x08, 0x0c, 0x14, 0x21, 0x40, 0x44, 0x63 }[rn(g, 7)], x, (int)y, mem,
+                         disp, (int)imm);
         else
-            sse_emit3(g, 0x66, false, 0x3a, (unsigned[]){ 0x10, 0x18, 0x23, 0x43, 0x45, 0x64 }[rn(g, 6)],
-                      x, (int)y, mem, disp, (int)imm);
+            sse_emit_map(g, 0x66, false, 0x3a, (unsigned[]){ 0x10, 0x18, 0x23, 0x43, 0x45, 0x64 }[rn(g, 6)],
+                         x, (int)y, mem, disp, (int)imm);
         break;
     default: {                          /* PCMPESTRM/I PCMPISTRM/I */
         unsigned opc = 0x60 + rn(g, 4);
@@ -1106,7 +1095,7 @@ static void gen_0f3a(Gen *g)
         }
         /* Strings mostly in registers or the aligned slots; any misalignment is allowed. */
         unsigned sdisp = rn(g, 4) ? disp : (16 * rn(g, 15) - 128 + rn(g, 16)) & 0xff;
-        sse_emit3(g, 0x66, w, 0x3a, opc, x, (int)y, mem, sdisp, (int)(rn(g, 8) ? imm & 0x7f : imm));
+        sse_emit_map(g, 0x66, w, 0x3a, opc, x, (int)y, mem, sdisp, (int)(rn(g, 8) ? imm & 0x7f : imm));
         wrote_flags(g, CC_ALL, 0);
         break;
     }
