@@ -1423,7 +1423,7 @@ L_INC_JNZ_CMP8_MI:
         if (!op->imm16)
             END_DIRECT_LINKED(true);
         nb++;
-        cpu->icount += op - tb->ops + 1 - (op->imm16 - 1);
+        cpu->icount += op->seq - (op->imm16 - 1);       /* as JUMP_IN_BLOCK */
         op = tb->ops + op->imm16 - 1;
         if (op->idx != OP_INC_JNZ_CMP8_MI)
             DISPATCH();
