@@ -576,8 +576,14 @@ TCGCPU *tcg_cpu_new(AddressSpace *as, int id)
 {
     tb_cache_init();
     TCGCPU *cpu = g_malloc0(sizeof(*cpu));
-    /* All-zero TLB tags are not TLB_INVALID: the first flush walks every entry. */
-    cpu->tlb_filled_n[0] = cpu->tlb_filled_n[1] = TLB_SIZE + 1;
+    /*
+     * All-zero TLB tags would match linear page 0: every entry starts
+     * invalid, so the flushes need only visit entries filled since (mmu.c
+     * tlb_filled), and the MMU_USER_AC set, never filled, never matches.
+     */
+    for (int i = 0; i < MMU__COUNT; i++)
+        for (unsigned j = 0; j < TLB_SIZE; j++)
+            cpu->tlb[i][j].tag_r = cpu->tlb[i][j].tag_w = cpu->tlb[i][j].tag_x = TLB_INVALID;
     cpu->id = id;
     cpu->as = as;
     cpu->excp_delivering = -1;

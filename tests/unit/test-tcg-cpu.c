@@ -339,6 +339,38 @@ static void test_pm32_int_from_ring3_switches_stack(void)
     CHECK_EQ("frame SS", 0x33, rd32(&e, sp + 16));
 }
 
+/*
+ * CPL 3 with CR0.AM and EFLAGS.AC translates through the MMU_USER_AC TLB
+ * set, which is never filled (cpu.h): it must start invalid, or an empty
+ * entry's zero tag matches linear page 0 and the access would go to host
+ * address 0 instead of guest memory.
+ */
+static void test_alignment_check_set_starts_invalid(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x8b, 0x05, 0x10, 0x00, 0x00, 0x00,     /* mov eax, [0x10] */
+            0x8b, 0x1d, 0x14, 0x00, 0x00, 0x00,               /* mov ebx, [0x14] */
+            0xf4);                                            /* hlt: #GP at CPL 3 */
+    setup_pm32(&e);
+    uint32_t want_a = rd32(&e, 0x10), want_b = rd32(&e, 0x14);
+    X86CPUState s;
+    cpu_to_x86_state(e.cpu, &s);
+    seg_flat(&s.seg[SEG_CS], 0x2b, 0xb, 3, false);
+    for (int i = 0; i < SEG__COUNT; i++)
+        if (i != SEG_CS)
+            seg_flat(&s.seg[i], 0x33, 0x3, 3, false);
+    s.rflags = 0x40002;                                       /* AC */
+    s.cr0 |= X86_CR0_AM;
+    cpu_from_x86_state(e.cpu, &s);
+    CHECK_EQ("MMU_USER_AC in use", MMU_USER_AC, e.cpu->mmu_idx);
+    e.cpu->regs[R_EAX] = e.cpu->regs[R_EBX] = 0xdeadbeef;
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("stopped at the HLT (#GP)", EXCP_GP, e.cpu->stopped_vec);
+    CHECK_EQ("EAX = guest dword at 0x10", want_a, e.cpu->regs[R_EAX]);
+    CHECK_EQ("EBX = guest dword at 0x14", want_b, e.cpu->regs[R_EBX]);
+}
+
 static void test_pm32_int_gate_dpl_blocks_ring3(void)
 {
     Env e = env_new();
@@ -3859,6 +3891,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_pm32_not_present_segment_np),
     TEST_CASE(test_pm32_limit_violation_and_expand_up),
     TEST_CASE(test_pm32_int_from_ring3_switches_stack),
+    TEST_CASE(test_alignment_check_set_starts_invalid),
     TEST_CASE(test_pm32_int_gate_dpl_blocks_ring3),
     TEST_CASE(test_pm32_triple_fault_shuts_down),
     TEST_CASE(test_pm32_far_jump_to_16bit_and_back),
