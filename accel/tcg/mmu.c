@@ -54,26 +54,34 @@ static inline bool tlb_flush_entry(TCGCPU *cpu, int i, unsigned j, bool include_
     return false;
 }
 
+/*
+ * The entries of set i that may be valid: the listed ones (some twice, or
+ * invalid since: harmless), or all of them once too many were filled to
+ * list (tlb_filled_n > TLB_SIZE).  Only sets MMU_KERNEL and MMU_USER: the
+ * MMU_USER_AC set is never filled.
+ */
+static inline uint32_t tlb_filled_count(const TCGCPU *cpu, int i)
+{
+    return MIN(cpu->tlb_filled_n[i], TLB_SIZE);
+}
+
+static inline unsigned tlb_filled_index(const TCGCPU *cpu, int i, uint32_t k)
+{
+    return cpu->tlb_filled_n[i] > TLB_SIZE ? k : cpu->tlb_filled[i][k];
+}
+
 void tlb_flush(TCGCPU *cpu, bool include_global)
 {
     for (int i = 0; i < 2; i++) {
-        uint32_t n = cpu->tlb_filled_n[i], kept = 0;
-        if (n > TLB_SIZE) {
-            /* Too many to have listed: every entry, listing the global ones kept. */
-            for (unsigned j = 0; j < TLB_SIZE; j++)
-                if (tlb_flush_entry(cpu, i, j, include_global))
-                    cpu->tlb_filled[i][kept++] = (uint16_t)j;
-        } else {
-            /* Listed entries only (some twice, or invalid since: harmless). */
-            for (uint32_t k = 0; k < n; k++) {
-                unsigned j = cpu->tlb_filled[i][k];
-                if (tlb_flush_entry(cpu, i, j, include_global))
-                    cpu->tlb_filled[i][kept++] = (uint16_t)j;
-            }
+        uint32_t n = tlb_filled_count(cpu, i), kept = 0;
+        /* The global entries kept are listed again (in place: kept <= k). */
+        for (uint32_t k = 0; k < n; k++) {
+            unsigned j = tlb_filled_index(cpu, i, k);
+            if (tlb_flush_entry(cpu, i, j, include_global))
+                cpu->tlb_filled[i][kept++] = (uint16_t)j;
         }
         cpu->tlb_filled_n[i] = kept;
     }
-    /* MMU_USER_AC: never filled, never holds anything to flush. */
     /* The jump cache maps linear PCs to blocks: it depends on the mapping. */
     cpu_jc_flush(cpu);
     memset(cpu->ptc, 0, sizeof(cpu->ptc));
@@ -97,12 +105,15 @@ void tlb_flush_page(TCGCPU *cpu, uint64_t lin)
 /* A page just got translated code: route further writes to it through the slow path. */
 void tlb_drop_code_write(TCGCPU *cpu, uint64_t paddr_page)
 {
-    for (int i = 0; i < MMU__COUNT; i++)
-        for (unsigned j = 0; j < TLB_SIZE; j++) {
+    for (int i = 0; i < 2; i++) {
+        uint32_t n = tlb_filled_count(cpu, i);
+        for (uint32_t k = 0; k < n; k++) {
+            unsigned j = tlb_filled_index(cpu, i, k);
             TLBEntry *e = &cpu->tlb[i][j];
             if (e->tag_w != TLB_INVALID && (cpu->tlb_phys[i][j] & TLB_PAGE_MASK) == paddr_page)
                 e->tag_w |= TLB_FLAG_CODE;
         }
+    }
 }
 
 /* ---- Physical access (page tables, descriptor tables via paging off) ---- */
