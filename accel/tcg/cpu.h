@@ -264,6 +264,8 @@ typedef struct TCGCPU {
         uint64_t bank[MCA_BANKS][4];        /* CTL, STATUS, ADDR, MISC */
     } mca;
     int64_t tsc_offset;
+    /* Tests that compare two runs: the TSC counts retired instructions, not host time. */
+    bool tsc_counts_insns;
     uint64_t pdpte[4];               /* PAE PDPTE registers loaded on MOV CR3 */
 
     /* x87 and SSE state (ops-fpu.c). */

@@ -230,6 +230,8 @@ static uint64_t host_ns(void)
 /* A nominal 1 GHz TSC that starts near 0 at reset. */
 uint64_t cpu_rdtsc(TCGCPU *cpu)
 {
+    if (unlikely(cpu->tsc_counts_insns))
+        return cpu->icount + (uint64_t)cpu->tsc_offset;
     return host_ns() + (uint64_t)cpu->tsc_offset;
 }
 

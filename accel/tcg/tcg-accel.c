@@ -470,6 +470,13 @@ TCGRunResult tcg_cpu_exec(TCGCPU *cpu, long max_blocks)
     if (setjmp(cpu->jmp)) {
         /* An exception unwound the interpreter (or a previous delivery). */
         cpu->prev_tb = NULL;
+        /*
+         * A delivery counts against the budget like a block: a handler that
+         * faults again at once (an #MF on its first FWAIT, a #GP on its own
+         * IRET) loops in deliveries alone, and the caller must still get
+         * control back.
+         */
+        n++;
         cpu->cur_tb = NULL;
         if (cpu->excp_vec != EXCP_DBG_RESTART) {
             /* The instruction did not complete: its breakpoint hits do not count. */

@@ -253,6 +253,26 @@ static void test_real_mode_int_through_ivt_and_iret(void)
     CHECK_EQ("return IP pushed", 0x7c03, ld16_le(e.ram + 0x7000 - 6));
 }
 
+/*
+ * A handler that faults again at once loops in exception deliveries without
+ * ever finishing a block (real mode's stack wraps, so this never ends on
+ * hardware either): each delivery counts against the run budget, so the
+ * caller still gets control back (found by test-tcg-fuzz: it hung).
+ */
+static void test_exception_loop_returns_on_budget(void)
+{
+    Env e = env_new();
+    st16_le(e.ram + 6 * 4, 0x9000);          /* IVT[#UD] = 0000:9000 */
+    st16_le(e.ram + 6 * 4 + 2, 0);
+    CODE_AT(&e, 0x9000, 0x0f, 0x0b);         /* the handler: ud2 */
+    CODE_AT(&e, 0x7c00, 0x0f, 0x0b);         /* ud2 */
+    setup_real(&e, 0x7c00);
+    CHECK_EQ("run result", TCG_RUN_BUDGET, tcg_cpu_exec(e.cpu, 100));
+    CHECK_EQ("still in the handler", 0x9000, e.cpu->rip);
+    /* One delivery per unit of budget, each a 6-byte real-mode frame. */
+    CHECK_EQ("SP after 100 deliveries", 0x7000 - 6 * 100, e.cpu->regs[R_ESP] & 0xffff);
+}
+
 static void test_real_mode_segment_limit_gp(void)
 {
     Env e = env_new();
@@ -3887,6 +3907,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_real_mode_stack_loop_and_arith),
     TEST_CASE(test_real_mode_int_through_ivt_and_iret),
     TEST_CASE(test_real_mode_segment_limit_gp),
+    TEST_CASE(test_exception_loop_returns_on_budget),
     TEST_CASE(test_pm32_gp_error_code_is_selector),
     TEST_CASE(test_pm32_not_present_segment_np),
     TEST_CASE(test_pm32_limit_violation_and_expand_up),
