@@ -1897,6 +1897,25 @@ L_SSE_PSHUFB:
                 d->b[i] = (u.b[i] & 0x80) ? 0 : t.b[u.b[i] & 15];
         }
         NEXT();
+L_SSE_PCMPISTRI:
+        /* glibc's SSE4.2 strcspn, strpbrk, strspn and strcmp (ops-sse-0f3a.c). */
+        SSE_CHECK();
+        if (op->rm != NOREG) {
+            sse_pcmpistri(cpu, &XD, &XS, (unsigned)op->imm & 0xff);
+            NEXT();
+        }
+        lin = flat64_lin(cpu, op);
+        e = &tlb[(lin >> 12) & (TLB_SIZE - 1)];
+        if (unlikely(e->tag_r != ((lin + 15) & TLB_PAGE_MASK)))
+            goto sse_slow;
+        {
+            const uint8_t *p = (const uint8_t *)(e->addend + (uintptr_t)lin);
+            XMMReg m;
+            m.q[0] = ld64_le(p);
+            m.q[1] = ld64_le(p + 8);
+            sse_pcmpistri(cpu, &XD, &m, (unsigned)op->imm & 0xff);
+        }
+        NEXT();
     sse_slow:
         SYNC_RIP();
         HELPER(helper_sse(cpu, op));
@@ -1940,6 +1959,7 @@ static uint16_t sse_fast_kind(const DecodedOp *op, bool code64)
         case 0x29: return pf <= P66 ? OP_SSE_STA : OP_SSE;
         case 0x10: return pf <= P66 ? OP_SSE_LDU : OP_SSE;                      /* MOVUPS/PD */
         case 0x11: return pf <= P66 ? OP_SSE_STU : OP_SSE;
+        case 0x263: return pf == P66 ? OP_SSE_PCMPISTRI : OP_SSE;          /* 0F 3A 63 */
         default: return OP_SSE;
         }
     }
@@ -1964,6 +1984,7 @@ static uint16_t sse_fast_kind(const DecodedOp *op, bool code64)
     case 0x60: return OP_SSE_PUNPCKLBW;
     case 0x61: return OP_SSE_PUNPCKLWD;
     case 0x100: return OP_SSE_PSHUFB;                   /* 0F 38 00 */
+    case 0x263: return OP_SSE_PCMPISTRI;                /* 0F 3A 63 */
     default: return OP_SSE;
     }
 }

@@ -86,7 +86,8 @@
  * 64-bit address, ES/CS/SS/DS, not RIP-relative); SSE_MOV_RR: xmm[reg] =
  * xmm[rm]; SSE_MOVD_XR: MOVD/MOVQ xmm, r32/r64; SSE_PMOVMSKB: r32, xmm;
  * the others xmm[reg] = xmm[reg] OP xmm[rm] (PSHUFD: = shuffle of xmm[rm];
- * PSHUFB is 66 0F 38 00).
+ * PSHUFB is 66 0F 38 00); SSE_PCMPISTRI: 66 0F 3A 63, xmm[reg] against
+ * xmm[rm] or an _F-style memory operand (unaligned, SSE_LDU's rules).
  * xx_NF: xx whose flags no one reads (tcg_specialize's flag liveness): the
  * same register result, the lazy flags left alone (the _NF kinds are one
  * run, ADD_RR_NF..DEC_R_NF).  INC_R_KC, DEC_R_KC,
@@ -124,6 +125,7 @@
     X(SSE_LDA) X(SSE_LDU) X(SSE_STA) X(SSE_STU) X(SSE_MOV_RR) X(SSE_MOVD_XR) X(SSE_PMOVMSKB) \
     X(SSE_PXOR) X(SSE_POR) X(SSE_PAND) X(SSE_PANDN) X(SSE_PCMPEQB) X(SSE_PCMPEQD) \
     X(SSE_PMINUB) X(SSE_PSUBB) X(SSE_PSHUFD) X(SSE_PUNPCKLBW) X(SSE_PUNPCKLWD) X(SSE_PSHUFB) \
+    X(SSE_PCMPISTRI) \
     X(ADD_RR_NF) X(OR_RR_NF) X(AND_RR_NF) X(SUB_RR_NF) X(XOR_RR_NF) \
     X(ADD_RI_NF) X(OR_RI_NF) X(AND_RI_NF) X(SUB_RI_NF) X(XOR_RI_NF) \
     X(SHL_RI_NF) X(SHR_RI_NF) X(SAR_RI_NF) X(INC_R_NF) X(DEC_R_NF) \

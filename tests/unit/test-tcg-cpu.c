@@ -1662,6 +1662,72 @@ static void test_sse_fast_forms_checks_and_results(void)
 }
 
 /*
+ * PCMPISTRI (exec.c SSE_PCMPISTRI, what glibc's SSE4.2 strcspn and strcmp
+ * run): ECX and the flags of SDM 2B "PCMPISTRI" from the unaligned memory
+ * form and the register form; a memory operand on a not-present page, or
+ * crossing into one, faults (#PF, CR2 on that page) at the instruction
+ * with ECX and the flags as they were.
+ */
+static void test_pcmpistri_fast_form_results_and_faults(void)
+{
+    static const uint8_t set[16] = "/:x";
+    static const uint8_t str[16] = "abc:def/ghijklmn";      /* no NUL: ZF = 0 */
+    static const uint8_t other[16] = "/:y";
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x66, 0x0f, 0x3a, 0x63, 0x03, 0x02,  /* pcmpistri xmm0, [rbx], 2 (equal any) */
+            0x9c, 0x41, 0x58,                           /* pushfq; pop r8 */
+            0x89, 0xce,                                 /* mov esi, ecx */
+            0x66, 0x0f, 0x3a, 0x63, 0xc1, 0x3a,         /* pcmpistri xmm0, xmm1, 0x3a (strcmp) */
+            0x9c, 0x41, 0x59,                           /* pushfq; pop r9 */
+            0xf4);
+    CODE_AT(&e, CODE + 0x100, 0x31, 0xc0, 0xf9,         /* xor eax, eax; stc */
+            0x66, 0x0f, 0x3a, 0x63, 0x03, 0x02,         /* pcmpistri xmm0, [rbx], 2 */
+            0xf4);
+    setup_long64_sse(&e);
+    st64_le(e.ram + PT + 8 * (MF_NP >> 12), 0);             /* not present */
+    e.cpu->stop_on_exception = true;
+    memcpy(e.cpu->xmm[0].b, set, 16);
+    memcpy(e.cpu->xmm[1].b, other, 16);
+    memcpy(e.ram + MF_DATA + 3, str, 16);
+    for (int pass = 0; pass < 2; pass++) {              /* the second with the TLB filled */
+        e.cpu->regs[R_EBX] = MF_DATA + 3;
+        e.cpu->regs[R_ESP] = 0x80000;
+        e.cpu->regs[R_ECX] = ~0ull;
+        e.cpu->rip = CODE;
+        e.cpu->halted = false;
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        /* ':' (a set byte) first at index 3; the set ends early (SF), the string does not. */
+        CHECK_MSG(e.cpu->regs[R_ESI] == 3, "pass %d: equal any: ECX %#" PRIx64 ", expected 3", pass,
+                  e.cpu->regs[R_ESI]);
+        CHECK_MSG((e.cpu->regs[8] & CC_ALL) == (CC_C | CC_S), "pass %d: equal any: flags %#" PRIx64
+                  ", expected CF SF", pass, e.cpu->regs[8] & CC_ALL);
+        /* "/:x" vs "/:y": the first difference at 2; both end early (ZF SF). */
+        CHECK_MSG(e.cpu->regs[R_ECX] == 2, "pass %d: equal each, masked negative: ECX %#" PRIx64
+                  ", expected 2 (RCX zero-extended)", pass, e.cpu->regs[R_ECX]);
+        CHECK_MSG((e.cpu->regs[9] & CC_ALL) == (CC_C | CC_Z | CC_S), "pass %d: equal each: flags %#"
+                  PRIx64 ", expected CF ZF SF", pass, e.cpu->regs[9] & CC_ALL);
+    }
+    static const struct { uint32_t at; const char *what; } faults[] = {
+        { MF_NP, "on a not-present page" }, { MF_NP - 8, "crossing into a not-present page" },
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(faults); i++) {
+        e.cpu->regs[R_EBX] = faults[i].at;
+        e.cpu->regs[R_ECX] = 0x1234;
+        e.cpu->rip = CODE + 0x100;
+        e.cpu->halted = false;
+        CHECK_EQ("fault: run result", TCG_RUN_EXCEPTION, run(&e));
+        CHECK_MSG(e.cpu->stopped_vec == EXCP_PF && e.cpu->stopped_err == 0 && e.cpu->cr2 == MF_NP,
+                  "%s: expected #PF error 0 CR2 %#x, got vector %d error %u CR2 %#" PRIx64,
+                  faults[i].what, MF_NP, e.cpu->stopped_vec, e.cpu->stopped_err, e.cpu->cr2);
+        CHECK_MSG(e.cpu->rip == CODE + 0x103, "%s: RIP %#" PRIx64 ", expected the PCMPISTRI at %#x",
+                  faults[i].what, e.cpu->rip, CODE + 0x103);
+        CHECK_MSG(e.cpu->regs[R_ECX] == 0x1234 && arith_flags(&e) == (CC_Z | CC_C | CC_P),
+                  "%s: ECX %#" PRIx64 " flags %#x, expected 0x1234 and ZF CF PF (unchanged)",
+                  faults[i].what, e.cpu->regs[R_ECX], arith_flags(&e));
+    }
+}
+
+/*
  * Flag producers followed by a Jcc run as one fused op in the interpreter
  * (exec.c J<cc>_CMP_RI, _CMP8_RI, _TEST8_RI, _SUB_RI, _ADD_RI, _CMP_RR; the
  * 16-bit ADD16_RI and CMP16_RR are specialised but not fused):
@@ -3950,6 +4016,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_fxrstor_reserved_mxcsr_is_gp),
     TEST_CASE(test_ldmxcsr_checks),
     TEST_CASE(test_sse_fast_forms_checks_and_results),
+    TEST_CASE(test_pcmpistri_fast_form_results_and_faults),
     TEST_CASE(test_fused_flag_producer_branches),
     TEST_CASE(test_dead_flags_live_at_a_fault),
     TEST_CASE(test_dead_flags_rebuilt_at_a_load_fault),
