@@ -89,9 +89,28 @@ static inline __attribute__((always_inline)) bool cc_eval(const TCGCPU *cpu, int
  * non-canonical address always misses and mem_*_slow_canon raises #GP or
  * #SS there.
  */
+/*
+ * The base and index slots of an _F address name 8-byte words of TCGCPU:
+ * below 19 those of xregs, its first member, and XREG_SEG_BASE(s) the
+ * base of segment s, which tcg_specialize (flat64_fold_seg_base) puts in
+ * a free slot of an FS- or GS-relative operand, so that these too are
+ * _F forms that add the base with no test.
+ */
+#define XREG_SEG_BASE(s) ((uint8_t)(offsetof(TCGCPU, seg[s].base) / sizeof(uint64_t)))
+_Static_assert(offsetof(TCGCPU, xregs) == 0, "xreg: the xregs slots are the first words of TCGCPU");
+_Static_assert(offsetof(TCGCPU, seg[SEG_FS].base) % sizeof(uint64_t) == 0 &&
+               offsetof(TCGCPU, seg[SEG_GS].base) % sizeof(uint64_t) == 0 &&
+               offsetof(TCGCPU, seg[SEG_GS].base) / sizeof(uint64_t) <= UINT8_MAX,
+               "XREG_SEG_BASE: a segment base is a word a DecodedOp register slot can name");
+
+TCG_INLINE uint64_t xreg(const TCGCPU *cpu, unsigned slot)
+{
+    return *(const uint64_t *)((const char *)cpu + slot * sizeof(uint64_t));
+}
+
 TCG_INLINE uint64_t flat64_lin(const TCGCPU *cpu, const DecodedOp *op)
 {
-    return (uint64_t)(int64_t)op->disp + cpu->xregs[op->base] + (cpu->xregs[op->index] << op->scale);
+    return (uint64_t)(int64_t)op->disp + xreg(cpu, op->base) + (xreg(cpu, op->index) << op->scale);
 }
 
 /*
@@ -1122,7 +1141,7 @@ L_##name##_RI_NF: \
 #define LD_F(len, sz) flat64_ld(cpu, tlb, op, sz)
 #define ST_F(len, sz, v) flat64_st(cpu, tlb, op, sz, v)
 /* _FB: no index register (op->index is REG_ZERO), one load and shift fewer. */
-#define LIN_FB() ((uint64_t)(int64_t)op->disp + cpu->xregs[op->base])
+#define LIN_FB() ((uint64_t)(int64_t)op->disp + xreg(cpu, op->base))
 #define LD_FB(len, sz) flat64_ld_lin(cpu, tlb, op, LIN_FB(), sz, op->seg)
 #define ST_FB(len, sz, v) flat64_st_lin(cpu, tlb, op, LIN_FB(), sz, v, op->seg)
 #define MEM_OPS(S, LD, ST) \
@@ -1381,10 +1400,10 @@ L_ST64_RUN:
         if (op->idx == OP_LD64_FB) {
         mem64_ld:
             cpu->regs[op->reg] = flat64_ld_lin(cpu, tlb, op, (uint64_t)(int64_t)op->disp +
-                                               cpu->xregs[op->base], 3, op->seg);
+                                               xreg(cpu, op->base), 3, op->seg);
         } else if (op->idx == OP_ST64_FB) {
         mem64_st:
-            flat64_st_lin(cpu, tlb, op, (uint64_t)(int64_t)op->disp + cpu->xregs[op->base], 3,
+            flat64_st_lin(cpu, tlb, op, (uint64_t)(int64_t)op->disp + xreg(cpu, op->base), 3,
                           cpu->regs[op->reg], op->seg);
         } else {
             DISPATCH();
@@ -2380,11 +2399,40 @@ static void known_cf(TranslatedBlock *tb)
  * a 64-bit address through a segment without a base; a RIP-relative one
  * becomes relative to the block's start (BASE_BLOCK_RIP) if it fits.
  */
+/*
+ * An FS- or GS-relative memory operand of 64-bit code with a 64-bit
+ * address (TLS in user space, per-CPU data in Linux): in 64-bit mode only
+ * these two segments have a base (SDM 3A §3.4.4), added to the effective
+ * address.  With a free base or index slot, the base goes there
+ * (XREG_SEG_BASE, scale 1) and the operand is an _F address; true if op
+ * is one now (any other segment: nothing to do).  Not RIP-relative ones.
+ * Only for kinds whose slow paths never hand op to a generic handler
+ * (op_lin would add the base a second time): not the SSE kinds.
+ */
+static bool flat64_fold_seg_base(DecodedOp *op)
+{
+    if (op->seg < SEG_FS)
+        return true;
+    if (op->seg > SEG_GS || op->base == BASE_RIP)
+        return false;
+    if (op->base == REG_ZERO) {
+        op->base = XREG_SEG_BASE(op->seg);
+    } else if (op->index == REG_ZERO) {
+        op->index = XREG_SEG_BASE(op->seg);
+        op->scale = 0;
+    } else {
+        return false;
+    }
+    return true;
+}
+
 static bool flat64_operand(DecodedOp *op, bool code64)
 {
     int64_t disp;
-    if (!code64 || op->rm != NOREG || op->asz != 3 || op->seg >= SEG_FS)
+    if (!code64 || op->rm != NOREG || op->asz != 3)
         return false;
+    if (op->seg >= SEG_FS)
+        return flat64_fold_seg_base(op);
     if (op->base != BASE_RIP)
         return true;
     disp = (int64_t)op->disp + op->off + op->len;
@@ -2635,7 +2683,7 @@ void tcg_specialize(TranslatedBlock *tb)
                 op->idx = OP_JMP64_NEXT;
         }
         if (code64 && op->idx >= OP_LD32 && op->idx <= OP_LD16 && op->asz == 3 &&
-            op->seg < SEG_FS) {
+            flat64_fold_seg_base(op)) {
             /*
              * The _F form.  A RIP-relative operand becomes relative to the
              * block's start (cpu->block_rip: cpu->rip is not kept current),

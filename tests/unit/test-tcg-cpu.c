@@ -1181,6 +1181,115 @@ static void test_flat64_memory_forms_and_faults(void)
 }
 
 /*
+ * FS- and GS-relative operands in 64-bit code (SDM 3A §3.4.4: the
+ * segment's base is added) take the _F forms when the base or the index
+ * slot is free (exec.c flat64_fold_seg_base), as TLS and per-CPU accesses
+ * do: the same results as the generic path, which a base-plus-index
+ * operand still takes, and faults at the instruction with CR2 the linear
+ * address (#PF) or #GP(0) for a non-canonical one.
+ */
+static void test_fs_gs_operands_take_the_base(void)
+{
+    const uint64_t fs = MF_DATA, gs = MF_DATA + 0x100;
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x64, 0x48, 0x8b, 0x04, 0x25, 0x28, 0x00, 0x00, 0x00,  /* mov rax, fs:[0x28] */
+            0x64, 0x48, 0x8b, 0x0b,                     /* mov rcx, fs:[rbx] */
+            0x65, 0x48, 0x2b, 0x53, 0x08,               /* sub rdx, gs:[rbx+8] */
+            0x65, 0x89, 0x34, 0x25, 0x10, 0x00, 0x00, 0x00,     /* mov gs:[0x10], esi */
+            0x64, 0x48, 0x83, 0x7b, 0x10, 0x05,         /* cmp qword fs:[rbx+0x10], 5 */
+            0x41, 0x0f, 0x94, 0xc0,                     /* sete r8b */
+            0x65, 0xff, 0x43, 0x18,                     /* inc dword gs:[rbx+0x18] */
+            0x64, 0x48, 0x8b, 0x3c, 0xcb,               /* mov rdi, fs:[rbx+rcx*8] (generic) */
+            0x64, 0x48, 0x33, 0x2c, 0x25, 0x30, 0x00, 0x00, 0x00,      /* xor rbp, fs:[0x30] */
+            0xf4);
+    setup_long64(&e);
+    st64_le(e.ram + PT + 8 * (MF_NP >> 12), 0);             /* not present */
+    e.cpu->stop_on_exception = true;
+    for (int pass = 0; pass < 2; pass++) {              /* the second with the TLB filled */
+        memset(e.ram + MF_DATA, 0, 0x200);
+        st64_le(e.ram + fs + 0x28, 0x1122334455667788ull);
+        st64_le(e.ram + fs + 0x40, 1);
+        st64_le(e.ram + gs + 0x48, 0x10);
+        st64_le(e.ram + fs + 0x50, 5);
+        st32_le(e.ram + gs + 0x58, 0x7fffffff);
+        st64_le(e.ram + fs + 0x48, 0xabcdef);           /* fs:[rbx + 1 * 8] */
+        st64_le(e.ram + fs + 0x30, 0xf0f0);
+        e.cpu->seg[SEG_FS].base = fs;
+        e.cpu->seg[SEG_GS].base = gs;
+        e.cpu->regs[R_EBX] = 0x40;
+        e.cpu->regs[R_EDX] = 0x15;
+        e.cpu->regs[R_ESI] = 0xcafe;
+        e.cpu->regs[R_EBP] = 0xff00;
+        e.cpu->regs[8] = 0;
+        e.cpu->rip = CODE;
+        e.cpu->halted = false;
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_MSG(e.cpu->regs[R_EAX] == 0x1122334455667788ull && e.cpu->regs[R_ECX] == 1,
+                  "pass %d: loads through FS: RAX %#" PRIx64 " RCX %#" PRIx64, pass,
+                  e.cpu->regs[R_EAX], e.cpu->regs[R_ECX]);
+        CHECK_MSG(e.cpu->regs[R_EDX] == 5, "pass %d: sub rdx, gs:[rbx+8]: %#" PRIx64 ", expected 5",
+                  pass, e.cpu->regs[R_EDX]);
+        CHECK_MSG(ld32_le(e.ram + gs + 0x10) == 0xcafe, "pass %d: store through GS: %#x", pass,
+                  ld32_le(e.ram + gs + 0x10));
+        CHECK_MSG((e.cpu->regs[8] & 0xff) == 1, "pass %d: cmp fs:[rbx+0x10], 5: ZF not set", pass);
+        CHECK_MSG(ld32_le(e.ram + gs + 0x58) == 0x80000000u,
+                  "pass %d: inc dword gs:[rbx+0x18]: %#x", pass, ld32_le(e.ram + gs + 0x58));
+        CHECK_MSG(e.cpu->regs[R_EDI] == 0xabcdef, "pass %d: mov rdi, fs:[rbx+rcx*8]: %#" PRIx64,
+                  pass, e.cpu->regs[R_EDI]);
+        CHECK_MSG(e.cpu->regs[R_EBP] == 0x0ff0 && (arith_flags(&e) & (CC_Z | CC_C)) == 0,
+                  "pass %d: xor rbp, fs:[0x30]: %#" PRIx64, pass, e.cpu->regs[R_EBP]);
+    }
+    static const struct {
+        const char *what;
+        uint8_t insn[10];
+        unsigned len;
+        int seg;
+        uint64_t base;
+        int vec;
+    } faults[] = {
+        { "mov rax, fs:[0x28]", { 0x64, 0x48, 0x8b, 0x04, 0x25, 0x28, 0x00, 0x00, 0x00 }, 9, SEG_FS,
+          MF_NP - 0x28, EXCP_PF },
+        { "mov gs:[rbx], ecx", { 0x65, 0x89, 0x0b }, 3, SEG_GS, MF_NP, EXCP_PF },
+        { "cmp qword fs:[rbx], 5", { 0x64, 0x48, 0x83, 0x3b, 0x05 }, 5, SEG_FS, MF_NP, EXCP_PF },
+        { "inc dword gs:[rbx]", { 0x65, 0xff, 0x03 }, 3, SEG_GS, MF_NP, EXCP_PF },
+        { "mov rax, fs:[rbx] (non-canonical)", { 0x64, 0x48, 0x8b, 0x03 }, 4, SEG_FS,
+          0x0000800000000000ull, EXCP_GP },
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(faults); i++) {
+        /* xor eax, eax; stc; insn; hlt */
+        uint8_t c[24];
+        unsigned n = 0;
+        uint32_t at = CODE + 0x200 + 0x20 * i;
+        c[n++] = 0x31; c[n++] = 0xc0; c[n++] = 0xf9;
+        memcpy(c + n, faults[i].insn, faults[i].len);
+        n += faults[i].len;
+        c[n++] = 0xf4;
+        put(&e, at, c, n);
+        e.cpu->seg[SEG_FS].base = e.cpu->seg[SEG_GS].base = 0;
+        e.cpu->seg[faults[i].seg].base = faults[i].base;
+        e.cpu->regs[R_EBX] = 0;
+        e.cpu->regs[R_ECX] = 0x77;
+        e.cpu->rip = at;
+        e.cpu->halted = false;
+        TCGRunResult res = run(&e);
+        CHECK_MSG(res == TCG_RUN_EXCEPTION && e.cpu->stopped_vec == faults[i].vec,
+                  "%s: expected vector %d, got result %d vector %d", faults[i].what, faults[i].vec,
+                  res, e.cpu->stopped_vec);
+        CHECK_MSG(e.cpu->rip == at + 3, "%s: RIP %#" PRIx64 ", expected %#x", faults[i].what,
+                  e.cpu->rip, at + 3);
+        if (faults[i].vec == EXCP_PF)
+            CHECK_MSG(e.cpu->cr2 == MF_NP, "%s: CR2 %#" PRIx64 ", expected %#x", faults[i].what,
+                      e.cpu->cr2, MF_NP);
+        else
+            CHECK_EQ("non-canonical: #GP error code", 0, e.cpu->stopped_err);
+        CHECK_MSG(arith_flags(&e) == (CC_Z | CC_C | CC_P) && e.cpu->regs[R_EAX] == 0 &&
+                  e.cpu->regs[R_ECX] == 0x77, "%s: flags %#x RAX %#" PRIx64 " RCX %#" PRIx64
+                  " changed by the faulting instruction", faults[i].what, arith_flags(&e),
+                  e.cpu->regs[R_EAX], e.cpu->regs[R_ECX]);
+    }
+}
+
+/*
  * tb.c keeps each physical page's blocks in a list (a block that runs into
  * a second page is in two) and unlinks a dying block through its back
  * pointer: killing blocks from the middle, the ends and across pages, in
@@ -4016,6 +4125,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_fxrstor_reserved_mxcsr_is_gp),
     TEST_CASE(test_ldmxcsr_checks),
     TEST_CASE(test_sse_fast_forms_checks_and_results),
+    TEST_CASE(test_fs_gs_operands_take_the_base),
     TEST_CASE(test_pcmpistri_fast_form_results_and_faults),
     TEST_CASE(test_fused_flag_producer_branches),
     TEST_CASE(test_dead_flags_live_at_a_fault),
