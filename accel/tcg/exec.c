@@ -176,6 +176,22 @@ TCG_INLINE uint64_t cc_cf_fast(const TCGCPU *cpu)
 }
 
 /*
+ * The arithmetic flags after ROL (rol) or ROR of a 32/64-bit register with
+ * a count of 1..width-1 that gave r, from those before (f): CF is the bit
+ * rotated into bit 0 (ROL) or the top bit (ROR), OF the XOR of the two top
+ * bits of the result (ROR) or of the top bit and CF (ROL), as alu_shift;
+ * the others as they were (SDM 2B "RCL/RCR/ROL/ROR").
+ */
+TCG_INLINE uint32_t rotate_flags(uint32_t f, uint64_t r, int sz, bool rol)
+{
+    unsigned w = 8u << sz;
+    uint32_t top = (uint32_t)(r >> (w - 1)) & 1;
+    uint32_t cf = rol ? (uint32_t)r & 1 : top;
+    uint32_t of = top ^ (rol ? cf : (uint32_t)(r >> (w - 2)) & 1);
+    return (f & ~(uint32_t)(CC_C | CC_O)) | (cf ? CC_C : 0) | (of ? CC_O : 0);
+}
+
+/*
  * A load at op (PFX_CC_STALE) is about to take its slow path, which may
  * fault, while the lazy flags still lag behind an _NF op of the block
  * (tcg_specialize's flag liveness): store that op's flags, rebuilt from its
@@ -192,6 +208,10 @@ static void __attribute__((noinline, cold)) flags_recover(TCGCPU *cpu, const Dec
     uint64_t r = cpu->regs[nf->rm] & m;
     uint64_t b = (kind <= OP_XOR_RR_NF ? cpu->regs[nf->reg] : nf->imm) & m;
     switch (kind) {
+    case OP_ROL_RI_NF: case OP_ROR_RI_NF:
+        /* CF and OF from the result, on top of the flags as the op found them. */
+        cc_set_flags(cpu, rotate_flags(cc_compute_all(cpu), r, sz, kind == OP_ROL_RI_NF));
+        break;
     case OP_INC_R_NF: case OP_DEC_R_NF:
         /* CF as the op found it: nothing has written the lazy flags since. */
         b = cc_cf_fast(cpu);
@@ -1541,6 +1561,40 @@ L_SAR_RI:
     set_cc_ra(cpu, CC_OP_SHR, sz, r, a & size_mask[sz]);
     cpu->regs[op->rm] = r;
     NEXT();
+    /*
+     * Rotates by a constant count 1..width-1: CF and OF from the result,
+     * SF ZF AF PF kept (SDM 2B "RCL/RCR/ROL/ROR"), so the lazy flags are
+     * materialised, as alu_shift does, whose OF formula (defined for a
+     * count of 1 only) they share.  The _NF kinds: no flag is read.
+     */
+L_ROL_RI:
+    sz = op->sz;
+    a = cpu->regs[op->rm] & size_mask[sz];
+    r = ((a << op->imm) | (a >> ((8u << sz) - op->imm))) & size_mask[sz];
+    cc_set_flags(cpu, rotate_flags(cc_compute_all(cpu), r, sz, true));
+    cpu->regs[op->rm] = r;
+    NEXT();
+L_ROR_RI:
+    sz = op->sz;
+    a = cpu->regs[op->rm] & size_mask[sz];
+    r = ((a >> op->imm) | (a << ((8u << sz) - op->imm))) & size_mask[sz];
+    cc_set_flags(cpu, rotate_flags(cc_compute_all(cpu), r, sz, false));
+    cpu->regs[op->rm] = r;
+    NEXT();
+L_ROL_RI_NF:
+    sz = op->sz;
+    a = cpu->regs[op->rm] & size_mask[sz];
+    cpu->regs[op->rm] = ((a << op->imm) | (a >> ((8u << sz) - op->imm))) & size_mask[sz];
+    NEXT();
+L_ROR_RI_NF:
+    sz = op->sz;
+    a = cpu->regs[op->rm] & size_mask[sz];
+    cpu->regs[op->rm] = ((a >> op->imm) | (a << ((8u << sz) - op->imm))) & size_mask[sz];
+    NEXT();
+L_NOT_R:
+    /* No flags (SDM 2B "NOT"); a 32-bit register zero-extends. */
+    cpu->regs[op->rm] = ~cpu->regs[op->rm] & size_mask[op->sz];
+    NEXT();
 L_SHL_RI_NF:
     cpu->regs[op->rm] = (cpu->regs[op->rm] << op->imm) & size_mask[op->sz];
     NEXT();
@@ -2043,6 +2097,7 @@ enum {
     FX_NONE,            /* neither reads nor writes the flags, cannot fault */
     FX_WRITE,           /* writes all six flags, reads none, cannot fault */
     FX_INCDEC,          /* INC_R / DEC_R: writes five flags, passes CF on (_KC: sets it) */
+    FX_ROTATE,          /* ROL_RI / ROR_RI: writes CF and OF, passes the other four on */
     FX_WRITE_BRANCH,    /* a fused register compare: writes all six, then branches */
     FX_DEC_BRANCH,      /* J<cc>_DEC_R: passes CF on, then branches */
     /*
@@ -2064,7 +2119,10 @@ static int flag_effect(unsigned idx)
     case OP_ADD_RR_NF: case OP_OR_RR_NF: case OP_AND_RR_NF: case OP_SUB_RR_NF: case OP_XOR_RR_NF:
     case OP_ADD_RI_NF: case OP_OR_RI_NF: case OP_AND_RI_NF: case OP_SUB_RI_NF: case OP_XOR_RI_NF:
     case OP_SHL_RI_NF: case OP_SHR_RI_NF: case OP_SAR_RI_NF: case OP_INC_R_NF: case OP_DEC_R_NF:
+    case OP_ROL_RI_NF: case OP_ROR_RI_NF: case OP_NOT_R:
         return FX_NONE;
+    case OP_ROL_RI: case OP_ROR_RI:
+        return FX_ROTATE;
     /* Not SHx_RCL: a count of 0 leaves the flags alone. */
     case OP_ADD_RR: case OP_OR_RR: case OP_AND_RR: case OP_SUB_RR: case OP_XOR_RR:
     case OP_CMP_RR: case OP_TEST_RR:
@@ -2156,7 +2214,7 @@ static uint16_t flag_kind_of_nf(unsigned idx)
     static const uint16_t from[] = {
         OP_ADD_RR, OP_OR_RR, OP_AND_RR, OP_SUB_RR, OP_XOR_RR,
         OP_ADD_RI, OP_OR_RI, OP_AND_RI, OP_SUB_RI, OP_XOR_RI,
-        OP_SHL_RI, OP_SHR_RI, OP_SAR_RI, OP_INC_R, OP_DEC_R,
+        OP_SHL_RI, OP_SHR_RI, OP_SAR_RI, OP_ROL_RI, OP_ROR_RI, OP_INC_R, OP_DEC_R,
     };
     _Static_assert(OP_DEC_R_NF - OP_ADD_RR_NF + 1 == ARRAY_LEN(from), "the _NF kinds are one run");
     return from[idx - OP_ADD_RR_NF];
@@ -2172,7 +2230,7 @@ static unsigned nf_inputs(const DecodedOp *nf)
     switch (nf->idx) {
     case OP_AND_RR_NF: case OP_OR_RR_NF: case OP_XOR_RR_NF:
     case OP_ADD_RI_NF: case OP_OR_RI_NF: case OP_AND_RI_NF: case OP_SUB_RI_NF: case OP_XOR_RI_NF:
-    case OP_INC_R_NF: case OP_DEC_R_NF:
+    case OP_INC_R_NF: case OP_DEC_R_NF: case OP_ROL_RI_NF: case OP_ROR_RI_NF:
         return 1u << nf->rm;
     case OP_ADD_RR_NF: case OP_SUB_RR_NF:
         return nf->rm == nf->reg ? 0 : 1u << nf->rm | 1u << nf->reg;
@@ -2185,7 +2243,7 @@ static unsigned nf_inputs(const DecodedOp *nf)
 static unsigned op_written_regs(const DecodedOp *op)
 {
     switch (op->idx) {
-    case OP_MOV_RR: case OP_MOV64_RR:
+    case OP_MOV_RR: case OP_MOV64_RR: case OP_NOT_R:
         return 1u << op->rm;
     case OP_MOV_RIW: case OP_MOVZX8_RR: case OP_MOVZX16_RR: case OP_MOVSXD_RR:
     case OP_LEA_B: case OP_LEA_BI:
@@ -2238,6 +2296,21 @@ static void flags_liveness(TranslatedBlock *tb)
             if (!(live & LIVE_ALL) && nf_kind(op->idx))
                 op->idx = nf_kind(op->idx);
             live = 0;
+            break;
+        case FX_ROTATE:
+            /*
+             * ROL/ROR write CF and OF and keep the other four.  With no
+             * flag live after them, the _NF kind; the flags before it then
+             * matter only if a fault may see its flags (LIVE_FAULT), which
+             * flags_recover builds on top of them, so they must be exact.
+             * The flag-writing kind reads them all (cc_compute_all).
+             */
+            if (!(live & LIVE_ALL)) {
+                op->idx = op->idx == OP_ROL_RI ? OP_ROL_RI_NF : OP_ROR_RI_NF;
+                live = (live & LIVE_FAULT) ? LIVE_ALL : 0;
+            } else {
+                live = LIVE_ALL;
+            }
             break;
         case FX_WRITE_BRANCH:
             live = 0;
@@ -2606,8 +2679,18 @@ void tcg_specialize(TranslatedBlock *tb)
                 op->idx = op->idx == OP_INC_E ? OP_INC_M_F : OP_DEC_M_F;
             break;
         case OP_MOV_EI:
-            if (flat64_operand(op, code64))
+            if (wide && reg) {
+                /* MOV r, imm32 (C7 /0): MOV_RIW, which writes op->reg. */
+                op->imm &= size_mask[op->sz];
+                op->reg = op->rm;
+                op->idx = OP_MOV_RIW;
+            } else if (flat64_operand(op, code64)) {
                 op->idx = OP_ST_I_F;
+            }
+            break;
+        case OP_NOT_E:
+            if (wide && reg)
+                op->idx = OP_NOT_R;
             break;
         case OP_JMP_E:
             if (op->sz == 3 && flat64_operand(op, code64))
@@ -2649,10 +2732,11 @@ void tcg_specialize(TranslatedBlock *tb)
             if (wide && reg && !(op->pfx & PFX_CL)) {
                 unsigned cnt = (unsigned)op->imm & (op->sz == 3 ? 63 : 31);
                 unsigned k = op->sub & 7;
-                if (cnt == 0 || (k != 4 && k != 5 && k != 6 && k != 7))
+                if (cnt == 0 || k == 2 || k == 3)       /* RCL/RCR stay generic */
                     break;
                 op->imm = cnt;
-                op->idx = k == 5 ? OP_SHR_RI : k == 7 ? OP_SAR_RI : OP_SHL_RI;
+                op->idx = k == 0 ? OP_ROL_RI : k == 1 ? OP_ROR_RI : k == 5 ? OP_SHR_RI :
+                          k == 7 ? OP_SAR_RI : OP_SHL_RI;
             }
             break;
         case OP_SSE:                    /* SSE/MMX, decode.c: the fast kinds above */

@@ -41,7 +41,8 @@
  * register operands are registers 0-15.  xx_RR: op->rm = op->rm OP op->reg;
  * xx_RI: op->rm = op->rm OP op->imm (pre-masked); LDn/LDZXn/STn: memory
  * load into op->reg / store of op->reg (ST8 and ST16 any register);
- * SHx_RI: shift op->rm by op->imm (1..width-1); SHx_RCL: the same by CL
+ * SHx_RI: shift op->rm by op->imm (1..width-1), ROL_RI / ROR_RI: rotate
+ * it (the same counts; only CF and OF change); SHx_RCL: the same by CL
  * (masked; 0: no flag change); ADD16_RI / CMP16_RR: 16-bit operand, registers
  * 0-15, the upper 48 bits kept; xx_RM: op->reg = op->reg OP
  * memory; LEA_B: base + disp, LEA_BI: base + index * scale + disp (32/64-bit
@@ -56,7 +57,7 @@
  * memory (G a register 0-15); LD16: 16-bit load into the low word of op->reg.
  * Register forms: MOV_RIW (32/64-bit, imm pre-masked), MOVZX8_RR /
  * MOVZX16_RR / MOVSXD_RR (source register 0-15), IMUL_RR (G = G * E),
- * CMOV_RR (G = E if condition op->sub), SETCC_R (byte register 0-15),
+ * CMOV_RR (G = E if condition op->sub), SETCC_R (byte register 0-15), NOT_R,
  * CMP8_RI / TEST8_RR / TEST8_RI (byte registers 0-15), INC_R / DEC_R,
  * MOV64_RR (MOV_RR with a 64-bit operand).  64-bit code with 64-bit
  * operands: PUSH64_R, POP64_R, CALL64_REL, RET64 (no imm16), JMP64_REL
@@ -97,7 +98,7 @@
 #define TCG_FASTOP_LIST(X) \
     X(ADD_RR) X(OR_RR) X(AND_RR) X(SUB_RR) X(XOR_RR) X(CMP_RR) X(TEST_RR) X(MOV_RR) \
     X(ADD_RI) X(OR_RI) X(AND_RI) X(SUB_RI) X(XOR_RI) X(CMP_RI) X(TEST_RI) \
-    X(SHL_RI) X(SHR_RI) X(SAR_RI) X(SHL_RCL) X(SHR_RCL) X(SAR_RCL) \
+    X(SHL_RI) X(SHR_RI) X(SAR_RI) X(SHL_RCL) X(SHR_RCL) X(SAR_RCL) X(ROL_RI) X(ROR_RI) X(NOT_R) \
     X(ADD16_RI) X(CMP16_RR) \
     X(LD32) X(LD64) X(LDZX8) X(LDZX16) X(LD8) X(ST8) X(ST16) X(ST32) X(ST64) \
     X(ADD_RM) X(OR_RM) X(AND_RM) X(SUB_RM) X(XOR_RM) X(CMP_RM) X(CMP_MR) \
@@ -128,7 +129,7 @@
     X(SSE_PCMPISTRI) \
     X(ADD_RR_NF) X(OR_RR_NF) X(AND_RR_NF) X(SUB_RR_NF) X(XOR_RR_NF) \
     X(ADD_RI_NF) X(OR_RI_NF) X(AND_RI_NF) X(SUB_RI_NF) X(XOR_RI_NF) \
-    X(SHL_RI_NF) X(SHR_RI_NF) X(SAR_RI_NF) X(INC_R_NF) X(DEC_R_NF) \
+    X(SHL_RI_NF) X(SHR_RI_NF) X(SAR_RI_NF) X(ROL_RI_NF) X(ROR_RI_NF) X(INC_R_NF) X(DEC_R_NF) \
     X(INC_R_KC) X(DEC_R_KC) X(JZ_DEC_R_KC) X(JNZ_DEC_R_KC)
 
 enum {

@@ -2380,6 +2380,11 @@ static void test_dead_flags_rebuilt_at_a_load_fault(void)
         { { 0x01, 0xc8, 0x89, 0xf9 }, 0xffffffffu, 1, CC_C | CC_Z | CC_P | CC_A,
           "add eax,ecx; mov ecx,edi" },
         { { 0x21, 0xc8, 0x89, 0xf8 }, 0x80000001u, 0x80000003u, CC_S, "and eax,ecx; mov eax,edi" },
+        /* ROL/ROR: CF and OF from the result, the others from before (here CF only, or SUB's) */
+        { { 0xc1, 0xc0, 0x04 }, 0x10000001u, 0, CC_C | CC_O, "rol eax,4" },
+        { { 0x48, 0xc1, 0xc8, 0x08 }, 0x80, 0, CC_C | CC_O, "ror rax,8" },
+        { { 0x83, 0xe8, 0x05, 0xd1, 0xc0 }, 3, 0, CC_S | CC_C | CC_A, "sub eax,5; rol eax,1" },
+        { { 0xd1, 0xc8, 0x89, 0xf8 }, 1, 0, CC_C | CC_O, "ror eax,1; mov eax,edi" },
     };
     /* The faulting load: a plain one, a fused compare-and-branch, a POP. */
     static const struct { uint8_t code[8]; unsigned len; const char *what; } tail[] = {
