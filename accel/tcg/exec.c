@@ -20,11 +20,30 @@
 #include "kestrel/log.h"
 #include "kestrel/machine.h"
 
+/* Jcc condition cond from materialised flags f (CC_OP_EFLAGS keeps them in cc_aux). */
+static inline __attribute__((always_inline)) bool cc_eval_flags(uint32_t f, int cond)
+{
+    bool r;
+    switch (cond >> 1) {
+    case 0: r = f & CC_O; break;
+    case 1: r = f & CC_C; break;
+    case 2: r = f & CC_Z; break;
+    case 3: r = f & (CC_C | CC_Z); break;
+    case 4: r = f & CC_S; break;
+    case 5: r = f & CC_P; break;
+    case 6: r = !(f & CC_S) != !(f & CC_O); break;
+    default: r = (f & CC_Z) || !(f & CC_S) != !(f & CC_O); break;
+    }
+    return (cond & 1) ? !r : r;
+}
+
 /*
  * Jcc condition cond (a constant at each call site) straight from the lazy
  * state for the common producers, else through flags.c.  ZF and SF come
- * from the masked result for every CC_OP except EFLAGS; CF/OF-based
- * conditions are exact here only after SUB/CMP and logic ops.
+ * from the masked result for every CC_OP except EFLAGS, whose flags
+ * (materialised by helpers, PCMPISTRI, rotates) are read as they are;
+ * CF/OF-based conditions are exact here only after SUB/CMP and logic ops
+ * (CF after ADD too).
  */
 static inline __attribute__((always_inline)) bool cc_eval(const TCGCPU *cpu, int cond)
 {
@@ -33,15 +52,13 @@ static inline __attribute__((always_inline)) bool cc_eval(const TCGCPU *cpu, int
     uint64_t res = cpu->cc_res & m;
     unsigned op = cpu->cc_op;
     bool r;
+    if (op == CC_OP_EFLAGS)
+        return cc_eval_flags((uint32_t)cpu->cc_aux, cond);
     switch (cond >> 1) {
     case 2:                                     /* Z */
-        if (unlikely(op == CC_OP_EFLAGS))
-            return cc_test(cpu, cond);
         r = res == 0;
         break;
     case 4:                                     /* S */
-        if (unlikely(op == CC_OP_EFLAGS))
-            return cc_test(cpu, cond);
         r = (res >> ((8u << sz) - 1)) & 1;
         break;
     case 1:                                     /* B: CF */
@@ -49,6 +66,8 @@ static inline __attribute__((always_inline)) bool cc_eval(const TCGCPU *cpu, int
             r = (cpu->cc_a & m) < (cpu->cc_b & m);
         else if (op == CC_OP_LOGIC)
             r = false;
+        else if (op == CC_OP_ADD)
+            r = res < (cpu->cc_a & m);
         else
             return cc_test(cpu, cond);
         break;
@@ -1591,6 +1610,24 @@ L_ROR_RI_NF:
     a = cpu->regs[op->rm] & size_mask[sz];
     cpu->regs[op->rm] = ((a >> op->imm) | (a << ((8u << sz) - op->imm))) & size_mask[sz];
     NEXT();
+L_BSF_RR:
+    /*
+     * SDM 2A "BSF": ZF = source is 0, the destination then unchanged; CF
+     * OF SF AF PF undefined, kept as helper_bitscan keeps them.
+     */
+    a = cpu->regs[op->rm] & size_mask[op->sz];
+    if (a) {
+        cc_set_flags(cpu, cc_compute_all(cpu) & ~(uint32_t)CC_Z);
+        cpu->regs[op->reg] = (uint64_t)__builtin_ctzll(a);
+    } else {
+        cc_set_flags(cpu, cc_compute_all(cpu) | CC_Z);
+    }
+    NEXT();
+L_BSF_RR_NF:
+    a = cpu->regs[op->rm] & size_mask[op->sz];
+    if (a)
+        cpu->regs[op->reg] = (uint64_t)__builtin_ctzll(a);
+    NEXT();
 L_NOT_R:
     /* No flags (SDM 2B "NOT"); a 32-bit register zero-extends. */
     cpu->regs[op->rm] = ~cpu->regs[op->rm] & size_mask[op->sz];
@@ -2097,7 +2134,7 @@ enum {
     FX_NONE,            /* neither reads nor writes the flags, cannot fault */
     FX_WRITE,           /* writes all six flags, reads none, cannot fault */
     FX_INCDEC,          /* INC_R / DEC_R: writes five flags, passes CF on (_KC: sets it) */
-    FX_ROTATE,          /* ROL_RI / ROR_RI: writes CF and OF, passes the other four on */
+    FX_PARTIAL,         /* ROL_RI / ROR_RI (CF, OF), BSF_RR (ZF): writes some, passes the others on */
     FX_WRITE_BRANCH,    /* a fused register compare: writes all six, then branches */
     FX_DEC_BRANCH,      /* J<cc>_DEC_R: passes CF on, then branches */
     /*
@@ -2119,10 +2156,10 @@ static int flag_effect(unsigned idx)
     case OP_ADD_RR_NF: case OP_OR_RR_NF: case OP_AND_RR_NF: case OP_SUB_RR_NF: case OP_XOR_RR_NF:
     case OP_ADD_RI_NF: case OP_OR_RI_NF: case OP_AND_RI_NF: case OP_SUB_RI_NF: case OP_XOR_RI_NF:
     case OP_SHL_RI_NF: case OP_SHR_RI_NF: case OP_SAR_RI_NF: case OP_INC_R_NF: case OP_DEC_R_NF:
-    case OP_ROL_RI_NF: case OP_ROR_RI_NF: case OP_NOT_R:
+    case OP_ROL_RI_NF: case OP_ROR_RI_NF: case OP_NOT_R: case OP_BSF_RR_NF:
         return FX_NONE;
-    case OP_ROL_RI: case OP_ROR_RI:
-        return FX_ROTATE;
+    case OP_ROL_RI: case OP_ROR_RI: case OP_BSF_RR:
+        return FX_PARTIAL;
     /* Not SHx_RCL: a count of 0 leaves the flags alone. */
     case OP_ADD_RR: case OP_OR_RR: case OP_AND_RR: case OP_SUB_RR: case OP_XOR_RR:
     case OP_CMP_RR: case OP_TEST_RR:
@@ -2297,16 +2334,18 @@ static void flags_liveness(TranslatedBlock *tb)
                 op->idx = nf_kind(op->idx);
             live = 0;
             break;
-        case FX_ROTATE:
+        case FX_PARTIAL:
             /*
-             * ROL/ROR write CF and OF and keep the other four.  With no
-             * flag live after them, the _NF kind; the flags before it then
-             * matter only if a fault may see its flags (LIVE_FAULT), which
-             * flags_recover builds on top of them, so they must be exact.
-             * The flag-writing kind reads them all (cc_compute_all).
+             * ROL/ROR write CF and OF, BSF ZF, and they keep the others.
+             * With no flag live after them, the _NF kind; the flags before
+             * it then matter only if a fault may see its flags
+             * (LIVE_FAULT), which flags_recover builds on top of them (for
+             * ROL/ROR, from the result), so they must be exact.  The
+             * flag-writing kinds read them all (cc_compute_all).
              */
-            if (!(live & LIVE_ALL)) {
-                op->idx = op->idx == OP_ROL_RI ? OP_ROL_RI_NF : OP_ROR_RI_NF;
+            if (!(live & LIVE_ALL) && (op->idx != OP_BSF_RR || !(live & LIVE_FAULT))) {
+                op->idx = op->idx == OP_ROL_RI ? OP_ROL_RI_NF :
+                          op->idx == OP_ROR_RI ? OP_ROR_RI_NF : OP_BSF_RR_NF;
                 live = (live & LIVE_FAULT) ? LIVE_ALL : 0;
             } else {
                 live = LIVE_ALL;
@@ -2691,6 +2730,10 @@ void tcg_specialize(TranslatedBlock *tb)
         case OP_NOT_E:
             if (wide && reg)
                 op->idx = OP_NOT_R;
+            break;
+        case OP_BSF:
+            if (wide && reg)
+                op->idx = OP_BSF_RR;
             break;
         case OP_JMP_E:
             if (op->sz == 3 && flat64_operand(op, code64))

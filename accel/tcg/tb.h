@@ -58,6 +58,7 @@
  * Register forms: MOV_RIW (32/64-bit, imm pre-masked), MOVZX8_RR /
  * MOVZX16_RR / MOVSXD_RR (source register 0-15), IMUL_RR (G = G * E),
  * CMOV_RR (G = E if condition op->sub), SETCC_R (byte register 0-15), NOT_R,
+ * BSF_RR (G = index of E's lowest set bit; BSF_RR_NF: flags dead),
  * CMP8_RI / TEST8_RR / TEST8_RI (byte registers 0-15), INC_R / DEC_R,
  * MOV64_RR (MOV_RR with a 64-bit operand).  64-bit code with 64-bit
  * operands: PUSH64_R, POP64_R, CALL64_REL, RET64 (no imm16), JMP64_REL
@@ -99,6 +100,7 @@
     X(ADD_RR) X(OR_RR) X(AND_RR) X(SUB_RR) X(XOR_RR) X(CMP_RR) X(TEST_RR) X(MOV_RR) \
     X(ADD_RI) X(OR_RI) X(AND_RI) X(SUB_RI) X(XOR_RI) X(CMP_RI) X(TEST_RI) \
     X(SHL_RI) X(SHR_RI) X(SAR_RI) X(SHL_RCL) X(SHR_RCL) X(SAR_RCL) X(ROL_RI) X(ROR_RI) X(NOT_R) \
+    X(BSF_RR) X(BSF_RR_NF) \
     X(ADD16_RI) X(CMP16_RR) \
     X(LD32) X(LD64) X(LDZX8) X(LDZX16) X(LD8) X(ST8) X(ST16) X(ST32) X(ST64) \
     X(ADD_RM) X(OR_RM) X(AND_RM) X(SUB_RM) X(XOR_RM) X(CMP_RM) X(CMP_MR) \

@@ -2413,6 +2413,46 @@ static void test_dead_flags_rebuilt_at_a_load_fault(void)
     }
 }
 
+/*
+ * BSF r, r (exec.c BSF_RR, BSF_RR_NF when its flags are dead, as in
+ * glibc's "bsf eax, eax; add rax, rdi"): SDM 2A "BSF": the index of the
+ * lowest set bit, or for a zero source ZF = 1 and the destination
+ * unchanged; the undefined flags keep their values (helper_bitscan's choice).
+ */
+static void test_bsf_register_forms(void)
+{
+    static const struct { uint64_t rcx, rsi, rax, rbx; unsigned zf; } c[] = {
+        { 0, 0x100, 0x1234, 9, 1 },
+        { 0x80000000u, 0x8000000000000000ull, 31, 64, 0 },
+        { 0xffffffff00000000ull, 1, 0x1234, 1, 1 },     /* a 32-bit source of 0 */
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(c); i++) {
+        Env e = env_new();
+        CODE_AT(&e, CODE, 0xf9,                         /* stc */
+                0x0f, 0xbc, 0xc1,                       /* bsf eax, ecx */
+                0x0f, 0x94, 0xc2,                       /* setz dl */
+                0x41, 0x0f, 0x92, 0xc0,                 /* setc r8b (CF kept) */
+                0x48, 0x0f, 0xbc, 0xde,                 /* bsf rbx, rsi (flags dead: add) */
+                0x83, 0xc3, 0x01,                       /* add ebx, 1 */
+                0xf4);
+        setup_long64(&e);
+        e.cpu->regs[R_ECX] = c[i].rcx;
+        e.cpu->regs[R_ESI] = c[i].rsi;
+        e.cpu->regs[R_EAX] = 0x1234;
+        e.cpu->regs[R_EDX] = 0xff;
+        e.cpu->regs[R_EBX] = 0x55;
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_MSG(e.cpu->regs[R_EAX] == c[i].rax && (e.cpu->regs[R_EDX] & 0xff) == c[i].zf &&
+                  (e.cpu->regs[8] & 0xff) == 1,
+                  "bsf eax, %#" PRIx64 ": EAX %#" PRIx64 " ZF %u CF %u, expected %#" PRIx64 " ZF %u CF 1",
+                  c[i].rcx, e.cpu->regs[R_EAX], (unsigned)(e.cpu->regs[R_EDX] & 0xff),
+                  (unsigned)(e.cpu->regs[8] & 0xff), c[i].rax, c[i].zf);
+        uint64_t want_rbx = c[i].rsi ? c[i].rbx : 0x56;
+        CHECK_MSG(e.cpu->regs[R_EBX] == want_rbx, "bsf rbx, %#" PRIx64 "; add ebx, 1: RBX %#" PRIx64
+                  ", expected %#" PRIx64, c[i].rsi, e.cpu->regs[R_EBX], want_rbx);
+    }
+}
+
 static void test_dead_flags_jump_into_a_load_window(void)
 {
     /*
@@ -4139,6 +4179,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_dead_flags_jump_source_keeps_them),
     TEST_CASE(test_dead_flags_inc_dec_known_cf),
     TEST_CASE(test_dead_flags_block_shape),
+    TEST_CASE(test_bsf_register_forms),
     TEST_CASE(test_fused_push_pop_mov_runs),
     TEST_CASE(test_fused_runs_fault_midway),
     TEST_CASE(test_fused_load_store_runs),

@@ -157,9 +157,17 @@ static void emit_rr(Gen *g, int sz, const uint8_t *op, int oplen, int reg, int r
     e8(g, 0xc0 | ((reg & 7) << 3) | (rm & 7));
 }
 
-/* Same with the memory operand [r15 + disp8]. */
+/*
+ * Same with the memory operand [r15 + disp8], now and then GS-relative: a
+ * Linux process's GS base is 0 natively and in the software CPU, so the
+ * operand is the same, and the decoding of the prefix and the software
+ * CPU's FS/GS _F forms (exec.c flat64_fold_seg_base) are exercised; what
+ * a nonzero base does is test-tcg-cpu's test_fs_gs_operands_take_the_base.
+ */
 static void emit_rm(Gen *g, int sz, const uint8_t *op, int oplen, int reg)
 {
+    if (rn(g, 4) == 0)
+        e8(g, 0x65);
     if (sz == 1)
         e8(g, 0x66);
     unsigned rex = 0x41 | (sz == 3 ? 8 : 0) | (reg >= 8 ? 4 : 0);
