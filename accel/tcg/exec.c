@@ -1548,6 +1548,33 @@ L_TEST_MI_F:
 L_JMP_M_F:
     cpu->rip = flat64_ld(cpu, tlb, op, 3);
     END_DIRECT_FAST(false);
+L_CMPXCHG_M_F:
+    /*
+     * CMPXCHG memory, r (glibc's locks): the flags of CMP accumulator,
+     * destination; equal: the source is stored, else the destination is
+     * loaded into the accumulator (SDM 2A "CMPXCHG").  A write-enabled TLB
+     * entry covers the load and the store (which the processor makes
+     * either way, of the old value when unequal: nothing to do here), so
+     * nothing faults in between; without one, helper_cmpxchg redoes it.
+     */
+    sz = op->sz;
+    lin = flat64_lin(cpu, op);
+    {
+        const TLBEntry *e_ = &tlb[(lin >> 12) & (TLB_SIZE - 1)];
+        if (unlikely(e_->tag_w != ((lin + (1u << sz) - 1) & TLB_PAGE_MASK))) {
+            SYNC_RIP();
+            HELPER(helper_cmpxchg(cpu, op));
+        }
+        rmw_host = (uint8_t *)(e_->addend + (uintptr_t)lin);
+    }
+    a = reg_get(cpu, R_EAX, sz);
+    b = ld_raw(rmw_host, sz);
+    set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b);
+    if (a == b)
+        st_raw(rmw_host, sz, reg_get(cpu, op->reg, sz));
+    else
+        reg_set(cpu, R_EAX, sz, b);
+    NEXT();
 
 L_LEA_B:
     a = (uint64_t)(int64_t)op->disp + cpu->xregs[op->base];
@@ -2734,6 +2761,10 @@ void tcg_specialize(TranslatedBlock *tb)
         case OP_BSF:
             if (wide && reg)
                 op->idx = OP_BSF_RR;
+            break;
+        case OP_CMPXCHG:
+            if (op->seg < SEG_FS && flat64_operand(op, code64))
+                op->idx = OP_CMPXCHG_M_F;
             break;
         case OP_JMP_E:
             if (op->sz == 3 && flat64_operand(op, code64))

@@ -67,7 +67,8 @@
  * operands through an _F address, any operand size unless noted: INC_M_F /
  * DEC_M_F (INC/DEC memory), ST_I_F (MOV memory, imm), CMP_MI_F (CMP
  * memory, imm; 16-64-bit), TEST_MI_F (TEST memory, imm), JMP_M_F (JMP
- * through a 64-bit pointer in memory).  J<cc>_<P>:
+ * through a 64-bit pointer in memory), CMPXCHG_M_F (CMPXCHG memory, G; not
+ * FS/GS: its slow path is the generic helper).  J<cc>_<P>:
  * flag producer P (CMP8_MR, CMP8_MI, CMP8_RM, CMP_MR: their _F/_FB
  * forms) fused with the J<cc> that is the next op, which stays in place
  * and gives the branch its target and link (JBE/JA_CMP_RI: CMP_RI with
@@ -114,7 +115,7 @@
     X(LEA_B) X(LEA_BI) X(MOV_RIW) X(MOVZX8_RR) X(MOVZX16_RR) X(MOVSXD_RR) X(IMUL_RR) \
     X(CMOV_RR) X(SETCC_R) X(CMP8_RI) X(TEST8_RR) X(TEST8_RI) X(INC_R) X(DEC_R) \
     X(PUSH64_R) X(POP64_R) X(CALL64_REL) X(RET64) X(JMP64_REL) X(JMP64_NEXT) X(MOV64_RR) \
-    X(INC_M_F) X(DEC_M_F) X(ST_I_F) X(CMP_MI_F) X(TEST_MI_F) X(JMP_M_F) \
+    X(INC_M_F) X(DEC_M_F) X(ST_I_F) X(CMP_MI_F) X(TEST_MI_F) X(JMP_M_F) X(CMPXCHG_M_F) \
     X(JO) X(JNO) X(JB) X(JNB) X(JZ) X(JNZ) X(JBE) X(JA) \
     X(JS) X(JNS) X(JP) X(JNP) X(JL) X(JGE) X(JLE) X(JG) \
     X(JZ_CMP8_MR) X(JNZ_CMP8_MR) X(JZ_CMP8_MI) X(JNZ_CMP8_MI) X(JZ_CMP8_RM) X(JNZ_CMP8_RM) \
