@@ -1530,6 +1530,43 @@ L_DEC_M_F:
     set_cc(cpu, CC_OP_DEC, sz, r, a, 1);
     cpu->cc_aux = b;
     NEXT();
+    /*
+     * SHL/SAL (sub 4, 6), SHR (5), SAR (7) by a count of 1..width-1 of a
+     * byte register 0-15 (the rest of the register kept) or of an _F
+     * memory operand: as alu_shift computes them (the flags after the
+     * store, which may fault).  SHIFT_IMM: r and the lazy flags' a.
+     */
+#define SHIFT_IMM(v, sz) do { \
+        unsigned c_ = (unsigned)op->imm; \
+        switch (op->sub & 7) { \
+        case 5: \
+            a = (v) >> (c_ - 1); \
+            r = a >> 1; \
+            break; \
+        case 7: \
+            a = (uint64_t)((int64_t)sext((v), (sz)) >> (c_ - 1)); \
+            r = (uint64_t)((int64_t)a >> 1) & size_mask[sz]; \
+            a &= size_mask[sz]; \
+            break; \
+        default: \
+            a = (v) << (c_ - 1); \
+            r = (a << 1) & size_mask[sz]; \
+            break; \
+        } \
+    } while (0)
+L_SHIFT_M_F:
+    RMW_F_BEGIN();
+    SHIFT_IMM(a, sz);
+    RMW_F_END(r);
+    set_cc_ra(cpu, (op->sub & 7) == 4 || (op->sub & 7) == 6 ? CC_OP_SHL : CC_OP_SHR, sz, r, a);
+    NEXT();
+L_SHIFT8_RI:
+    b = cpu->regs[op->rm] & 0xff;
+    SHIFT_IMM(b, 0);
+    cpu->regs[op->rm] = (cpu->regs[op->rm] & ~(uint64_t)0xff) | r;
+    set_cc_ra(cpu, (op->sub & 7) == 4 || (op->sub & 7) == 6 ? CC_OP_SHL : CC_OP_SHR, 0, r, a);
+    NEXT();
+#undef SHIFT_IMM
 #undef RMW_F_BEGIN
 #undef RMW_F_END
 L_ST_I_F:
@@ -2192,7 +2229,7 @@ static int flag_effect(unsigned idx)
     case OP_CMP_RR: case OP_TEST_RR:
     case OP_ADD_RI: case OP_OR_RI: case OP_AND_RI: case OP_SUB_RI: case OP_XOR_RI:
     case OP_CMP_RI: case OP_TEST_RI:
-    case OP_SHL_RI: case OP_SHR_RI: case OP_SAR_RI:
+    case OP_SHL_RI: case OP_SHR_RI: case OP_SAR_RI: case OP_SHIFT8_RI:
     case OP_ADD16_RI: case OP_CMP16_RR: case OP_IMUL_RR:
     case OP_CMP8_RI: case OP_TEST8_RR: case OP_TEST8_RI:
         return FX_WRITE;
@@ -2811,6 +2848,20 @@ void tcg_specialize(TranslatedBlock *tb)
                 op->imm = cnt;
                 op->idx = k == 0 ? OP_ROL_RI : k == 1 ? OP_ROR_RI : k == 5 ? OP_SHR_RI :
                           k == 7 ? OP_SAR_RI : OP_SHL_RI;
+                break;
+            }
+            if (!(op->pfx & PFX_CL) && (op->sub & 7) >= 4) {
+                /* SHL/SHR/SAR of a byte register or of memory by 1..width-1 (gzip's bit buffers). */
+                unsigned cnt = (unsigned)op->imm & (op->sz == 3 ? 63 : 31);
+                if (cnt == 0 || cnt >= (8u << op->sz))
+                    break;
+                if (op->sz == 0 && reg && op->rm < 16) {
+                    op->imm = cnt;
+                    op->idx = OP_SHIFT8_RI;
+                } else if (flat64_operand(op, code64)) {
+                    op->imm = cnt;
+                    op->idx = OP_SHIFT_M_F;
+                }
             }
             break;
         case OP_SSE:                    /* SSE/MMX, decode.c: the fast kinds above */

@@ -59,6 +59,7 @@
  * MOVZX16_RR / MOVSXD_RR (source register 0-15), IMUL_RR (G = G * E),
  * CMOV_RR (G = E if condition op->sub), SETCC_R (byte register 0-15), NOT_R,
  * BSF_RR (G = index of E's lowest set bit; BSF_RR_NF: flags dead),
+ * SHIFT8_RI (SHL/SHR/SAR, op->sub, of a byte register 0-15 by 1..7),
  * CMP8_RI / TEST8_RR / TEST8_RI (byte registers 0-15), INC_R / DEC_R,
  * MOV64_RR (MOV_RR with a 64-bit operand).  64-bit code with 64-bit
  * operands: PUSH64_R, POP64_R, CALL64_REL, RET64 (no imm16), JMP64_REL
@@ -68,7 +69,8 @@
  * DEC_M_F (INC/DEC memory), ST_I_F (MOV memory, imm), CMP_MI_F (CMP
  * memory, imm; 16-64-bit), TEST_MI_F (TEST memory, imm), JMP_M_F (JMP
  * through a 64-bit pointer in memory), CMPXCHG_M_F (CMPXCHG memory, G; not
- * FS/GS: its slow path is the generic helper).  J<cc>_<P>:
+ * FS/GS: its slow path is the generic helper), SHIFT_M_F (SHL/SHR/SAR,
+ * op->sub, of memory by 1..width-1).  J<cc>_<P>:
  * flag producer P (CMP8_MR, CMP8_MI, CMP8_RM, CMP_MR: their _F/_FB
  * forms) fused with the J<cc> that is the next op, which stays in place
  * and gives the branch its target and link (JBE/JA_CMP_RI: CMP_RI with
@@ -101,7 +103,7 @@
     X(ADD_RR) X(OR_RR) X(AND_RR) X(SUB_RR) X(XOR_RR) X(CMP_RR) X(TEST_RR) X(MOV_RR) \
     X(ADD_RI) X(OR_RI) X(AND_RI) X(SUB_RI) X(XOR_RI) X(CMP_RI) X(TEST_RI) \
     X(SHL_RI) X(SHR_RI) X(SAR_RI) X(SHL_RCL) X(SHR_RCL) X(SAR_RCL) X(ROL_RI) X(ROR_RI) X(NOT_R) \
-    X(BSF_RR) X(BSF_RR_NF) \
+    X(BSF_RR) X(BSF_RR_NF) X(SHIFT8_RI) \
     X(ADD16_RI) X(CMP16_RR) \
     X(LD32) X(LD64) X(LDZX8) X(LDZX16) X(LD8) X(ST8) X(ST16) X(ST32) X(ST64) \
     X(ADD_RM) X(OR_RM) X(AND_RM) X(SUB_RM) X(XOR_RM) X(CMP_RM) X(CMP_MR) \
@@ -116,6 +118,7 @@
     X(CMOV_RR) X(SETCC_R) X(CMP8_RI) X(TEST8_RR) X(TEST8_RI) X(INC_R) X(DEC_R) \
     X(PUSH64_R) X(POP64_R) X(CALL64_REL) X(RET64) X(JMP64_REL) X(JMP64_NEXT) X(MOV64_RR) \
     X(INC_M_F) X(DEC_M_F) X(ST_I_F) X(CMP_MI_F) X(TEST_MI_F) X(JMP_M_F) X(CMPXCHG_M_F) \
+    X(SHIFT_M_F) \
     X(JO) X(JNO) X(JB) X(JNB) X(JZ) X(JNZ) X(JBE) X(JA) \
     X(JS) X(JNS) X(JP) X(JNP) X(JL) X(JGE) X(JLE) X(JG) \
     X(JZ_CMP8_MR) X(JNZ_CMP8_MR) X(JZ_CMP8_MI) X(JNZ_CMP8_MI) X(JZ_CMP8_RM) X(JNZ_CMP8_RM) \

@@ -1099,6 +1099,10 @@ static void test_flat64_memory_forms_and_faults(void)
         { "adc qword [rbx], rax", { 0x48, 0x11, 0x03 }, 3, MF_RO, true },
         { "sub dword [rbx], 5", { 0x83, 0x2b, 0x05 }, 3, MF_RO, true },
         { "shl dword [rbx], 1", { 0xd1, 0x23 }, 2, MF_RO, true },
+        /* exec.c SHIFT_M_F: the flags are written after the store */
+        { "shl byte [rbx], 1", { 0xd0, 0x23 }, 2, MF_RO, true },
+        { "sar qword [rbx], 3", { 0x48, 0xc1, 0x3b, 0x03 }, 4, MF_RO, true },
+        { "shr word [rbx], 15", { 0x66, 0xc1, 0x2b, 0x0f }, 4, MF_RO, true },
         { "rcl qword [rbx], 1", { 0x48, 0xd1, 0x13 }, 3, MF_RO, true },
         { "shld [rbx], eax, 4", { 0x0f, 0xa4, 0x03, 0x04 }, 4, MF_RO, true },
         { "xadd [rbx], eax", { 0x0f, 0xc1, 0x03 }, 3, MF_RO, true },
