@@ -102,13 +102,12 @@ static inline __attribute__((always_inline)) bool cc_eval(const TCGCPU *cpu, int
 }
 
 /*
- * The _F memory forms (tcg_specialize): 64-bit code, 64-bit address, no
- * segment base, so linear = effective address.  The TLB only ever holds
- * canonical pages (every fill comes through a checked address), so a
- * non-canonical address always misses and mem_*_slow_canon raises #GP or
- * #SS there.
- */
-/*
+ * The _F memory forms (tcg_specialize): 64-bit code, 64-bit address, so
+ * linear = effective address (+ the FS or GS base, below).  The TLB only
+ * ever holds canonical pages (every fill comes through a checked address),
+ * so a non-canonical address always misses and mem_*_slow_canon raises #GP
+ * or #SS there.
+ *
  * The base and index slots of an _F address name 8-byte words of TCGCPU:
  * below 19 those of xregs, its first member, and XREG_SEG_BASE(s) the
  * base of segment s, which tcg_specialize (flat64_fold_seg_base) puts in

@@ -49,7 +49,8 @@
  * addresses; RIP-relative ones use BASE_BLOCK_RIP); J<cc>: Jcc per
  * condition, the displacement relative to the block's start.  xx_F: the
  * same memory op in 64-bit code with a 64-bit address through ES/CS/SS/DS
- * (no segment base), RIP-relative ones based on BASE_BLOCK_RIP;
+ * (no segment base), or FS/GS with the base in the free base or index slot
+ * (exec.c XREG_SEG_BASE), RIP-relative ones based on BASE_BLOCK_RIP;
  * xx_FB: an xx_F without an index register.  LD32..LD16 and their _F
  * and _FB forms are three runs in the same order.  LD8:
  * byte load into registers 0-15 (partial write); CMP_MR: CMP memory, G;
