@@ -20,11 +20,30 @@
 #include "kestrel/log.h"
 #include "kestrel/machine.h"
 
+/* Jcc condition cond from materialised flags f (CC_OP_EFLAGS keeps them in cc_aux). */
+static inline __attribute__((always_inline)) bool cc_eval_flags(uint32_t f, int cond)
+{
+    bool r;
+    switch (cond >> 1) {
+    case 0: r = f & CC_O; break;
+    case 1: r = f & CC_C; break;
+    case 2: r = f & CC_Z; break;
+    case 3: r = f & (CC_C | CC_Z); break;
+    case 4: r = f & CC_S; break;
+    case 5: r = f & CC_P; break;
+    case 6: r = !(f & CC_S) != !(f & CC_O); break;
+    default: r = (f & CC_Z) || !(f & CC_S) != !(f & CC_O); break;
+    }
+    return (cond & 1) ? !r : r;
+}
+
 /*
  * Jcc condition cond (a constant at each call site) straight from the lazy
  * state for the common producers, else through flags.c.  ZF and SF come
- * from the masked result for every CC_OP except EFLAGS; CF/OF-based
- * conditions are exact here only after SUB/CMP and logic ops.
+ * from the masked result for every CC_OP except EFLAGS, whose flags
+ * (materialised by helpers, PCMPISTRI, rotates) are read as they are;
+ * CF/OF-based conditions are exact here only after SUB/CMP and logic ops
+ * (CF after ADD too).
  */
 static inline __attribute__((always_inline)) bool cc_eval(const TCGCPU *cpu, int cond)
 {
@@ -33,15 +52,13 @@ static inline __attribute__((always_inline)) bool cc_eval(const TCGCPU *cpu, int
     uint64_t res = cpu->cc_res & m;
     unsigned op = cpu->cc_op;
     bool r;
+    if (op == CC_OP_EFLAGS)
+        return cc_eval_flags((uint32_t)cpu->cc_aux, cond);
     switch (cond >> 1) {
     case 2:                                     /* Z */
-        if (unlikely(op == CC_OP_EFLAGS))
-            return cc_test(cpu, cond);
         r = res == 0;
         break;
     case 4:                                     /* S */
-        if (unlikely(op == CC_OP_EFLAGS))
-            return cc_test(cpu, cond);
         r = (res >> ((8u << sz) - 1)) & 1;
         break;
     case 1:                                     /* B: CF */
@@ -49,6 +66,8 @@ static inline __attribute__((always_inline)) bool cc_eval(const TCGCPU *cpu, int
             r = (cpu->cc_a & m) < (cpu->cc_b & m);
         else if (op == CC_OP_LOGIC)
             r = false;
+        else if (op == CC_OP_ADD)
+            r = res < (cpu->cc_a & m);
         else
             return cc_test(cpu, cond);
         break;
@@ -83,15 +102,33 @@ static inline __attribute__((always_inline)) bool cc_eval(const TCGCPU *cpu, int
 }
 
 /*
- * The _F memory forms (tcg_specialize): 64-bit code, 64-bit address, no
- * segment base, so linear = effective address.  The TLB only ever holds
- * canonical pages (every fill comes through a checked address), so a
- * non-canonical address always misses and mem_*_slow_canon raises #GP or
- * #SS there.
+ * The _F memory forms (tcg_specialize): 64-bit code, 64-bit address, so
+ * linear = effective address (+ the FS or GS base, below).  The TLB only
+ * ever holds canonical pages (every fill comes through a checked address),
+ * so a non-canonical address always misses and mem_*_slow_canon raises #GP
+ * or #SS there.
+ *
+ * The base and index slots of an _F address name 8-byte words of TCGCPU:
+ * below 19 those of xregs, its first member, and XREG_SEG_BASE(s) the
+ * base of segment s, which tcg_specialize (flat64_fold_seg_base) puts in
+ * a free slot of an FS- or GS-relative operand, so that these too are
+ * _F forms that add the base with no test.
  */
+#define XREG_SEG_BASE(s) ((uint8_t)(offsetof(TCGCPU, seg[s].base) / sizeof(uint64_t)))
+_Static_assert(offsetof(TCGCPU, xregs) == 0, "xreg: the xregs slots are the first words of TCGCPU");
+_Static_assert(offsetof(TCGCPU, seg[SEG_FS].base) % sizeof(uint64_t) == 0 &&
+               offsetof(TCGCPU, seg[SEG_GS].base) % sizeof(uint64_t) == 0 &&
+               offsetof(TCGCPU, seg[SEG_GS].base) / sizeof(uint64_t) <= UINT8_MAX,
+               "XREG_SEG_BASE: a segment base is a word a DecodedOp register slot can name");
+
+TCG_INLINE uint64_t xreg(const TCGCPU *cpu, unsigned slot)
+{
+    return *(const uint64_t *)((const char *)cpu + slot * sizeof(uint64_t));
+}
+
 TCG_INLINE uint64_t flat64_lin(const TCGCPU *cpu, const DecodedOp *op)
 {
-    return (uint64_t)(int64_t)op->disp + cpu->xregs[op->base] + (cpu->xregs[op->index] << op->scale);
+    return (uint64_t)(int64_t)op->disp + xreg(cpu, op->base) + (xreg(cpu, op->index) << op->scale);
 }
 
 /*
@@ -157,6 +194,22 @@ TCG_INLINE uint64_t cc_cf_fast(const TCGCPU *cpu)
 }
 
 /*
+ * The arithmetic flags after ROL (rol) or ROR of a 32/64-bit register with
+ * a count of 1..width-1 that gave r, from those before (f): CF is the bit
+ * rotated into bit 0 (ROL) or the top bit (ROR), OF the XOR of the two top
+ * bits of the result (ROR) or of the top bit and CF (ROL), as alu_shift;
+ * the others as they were (SDM 2B "RCL/RCR/ROL/ROR").
+ */
+TCG_INLINE uint32_t rotate_flags(uint32_t f, uint64_t r, int sz, bool rol)
+{
+    unsigned w = 8u << sz;
+    uint32_t top = (uint32_t)(r >> (w - 1)) & 1;
+    uint32_t cf = rol ? (uint32_t)r & 1 : top;
+    uint32_t of = top ^ (rol ? cf : (uint32_t)(r >> (w - 2)) & 1);
+    return (f & ~(uint32_t)(CC_C | CC_O)) | (cf ? CC_C : 0) | (of ? CC_O : 0);
+}
+
+/*
  * A load at op (PFX_CC_STALE) is about to take its slow path, which may
  * fault, while the lazy flags still lag behind an _NF op of the block
  * (tcg_specialize's flag liveness): store that op's flags, rebuilt from its
@@ -173,6 +226,10 @@ static void __attribute__((noinline, cold)) flags_recover(TCGCPU *cpu, const Dec
     uint64_t r = cpu->regs[nf->rm] & m;
     uint64_t b = (kind <= OP_XOR_RR_NF ? cpu->regs[nf->reg] : nf->imm) & m;
     switch (kind) {
+    case OP_ROL_RI_NF: case OP_ROR_RI_NF:
+        /* CF and OF from the result, on top of the flags as the op found them. */
+        cc_set_flags(cpu, rotate_flags(cc_compute_all(cpu), r, sz, kind == OP_ROL_RI_NF));
+        break;
     case OP_INC_R_NF: case OP_DEC_R_NF:
         /* CF as the op found it: nothing has written the lazy flags since. */
         b = cc_cf_fast(cpu);
@@ -1122,7 +1179,7 @@ L_##name##_RI_NF: \
 #define LD_F(len, sz) flat64_ld(cpu, tlb, op, sz)
 #define ST_F(len, sz, v) flat64_st(cpu, tlb, op, sz, v)
 /* _FB: no index register (op->index is REG_ZERO), one load and shift fewer. */
-#define LIN_FB() ((uint64_t)(int64_t)op->disp + cpu->xregs[op->base])
+#define LIN_FB() ((uint64_t)(int64_t)op->disp + xreg(cpu, op->base))
 #define LD_FB(len, sz) flat64_ld_lin(cpu, tlb, op, LIN_FB(), sz, op->seg)
 #define ST_FB(len, sz, v) flat64_st_lin(cpu, tlb, op, LIN_FB(), sz, v, op->seg)
 #define MEM_OPS(S, LD, ST) \
@@ -1381,10 +1438,10 @@ L_ST64_RUN:
         if (op->idx == OP_LD64_FB) {
         mem64_ld:
             cpu->regs[op->reg] = flat64_ld_lin(cpu, tlb, op, (uint64_t)(int64_t)op->disp +
-                                               cpu->xregs[op->base], 3, op->seg);
+                                               xreg(cpu, op->base), 3, op->seg);
         } else if (op->idx == OP_ST64_FB) {
         mem64_st:
-            flat64_st_lin(cpu, tlb, op, (uint64_t)(int64_t)op->disp + cpu->xregs[op->base], 3,
+            flat64_st_lin(cpu, tlb, op, (uint64_t)(int64_t)op->disp + xreg(cpu, op->base), 3,
                           cpu->regs[op->reg], op->seg);
         } else {
             DISPATCH();
@@ -1472,6 +1529,43 @@ L_DEC_M_F:
     set_cc(cpu, CC_OP_DEC, sz, r, a, 1);
     cpu->cc_aux = b;
     NEXT();
+    /*
+     * SHL/SAL (sub 4, 6), SHR (5), SAR (7) by a count of 1..width-1 of a
+     * byte register 0-15 (the rest of the register kept) or of an _F
+     * memory operand: as alu_shift computes them (the flags after the
+     * store, which may fault).  SHIFT_IMM: r and the lazy flags' a.
+     */
+#define SHIFT_IMM(v, sz) do { \
+        unsigned c_ = (unsigned)op->imm; \
+        switch (op->sub & 7) { \
+        case 5: \
+            a = (v) >> (c_ - 1); \
+            r = a >> 1; \
+            break; \
+        case 7: \
+            a = (uint64_t)((int64_t)sext((v), (sz)) >> (c_ - 1)); \
+            r = (uint64_t)((int64_t)a >> 1) & size_mask[sz]; \
+            a &= size_mask[sz]; \
+            break; \
+        default: \
+            a = (v) << (c_ - 1); \
+            r = (a << 1) & size_mask[sz]; \
+            break; \
+        } \
+    } while (0)
+L_SHIFT_M_F:
+    RMW_F_BEGIN();
+    SHIFT_IMM(a, sz);
+    RMW_F_END(r);
+    set_cc_ra(cpu, (op->sub & 7) == 4 || (op->sub & 7) == 6 ? CC_OP_SHL : CC_OP_SHR, sz, r, a);
+    NEXT();
+L_SHIFT8_RI:
+    b = cpu->regs[op->rm] & 0xff;
+    SHIFT_IMM(b, 0);
+    cpu->regs[op->rm] = (cpu->regs[op->rm] & ~(uint64_t)0xff) | r;
+    set_cc_ra(cpu, (op->sub & 7) == 4 || (op->sub & 7) == 6 ? CC_OP_SHL : CC_OP_SHR, 0, r, a);
+    NEXT();
+#undef SHIFT_IMM
 #undef RMW_F_BEGIN
 #undef RMW_F_END
 L_ST_I_F:
@@ -1490,6 +1584,33 @@ L_TEST_MI_F:
 L_JMP_M_F:
     cpu->rip = flat64_ld(cpu, tlb, op, 3);
     END_DIRECT_FAST(false);
+L_CMPXCHG_M_F:
+    /*
+     * CMPXCHG memory, r (glibc's locks): the flags of CMP accumulator,
+     * destination; equal: the source is stored, else the destination is
+     * loaded into the accumulator (SDM 2A "CMPXCHG").  A write-enabled TLB
+     * entry covers the load and the store (which the processor makes
+     * either way, of the old value when unequal: nothing to do here), so
+     * nothing faults in between; without one, helper_cmpxchg redoes it.
+     */
+    sz = op->sz;
+    lin = flat64_lin(cpu, op);
+    {
+        const TLBEntry *e_ = &tlb[(lin >> 12) & (TLB_SIZE - 1)];
+        if (unlikely(e_->tag_w != ((lin + (1u << sz) - 1) & TLB_PAGE_MASK))) {
+            SYNC_RIP();
+            HELPER(helper_cmpxchg(cpu, op));
+        }
+        rmw_host = (uint8_t *)(e_->addend + (uintptr_t)lin);
+    }
+    a = reg_get(cpu, R_EAX, sz);
+    b = ld_raw(rmw_host, sz);
+    set_cc(cpu, CC_OP_SUB, sz, (a - b) & size_mask[sz], a, b);
+    if (a == b)
+        st_raw(rmw_host, sz, reg_get(cpu, op->reg, sz));
+    else
+        reg_set(cpu, R_EAX, sz, b);
+    NEXT();
 
 L_LEA_B:
     a = (uint64_t)(int64_t)op->disp + cpu->xregs[op->base];
@@ -1521,6 +1642,58 @@ L_SAR_RI:
     r = (uint64_t)((int64_t)a >> 1) & size_mask[sz];
     set_cc_ra(cpu, CC_OP_SHR, sz, r, a & size_mask[sz]);
     cpu->regs[op->rm] = r;
+    NEXT();
+    /*
+     * Rotates by a constant count 1..width-1: CF and OF from the result,
+     * SF ZF AF PF kept (SDM 2B "RCL/RCR/ROL/ROR"), so the lazy flags are
+     * materialised, as alu_shift does, whose OF formula (defined for a
+     * count of 1 only) they share.  The _NF kinds: no flag is read.
+     */
+L_ROL_RI:
+    sz = op->sz;
+    a = cpu->regs[op->rm] & size_mask[sz];
+    r = ((a << op->imm) | (a >> ((8u << sz) - op->imm))) & size_mask[sz];
+    cc_set_flags(cpu, rotate_flags(cc_compute_all(cpu), r, sz, true));
+    cpu->regs[op->rm] = r;
+    NEXT();
+L_ROR_RI:
+    sz = op->sz;
+    a = cpu->regs[op->rm] & size_mask[sz];
+    r = ((a >> op->imm) | (a << ((8u << sz) - op->imm))) & size_mask[sz];
+    cc_set_flags(cpu, rotate_flags(cc_compute_all(cpu), r, sz, false));
+    cpu->regs[op->rm] = r;
+    NEXT();
+L_ROL_RI_NF:
+    sz = op->sz;
+    a = cpu->regs[op->rm] & size_mask[sz];
+    cpu->regs[op->rm] = ((a << op->imm) | (a >> ((8u << sz) - op->imm))) & size_mask[sz];
+    NEXT();
+L_ROR_RI_NF:
+    sz = op->sz;
+    a = cpu->regs[op->rm] & size_mask[sz];
+    cpu->regs[op->rm] = ((a >> op->imm) | (a << ((8u << sz) - op->imm))) & size_mask[sz];
+    NEXT();
+L_BSF_RR:
+    /*
+     * SDM 2A "BSF": ZF = source is 0, the destination then unchanged; CF
+     * OF SF AF PF undefined, kept as helper_bitscan keeps them.
+     */
+    a = cpu->regs[op->rm] & size_mask[op->sz];
+    if (a) {
+        cc_set_flags(cpu, cc_compute_all(cpu) & ~(uint32_t)CC_Z);
+        cpu->regs[op->reg] = (uint64_t)__builtin_ctzll(a);
+    } else {
+        cc_set_flags(cpu, cc_compute_all(cpu) | CC_Z);
+    }
+    NEXT();
+L_BSF_RR_NF:
+    a = cpu->regs[op->rm] & size_mask[op->sz];
+    if (a)
+        cpu->regs[op->reg] = (uint64_t)__builtin_ctzll(a);
+    NEXT();
+L_NOT_R:
+    /* No flags (SDM 2B "NOT"); a 32-bit register zero-extends. */
+    cpu->regs[op->rm] = ~cpu->regs[op->rm] & size_mask[op->sz];
     NEXT();
 L_SHL_RI_NF:
     cpu->regs[op->rm] = (cpu->regs[op->rm] << op->imm) & size_mask[op->sz];
@@ -1897,6 +2070,25 @@ L_SSE_PSHUFB:
                 d->b[i] = (u.b[i] & 0x80) ? 0 : t.b[u.b[i] & 15];
         }
         NEXT();
+L_SSE_PCMPISTRI:
+        /* glibc's SSE4.2 strcspn, strpbrk, strspn and strcmp (ops-sse-0f3a.c). */
+        SSE_CHECK();
+        if (op->rm != NOREG) {
+            sse_pcmpistri(cpu, &XD, &XS, (unsigned)op->imm & 0xff);
+            NEXT();
+        }
+        lin = flat64_lin(cpu, op);
+        e = &tlb[(lin >> 12) & (TLB_SIZE - 1)];
+        if (unlikely(e->tag_r != ((lin + 15) & TLB_PAGE_MASK)))
+            goto sse_slow;
+        {
+            const uint8_t *p = (const uint8_t *)(e->addend + (uintptr_t)lin);
+            XMMReg m;
+            m.q[0] = ld64_le(p);
+            m.q[1] = ld64_le(p + 8);
+            sse_pcmpistri(cpu, &XD, &m, (unsigned)op->imm & 0xff);
+        }
+        NEXT();
     sse_slow:
         SYNC_RIP();
         HELPER(helper_sse(cpu, op));
@@ -1940,6 +2132,7 @@ static uint16_t sse_fast_kind(const DecodedOp *op, bool code64)
         case 0x29: return pf <= P66 ? OP_SSE_STA : OP_SSE;
         case 0x10: return pf <= P66 ? OP_SSE_LDU : OP_SSE;                      /* MOVUPS/PD */
         case 0x11: return pf <= P66 ? OP_SSE_STU : OP_SSE;
+        case 0x263: return pf == P66 ? OP_SSE_PCMPISTRI : OP_SSE;          /* 0F 3A 63 */
         default: return OP_SSE;
         }
     }
@@ -1964,6 +2157,7 @@ static uint16_t sse_fast_kind(const DecodedOp *op, bool code64)
     case 0x60: return OP_SSE_PUNPCKLBW;
     case 0x61: return OP_SSE_PUNPCKLWD;
     case 0x100: return OP_SSE_PSHUFB;                   /* 0F 38 00 */
+    case 0x263: return OP_SSE_PCMPISTRI;                /* 0F 3A 63 */
     default: return OP_SSE;
     }
 }
@@ -2003,6 +2197,7 @@ enum {
     FX_NONE,            /* neither reads nor writes the flags, cannot fault */
     FX_WRITE,           /* writes all six flags, reads none, cannot fault */
     FX_INCDEC,          /* INC_R / DEC_R: writes five flags, passes CF on (_KC: sets it) */
+    FX_PARTIAL,         /* ROL_RI / ROR_RI (CF, OF), BSF_RR (ZF): writes some, passes the others on */
     FX_WRITE_BRANCH,    /* a fused register compare: writes all six, then branches */
     FX_DEC_BRANCH,      /* J<cc>_DEC_R: passes CF on, then branches */
     /*
@@ -2024,13 +2219,16 @@ static int flag_effect(unsigned idx)
     case OP_ADD_RR_NF: case OP_OR_RR_NF: case OP_AND_RR_NF: case OP_SUB_RR_NF: case OP_XOR_RR_NF:
     case OP_ADD_RI_NF: case OP_OR_RI_NF: case OP_AND_RI_NF: case OP_SUB_RI_NF: case OP_XOR_RI_NF:
     case OP_SHL_RI_NF: case OP_SHR_RI_NF: case OP_SAR_RI_NF: case OP_INC_R_NF: case OP_DEC_R_NF:
+    case OP_ROL_RI_NF: case OP_ROR_RI_NF: case OP_NOT_R: case OP_BSF_RR_NF:
         return FX_NONE;
+    case OP_ROL_RI: case OP_ROR_RI: case OP_BSF_RR:
+        return FX_PARTIAL;
     /* Not SHx_RCL: a count of 0 leaves the flags alone. */
     case OP_ADD_RR: case OP_OR_RR: case OP_AND_RR: case OP_SUB_RR: case OP_XOR_RR:
     case OP_CMP_RR: case OP_TEST_RR:
     case OP_ADD_RI: case OP_OR_RI: case OP_AND_RI: case OP_SUB_RI: case OP_XOR_RI:
     case OP_CMP_RI: case OP_TEST_RI:
-    case OP_SHL_RI: case OP_SHR_RI: case OP_SAR_RI:
+    case OP_SHL_RI: case OP_SHR_RI: case OP_SAR_RI: case OP_SHIFT8_RI:
     case OP_ADD16_RI: case OP_CMP16_RR: case OP_IMUL_RR:
     case OP_CMP8_RI: case OP_TEST8_RR: case OP_TEST8_RI:
         return FX_WRITE;
@@ -2116,7 +2314,7 @@ static uint16_t flag_kind_of_nf(unsigned idx)
     static const uint16_t from[] = {
         OP_ADD_RR, OP_OR_RR, OP_AND_RR, OP_SUB_RR, OP_XOR_RR,
         OP_ADD_RI, OP_OR_RI, OP_AND_RI, OP_SUB_RI, OP_XOR_RI,
-        OP_SHL_RI, OP_SHR_RI, OP_SAR_RI, OP_INC_R, OP_DEC_R,
+        OP_SHL_RI, OP_SHR_RI, OP_SAR_RI, OP_ROL_RI, OP_ROR_RI, OP_INC_R, OP_DEC_R,
     };
     _Static_assert(OP_DEC_R_NF - OP_ADD_RR_NF + 1 == ARRAY_LEN(from), "the _NF kinds are one run");
     return from[idx - OP_ADD_RR_NF];
@@ -2132,7 +2330,7 @@ static unsigned nf_inputs(const DecodedOp *nf)
     switch (nf->idx) {
     case OP_AND_RR_NF: case OP_OR_RR_NF: case OP_XOR_RR_NF:
     case OP_ADD_RI_NF: case OP_OR_RI_NF: case OP_AND_RI_NF: case OP_SUB_RI_NF: case OP_XOR_RI_NF:
-    case OP_INC_R_NF: case OP_DEC_R_NF:
+    case OP_INC_R_NF: case OP_DEC_R_NF: case OP_ROL_RI_NF: case OP_ROR_RI_NF:
         return 1u << nf->rm;
     case OP_ADD_RR_NF: case OP_SUB_RR_NF:
         return nf->rm == nf->reg ? 0 : 1u << nf->rm | 1u << nf->reg;
@@ -2145,7 +2343,7 @@ static unsigned nf_inputs(const DecodedOp *nf)
 static unsigned op_written_regs(const DecodedOp *op)
 {
     switch (op->idx) {
-    case OP_MOV_RR: case OP_MOV64_RR:
+    case OP_MOV_RR: case OP_MOV64_RR: case OP_NOT_R:
         return 1u << op->rm;
     case OP_MOV_RIW: case OP_MOVZX8_RR: case OP_MOVZX16_RR: case OP_MOVSXD_RR:
     case OP_LEA_B: case OP_LEA_BI:
@@ -2198,6 +2396,23 @@ static void flags_liveness(TranslatedBlock *tb)
             if (!(live & LIVE_ALL) && nf_kind(op->idx))
                 op->idx = nf_kind(op->idx);
             live = 0;
+            break;
+        case FX_PARTIAL:
+            /*
+             * ROL/ROR write CF and OF, BSF ZF, and they keep the others.
+             * With no flag live after them, the _NF kind; the flags before
+             * it then matter only if a fault may see its flags
+             * (LIVE_FAULT), which flags_recover builds on top of them (for
+             * ROL/ROR, from the result), so they must be exact.  The
+             * flag-writing kinds read them all (cc_compute_all).
+             */
+            if (!(live & LIVE_ALL) && (op->idx != OP_BSF_RR || !(live & LIVE_FAULT))) {
+                op->idx = op->idx == OP_ROL_RI ? OP_ROL_RI_NF :
+                          op->idx == OP_ROR_RI ? OP_ROR_RI_NF : OP_BSF_RR_NF;
+                live = (live & LIVE_FAULT) ? LIVE_ALL : 0;
+            } else {
+                live = LIVE_ALL;
+            }
             break;
         case FX_WRITE_BRANCH:
             live = 0;
@@ -2359,11 +2574,40 @@ static void known_cf(TranslatedBlock *tb)
  * a 64-bit address through a segment without a base; a RIP-relative one
  * becomes relative to the block's start (BASE_BLOCK_RIP) if it fits.
  */
+/*
+ * An FS- or GS-relative memory operand of 64-bit code with a 64-bit
+ * address (TLS in user space, per-CPU data in Linux): in 64-bit mode only
+ * these two segments have a base (SDM 3A §3.4.4), added to the effective
+ * address.  With a free base or index slot, the base goes there
+ * (XREG_SEG_BASE, scale 1) and the operand is an _F address; true if op
+ * is one now (any other segment: nothing to do).  Not RIP-relative ones.
+ * Only for kinds whose slow paths never hand op to a generic handler
+ * (op_lin would add the base a second time): not the SSE kinds.
+ */
+static bool flat64_fold_seg_base(DecodedOp *op)
+{
+    if (op->seg < SEG_FS)
+        return true;
+    if (op->seg > SEG_GS || op->base == BASE_RIP)
+        return false;
+    if (op->base == REG_ZERO) {
+        op->base = XREG_SEG_BASE(op->seg);
+    } else if (op->index == REG_ZERO) {
+        op->index = XREG_SEG_BASE(op->seg);
+        op->scale = 0;
+    } else {
+        return false;
+    }
+    return true;
+}
+
 static bool flat64_operand(DecodedOp *op, bool code64)
 {
     int64_t disp;
-    if (!code64 || op->rm != NOREG || op->asz != 3 || op->seg >= SEG_FS)
+    if (!code64 || op->rm != NOREG || op->asz != 3)
         return false;
+    if (op->seg >= SEG_FS)
+        return flat64_fold_seg_base(op);
     if (op->base != BASE_RIP)
         return true;
     disp = (int64_t)op->disp + op->off + op->len;
@@ -2537,8 +2781,26 @@ void tcg_specialize(TranslatedBlock *tb)
                 op->idx = op->idx == OP_INC_E ? OP_INC_M_F : OP_DEC_M_F;
             break;
         case OP_MOV_EI:
-            if (flat64_operand(op, code64))
+            if (wide && reg) {
+                /* MOV r, imm32 (C7 /0): MOV_RIW, which writes op->reg. */
+                op->imm &= size_mask[op->sz];
+                op->reg = op->rm;
+                op->idx = OP_MOV_RIW;
+            } else if (flat64_operand(op, code64)) {
                 op->idx = OP_ST_I_F;
+            }
+            break;
+        case OP_NOT_E:
+            if (wide && reg)
+                op->idx = OP_NOT_R;
+            break;
+        case OP_BSF:
+            if (wide && reg)
+                op->idx = OP_BSF_RR;
+            break;
+        case OP_CMPXCHG:
+            if (op->seg < SEG_FS && flat64_operand(op, code64))
+                op->idx = OP_CMPXCHG_M_F;
             break;
         case OP_JMP_E:
             if (op->sz == 3 && flat64_operand(op, code64))
@@ -2580,10 +2842,25 @@ void tcg_specialize(TranslatedBlock *tb)
             if (wide && reg && !(op->pfx & PFX_CL)) {
                 unsigned cnt = (unsigned)op->imm & (op->sz == 3 ? 63 : 31);
                 unsigned k = op->sub & 7;
-                if (cnt == 0 || (k != 4 && k != 5 && k != 6 && k != 7))
+                if (cnt == 0 || k == 2 || k == 3)       /* RCL/RCR stay generic */
                     break;
                 op->imm = cnt;
-                op->idx = k == 5 ? OP_SHR_RI : k == 7 ? OP_SAR_RI : OP_SHL_RI;
+                op->idx = k == 0 ? OP_ROL_RI : k == 1 ? OP_ROR_RI : k == 5 ? OP_SHR_RI :
+                          k == 7 ? OP_SAR_RI : OP_SHL_RI;
+                break;
+            }
+            if (!(op->pfx & PFX_CL) && (op->sub & 7) >= 4) {
+                /* SHL/SHR/SAR of a byte register or of memory by 1..width-1 (gzip's bit buffers). */
+                unsigned cnt = (unsigned)op->imm & (op->sz == 3 ? 63 : 31);
+                if (cnt == 0 || cnt >= (8u << op->sz))
+                    break;
+                if (op->sz == 0 && reg && op->rm < 16) {
+                    op->imm = cnt;
+                    op->idx = OP_SHIFT8_RI;
+                } else if (flat64_operand(op, code64)) {
+                    op->imm = cnt;
+                    op->idx = OP_SHIFT_M_F;
+                }
             }
             break;
         case OP_SSE:                    /* SSE/MMX, decode.c: the fast kinds above */
@@ -2614,7 +2891,7 @@ void tcg_specialize(TranslatedBlock *tb)
                 op->idx = OP_JMP64_NEXT;
         }
         if (code64 && op->idx >= OP_LD32 && op->idx <= OP_LD16 && op->asz == 3 &&
-            op->seg < SEG_FS) {
+            flat64_fold_seg_base(op)) {
             /*
              * The _F form.  A RIP-relative operand becomes relative to the
              * block's start (cpu->block_rip: cpu->rip is not kept current),

@@ -23,6 +23,9 @@
  * tests/unit/test-tcg-diff.c, family "0f3a".
  */
 #include "accel/tcg/ops.h"
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 enum { PF_NONE = 0, PF_66 = 1, PF_F3 = 2, PF_F2 = 3 };
 
@@ -181,9 +184,41 @@ static int str_element(const XMMReg *x, unsigned imm, unsigned i)
     }
 }
 
+/*
+ * Byte elements, sixteen at a time, in GCC's generic vectors (SSE2 on an
+ * x86-64 host, plain code elsewhere): a comparison gives 0xff in each
+ * equal byte.  bytevec_mask gathers bit 7 of each byte into a 16-bit mask
+ * (element i -> bit i): the host's PMOVMSKB, or elsewhere a multiply that
+ * lands the eight bits 8k+7 of each half in bits 56+k.
+ */
+typedef uint8_t ByteVec __attribute__((vector_size(16)));
+
+static inline ByteVec bytevec(const XMMReg *x)
+{
+    ByteVec v;
+    memcpy(&v, x->b, sizeof(v));
+    return v;
+}
+
+static inline unsigned bytevec_mask(ByteVec v)
+{
+#ifdef __SSE2__
+    return (unsigned)_mm_movemask_epi8((__m128i)v);
+#else
+    const uint64_t top = 0x8080808080808080ull, gather = 0x0002040810204081ull;
+    uint64_t q[2];
+    memcpy(q, &v, sizeof(q));
+    return (unsigned)(((q[0] & top) * gather) >> 56) | (unsigned)((((q[1] & top) * gather) >> 56) << 8);
+#endif
+}
+
 /* Implicit length: the index of the first zero element, or the element count. */
 static unsigned str_implicit_len(const XMMReg *x, unsigned imm, unsigned n)
 {
+    if (!(imm & 1)) {
+        unsigned z = bytevec_mask((ByteVec)(bytevec(x) == 0));
+        return z ? (unsigned)__builtin_ctz(z) : 16;
+    }
     for (unsigned i = 0; i < n; i++)
         if (str_element(x, imm, i) == 0)
             return i;
@@ -214,20 +249,22 @@ static unsigned str_compare(const XMMReg *a, unsigned la, const XMMReg *b, unsig
     unsigned res = 0;
     unsigned agg = (imm >> 2) & 3;
     if (!(imm & 1) && agg == 0) {
-        /* Equal any on bytes (strspn, strpbrk...): signedness does not change
-         * equality, so the set a is a 256-bit map of its raw bytes. */
-        uint64_t set[4] = { 0, 0, 0, 0 };
+        /*
+         * Equal any on bytes (strcspn, strpbrk, strspn): signedness does
+         * not change equality, so raw bytes compare; each set element is
+         * compared with all sixteen string bytes at once.
+         */
+        ByteVec str = bytevec(b), hit = { 0 };
         for (unsigned i = 0; i < la; i++)
-            set[a->b[i] >> 6] |= 1ull << (a->b[i] & 63);
-        for (unsigned j = 0; j < lb; j++)
-            res |= (unsigned)((set[b->b[j] >> 6] >> (b->b[j] & 63)) & 1) << j;
+            hit |= (ByteVec)(str == a->b[i]);
+        res = bytevec_mask(hit) & ((1u << lb) - 1);
         agg = 4;                                /* done */
     } else if (!(imm & 1) && agg == 2) {
-        /* Equal each on bytes (strcmp): the same, raw bytes compared. */
-        for (unsigned i = 0; i < n; i++) {
-            bool m = (i >= la || i >= lb) ? (i >= la && i >= lb) : a->b[i] == b->b[i];
-            res |= (unsigned)m << i;
-        }
+        /* Equal each on bytes (strcmp): the same, raw bytes compared; past
+         * either length an element matches only if both are invalid. */
+        unsigned eq = bytevec_mask((ByteVec)(bytevec(a) == bytevec(b)));
+        unsigned va = (1u << la) - 1, vb = (1u << lb) - 1;
+        res = (eq & va & vb) | (~va & ~vb & 0xffffu);
         agg = 4;
     }
     switch (agg) {
@@ -278,6 +315,31 @@ static unsigned str_compare(const XMMReg *a, unsigned la, const XMMReg *b, unsig
     return res;
 }
 
+/* SDM 2B PCMPESTRI "Affected Flags": CF result != 0, ZF xmm2 short, SF xmm1 short,
+ * OF result bit 0; AF = PF = 0. */
+static void str_set_flags(TCGCPU *cpu, unsigned res, unsigned la, unsigned lb, unsigned n)
+{
+    cc_set_flags(cpu, (res ? CC_C : 0) | (lb < n ? CC_Z : 0) | (la < n ? CC_S : 0) |
+                      ((res & 1) ? CC_O : 0));
+}
+
+/* The index form's ECX: the least (or, imm8[6], most) significant set bit, or n. */
+static unsigned str_index(unsigned res, unsigned imm, unsigned n)
+{
+    if (!res)
+        return n;
+    return (imm & 0x40) ? 31u - (unsigned)__builtin_clz(res) : (unsigned)__builtin_ctz(res);
+}
+
+void sse_pcmpistri(TCGCPU *cpu, const XMMReg *a, const XMMReg *b, unsigned imm)
+{
+    unsigned n = (imm & 1) ? 8 : 16;
+    unsigned la = str_implicit_len(a, imm, n), lb = str_implicit_len(b, imm, n);
+    unsigned res = str_compare(a, la, b, lb, imm, n);
+    cpu->regs[R_ECX] = str_index(res, imm, n);         /* a 32-bit write: RCX zero-extended */
+    str_set_flags(cpu, res, la, lb, n);
+}
+
 static int helper_pcmpstr(TCGCPU *cpu, const DecodedOp *op)
 {
     unsigned opc = op->imm16 & 0xff, imm = (unsigned)op->imm & 0xff;
@@ -286,6 +348,10 @@ static int helper_pcmpstr(TCGCPU *cpu, const DecodedOp *op)
     const XMMReg a = cpu->xmm[op->reg & 15];
     XMMReg b = sse_src(cpu, op, 16, false);
     unsigned la, lb;
+    if (!explicit_len && index) {
+        sse_pcmpistri(cpu, &a, &b, imm);
+        return H_NEXT;
+    }
     if (explicit_len) {
         la = str_explicit_len(cpu->regs[R_EAX], op->sz == 3, n);
         lb = str_explicit_len(cpu->regs[R_EDX], op->sz == 3, n);
@@ -296,10 +362,7 @@ static int helper_pcmpstr(TCGCPU *cpu, const DecodedOp *op)
     unsigned res = str_compare(&a, la, &b, lb, imm, n);
 
     if (index) {
-        unsigned idx = n;
-        if (res)
-            idx = (imm & 0x40) ? 31u - (unsigned)__builtin_clz(res) : (unsigned)__builtin_ctz(res);
-        reg_set(cpu, R_ECX, 2, idx);
+        reg_set(cpu, R_ECX, 2, str_index(res, imm, n));
     } else {
         XMMReg m;
         memset(&m, 0, sizeof(m));
@@ -316,11 +379,7 @@ static int helper_pcmpstr(TCGCPU *cpu, const DecodedOp *op)
             }
         cpu->xmm[0] = m;
     }
-    /* SDM 2B PCMPESTRI "Affected Flags": CF result != 0, ZF xmm2 short, SF xmm1 short,
-     * OF result bit 0; AF = PF = 0. */
-    uint32_t fl = (res ? CC_C : 0) | (lb < n ? CC_Z : 0) | (la < n ? CC_S : 0) |
-                  ((res & 1) ? CC_O : 0);
-    cc_set_flags(cpu, fl);
+    str_set_flags(cpu, res, la, lb, n);
     return H_NEXT;
 }
 

@@ -121,6 +121,11 @@ int helper_sse_0f38(TCGCPU *cpu, const DecodedOp *op);   /* ops-sse-0f38.c */
 /* ops-sse-0f38.c, for AESKEYGENASSIST in the 0F 3A map too: the AES S-box. */
 uint8_t aes_sbox_byte(uint8_t x);
 int helper_sse_0f3a(TCGCPU *cpu, const DecodedOp *op);   /* ops-sse-0f3a.c */
+/*
+ * ops-sse-0f3a.c, for exec.c's SSE_PCMPISTRI too: PCMPISTRI of xmm1 a and
+ * xmm2/m128 b with control imm8 (ECX, the flags; SDM 2B "PCMPISTRI").
+ */
+void sse_pcmpistri(TCGCPU *cpu, const XMMReg *a, const XMMReg *b, unsigned imm);
 void mmx_check(TCGCPU *cpu);
 void mmx_enter(TCGCPU *cpu);
 void mmx_set(TCGCPU *cpu, unsigned i, uint64_t v);

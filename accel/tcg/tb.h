@@ -41,14 +41,16 @@
  * register operands are registers 0-15.  xx_RR: op->rm = op->rm OP op->reg;
  * xx_RI: op->rm = op->rm OP op->imm (pre-masked); LDn/LDZXn/STn: memory
  * load into op->reg / store of op->reg (ST8 and ST16 any register);
- * SHx_RI: shift op->rm by op->imm (1..width-1); SHx_RCL: the same by CL
+ * SHx_RI: shift op->rm by op->imm (1..width-1), ROL_RI / ROR_RI: rotate
+ * it (the same counts; only CF and OF change); SHx_RCL: the same by CL
  * (masked; 0: no flag change); ADD16_RI / CMP16_RR: 16-bit operand, registers
  * 0-15, the upper 48 bits kept; xx_RM: op->reg = op->reg OP
  * memory; LEA_B: base + disp, LEA_BI: base + index * scale + disp (32/64-bit
  * addresses; RIP-relative ones use BASE_BLOCK_RIP); J<cc>: Jcc per
  * condition, the displacement relative to the block's start.  xx_F: the
  * same memory op in 64-bit code with a 64-bit address through ES/CS/SS/DS
- * (no segment base), RIP-relative ones based on BASE_BLOCK_RIP;
+ * (no segment base), or FS/GS with the base in the free base or index slot
+ * (exec.c XREG_SEG_BASE), RIP-relative ones based on BASE_BLOCK_RIP;
  * xx_FB: an xx_F without an index register.  LD32..LD16 and their _F
  * and _FB forms are three runs in the same order.  LD8:
  * byte load into registers 0-15 (partial write); CMP_MR: CMP memory, G;
@@ -56,7 +58,9 @@
  * memory (G a register 0-15); LD16: 16-bit load into the low word of op->reg.
  * Register forms: MOV_RIW (32/64-bit, imm pre-masked), MOVZX8_RR /
  * MOVZX16_RR / MOVSXD_RR (source register 0-15), IMUL_RR (G = G * E),
- * CMOV_RR (G = E if condition op->sub), SETCC_R (byte register 0-15),
+ * CMOV_RR (G = E if condition op->sub), SETCC_R (byte register 0-15), NOT_R,
+ * BSF_RR (G = index of E's lowest set bit; BSF_RR_NF: flags dead),
+ * SHIFT8_RI (SHL/SHR/SAR, op->sub, of a byte register 0-15 by 1..7),
  * CMP8_RI / TEST8_RR / TEST8_RI (byte registers 0-15), INC_R / DEC_R,
  * MOV64_RR (MOV_RR with a 64-bit operand).  64-bit code with 64-bit
  * operands: PUSH64_R, POP64_R, CALL64_REL, RET64 (no imm16), JMP64_REL
@@ -65,7 +69,9 @@
  * operands through an _F address, any operand size unless noted: INC_M_F /
  * DEC_M_F (INC/DEC memory), ST_I_F (MOV memory, imm), CMP_MI_F (CMP
  * memory, imm; 16-64-bit), TEST_MI_F (TEST memory, imm), JMP_M_F (JMP
- * through a 64-bit pointer in memory).  J<cc>_<P>:
+ * through a 64-bit pointer in memory), CMPXCHG_M_F (CMPXCHG memory, G; not
+ * FS/GS: its slow path is the generic helper), SHIFT_M_F (SHL/SHR/SAR,
+ * op->sub, of memory by 1..width-1).  J<cc>_<P>:
  * flag producer P (CMP8_MR, CMP8_MI, CMP8_RM, CMP_MR: their _F/_FB
  * forms) fused with the J<cc> that is the next op, which stays in place
  * and gives the branch its target and link (JBE/JA_CMP_RI: CMP_RI with
@@ -86,7 +92,8 @@
  * 64-bit address, ES/CS/SS/DS, not RIP-relative); SSE_MOV_RR: xmm[reg] =
  * xmm[rm]; SSE_MOVD_XR: MOVD/MOVQ xmm, r32/r64; SSE_PMOVMSKB: r32, xmm;
  * the others xmm[reg] = xmm[reg] OP xmm[rm] (PSHUFD: = shuffle of xmm[rm];
- * PSHUFB is 66 0F 38 00).
+ * PSHUFB is 66 0F 38 00); SSE_PCMPISTRI: 66 0F 3A 63, xmm[reg] against
+ * xmm[rm] or an _F-style memory operand (unaligned, SSE_LDU's rules).
  * xx_NF: xx whose flags no one reads (tcg_specialize's flag liveness): the
  * same register result, the lazy flags left alone (the _NF kinds are one
  * run, ADD_RR_NF..DEC_R_NF).  INC_R_KC, DEC_R_KC,
@@ -96,7 +103,8 @@
 #define TCG_FASTOP_LIST(X) \
     X(ADD_RR) X(OR_RR) X(AND_RR) X(SUB_RR) X(XOR_RR) X(CMP_RR) X(TEST_RR) X(MOV_RR) \
     X(ADD_RI) X(OR_RI) X(AND_RI) X(SUB_RI) X(XOR_RI) X(CMP_RI) X(TEST_RI) \
-    X(SHL_RI) X(SHR_RI) X(SAR_RI) X(SHL_RCL) X(SHR_RCL) X(SAR_RCL) \
+    X(SHL_RI) X(SHR_RI) X(SAR_RI) X(SHL_RCL) X(SHR_RCL) X(SAR_RCL) X(ROL_RI) X(ROR_RI) X(NOT_R) \
+    X(BSF_RR) X(BSF_RR_NF) X(SHIFT8_RI) \
     X(ADD16_RI) X(CMP16_RR) \
     X(LD32) X(LD64) X(LDZX8) X(LDZX16) X(LD8) X(ST8) X(ST16) X(ST32) X(ST64) \
     X(ADD_RM) X(OR_RM) X(AND_RM) X(SUB_RM) X(XOR_RM) X(CMP_RM) X(CMP_MR) \
@@ -110,7 +118,8 @@
     X(LEA_B) X(LEA_BI) X(MOV_RIW) X(MOVZX8_RR) X(MOVZX16_RR) X(MOVSXD_RR) X(IMUL_RR) \
     X(CMOV_RR) X(SETCC_R) X(CMP8_RI) X(TEST8_RR) X(TEST8_RI) X(INC_R) X(DEC_R) \
     X(PUSH64_R) X(POP64_R) X(CALL64_REL) X(RET64) X(JMP64_REL) X(JMP64_NEXT) X(MOV64_RR) \
-    X(INC_M_F) X(DEC_M_F) X(ST_I_F) X(CMP_MI_F) X(TEST_MI_F) X(JMP_M_F) \
+    X(INC_M_F) X(DEC_M_F) X(ST_I_F) X(CMP_MI_F) X(TEST_MI_F) X(JMP_M_F) X(CMPXCHG_M_F) \
+    X(SHIFT_M_F) \
     X(JO) X(JNO) X(JB) X(JNB) X(JZ) X(JNZ) X(JBE) X(JA) \
     X(JS) X(JNS) X(JP) X(JNP) X(JL) X(JGE) X(JLE) X(JG) \
     X(JZ_CMP8_MR) X(JNZ_CMP8_MR) X(JZ_CMP8_MI) X(JNZ_CMP8_MI) X(JZ_CMP8_RM) X(JNZ_CMP8_RM) \
@@ -124,9 +133,10 @@
     X(SSE_LDA) X(SSE_LDU) X(SSE_STA) X(SSE_STU) X(SSE_MOV_RR) X(SSE_MOVD_XR) X(SSE_PMOVMSKB) \
     X(SSE_PXOR) X(SSE_POR) X(SSE_PAND) X(SSE_PANDN) X(SSE_PCMPEQB) X(SSE_PCMPEQD) \
     X(SSE_PMINUB) X(SSE_PSUBB) X(SSE_PSHUFD) X(SSE_PUNPCKLBW) X(SSE_PUNPCKLWD) X(SSE_PSHUFB) \
+    X(SSE_PCMPISTRI) \
     X(ADD_RR_NF) X(OR_RR_NF) X(AND_RR_NF) X(SUB_RR_NF) X(XOR_RR_NF) \
     X(ADD_RI_NF) X(OR_RI_NF) X(AND_RI_NF) X(SUB_RI_NF) X(XOR_RI_NF) \
-    X(SHL_RI_NF) X(SHR_RI_NF) X(SAR_RI_NF) X(INC_R_NF) X(DEC_R_NF) \
+    X(SHL_RI_NF) X(SHR_RI_NF) X(SAR_RI_NF) X(ROL_RI_NF) X(ROR_RI_NF) X(INC_R_NF) X(DEC_R_NF) \
     X(INC_R_KC) X(DEC_R_KC) X(JZ_DEC_R_KC) X(JNZ_DEC_R_KC)
 
 enum {

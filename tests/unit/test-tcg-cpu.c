@@ -1119,6 +1119,10 @@ static void test_flat64_memory_forms_and_faults(void)
         { "adc qword [rbx], rax", { 0x48, 0x11, 0x03 }, 3, MF_RO, true },
         { "sub dword [rbx], 5", { 0x83, 0x2b, 0x05 }, 3, MF_RO, true },
         { "shl dword [rbx], 1", { 0xd1, 0x23 }, 2, MF_RO, true },
+        /* exec.c SHIFT_M_F: the flags are written after the store */
+        { "shl byte [rbx], 1", { 0xd0, 0x23 }, 2, MF_RO, true },
+        { "sar qword [rbx], 3", { 0x48, 0xc1, 0x3b, 0x03 }, 4, MF_RO, true },
+        { "shr word [rbx], 15", { 0x66, 0xc1, 0x2b, 0x0f }, 4, MF_RO, true },
         { "rcl qword [rbx], 1", { 0x48, 0xd1, 0x13 }, 3, MF_RO, true },
         { "shld [rbx], eax, 4", { 0x0f, 0xa4, 0x03, 0x04 }, 4, MF_RO, true },
         { "xadd [rbx], eax", { 0x0f, 0xc1, 0x03 }, 3, MF_RO, true },
@@ -1197,6 +1201,115 @@ static void test_flat64_memory_forms_and_faults(void)
                   "(expected ZF CF PF from xor; stc)", faults[i].what, fl);
         CHECK_MSG(ld64_le(e.ram + faults[i].page) == 0x5555555555555555ull,
                   "%s: memory changed: %016" PRIx64, faults[i].what, ld64_le(e.ram + faults[i].page));
+    }
+}
+
+/*
+ * FS- and GS-relative operands in 64-bit code (SDM 3A §3.4.4: the
+ * segment's base is added) take the _F forms when the base or the index
+ * slot is free (exec.c flat64_fold_seg_base), as TLS and per-CPU accesses
+ * do: the same results as the generic path, which a base-plus-index
+ * operand still takes, and faults at the instruction with CR2 the linear
+ * address (#PF) or #GP(0) for a non-canonical one.
+ */
+static void test_fs_gs_operands_take_the_base(void)
+{
+    const uint64_t fs = MF_DATA, gs = MF_DATA + 0x100;
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x64, 0x48, 0x8b, 0x04, 0x25, 0x28, 0x00, 0x00, 0x00,  /* mov rax, fs:[0x28] */
+            0x64, 0x48, 0x8b, 0x0b,                     /* mov rcx, fs:[rbx] */
+            0x65, 0x48, 0x2b, 0x53, 0x08,               /* sub rdx, gs:[rbx+8] */
+            0x65, 0x89, 0x34, 0x25, 0x10, 0x00, 0x00, 0x00,     /* mov gs:[0x10], esi */
+            0x64, 0x48, 0x83, 0x7b, 0x10, 0x05,         /* cmp qword fs:[rbx+0x10], 5 */
+            0x41, 0x0f, 0x94, 0xc0,                     /* sete r8b */
+            0x65, 0xff, 0x43, 0x18,                     /* inc dword gs:[rbx+0x18] */
+            0x64, 0x48, 0x8b, 0x3c, 0xcb,               /* mov rdi, fs:[rbx+rcx*8] (generic) */
+            0x64, 0x48, 0x33, 0x2c, 0x25, 0x30, 0x00, 0x00, 0x00,      /* xor rbp, fs:[0x30] */
+            0xf4);
+    setup_long64(&e);
+    st64_le(e.ram + PT + 8 * (MF_NP >> 12), 0);             /* not present */
+    e.cpu->stop_on_exception = true;
+    for (int pass = 0; pass < 2; pass++) {              /* the second with the TLB filled */
+        memset(e.ram + MF_DATA, 0, 0x200);
+        st64_le(e.ram + fs + 0x28, 0x1122334455667788ull);
+        st64_le(e.ram + fs + 0x40, 1);
+        st64_le(e.ram + gs + 0x48, 0x10);
+        st64_le(e.ram + fs + 0x50, 5);
+        st32_le(e.ram + gs + 0x58, 0x7fffffff);
+        st64_le(e.ram + fs + 0x48, 0xabcdef);           /* fs:[rbx + 1 * 8] */
+        st64_le(e.ram + fs + 0x30, 0xf0f0);
+        e.cpu->seg[SEG_FS].base = fs;
+        e.cpu->seg[SEG_GS].base = gs;
+        e.cpu->regs[R_EBX] = 0x40;
+        e.cpu->regs[R_EDX] = 0x15;
+        e.cpu->regs[R_ESI] = 0xcafe;
+        e.cpu->regs[R_EBP] = 0xff00;
+        e.cpu->regs[8] = 0;
+        e.cpu->rip = CODE;
+        e.cpu->halted = false;
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_MSG(e.cpu->regs[R_EAX] == 0x1122334455667788ull && e.cpu->regs[R_ECX] == 1,
+                  "pass %d: loads through FS: RAX %#" PRIx64 " RCX %#" PRIx64, pass,
+                  e.cpu->regs[R_EAX], e.cpu->regs[R_ECX]);
+        CHECK_MSG(e.cpu->regs[R_EDX] == 5, "pass %d: sub rdx, gs:[rbx+8]: %#" PRIx64 ", expected 5",
+                  pass, e.cpu->regs[R_EDX]);
+        CHECK_MSG(ld32_le(e.ram + gs + 0x10) == 0xcafe, "pass %d: store through GS: %#x", pass,
+                  ld32_le(e.ram + gs + 0x10));
+        CHECK_MSG((e.cpu->regs[8] & 0xff) == 1, "pass %d: cmp fs:[rbx+0x10], 5: ZF not set", pass);
+        CHECK_MSG(ld32_le(e.ram + gs + 0x58) == 0x80000000u,
+                  "pass %d: inc dword gs:[rbx+0x18]: %#x", pass, ld32_le(e.ram + gs + 0x58));
+        CHECK_MSG(e.cpu->regs[R_EDI] == 0xabcdef, "pass %d: mov rdi, fs:[rbx+rcx*8]: %#" PRIx64,
+                  pass, e.cpu->regs[R_EDI]);
+        CHECK_MSG(e.cpu->regs[R_EBP] == 0x0ff0 && (arith_flags(&e) & (CC_Z | CC_C)) == 0,
+                  "pass %d: xor rbp, fs:[0x30]: %#" PRIx64, pass, e.cpu->regs[R_EBP]);
+    }
+    static const struct {
+        const char *what;
+        uint8_t insn[10];
+        unsigned len;
+        int seg;
+        uint64_t base;
+        int vec;
+    } faults[] = {
+        { "mov rax, fs:[0x28]", { 0x64, 0x48, 0x8b, 0x04, 0x25, 0x28, 0x00, 0x00, 0x00 }, 9, SEG_FS,
+          MF_NP - 0x28, EXCP_PF },
+        { "mov gs:[rbx], ecx", { 0x65, 0x89, 0x0b }, 3, SEG_GS, MF_NP, EXCP_PF },
+        { "cmp qword fs:[rbx], 5", { 0x64, 0x48, 0x83, 0x3b, 0x05 }, 5, SEG_FS, MF_NP, EXCP_PF },
+        { "inc dword gs:[rbx]", { 0x65, 0xff, 0x03 }, 3, SEG_GS, MF_NP, EXCP_PF },
+        { "mov rax, fs:[rbx] (non-canonical)", { 0x64, 0x48, 0x8b, 0x03 }, 4, SEG_FS,
+          0x0000800000000000ull, EXCP_GP },
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(faults); i++) {
+        /* xor eax, eax; stc; insn; hlt */
+        uint8_t c[24];
+        unsigned n = 0;
+        uint32_t at = CODE + 0x200 + 0x20 * i;
+        c[n++] = 0x31; c[n++] = 0xc0; c[n++] = 0xf9;
+        memcpy(c + n, faults[i].insn, faults[i].len);
+        n += faults[i].len;
+        c[n++] = 0xf4;
+        put(&e, at, c, n);
+        e.cpu->seg[SEG_FS].base = e.cpu->seg[SEG_GS].base = 0;
+        e.cpu->seg[faults[i].seg].base = faults[i].base;
+        e.cpu->regs[R_EBX] = 0;
+        e.cpu->regs[R_ECX] = 0x77;
+        e.cpu->rip = at;
+        e.cpu->halted = false;
+        TCGRunResult res = run(&e);
+        CHECK_MSG(res == TCG_RUN_EXCEPTION && e.cpu->stopped_vec == faults[i].vec,
+                  "%s: expected vector %d, got result %d vector %d", faults[i].what, faults[i].vec,
+                  res, e.cpu->stopped_vec);
+        CHECK_MSG(e.cpu->rip == at + 3, "%s: RIP %#" PRIx64 ", expected %#x", faults[i].what,
+                  e.cpu->rip, at + 3);
+        if (faults[i].vec == EXCP_PF)
+            CHECK_MSG(e.cpu->cr2 == MF_NP, "%s: CR2 %#" PRIx64 ", expected %#x", faults[i].what,
+                      e.cpu->cr2, MF_NP);
+        else
+            CHECK_EQ("non-canonical: #GP error code", 0, e.cpu->stopped_err);
+        CHECK_MSG(arith_flags(&e) == (CC_Z | CC_C | CC_P) && e.cpu->regs[R_EAX] == 0 &&
+                  e.cpu->regs[R_ECX] == 0x77, "%s: flags %#x RAX %#" PRIx64 " RCX %#" PRIx64
+                  " changed by the faulting instruction", faults[i].what, arith_flags(&e),
+                  e.cpu->regs[R_EAX], e.cpu->regs[R_ECX]);
     }
 }
 
@@ -1679,6 +1792,72 @@ static void test_sse_fast_forms_checks_and_results(void)
     memset(e.ram + 0x104003, 0, 16);
     CHECK_EQ("valid again: run result", TCG_RUN_HALTED, run(&e));
     sse_fast_forms_check_results(&e, "valid again");
+}
+
+/*
+ * PCMPISTRI (exec.c SSE_PCMPISTRI, what glibc's SSE4.2 strcspn and strcmp
+ * run): ECX and the flags of SDM 2B "PCMPISTRI" from the unaligned memory
+ * form and the register form; a memory operand on a not-present page, or
+ * crossing into one, faults (#PF, CR2 on that page) at the instruction
+ * with ECX and the flags as they were.
+ */
+static void test_pcmpistri_fast_form_results_and_faults(void)
+{
+    static const uint8_t set[16] = "/:x";
+    static const uint8_t str[16] = "abc:def/ghijklmn";      /* no NUL: ZF = 0 */
+    static const uint8_t other[16] = "/:y";
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x66, 0x0f, 0x3a, 0x63, 0x03, 0x02,  /* pcmpistri xmm0, [rbx], 2 (equal any) */
+            0x9c, 0x41, 0x58,                           /* pushfq; pop r8 */
+            0x89, 0xce,                                 /* mov esi, ecx */
+            0x66, 0x0f, 0x3a, 0x63, 0xc1, 0x3a,         /* pcmpistri xmm0, xmm1, 0x3a (strcmp) */
+            0x9c, 0x41, 0x59,                           /* pushfq; pop r9 */
+            0xf4);
+    CODE_AT(&e, CODE + 0x100, 0x31, 0xc0, 0xf9,         /* xor eax, eax; stc */
+            0x66, 0x0f, 0x3a, 0x63, 0x03, 0x02,         /* pcmpistri xmm0, [rbx], 2 */
+            0xf4);
+    setup_long64_sse(&e);
+    st64_le(e.ram + PT + 8 * (MF_NP >> 12), 0);             /* not present */
+    e.cpu->stop_on_exception = true;
+    memcpy(e.cpu->xmm[0].b, set, 16);
+    memcpy(e.cpu->xmm[1].b, other, 16);
+    memcpy(e.ram + MF_DATA + 3, str, 16);
+    for (int pass = 0; pass < 2; pass++) {              /* the second with the TLB filled */
+        e.cpu->regs[R_EBX] = MF_DATA + 3;
+        e.cpu->regs[R_ESP] = 0x80000;
+        e.cpu->regs[R_ECX] = ~0ull;
+        e.cpu->rip = CODE;
+        e.cpu->halted = false;
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        /* ':' (a set byte) first at index 3; the set ends early (SF), the string does not. */
+        CHECK_MSG(e.cpu->regs[R_ESI] == 3, "pass %d: equal any: ECX %#" PRIx64 ", expected 3", pass,
+                  e.cpu->regs[R_ESI]);
+        CHECK_MSG((e.cpu->regs[8] & CC_ALL) == (CC_C | CC_S), "pass %d: equal any: flags %#" PRIx64
+                  ", expected CF SF", pass, e.cpu->regs[8] & CC_ALL);
+        /* "/:x" vs "/:y": the first difference at 2; both end early (ZF SF). */
+        CHECK_MSG(e.cpu->regs[R_ECX] == 2, "pass %d: equal each, masked negative: ECX %#" PRIx64
+                  ", expected 2 (RCX zero-extended)", pass, e.cpu->regs[R_ECX]);
+        CHECK_MSG((e.cpu->regs[9] & CC_ALL) == (CC_C | CC_Z | CC_S), "pass %d: equal each: flags %#"
+                  PRIx64 ", expected CF ZF SF", pass, e.cpu->regs[9] & CC_ALL);
+    }
+    static const struct { uint32_t at; const char *what; } faults[] = {
+        { MF_NP, "on a not-present page" }, { MF_NP - 8, "crossing into a not-present page" },
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(faults); i++) {
+        e.cpu->regs[R_EBX] = faults[i].at;
+        e.cpu->regs[R_ECX] = 0x1234;
+        e.cpu->rip = CODE + 0x100;
+        e.cpu->halted = false;
+        CHECK_EQ("fault: run result", TCG_RUN_EXCEPTION, run(&e));
+        CHECK_MSG(e.cpu->stopped_vec == EXCP_PF && e.cpu->stopped_err == 0 && e.cpu->cr2 == MF_NP,
+                  "%s: expected #PF error 0 CR2 %#x, got vector %d error %u CR2 %#" PRIx64,
+                  faults[i].what, MF_NP, e.cpu->stopped_vec, e.cpu->stopped_err, e.cpu->cr2);
+        CHECK_MSG(e.cpu->rip == CODE + 0x103, "%s: RIP %#" PRIx64 ", expected the PCMPISTRI at %#x",
+                  faults[i].what, e.cpu->rip, CODE + 0x103);
+        CHECK_MSG(e.cpu->regs[R_ECX] == 0x1234 && arith_flags(&e) == (CC_Z | CC_C | CC_P),
+                  "%s: ECX %#" PRIx64 " flags %#x, expected 0x1234 and ZF CF PF (unchanged)",
+                  faults[i].what, e.cpu->regs[R_ECX], arith_flags(&e));
+    }
 }
 
 /*
@@ -2225,6 +2404,11 @@ static void test_dead_flags_rebuilt_at_a_load_fault(void)
         { { 0x01, 0xc8, 0x89, 0xf9 }, 0xffffffffu, 1, CC_C | CC_Z | CC_P | CC_A,
           "add eax,ecx; mov ecx,edi" },
         { { 0x21, 0xc8, 0x89, 0xf8 }, 0x80000001u, 0x80000003u, CC_S, "and eax,ecx; mov eax,edi" },
+        /* ROL/ROR: CF and OF from the result, the others from before (here CF only, or SUB's) */
+        { { 0xc1, 0xc0, 0x04 }, 0x10000001u, 0, CC_C | CC_O, "rol eax,4" },
+        { { 0x48, 0xc1, 0xc8, 0x08 }, 0x80, 0, CC_C | CC_O, "ror rax,8" },
+        { { 0x83, 0xe8, 0x05, 0xd1, 0xc0 }, 3, 0, CC_S | CC_C | CC_A, "sub eax,5; rol eax,1" },
+        { { 0xd1, 0xc8, 0x89, 0xf8 }, 1, 0, CC_C | CC_O, "ror eax,1; mov eax,edi" },
     };
     /* The faulting load: a plain one, a fused compare-and-branch, a POP. */
     static const struct { uint8_t code[8]; unsigned len; const char *what; } tail[] = {
@@ -2250,6 +2434,46 @@ static void test_dead_flags_rebuilt_at_a_load_fault(void)
             CHECK_MSG(arith_flags(&e) == c[i].flags, "%s; %s: flags at the #PF %#x, expected %#x",
                       c[i].what, tail[t].what, arith_flags(&e), c[i].flags);
         }
+    }
+}
+
+/*
+ * BSF r, r (exec.c BSF_RR, BSF_RR_NF when its flags are dead, as in
+ * glibc's "bsf eax, eax; add rax, rdi"): SDM 2A "BSF": the index of the
+ * lowest set bit, or for a zero source ZF = 1 and the destination
+ * unchanged; the undefined flags keep their values (helper_bitscan's choice).
+ */
+static void test_bsf_register_forms(void)
+{
+    static const struct { uint64_t rcx, rsi, rax, rbx; unsigned zf; } c[] = {
+        { 0, 0x100, 0x1234, 9, 1 },
+        { 0x80000000u, 0x8000000000000000ull, 31, 64, 0 },
+        { 0xffffffff00000000ull, 1, 0x1234, 1, 1 },     /* a 32-bit source of 0 */
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(c); i++) {
+        Env e = env_new();
+        CODE_AT(&e, CODE, 0xf9,                         /* stc */
+                0x0f, 0xbc, 0xc1,                       /* bsf eax, ecx */
+                0x0f, 0x94, 0xc2,                       /* setz dl */
+                0x41, 0x0f, 0x92, 0xc0,                 /* setc r8b (CF kept) */
+                0x48, 0x0f, 0xbc, 0xde,                 /* bsf rbx, rsi (flags dead: add) */
+                0x83, 0xc3, 0x01,                       /* add ebx, 1 */
+                0xf4);
+        setup_long64(&e);
+        e.cpu->regs[R_ECX] = c[i].rcx;
+        e.cpu->regs[R_ESI] = c[i].rsi;
+        e.cpu->regs[R_EAX] = 0x1234;
+        e.cpu->regs[R_EDX] = 0xff;
+        e.cpu->regs[R_EBX] = 0x55;
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_MSG(e.cpu->regs[R_EAX] == c[i].rax && (e.cpu->regs[R_EDX] & 0xff) == c[i].zf &&
+                  (e.cpu->regs[8] & 0xff) == 1,
+                  "bsf eax, %#" PRIx64 ": EAX %#" PRIx64 " ZF %u CF %u, expected %#" PRIx64 " ZF %u CF 1",
+                  c[i].rcx, e.cpu->regs[R_EAX], (unsigned)(e.cpu->regs[R_EDX] & 0xff),
+                  (unsigned)(e.cpu->regs[8] & 0xff), c[i].rax, c[i].zf);
+        uint64_t want_rbx = c[i].rsi ? c[i].rbx : 0x56;
+        CHECK_MSG(e.cpu->regs[R_EBX] == want_rbx, "bsf rbx, %#" PRIx64 "; add ebx, 1: RBX %#" PRIx64
+                  ", expected %#" PRIx64, c[i].rsi, e.cpu->regs[R_EBX], want_rbx);
     }
 }
 
@@ -3971,6 +4195,8 @@ static const TestCase cases[] = {
     TEST_CASE(test_fxrstor_reserved_mxcsr_is_gp),
     TEST_CASE(test_ldmxcsr_checks),
     TEST_CASE(test_sse_fast_forms_checks_and_results),
+    TEST_CASE(test_fs_gs_operands_take_the_base),
+    TEST_CASE(test_pcmpistri_fast_form_results_and_faults),
     TEST_CASE(test_fused_flag_producer_branches),
     TEST_CASE(test_dead_flags_live_at_a_fault),
     TEST_CASE(test_dead_flags_rebuilt_at_a_load_fault),
@@ -3978,6 +4204,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_dead_flags_jump_source_keeps_them),
     TEST_CASE(test_dead_flags_inc_dec_known_cf),
     TEST_CASE(test_dead_flags_block_shape),
+    TEST_CASE(test_bsf_register_forms),
     TEST_CASE(test_fused_push_pop_mov_runs),
     TEST_CASE(test_fused_runs_fault_midway),
     TEST_CASE(test_fused_load_store_runs),

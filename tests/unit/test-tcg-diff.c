@@ -157,9 +157,17 @@ static void emit_rr(Gen *g, int sz, const uint8_t *op, int oplen, int reg, int r
     e8(g, 0xc0 | ((reg & 7) << 3) | (rm & 7));
 }
 
-/* Same with the memory operand [r15 + disp8]. */
+/*
+ * Same with the memory operand [r15 + disp8], now and then GS-relative: a
+ * Linux process's GS base is 0 natively and in the software CPU, so the
+ * operand is the same, and the decoding of the prefix and the software
+ * CPU's FS/GS _F forms (exec.c flat64_fold_seg_base) are exercised; what
+ * a nonzero base does is test-tcg-cpu's test_fs_gs_operands_take_the_base.
+ */
 static void emit_rm(Gen *g, int sz, const uint8_t *op, int oplen, int reg)
 {
+    if (rn(g, 4) == 0)
+        e8(g, 0x65);
     if (sz == 1)
         e8(g, 0x66);
     unsigned rex = 0x41 | (sz == 3 ? 8 : 0) | (reg >= 8 ? 4 : 0);
@@ -297,6 +305,17 @@ static void gen_alu(Gen *g)
         if (k == 0) {
             uint8_t op = sz ? 0x87 : 0x86;
             emit_eg(g, sz, &op, 1, true);
+        } else if (k == 2 && rn(g, 2)) {
+            /* CMPXCHG [r15 + d], r with RAX loaded from [r15 + d] first: the equal case. */
+            unsigned d = (rn(g, 240) - 120) & 0xff;
+            int reg = pick_reg(g);
+            e8(g, 0x49); e8(g, 0x8b); e8(g, 0x47); e8(g, d);   /* mov rax, [r15 + d] */
+            if (sz == 1)
+                e8(g, 0x66);
+            e8(g, 0x41 | (sz == 3 ? 8 : 0) | (reg >= 8 ? 4 : 0));
+            e8(g, 0x0f); e8(g, sz ? 0xb1 : 0xb0);
+            e8(g, 0x47 | ((reg & 7) << 3)); e8(g, d);
+            wrote_flags(g, CC_ALL, 0);
         } else {
             uint8_t op[2] = { 0x0f, (uint8_t)((k == 1 ? 0xc0 : 0xb0) + (sz ? 1 : 0)) };
             emit_eg(g, sz, op, 2, true);
