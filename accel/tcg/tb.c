@@ -47,7 +47,11 @@ void tb_cache_init(void)
 
 TranslatedBlock *tb_alloc(unsigned n_ops)
 {
-    TranslatedBlock *tb = g_malloc0(sizeof(*tb) + (n_ops + 1) * sizeof(DecodedOp));
+    size_t size = sizeof(TranslatedBlock) + (n_ops + 1) * sizeof(DecodedOp);
+    void *p;
+    if (posix_memalign(&p, 64, size))           /* tb.h: ops[] starts a cache line */
+        g_error("tb_alloc: out of memory (%zu bytes)", size);
+    TranslatedBlock *tb = memset(p, 0, size);
     tb->page2 = UINT64_MAX;
     return tb;
 }
@@ -278,7 +282,7 @@ bool tb_reap(void)
     __atomic_fetch_add(&tb_free_gen, 1, __ATOMIC_RELEASE);
     while (t) {
         TranslatedBlock *n = t->dead_next;
-        g_free(t);
+        free(t);                                /* posix_memalign, tb_alloc */
         t = n;
     }
     return any;

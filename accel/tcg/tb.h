@@ -245,7 +245,11 @@ struct TranslatedBlock {
         uint32_t flags;
     } link[TB_LINKS];
     uint32_t link_next;         /* slot to replace on a miss */
-    DecodedOp ops[];
+    /*
+     * On a cache line of its own (tb_alloc aligns blocks): entering a
+     * block reads its first op, which then spans one line, not two.
+     */
+    DecodedOp ops[] __attribute__((aligned(64)));
 };
 
 #define TB_FLAG_CODE16 1u
