@@ -448,6 +448,7 @@ TCG_INLINE void set_cc_logic(TCGCPU *cpu, int sz, uint64_t res)
 
 /* Forget every linear PC -> block mapping of this CPU (jump cache and links). */
 extern uint64_t tcg_link_gen_counter;
+void tb_forget_all_op_links(void);          /* tb.c */
 static inline void cpu_jc_flush(TCGCPU *cpu)
 {
     /*
@@ -457,6 +458,11 @@ static inline void cpu_jc_flush(TCGCPU *cpu)
      * followed, so its block may have been freed (tb_reap flushes too).
      */
     cpu->link_gen = ++tcg_link_gen_counter;
+    if (unlikely((uint32_t)cpu->link_gen == 0)) {
+        /* exec.c xlinks keep the low half: forget them all, and 0 means none. */
+        tb_forget_all_op_links();
+        cpu->link_gen = ++tcg_link_gen_counter;
+    }
     cpu->prev_tb = NULL;
     memset(cpu->ras, 0, sizeof(cpu->ras));    /* its blocks were found through the old mapping */
 }

@@ -310,7 +310,33 @@ void tcg_forget_op_links(TranslatedBlock *tb)
     for (uint32_t i = 0; i < tb->n_ops; i++)
         if (op_link_kind(tb->ops[i].idx))
             tb->ops[i].link_epoch = 0;
-    tb->ops[tb->n_ops].link_epoch = 0;      /* the EXIT op: a CALL's return site (ras_push) */
+    /* The EXIT op: a CALL's return site (ras_push) or its target on another page (xlink). */
+    tb->ops[tb->n_ops].link_epoch = 0;
+    tb->ops[tb->n_ops].disp = 0;
+}
+
+/*
+ * A CALL64_REL whose target is on another page (most calls) cannot have an
+ * op link: the target's physical page depends on the mapping.  The EXIT op
+ * after it (the CALL ends its block) links the target instead, with what
+ * makes that valid: the linear address of the block's start (asz..sub: 8
+ * bytes the EXIT op does not use) and the low half of the CPU's link_gen
+ * (disp), which a CR3 write, an INVLPG or freed blocks change (cpu_jc_flush;
+ * its low half is never 0, the value of an unfilled xlink, and all xlinks
+ * are forgotten when it wraps around).  So the link slot, whose cache line
+ * a call otherwise loads, is needed only to fill it.
+ */
+_Static_assert(offsetof(DecodedOp, sub) == offsetof(DecodedOp, asz) + 7,
+               "an xlink's linear address fills DecodedOp.asz..sub");
+#define XLINK_LIN(x) ld64_le(&(x)->asz)
+
+static void xlink_fill(const TCGCPU *cpu, const DecodedOp *x, uint64_t block_lin,
+                       TranslatedBlock *next)
+{
+    DecodedOp *w = (DecodedOp *)x;
+    st64_le(&w->asz, block_lin);
+    w->disp = (int32_t)(uint32_t)cpu->link_gen;
+    w->link_tb = next;
 }
 
 /*
@@ -1407,9 +1433,29 @@ L_CALL64_REL:
     cpu->rip = cpu->block_rip + op->disp;
     b = cpu->seg[SEG_CS].base;
     if (((b + cpu->rip) ^ (b + cpu->block_rip)) >> 12) {
-        /* A target on another page: the op's link is the return site's. */
+        /* A target on another page: the op's link is the return site's, the xlink the target's. */
+        const DecodedOp *x = op + 1;
+        TranslatedBlock *next;
         ras_push(cpu, (DecodedOp *)op, a);
-        END_DIRECT_FAST(true);
+        if (unlikely(CHAIN_STOP()))
+            goto chain_direct;
+        if (likely((uint32_t)x->disp == (uint32_t)cpu->link_gen &&
+                   XLINK_LIN(x) == b + cpu->block_rip)) {
+            next = x->link_tb;
+        } else {
+            const typeof(tb->link[0]) *l_ = &tb->link[op->link];
+            if (l_->lin != b + cpu->rip || l_->gen != cpu->link_gen)
+                goto chain_direct;
+            next = l_->tb;
+            xlink_fill(cpu, x, b + cpu->block_rip, next);
+        }
+        COUNT_EXIT();
+        tb = next;
+        nb++;
+        cpu->cur_tb = tb;
+        op = tb->ops;
+        cpu->block_rip = cpu->rip;
+        DISPATCH();
     }
     ras_push(cpu, (DecodedOp *)op + 1, a);
     END_DIRECT_FAST(DIRECT_OP_LINK);

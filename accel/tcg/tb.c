@@ -166,6 +166,20 @@ static void link_epoch_bump(void)
     __atomic_store_n(&tb_link_epoch, e, __ATOMIC_RELEASE);
 }
 
+/* Every block, alive or dead, forgets its op links (cpu.h cpu_jc_flush). */
+void tb_forget_all_op_links(void)
+{
+    if (!tb_hash)
+        return;
+    g_mutex_lock(&tb_lock);
+    for (unsigned h = 0; h < TB_HASH_SIZE; h++)
+        for (TranslatedBlock *t = tb_hash[h]; t; t = t->hash_next)
+            tcg_forget_op_links(t);
+    for (TranslatedBlock *t = tb_dead; t; t = t->dead_next)
+        tcg_forget_op_links(t);
+    g_mutex_unlock(&tb_lock);
+}
+
 /* Called with tb_lock held. */
 static void tb_kill(TranslatedBlock *tb)
 {

@@ -1224,6 +1224,51 @@ static void test_return_prediction_forgets_remapped_page(void)
 }
 
 /*
+ * A CALL to another page follows the link its EXIT op keeps (exec.c
+ * xlink), valid only for the linear address and mapping it was made under:
+ * the same code page, mapped at 0x10000 and at 0x30000, calls the next
+ * page, where each mapping has its own function (EAX = 1 / EAX = 2); run
+ * from one address, then the other with no TLB flush in between, each
+ * must reach its own.  Then the next page of the first mapping is remapped
+ * (a CR3 write) to the second function.
+ */
+static void test_call_to_other_page_follows_the_mapping(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xb9, 0x0a, 0x00, 0x00, 0x00,    /* mov ecx, 10 */
+            0xe8, 0xf6, 0x0f, 0x00, 0x00,               /* L: call (this page + 0x1000) */
+            0x01, 0xc2,                                 /* add edx, eax */
+            0xff, 0xc9,                                 /* dec ecx */
+            0x75, 0xf5,                                 /* jnz L */
+            0xf4);                                      /* hlt */
+    CODE_AT(&e, 0x11000, 0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3);  /* mov eax, 1; ret */
+    CODE_AT(&e, 0x31000, 0xb8, 0x02, 0x00, 0x00, 0x00, 0xc3);  /* mov eax, 2; ret */
+    setup_long64(&e);
+    st64_le(e.ram + PT + 8 * 0x30, CODE | 3);           /* 0x30000: the same code page */
+    static const struct { uint64_t rip; uint32_t edx; const char *what; } runs[] = {
+        { CODE, 10, "EDX: ten calls of the function at 0x11000" },
+        { CODE, 10, "EDX: again, linked" },
+        { 0x30000, 20, "EDX: from 0x30000, ten calls of the one at 0x31000" },
+        { CODE, 10, "EDX: from 0x10000 again" },
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(runs); i++) {
+        e.cpu->regs[R_EDX] = 0;
+        e.cpu->rip = runs[i].rip;
+        e.cpu->halted = false;
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_EQ(runs[i].what, runs[i].edx, e.cpu->regs[R_EDX]);
+        CHECK_EQ("RIP after the HLT", runs[i].rip + 0x11, e.cpu->rip);
+    }
+    st64_le(e.ram + PT + 8 * 0x11, 0x31000 | 3);
+    CHECK(cpu_write_cr3(e.cpu, e.cpu->cr3));
+    e.cpu->regs[R_EDX] = 0;
+    e.cpu->rip = CODE;
+    e.cpu->halted = false;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EDX: 0x11000 remapped to the second function", 20, e.cpu->regs[R_EDX]);
+}
+
+/*
  * Memory forms in 64-bit code (exec.c INC_M_F, DEC_M_F, ST_I_F, CMP_MI_F,
  * TEST_MI_F, JMP_M_F), each at several operand sizes: results and flags
  * (INC/DEC keep CF, SDM 2A "INC"), twice so that the second pass meets a
@@ -4139,6 +4184,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_op_linked_block_rewritten),
     TEST_CASE(test_return_prediction_checks_the_address),
     TEST_CASE(test_return_prediction_forgets_remapped_page),
+    TEST_CASE(test_call_to_other_page_follows_the_mapping),
     TEST_CASE(test_flat64_memory_forms_and_faults),
     TEST_CASE(test_tb_page_lists_unlink_in_any_order),
     TEST_CASE(test_dma_write_invalidates_translated_code),
