@@ -368,6 +368,24 @@ typedef struct TCGCPU {
      * global counter (cpu_jc_flush), so no two CPUs ever share a value.
      */
     uint64_t link_gen;
+    /*
+     * Return prediction (exec.c ras_push): a near CALL in 64-bit code
+     * pushes its return address and the block there, if the CALL's block
+     * has one linked; a RET64 pops it, and when the address is the one
+     * popped from the guest's stack goes on into that block without a
+     * lookup.  An entry counts only while tb_link_epoch is what it was at
+     * the push (no block invalidated or freed since); cpu_jc_flush (a CR3
+     * write, INVLPG) empties the stack.  A ring: deep calls overwrite the
+     * oldest entries, whose returns then take the lookup.
+     */
+#define RAS_SIZE 16
+    struct {
+        uint64_t lin;                /* return address (linear) */
+        TranslatedBlock *tb;         /* the block at lin, or NULL */
+        struct DecodedOp *site;      /* the op whose link is that block, or NULL */
+        uint32_t epoch;              /* tb_link_epoch at the push */
+    } ras[RAS_SIZE];
+    unsigned ras_top;
     TranslatedBlock *prev_tb;        /* block run last, whose links may be followed */
     uint8_t exit_link;               /* prev_tb's exit: its link slot or TB_LINK_ANY (tb.h) */
     volatile int chain_break;        /* an APIC event: stop following block links */
@@ -432,6 +450,7 @@ TCG_INLINE void set_cc_logic(TCGCPU *cpu, int sz, uint64_t res)
 
 /* Forget every linear PC -> block mapping of this CPU (jump cache and links). */
 extern uint64_t tcg_link_gen_counter;
+void tb_forget_all_op_links(void);          /* tb.c */
 static inline void cpu_jc_flush(TCGCPU *cpu)
 {
     /*
@@ -441,7 +460,13 @@ static inline void cpu_jc_flush(TCGCPU *cpu)
      * followed, so its block may have been freed (tb_reap flushes too).
      */
     cpu->link_gen = ++tcg_link_gen_counter;
+    if (unlikely((uint32_t)cpu->link_gen == 0)) {
+        /* exec.c xlinks keep the low half: forget them all, and 0 means none. */
+        tb_forget_all_op_links();
+        cpu->link_gen = ++tcg_link_gen_counter;
+    }
     cpu->prev_tb = NULL;
+    memset(cpu->ras, 0, sizeof(cpu->ras));    /* its blocks were found through the old mapping */
 }
 
 /* flags.c */

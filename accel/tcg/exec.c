@@ -332,6 +332,93 @@ static inline TranslatedBlock *exit_jc_find(TCGCPU *cpu, TranslatedBlock *tb, ui
 }
 
 /*
+ * Op links.  Following a block's link slot costs a load of the slot's
+ * cache line, seldom in the host's L1 cache when the guest's code is large
+ * (a shell's loop: about three in four such loads missed).  The commonest
+ * exits, direct branches whose target lies in the same page as the
+ * block's first byte, can do without it: the target's physical address is
+ * then fixed by the block's own (a linear page maps one physical page, the
+ * one this block was found through), whatever CR3 or the linear address
+ * the block runs at.  So their block is remembered in the branch op
+ * itself (DecodedOp.link_tb), valid until any block is invalidated or
+ * freed (tb_link_epoch).  It is filled from the link slot once that slot
+ * has been followed (the slot's block has this block's flags), when the
+ * target is on the page of the block's start (linear, as the block runs:
+ * the same offsets as the physical page).
+ */
+static void op_link_fill(const DecodedOp *op, TranslatedBlock *next)
+{
+    uint32_t epoch = __atomic_load_n(&tb_link_epoch, __ATOMIC_ACQUIRE);
+    /* Read after the epoch: a block killed later changes the epoch again (tb.c tb_kill). */
+    if (__atomic_load_n(&next->invalid, __ATOMIC_ACQUIRE))
+        return;
+    DecodedOp *w = (DecodedOp *)op;
+    w->link_tb = next;
+    w->link_epoch = epoch;
+}
+
+static bool op_link_kind(unsigned idx)
+{
+    return idx == OP_JMP64_REL || idx == OP_CALL64_REL || (idx >= OP_JO && idx <= OP_JG);
+}
+
+void tcg_forget_op_links(TranslatedBlock *tb)
+{
+    for (uint32_t i = 0; i < tb->n_ops; i++)
+        if (op_link_kind(tb->ops[i].idx))
+            tb->ops[i].link_epoch = 0;
+    /* The EXIT op: a CALL's return site (ras_push) or its target on another page (xlink). */
+    tb->ops[tb->n_ops].link_epoch = 0;
+    tb->ops[tb->n_ops].disp = 0;
+}
+
+/*
+ * A CALL64_REL whose target is on another page (most calls) cannot have an
+ * op link: the target's physical page depends on the mapping.  The EXIT op
+ * after it (the CALL ends its block) links the target instead, with what
+ * makes that valid: the linear address of the block's start (asz..sub: 8
+ * bytes the EXIT op does not use) and the low half of the CPU's link_gen
+ * (disp), which a CR3 write, an INVLPG or freed blocks change (cpu_jc_flush;
+ * its low half is never 0, the value of an unfilled xlink, and all xlinks
+ * are forgotten when it wraps around).  So the link slot, whose cache line
+ * a call otherwise loads, is needed only to fill it.
+ */
+_Static_assert(offsetof(DecodedOp, sub) == offsetof(DecodedOp, asz) + 7,
+               "an xlink's linear address fills DecodedOp.asz..sub");
+#define XLINK_LIN(x) ld64_le(&(x)->asz)
+
+static void xlink_fill(const TCGCPU *cpu, const DecodedOp *x, uint64_t block_lin,
+                       TranslatedBlock *next)
+{
+    DecodedOp *w = (DecodedOp *)x;
+    st64_le(&w->asz, block_lin);
+    w->disp = (int32_t)(uint32_t)cpu->link_gen;
+    w->link_tb = next;
+}
+
+/*
+ * Return prediction (TCGCPU.ras) for a near CALL with a 64-bit operand
+ * size, to ret_rip.  site: the op that holds the op link to the block at
+ * the return address (a CALL ends its block, decode.c: the EXIT op after
+ * it, or the CALL64_REL itself when its target is on another page and so
+ * needs no op link of its own), or NULL when the return address is on
+ * another page than the block's start (an op link must not cross pages).
+ */
+static inline __attribute__((always_inline)) void ras_push(TCGCPU *cpu, DecodedOp *site,
+                                                           uint64_t ret_rip)
+{
+    uint32_t epoch = __atomic_load_n(&tb_link_epoch, __ATOMIC_RELAXED);
+    uint64_t base = cpu->seg[SEG_CS].base;
+    unsigned i = ++cpu->ras_top & (RAS_SIZE - 1);
+    if (((base + ret_rip) ^ (base + cpu->block_rip)) >> 12)
+        site = NULL;
+    cpu->ras[i].lin = base + ret_rip;
+    cpu->ras[i].tb = site && site->link_epoch == epoch ? site->link_tb : NULL;
+    cpu->ras[i].site = site;
+    cpu->ras[i].epoch = epoch;
+}
+
+/*
  * May the interpreter go straight on to the next block?  Only while the
  * run loop would do nothing but look the block up: no kick or APIC event,
  * no interrupt window to poll (IF with a pending re-check), no STI/MOV SS
@@ -423,21 +510,33 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
  * this block's flags (tcg-accel.c tb_lookup_flags), so its key is the
  * linear PC and the generation.  An indirect exit missing the shared
  * slots tries the jump cache (exit_jc_find) before the run loop.
+ * direct == DIRECT_OP_LINK: a JMP64_REL, J<cc> or CALL64_REL op (64-bit
+ * operand size) whose target is in the block's first page, so that its op
+ * link (op_link_fill) may take it there without the block's link slots.
  */
+#define DIRECT_OP_LINK 2
 #define END_DIRECT_LINKED64(direct) do { \
         TranslatedBlock *next_; \
-        uint64_t pc_ = cpu->seg[SEG_CS].base + cpu->rip; \
-        if (direct) { \
-            const typeof(tb->link[0]) *l_ = &tb->link[op->link]; \
-            if (unlikely(l_->lin != pc_ || l_->gen != cpu->link_gen)) \
-                goto chain_direct; \
-            next_ = l_->tb; \
+        if ((direct) == DIRECT_OP_LINK && \
+            likely(op->link_epoch == __atomic_load_n(&tb_link_epoch, __ATOMIC_RELAXED))) { \
+            next_ = op->link_tb; \
         } else { \
-            next_ = exit_link_find(cpu, tb, op->link, pc_, tb->flags); \
-            if (unlikely(!next_)) { \
-                next_ = exit_jc_find(cpu, tb, pc_); \
-                if (!next_) \
+            uint64_t pc_ = cpu->seg[SEG_CS].base + cpu->rip; \
+            if (direct) { \
+                const typeof(tb->link[0]) *l_ = &tb->link[op->link]; \
+                if (unlikely(l_->lin != pc_ || l_->gen != cpu->link_gen)) \
                     goto chain_direct; \
+                next_ = l_->tb; \
+                if ((direct) == DIRECT_OP_LINK && \
+                    ((pc_ ^ (cpu->seg[SEG_CS].base + cpu->block_rip)) >> 12) == 0) \
+                    op_link_fill(op, next_); \
+            } else { \
+                next_ = exit_link_find(cpu, tb, op->link, pc_, tb->flags); \
+                if (unlikely(!next_)) { \
+                    next_ = exit_jc_find(cpu, tb, pc_); \
+                    if (!next_) \
+                        goto chain_direct; \
+                } \
             } \
         } \
         COUNT_EXIT(); \
@@ -458,7 +557,7 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
 /*
  * A taken near branch to target.  JUMP64: the same in a 64-bit block,
  * where tcg_specialize marks a target inside the same block (op->imm16 =
- * its op index + 1, only for the JMP64_REL and J<cc> kinds, whose op->imm
+ * its op index + 1, only for the JMP64_REL and J<cc> kinds, whose op->disp
  * is the target's offset in the block): JUMP_IN_BLOCK goes there without
  * leaving the block, counting the jump as a new block against the budget
  * and stopping for the same reasons as chain_direct.
@@ -471,7 +570,7 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
     } while (0)
 #define JUMP_IN_BLOCK() do { \
         if (unlikely(CHAIN_STOP())) { \
-            cpu->rip = cpu->block_rip + op->imm; \
+            cpu->rip = cpu->block_rip + op->disp; \
             goto chain_direct; \
         } \
         nb++; \
@@ -480,10 +579,12 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
         DISPATCH(); \
     } while (0)
 #define JUMP(target) JUMP_(target, END_DIRECT_LINKED)
+/* A near branch of a direct-op-link kind with a 64-bit operand size, in a 64-bit block. */
+#define END_DIRECT_OP_LINKED64(unused) END_DIRECT_LINKED64(DIRECT_OP_LINK)
 #define JUMP64(target) do { \
         if (op->imm16) \
             JUMP_IN_BLOCK(); \
-        JUMP_(target, END_DIRECT_LINKED64); \
+        JUMP_(target, END_DIRECT_OP_LINKED64); \
     } while (0)
 
     long nb = 1;
@@ -890,9 +991,12 @@ L_JMP_E:
 L_CALL_E:
     a = rm_read(cpu, op, op->sz);
     cpu_push(cpu, op->sz, cpu->rip + op->len);
-    cpu->rip = a;
-    if (likely(op->sz == 3))
+    if (likely(op->sz == 3)) {          /* 64-bit code */
+        ras_push(cpu, (DecodedOp *)op + 1, cpu->rip + op->len);
+        cpu->rip = a;
         END_DIRECT_FAST(false);
+    }
+    cpu->rip = a;
     END_DIRECT();
 L_JMP_FAR:
     helper_far_jmp(cpu, op->imm16, op->imm, cpu->rip + op->len);
@@ -1383,10 +1487,37 @@ L_CALL64_REL:
     lin = cpu->regs[R_ESP] - 8;
     flat64_st_lin(cpu, tlb, op, lin, 3, a, SEG_SS);
     cpu->regs[R_ESP] = lin;
-    cpu->rip = a + op->imm;
-    END_DIRECT_FAST(true);
+    cpu->rip = cpu->block_rip + op->disp;
+    b = cpu->seg[SEG_CS].base;
+    if (((b + cpu->rip) ^ (b + cpu->block_rip)) >> 12) {
+        /* A target on another page: the op's link is the return site's, the xlink the target's. */
+        const DecodedOp *x = op + 1;
+        TranslatedBlock *next;
+        ras_push(cpu, (DecodedOp *)op, a);
+        if (unlikely(CHAIN_STOP()))
+            goto chain_direct;
+        if (likely((uint32_t)x->disp == (uint32_t)cpu->link_gen &&
+                   XLINK_LIN(x) == b + cpu->block_rip)) {
+            next = x->link_tb;
+        } else {
+            const typeof(tb->link[0]) *l_ = &tb->link[op->link];
+            if (l_->lin != b + cpu->rip || l_->gen != cpu->link_gen)
+                goto chain_direct;
+            next = l_->tb;
+            xlink_fill(cpu, x, b + cpu->block_rip, next);
+        }
+        COUNT_EXIT();
+        tb = next;
+        nb++;
+        cpu->cur_tb = tb;
+        op = tb->ops;
+        cpu->block_rip = cpu->rip;
+        DISPATCH();
+    }
+    ras_push(cpu, (DecodedOp *)op + 1, a);
+    END_DIRECT_FAST(DIRECT_OP_LINK);
 L_JMP64_REL:
-    JUMP64(cpu->block_rip + op->imm);
+    JUMP64(cpu->block_rip + op->disp);
 L_JMP64_NEXT:
     NEXT();
 L_RET64:
@@ -1394,6 +1525,34 @@ L_RET64:
     a = flat64_ld_lin(cpu, tlb, op, lin, 3, SEG_SS);
     cpu->regs[R_ESP] = lin + 8;
     cpu->rip = a;
+    {
+        /* The return prediction (ras_push), in blocks that may chain (op->sub). */
+        unsigned i = cpu->ras_top-- & (RAS_SIZE - 1);
+        TranslatedBlock *next;
+        if (likely(op->sub) && likely(cpu->ras[i].lin == cpu->seg[SEG_CS].base + a) &&
+            likely(cpu->ras[i].epoch == __atomic_load_n(&tb_link_epoch, __ATOMIC_RELAXED))) {
+            if (unlikely(CHAIN_STOP()))
+                goto chain_direct;
+            next = cpu->ras[i].tb;
+            if (unlikely(!next)) {
+                /* Not linked yet: the block's links or the jump cache, then link the site. */
+                next = exit_link_find(cpu, tb, op->link, cpu->ras[i].lin, tb->flags);
+                if (!next)
+                    next = exit_jc_find(cpu, tb, cpu->ras[i].lin);
+                if (!next)
+                    goto chain_direct;
+                if (cpu->ras[i].site)
+                    op_link_fill(cpu->ras[i].site, next);
+            }
+            COUNT_EXIT();
+            tb = next;
+            nb++;
+            cpu->cur_tb = tb;
+            op = tb->ops;
+            cpu->block_rip = cpu->rip;
+            DISPATCH();
+        }
+    }
     END_DIRECT_FAST(false);
     /*
      * Runs (tcg_specialize): the first op of the run does the single ops'
@@ -1473,12 +1632,14 @@ L_INC_JNZ_CMP8_MI:
             op++;
             DISPATCH();
         }
-        cpu->rip = likely(op->sz == 3) ? cpu->block_rip + op->imm :
-                   branch_target(cpu, op, cpu->block_rip + op->imm);
+        if (unlikely(op->sz != 3)) {
+            JUMP(branch_target(cpu, op, cpu->block_rip + op->disp));
+        }
+        cpu->rip = cpu->block_rip + op->disp;
         if (unlikely(CHAIN_STOP()))
             goto chain_direct;
         if (!op->imm16)
-            END_DIRECT_LINKED(true);
+            END_DIRECT_LINKED64(DIRECT_OP_LINK);     /* a 64-bit block (JNZ_CMP8_MI) */
         nb++;
         cpu->icount += op->seq - (op->imm16 - 1);       /* as JUMP_IN_BLOCK */
         op = tb->ops + op->imm16 - 1;
@@ -1757,8 +1918,8 @@ L_##name: \
         if (op->imm16) \
             JUMP_IN_BLOCK(); \
         if (likely(op->sz == 3)) \
-            JUMP_(cpu->block_rip + op->imm, END_DIRECT_LINKED64); \
-        JUMP(branch_target(cpu, op, cpu->block_rip + op->imm)); \
+            JUMP_(cpu->block_rip + op->disp, END_DIRECT_OP_LINKED64); \
+        JUMP(branch_target(cpu, op, cpu->block_rip + op->disp)); \
     } \
     NEXT();
     JCC_FAST(JO, 0) JCC_FAST(JNO, 1) JCC_FAST(JB, 2) JCC_FAST(JNB, 3)
@@ -1779,8 +1940,8 @@ L_##name: \
         if (op->imm16) \
             JUMP_IN_BLOCK(); \
         if (likely(op->sz == 3)) \
-            JUMP_(cpu->block_rip + op->imm, END_DIRECT_LINKED64); \
-        JUMP(branch_target(cpu, op, cpu->block_rip + op->imm)); \
+            JUMP_(cpu->block_rip + op->disp, END_DIRECT_OP_LINKED64); \
+        JUMP(branch_target(cpu, op, cpu->block_rip + op->disp)); \
     } while (0)
 #define FUSED_Z(name, body) \
 L_JZ_##name: \
@@ -2815,17 +2976,24 @@ void tcg_specialize(TranslatedBlock *tb)
                 op->idx = OP_POP64_R;
             break;
         case OP_CALL_REL:
-            if (code64 && op->sz == 3)
+            /* The target from the block's start in disp (op links, see op_link_fill). */
+            if (code64 && op->sz == 3 && (int64_t)op->imm + op->off + op->len <= INT32_MAX &&
+                (int64_t)op->imm + op->off + op->len >= INT32_MIN) {
                 op->idx = OP_CALL64_REL;
+                op->disp = (int32_t)((int64_t)op->imm + op->off + op->len);
+            }
             break;
         case OP_RET:
-            if (code64 && op->sz == 3 && op->imm == 0)
+            if (code64 && op->sz == 3 && op->imm == 0) {
                 op->idx = OP_RET64;
+                op->sub = in_block_jumps;   /* may chain: the return prediction (L_RET64) */
+            }
             break;
         case OP_JMP_REL:
-            if (code64 && op->sz == 3) {
+            if (code64 && op->sz == 3 && (int64_t)op->imm + op->off + op->len <= INT32_MAX &&
+                (int64_t)op->imm + op->off + op->len >= INT32_MIN) {
                 op->idx = OP_JMP64_REL;
-                op->imm += op->off + op->len;
+                op->disp = (int32_t)((int64_t)op->imm + op->off + op->len);
             }
             break;
         case OP_SHIFT_E:
@@ -2867,9 +3035,12 @@ void tcg_specialize(TranslatedBlock *tb)
             op->idx = sse_fast_kind(op, code64);
             break;
         case OP_JCC:
-            /* The displacement becomes relative to the block's start (JCC_FAST). */
-            op->idx = (uint16_t)(OP_JO + (op->sub & 15));
-            op->imm += op->off + op->len;
+            /* The displacement becomes relative to the block's start, in disp (JCC_FAST). */
+            if ((int64_t)op->imm + op->off + op->len <= INT32_MAX &&
+                (int64_t)op->imm + op->off + op->len >= INT32_MIN) {
+                op->idx = (uint16_t)(OP_JO + (op->sub & 15));
+                op->disp = (int32_t)((int64_t)op->imm + op->off + op->len);
+            }
             break;
         default:
             break;
@@ -2879,7 +3050,7 @@ void tcg_specialize(TranslatedBlock *tb)
         if ((op->idx == OP_JMP64_REL || (op->idx >= OP_JO && op->idx <= OP_JG)) && in_block_jumps &&
             op->sz == 3) {
             /* A target inside this block: JUMP stays in it (op->imm16 = index + 1). */
-            int64_t target = (int64_t)op->imm;      /* from the block's start (see above) */
+            int64_t target = op->disp;              /* from the block's start (see above) */
             for (uint32_t j = 0; j < tb->n_ops; j++) {
                 if (tb->ops[j].off == target) {
                     op->imm16 = (uint16_t)(j + 1);
@@ -3002,6 +3173,12 @@ void tcg_specialize(TranslatedBlock *tb)
     known_cf(tb);
     flags_liveness(tb);
     /* Direct threading: each op's handler, once every kind above is final. */
-    for (uint32_t i = 0; i <= tb->n_ops; i++)
-        tb->ops[i].handler = tcg_op_handler(tb->ops[i].idx);
+    for (uint32_t i = 0; i <= tb->n_ops; i++) {
+        DecodedOp *op = &tb->ops[i];
+        op->handler = tcg_op_handler(op->idx);
+        if (op_link_kind(op->idx) || i == tb->n_ops) {
+            op->link_epoch = 0;         /* no op link yet (their sub and base go) */
+            op->link_tb = NULL;
+        }
+    }
 }

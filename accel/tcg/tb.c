@@ -21,6 +21,7 @@ static TranslatedBlock **tb_hash;
 static GHashTable *tb_pages;            /* page number -> TranslatedBlock* head */
 static TranslatedBlock *tb_dead;
 unsigned long tb_free_gen;
+uint32_t tb_link_epoch = 1;
 static unsigned tb_live, tb_dead_count;
 
 const char *const tcg_op_names[OP__COUNT] = {
@@ -46,7 +47,11 @@ void tb_cache_init(void)
 
 TranslatedBlock *tb_alloc(unsigned n_ops)
 {
-    TranslatedBlock *tb = g_malloc0(sizeof(*tb) + (n_ops + 1) * sizeof(DecodedOp));
+    size_t size = sizeof(TranslatedBlock) + (n_ops + 1) * sizeof(DecodedOp);
+    void *p;
+    if (posix_memalign(&p, 64, size))           /* tb.h: ops[] starts a cache line */
+        g_error("tb_alloc: out of memory (%zu bytes)", size);
+    TranslatedBlock *tb = memset(p, 0, size);
     tb->page2 = UINT64_MAX;
     return tb;
 }
@@ -142,6 +147,39 @@ static void list_unlink(TranslatedBlock *tb, int i, uint64_t page)
         next->page_pprev[page_link(next, page)] = tb->page_pprev[i];
 }
 
+/*
+ * A new op-link generation (tb.h tb_link_epoch), with tb_lock held.  On
+ * wrap-around every block forgets its op links, so that an old value
+ * never comes back to life.
+ */
+static void link_epoch_bump(void)
+{
+    uint32_t e = tb_link_epoch + 1;
+    if (unlikely(e == 0)) {
+        e = 1;
+        for (unsigned h = 0; h < TB_HASH_SIZE; h++)
+            for (TranslatedBlock *t = tb_hash[h]; t; t = t->hash_next)
+                tcg_forget_op_links(t);
+        for (TranslatedBlock *t = tb_dead; t; t = t->dead_next)
+            tcg_forget_op_links(t);
+    }
+    __atomic_store_n(&tb_link_epoch, e, __ATOMIC_RELEASE);
+}
+
+/* Every block, alive or dead, forgets its op links (cpu.h cpu_jc_flush). */
+void tb_forget_all_op_links(void)
+{
+    if (!tb_hash)
+        return;
+    g_mutex_lock(&tb_lock);
+    for (unsigned h = 0; h < TB_HASH_SIZE; h++)
+        for (TranslatedBlock *t = tb_hash[h]; t; t = t->hash_next)
+            tcg_forget_op_links(t);
+    for (TranslatedBlock *t = tb_dead; t; t = t->dead_next)
+        tcg_forget_op_links(t);
+    g_mutex_unlock(&tb_lock);
+}
+
 /* Called with tb_lock held. */
 static void tb_kill(TranslatedBlock *tb)
 {
@@ -177,6 +215,12 @@ static void tb_kill(TranslatedBlock *tb)
     tb_dead = tb;
     tb_dead_count++;
     tb_live--;
+    /*
+     * After invalid is set (whoever reads the new epoch sees it, exec.c
+     * op_link_fill), and with tb on the dead list, which a wrap-around
+     * of the epoch walks.
+     */
+    link_epoch_bump();
 }
 
 /* Does tb cover any byte of [pa, pa+len)? */
@@ -245,12 +289,14 @@ bool tb_reap(void)
     TranslatedBlock *t = tb_dead;
     tb_dead = NULL;
     tb_dead_count = 0;
+    /* An op link made since a block was killed may lead into it: not once it is freed. */
+    link_epoch_bump();
     g_mutex_unlock(&tb_lock);
     bool any = t != NULL;
     __atomic_fetch_add(&tb_free_gen, 1, __ATOMIC_RELEASE);
     while (t) {
         TranslatedBlock *n = t->dead_next;
-        g_free(t);
+        free(t);                                /* posix_memalign, tb_alloc */
         t = n;
     }
     return any;

@@ -47,7 +47,8 @@
  * 0-15, the upper 48 bits kept; xx_RM: op->reg = op->reg OP
  * memory; LEA_B: base + disp, LEA_BI: base + index * scale + disp (32/64-bit
  * addresses; RIP-relative ones use BASE_BLOCK_RIP); J<cc>: Jcc per
- * condition, the displacement relative to the block's start.  xx_F: the
+ * condition, the displacement relative to the block's start (in disp, as
+ * for JMP64_REL and CALL64_REL: imm holds their op link).  xx_F: the
  * same memory op in 64-bit code with a 64-bit address through ES/CS/SS/DS
  * (no segment base), or FS/GS with the base in the free base or index slot
  * (exec.c XREG_SEG_BASE), RIP-relative ones based on BASE_BLOCK_RIP;
@@ -63,7 +64,8 @@
  * SHIFT8_RI (SHL/SHR/SAR, op->sub, of a byte register 0-15 by 1..7),
  * CMP8_RI / TEST8_RR / TEST8_RI (byte registers 0-15), INC_R / DEC_R,
  * MOV64_RR (MOV_RR with a 64-bit operand).  64-bit code with 64-bit
- * operands: PUSH64_R, POP64_R, CALL64_REL, RET64 (no imm16), JMP64_REL
+ * operands: PUSH64_R, POP64_R, CALL64_REL, RET64 (no imm16; op->sub: its block may
+ * chain, so it may follow the return prediction), JMP64_REL
  * (displacement relative to the block's start, as J<cc>), JMP64_NEXT
  * (a JMP64_REL to the next op, which decode.c followed).  Memory
  * operands through an _F address, any operand size unless noted: INC_M_F /
@@ -185,15 +187,33 @@ typedef struct DecodedOp {
     uint8_t seg;            /* segment for the memory operand */
     uint8_t reg;            /* ModRM.reg (extended), or the opcode's register */
     uint8_t rm;             /* register operand, or NOREG when memory */
-    uint8_t base, index, scale;     /* memory operand: REG_ZERO when absent */
-    uint8_t sub;            /* ALU op, condition code, group sub-op, ... */
+    union {
+        struct {
+            uint8_t base, index, scale;     /* memory operand: REG_ZERO when absent */
+            uint8_t sub;    /* ALU op, condition code, group sub-op, ... */
+        };
+        uint32_t link_epoch;    /* op links: link_tb is valid while this is tb_link_epoch */
+    };
     uint8_t pfx;            /* PFX_* */
     uint8_t link;           /* TranslatedBlock.link slot of this exit, or TB_LINK_ANY (exec.c) */
     uint16_t imm16;         /* far pointer selector, ENTER frame size */
     int32_t disp;
     uint16_t off;           /* offset of the instruction from the block start (decode.c) */
     uint8_t seq;            /* 1 + index of the op in its block (exec.c's icount) */
-    uint64_t imm;
+    union {
+        uint64_t imm;
+        /*
+         * Op links (exec.c op_link_fill): the direct branch kinds
+         * JMP64_REL, J<cc> and CALL64_REL keep their target in disp (from
+         * the block's start) and here the block at that target, when it
+         * lies in the page of the block's start; link_epoch says whether
+         * it may be followed.  The block at a CALL's return address (its
+         * return prediction, exec.c ras_push) is linked the same way from
+         * the EXIT op after the CALL, or from a CALL64_REL whose target is
+         * on another page.
+         */
+        struct TranslatedBlock *link_tb;
+    };
 } DecodedOp;
 
 
@@ -235,7 +255,11 @@ struct TranslatedBlock {
         uint32_t flags;
     } link[TB_LINKS];
     uint32_t link_next;         /* slot to replace on a miss */
-    DecodedOp ops[];
+    /*
+     * On a cache line of its own (tb_alloc aligns blocks): entering a
+     * block reads its first op, which then spans one line, not two.
+     */
+    DecodedOp ops[] __attribute__((aligned(64)));
 };
 
 #define TB_FLAG_CODE16 1u
@@ -279,6 +303,14 @@ void tb_flush_all(void);
 bool tb_reap(void);
 /* Counts the tb_reap calls that freed blocks (caches of block pointers compare it). */
 extern unsigned long tb_free_gen;
+/*
+ * Generation of op links (DecodedOp.link_tb): a new one whenever a block
+ * is invalidated or freed, so that no op link leads into either.  Never 0,
+ * the value of an op without a link.
+ */
+extern uint32_t tb_link_epoch;
+/* exec.c: forget the op links of tb (tb_link_epoch wrapped around). */
+void tcg_forget_op_links(TranslatedBlock *tb);
 /* The same once enough blocks are dead to be worth a jump-cache flush. */
 bool tb_reap_batch(void);
 unsigned tb_count(void);

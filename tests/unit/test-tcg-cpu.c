@@ -1038,6 +1038,257 @@ static void test_ret_to_many_call_sites(void)
 }
 
 /*
+ * Op links (exec.c op_link_fill): two 64-bit blocks on one page branch to
+ * each other, a taken JNZ forward and a JMP back, so after the first
+ * passes every transition goes through the branch op's own link.  Each
+ * still counts as a block against the budget, and icount and RIP stay
+ * exact when the budget ends the run.
+ */
+#define OPLINK_LOOP(e) CODE_AT((e), CODE, 0xff, 0xc0,  /* L1: inc eax */ \
+            0x85, 0xc0,                                 /* test eax, eax */ \
+            0x75, 0x3a,                                 /* jnz L2 */ \
+            0xf4);                                      /* hlt */ \
+    CODE_AT((e), CODE + 0x40, 0xff, 0xc3,               /* L2: inc ebx */ \
+            0xeb, 0xbc)                                 /* jmp L1 */
+static void test_op_linked_loop_counts_blocks(void)
+{
+    Env e = env_new();
+    OPLINK_LOOP(&e);
+    setup_long64(&e);
+    CHECK_EQ("run result", TCG_RUN_BUDGET, tcg_cpu_exec(e.cpu, 100000));
+    CHECK_EQ("EAX: one per L1 block", 50000, e.cpu->regs[R_EAX]);
+    CHECK_EQ("EBX: one per L2 block", 50000, e.cpu->regs[R_EBX]);
+    CHECK_EQ("icount: 3 + 2 per round", 250000, e.cpu->icount);
+    CHECK_EQ("RIP at L1", CODE, e.cpu->rip);
+    CHECK_EQ("run result (one more block)", TCG_RUN_BUDGET, tcg_cpu_exec(e.cpu, 1));
+    CHECK_EQ("EAX after one more block", 50001, e.cpu->regs[R_EAX]);
+    CHECK_EQ("RIP at L2", CODE + 0x40, e.cpu->rip);
+}
+
+/*
+ * The same loop with IF=1 never returns to the run loop by itself: an
+ * interrupt raised from another thread (tcg_raise_interrupt_check, as a
+ * device thread does) must stop its op-linked transitions at the next
+ * block boundary and be delivered there, long before the budget runs out.
+ */
+static int fake_irq_pending;
+static int fake_irq_acks;
+static bool fake_pending(void *opaque, int cpu_id);
+static int fake_ack(void *opaque, int cpu_id);
+
+static gpointer raise_irq_later(gpointer data)
+{
+    (void)data;
+    g_usleep(20000);
+    __atomic_store_n(&fake_irq_pending, 1, __ATOMIC_RELEASE);
+    tcg_raise_interrupt_check();
+    return NULL;
+}
+
+static void test_op_linked_loop_takes_interrupt(void)
+{
+    Env e = env_new();
+    static const TCGInterruptController ic = { fake_pending, fake_ack, NULL };
+    OPLINK_LOOP(&e);
+    setup_long64(&e);
+    e.cpu->eflags |= FL_IF;
+    fake_irq_pending = 0;
+    fake_irq_acks = 0;
+    tcg_set_interrupt_controller(&ic);
+    GThread *t = g_thread_new("raise-irq", raise_irq_later, NULL);
+    TCGRunResult r;
+    int rounds = 0;
+    do {
+        r = tcg_cpu_exec(e.cpu, 50000000);      /* seconds of looping: far past the IRQ */
+    } while (r == TCG_RUN_EXIT && ++rounds < 1000);
+    g_thread_join(t);
+    tcg_set_interrupt_controller(NULL);
+    CHECK_EQ("run result: halted in the handler", TCG_RUN_HALTED, r);
+    CHECK_EQ("acks", 1, fake_irq_acks);
+    CHECK_EQ("RIP in the vector 0x20 handler", HANDLERS + 0x20 * 16 + 1, e.cpu->rip);
+    uint64_t ret = rd64(&e, (uint32_t)e.cpu->regs[R_ESP]);
+    CHECK(ret == CODE || ret == CODE + 0x40);
+    /* At L1, both blocks ran as often; at L2, L1 once more. */
+    CHECK_EQ("EAX - EBX matches the return RIP", ret == CODE ? 0 : 1,
+             e.cpu->regs[R_EAX] - e.cpu->regs[R_EBX]);
+}
+
+/*
+ * L1's JNZ is op linked to L2, which rewrites its own immediate every 64th
+ * pass (40000 passes): every pass must run the immediate last stored.  The
+ * run loop frees the dead blocks in batches meanwhile (tb_reap_batch), so
+ * an op link that outlived its block would lead into freed memory: at the
+ * end the JNZ's op link, if it still counts (tb_link_epoch), must be the
+ * live block at its target.
+ */
+static void test_op_linked_block_rewritten(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xff, 0xc3,                       /* L1: inc ebx */
+            0x81, 0xfb, 0x40, 0x9c, 0x00, 0x00,         /* cmp ebx, 40000 */
+            0x75, 0x36,                                 /* jne L2 */
+            0xf4);                                      /* hlt */
+    CODE_AT(&e, CODE + 0x40, 0xb8, 0x00, 0x00, 0x00, 0x00,  /* L2: mov eax, imm32 (patched) */
+            0x01, 0xc1,                                 /* add ecx, eax */
+            0xf6, 0xc3, 0x3f,                           /* test bl, 63 */
+            0x75, 0x06,                                 /* jnz skip */
+            0x89, 0x1d, 0xef, 0xff, 0xff, 0xff,         /* mov [rip - 17], ebx: the imm32 */
+            0xeb, 0xac);                                /* skip: jmp L1 */
+    setup_long64(&e);
+    TCGRunResult r;
+    int rounds = 0;
+    do {
+        r = tcg_cpu_exec(e.cpu, 1000000);
+    } while ((r == TCG_RUN_EXIT || r == TCG_RUN_BUDGET) && ++rounds < 100);
+    CHECK_EQ("run result", TCG_RUN_HALTED, r);
+    CHECK_EQ("EBX", 40000, e.cpu->regs[R_EBX]);
+    CHECK_EQ("ECX = sum of 64 * ((k - 1) / 64), k < 40000", 798680064, e.cpu->regs[R_ECX]);
+    CHECK_EQ("EAX = the last immediate stored", 39936, e.cpu->regs[R_EAX]);
+    CHECK_EQ("RIP after the HLT", CODE + 0x0b, e.cpu->rip);
+    TranslatedBlock *l1 = tb_find(CODE, TB_FLAG_CODE64);
+    CHECK(l1 != NULL);
+    if (l1) {
+        const DecodedOp *jne = &l1->ops[2];
+        CHECK_EQ("L1's third op is the JNZ", OP_JNZ, jne->idx);
+        if (jne->link_epoch == __atomic_load_n(&tb_link_epoch, __ATOMIC_ACQUIRE))
+            CHECK(jne->link_tb == tb_find(CODE + 0x40, TB_FLAG_CODE64));
+    }
+}
+
+/*
+ * Return prediction (exec.c ras_push): a callee that moves its return
+ * address on (add qword [rsp], 3) must return there, not to the address
+ * the CALL pushed; a recursion deeper than the prediction stack
+ * (RAS_SIZE) returns through every level.  Twice, the second time with
+ * every link and prediction in place; icount is exact both times.
+ */
+static void test_return_prediction_checks_the_address(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xb9, 0x0a, 0x00, 0x00, 0x00,    /* mov ecx, 10 */
+            0xe8, 0x36, 0x00, 0x00, 0x00,               /* L: call skip */
+            0x83, 0xc0, 0x10,                           /* add eax, 16 (skipped) */
+            0x83, 0xc0, 0x01,                           /* add eax, 1 */
+            0xff, 0xc9,                                 /* dec ecx */
+            0x75, 0xf1,                                 /* jnz L */
+            0xbf, 0x28, 0x00, 0x00, 0x00,               /* mov edi, 40 */
+            0xe8, 0x42, 0x00, 0x00, 0x00,               /* call rec */
+            0xf4);                                      /* hlt */
+    CODE_AT(&e, CODE + 0x40, 0x48, 0x83, 0x04, 0x24, 0x03,  /* skip: add qword [rsp], 3 */
+            0xc3);                                      /* ret */
+    CODE_AT(&e, CODE + 0x60, 0xff, 0xc2,                /* rec: inc edx */
+            0xff, 0xcf,                                 /* dec edi */
+            0x74, 0x05,                                 /* jz out */
+            0xe8, 0xf5, 0xff, 0xff, 0xff,               /* call rec */
+            0xc3);                                      /* out: ret */
+    setup_long64(&e);
+    for (int pass = 0; pass < 2; pass++) {
+        e.cpu->regs[R_EAX] = e.cpu->regs[R_EDX] = 0;
+        e.cpu->regs[R_ESP] = 0x80000;
+        e.cpu->rip = CODE;
+        e.cpu->halted = false;
+        uint64_t ic = e.cpu->icount;
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_EQ("EAX: ten returns past the skipped ADD", 10, e.cpu->regs[R_EAX]);
+        CHECK_EQ("EDX: forty levels", 40, e.cpu->regs[R_EDX]);
+        CHECK_EQ("RSP balanced", 0x80000, e.cpu->regs[R_ESP]);
+        CHECK_EQ("RIP after the HLT", CODE + 0x1f, e.cpu->rip);
+        CHECK_EQ("icount", 263, e.cpu->icount - ic);
+    }
+}
+
+/*
+ * A predicted return must not outlive the mapping it was made under: on
+ * its hundredth call the callee maps the caller's page to a copy whose
+ * instruction after the CALL differs (ADD 127 instead of 1), then flushes
+ * the TLB (CR3 reload, or INVLPG), and returns there: the copy must run
+ * (SDM 3A §4.10.4.1), though the ninety-nine returns before made the
+ * prediction for the old page.
+ */
+static void test_return_prediction_forgets_remapped_page(void)
+{
+    for (int invlpg = 0; invlpg < 2; invlpg++) {
+        Env e = env_new();
+        static const uint8_t caller[] = {
+            0xb9, 0x64, 0x00, 0x00, 0x00,               /* mov ecx, 100 */
+            0xe8, 0xf6, 0x0f, 0x00, 0x00,               /* L: call f (CODE + 0x1000) */
+            0x83, 0xc0, 0x01,                           /* add eax, 1 (the copy: 127) */
+            0xff, 0xc9,                                 /* dec ecx */
+            0x75, 0xf4,                                 /* jnz L */
+            0xf4,                                       /* hlt */
+        };
+        put(&e, CODE, caller, sizeof(caller));
+        put(&e, 0x40000, caller, sizeof(caller));
+        e.ram[0x40000 + 12] = 0x7f;
+        if (!invlpg)
+            CODE_AT(&e, CODE + 0x1000, 0x83, 0xf9, 0x01,    /* f: cmp ecx, 1 */
+                    0x75, 0x12,                             /* jne out */
+                    0x48, 0xc7, 0x04, 0x25, 0x80, 0x30, 0x02, 0x00,
+                    0x03, 0x00, 0x04, 0x00,                 /* mov qword [PT + 8 * 0x10], 0x40003 */
+                    0x0f, 0x20, 0xda,                       /* mov rdx, cr3 */
+                    0x0f, 0x22, 0xda,                       /* mov cr3, rdx */
+                    0xc3);                                  /* out: ret */
+        else
+            CODE_AT(&e, CODE + 0x1000, 0x83, 0xf9, 0x01,    /* f: cmp ecx, 1 */
+                    0x75, 0x14,                             /* jne out */
+                    0x48, 0xc7, 0x04, 0x25, 0x80, 0x30, 0x02, 0x00,
+                    0x03, 0x00, 0x04, 0x00,                 /* mov qword [PT + 8 * 0x10], 0x40003 */
+                    0x0f, 0x01, 0x3c, 0x25, 0x00, 0x00, 0x01, 0x00,  /* invlpg [CODE] */
+                    0xc3);                                  /* out: ret */
+        setup_long64(&e);
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_EQ(invlpg ? "EAX: 99 x 1 + 127 (INVLPG)" : "EAX: 99 x 1 + 127 (CR3)",
+                 99 + 127, e.cpu->regs[R_EAX]);
+        CHECK_EQ("RIP after the HLT", CODE + 0x12, e.cpu->rip);
+    }
+}
+
+/*
+ * A CALL to another page follows the link its EXIT op keeps (exec.c
+ * xlink), valid only for the linear address and mapping it was made under:
+ * the same code page, mapped at 0x10000 and at 0x30000, calls the next
+ * page, where each mapping has its own function (EAX = 1 / EAX = 2); run
+ * from one address, then the other with no TLB flush in between, each
+ * must reach its own.  Then the next page of the first mapping is remapped
+ * (a CR3 write) to the second function.
+ */
+static void test_call_to_other_page_follows_the_mapping(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xb9, 0x0a, 0x00, 0x00, 0x00,    /* mov ecx, 10 */
+            0xe8, 0xf6, 0x0f, 0x00, 0x00,               /* L: call (this page + 0x1000) */
+            0x01, 0xc2,                                 /* add edx, eax */
+            0xff, 0xc9,                                 /* dec ecx */
+            0x75, 0xf5,                                 /* jnz L */
+            0xf4);                                      /* hlt */
+    CODE_AT(&e, 0x11000, 0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3);  /* mov eax, 1; ret */
+    CODE_AT(&e, 0x31000, 0xb8, 0x02, 0x00, 0x00, 0x00, 0xc3);  /* mov eax, 2; ret */
+    setup_long64(&e);
+    st64_le(e.ram + PT + 8 * 0x30, CODE | 3);           /* 0x30000: the same code page */
+    static const struct { uint64_t rip; uint32_t edx; const char *what; } runs[] = {
+        { CODE, 10, "EDX: ten calls of the function at 0x11000" },
+        { CODE, 10, "EDX: again, linked" },
+        { 0x30000, 20, "EDX: from 0x30000, ten calls of the one at 0x31000" },
+        { CODE, 10, "EDX: from 0x10000 again" },
+    };
+    for (unsigned i = 0; i < ARRAY_LEN(runs); i++) {
+        e.cpu->regs[R_EDX] = 0;
+        e.cpu->rip = runs[i].rip;
+        e.cpu->halted = false;
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_EQ(runs[i].what, runs[i].edx, e.cpu->regs[R_EDX]);
+        CHECK_EQ("RIP after the HLT", runs[i].rip + 0x11, e.cpu->rip);
+    }
+    st64_le(e.ram + PT + 8 * 0x11, 0x31000 | 3);
+    CHECK(cpu_write_cr3(e.cpu, e.cpu->cr3));
+    e.cpu->regs[R_EDX] = 0;
+    e.cpu->rip = CODE;
+    e.cpu->halted = false;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EDX: 0x11000 remapped to the second function", 20, e.cpu->regs[R_EDX]);
+}
+
+/*
  * Memory forms in 64-bit code (exec.c INC_M_F, DEC_M_F, ST_I_F, CMP_MI_F,
  * TEST_MI_F, JMP_M_F), each at several operand sizes: results and flags
  * (INC/DEC keep CF, SDM 2A "INC"), twice so that the second pass meets a
@@ -3935,8 +4186,6 @@ static void test_long64_instruction_breakpoint_and_rf(void)
 
 /* ---------------- external interrupts through the controller hook ---------------- */
 
-static int fake_irq_pending;
-static int fake_irq_acks;
 static bool fake_pending(void *opaque, int cpu_id) { (void)opaque; (void)cpu_id; return fake_irq_pending; }
 static int fake_ack(void *opaque, int cpu_id)
 {
@@ -4175,6 +4424,12 @@ static const TestCase cases[] = {
     TEST_CASE(test_followed_jmp_keeps_rip_and_icount),
     TEST_CASE(test_followed_jmp_block_rewritten_by_itself),
     TEST_CASE(test_ret_to_many_call_sites),
+    TEST_CASE(test_op_linked_loop_counts_blocks),
+    TEST_CASE(test_op_linked_loop_takes_interrupt),
+    TEST_CASE(test_op_linked_block_rewritten),
+    TEST_CASE(test_return_prediction_checks_the_address),
+    TEST_CASE(test_return_prediction_forgets_remapped_page),
+    TEST_CASE(test_call_to_other_page_follows_the_mapping),
     TEST_CASE(test_flat64_memory_forms_and_faults),
     TEST_CASE(test_tb_page_lists_unlink_in_any_order),
     TEST_CASE(test_dma_write_invalidates_translated_code),
