@@ -730,6 +730,44 @@ static void test_long_mode_syscall_sysret(void)
     CHECK_MSG(e.cpu->regs[R_R11] & FL_IF, "R11 holds the old RFLAGS");
 }
 
+/*
+ * A supervisor code page the kernel has just run is in the jump cache (and
+ * linked), keyed by its linear PC: a CPL-3 jump to the same PC must still
+ * fetch through the user TLB set and take #PF with U/S=0 (SDM 3A §4.6,
+ * error code P|U|I/D), not run the kernel's block at CPL 3.
+ */
+static void test_user_jump_into_cached_supervisor_code_faults(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xff, 0xe0);                  /* user: jmp rax */
+    CODE_AT(&e, 0x12000, 0x90, 0x48, 0x0f, 0x07);   /* kernel: nop; sysretq */
+    setup_long64(&e);
+    e.cpu->star = (0x38ull << 48) | (0x18ull << 32);
+    st64_le(e.ram + PML4, PDPT | 7);
+    st64_le(e.ram + PDPT, PD | 7);
+    st64_le(e.ram + PD, PT | 7);
+    st64_le(e.ram + PT + 8 * (CODE >> 12), CODE | 7);    /* 0x12000 stays supervisor-only */
+    tlb_flush(e.cpu, true);
+    for (int pass = 0; pass < 2; pass++) {      /* the second finds the blocks cached and linked */
+        e.cpu->rip = 0x12000;
+        e.cpu->regs[R_ECX] = CODE;
+        e.cpu->regs[R_R11] = 2;
+        e.cpu->regs[R_EAX] = 0x12000;
+        e.cpu->stop_on_exception = true;
+        CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+        CHECK_EQ("vector", EXCP_PF, e.cpu->stopped_vec);
+        CHECK_EQ("error code P|U|I/D", PFERR_P | PFERR_U | PFERR_ID, e.cpu->stopped_err);
+        CHECK_EQ("CR2", 0x12000, e.cpu->cr2);
+        CHECK_EQ("CPL", 3, e.cpu->cpl);
+        /* Back to CPL 0 as the #PF delivery would have done. */
+        X86CPUState s;
+        cpu_to_x86_state(e.cpu, &s);
+        seg_flat(&s.seg[SEG_CS], 0x18, 0xb, 0, true);
+        seg_flat(&s.seg[SEG_SS], 0x10, 0x3, 0, false);
+        cpu_from_x86_state(e.cpu, &s);
+    }
+}
+
 /* ---------------- integer semantics and flags ---------------- */
 
 static uint32_t run_flags64(const uint8_t *code, size_t n, uint64_t rax)
@@ -3910,6 +3948,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_long_mode_reserved_bit_fault),
     TEST_CASE(test_long_mode_exception_frame),
     TEST_CASE(test_long_mode_syscall_sysret),
+    TEST_CASE(test_user_jump_into_cached_supervisor_code_faults),
     TEST_CASE(test_flags_add_signed_overflow),
     TEST_CASE(test_flags_inc_preserves_cf),
     TEST_CASE(test_flags_sub_borrow),
