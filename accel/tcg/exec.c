@@ -250,14 +250,18 @@ static inline TranslatedBlock *exit_link_find(const TCGCPU *cpu, const Translate
 }
 
 /*
- * An indirect exit of a 64-bit block (RET, JMP/CALL r/m) to lin that none
- * of the block's shared slots links: the CPU's jump cache, which holds what
- * the run loop's lookup would find (cleared with the link generation, so
- * its blocks are not freed), and remembered in a shared slot as the run
- * loop would.  Not out of blocks that must return to the run loop or be
- * checked for breakpoints (their flags are never a chained block's).
+ * An exit of tb to lin that its link slot does not link: the CPU's jump
+ * cache, which holds what the run loop's lookup would find (cleared with
+ * the link generation, so its blocks are not freed), remembered in the
+ * exit's slot as the run loop would: a direct exit's own (more than
+ * TB_LINKS_DIRECT direct exits share them, so two hot ones can take turns
+ * in one), an indirect exit's (RET, JMP/CALL r/m) in a shared one.  Only
+ * where the next block has tb's flags (a near branch), and not out of
+ * blocks that must return to the run loop or be checked for breakpoints
+ * (their flags are never a chained block's).
  */
-static inline TranslatedBlock *exit_jc_find(TCGCPU *cpu, TranslatedBlock *tb, uint64_t lin)
+static inline TranslatedBlock *exit_jc_find(TCGCPU *cpu, TranslatedBlock *tb, unsigned slot,
+                                            uint64_t lin)
 {
     unsigned h = (unsigned)((lin ^ (lin >> JC_BITS)) & (JC_SIZE - 1));
     TranslatedBlock *next = cpu->jc[h].tb;
@@ -266,7 +270,7 @@ static inline TranslatedBlock *exit_jc_find(TCGCPU *cpu, TranslatedBlock *tb, ui
         cpu->jc[h].flags != tb->flags || next->invalid ||
         (tb->flags & (TB_FLAGS_ALONE | TB_FLAG_BP)))
         return NULL;
-    k = TB_LINKS_DIRECT + tb->link_next++ % (TB_LINKS - TB_LINKS_DIRECT);
+    k = slot < TB_LINKS_DIRECT ? slot : TB_LINKS_DIRECT + tb->link_next++ % (TB_LINKS - TB_LINKS_DIRECT);
     tb->link[k].lin = lin;
     tb->link[k].gen = cpu->link_gen;
     tb->link[k].flags = tb->flags;
@@ -365,7 +369,8 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
  * The same in a 64-bit block.  A direct slot only ever links a block with
  * this block's flags (tcg-accel.c tb_lookup_flags), so its key is the
  * linear PC and the generation.  An indirect exit missing the shared
- * slots tries the jump cache (exit_jc_find) before the run loop.
+ * slots tries the jump cache (exit_jc_find) before the run loop; a direct
+ * one whose slot links elsewhere does in chain_direct.
  */
 #define END_DIRECT_LINKED64(direct) do { \
         TranslatedBlock *next_; \
@@ -378,7 +383,7 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
         } else { \
             next_ = exit_link_find(cpu, tb, op->link, pc_, tb->flags); \
             if (unlikely(!next_)) { \
-                next_ = exit_jc_find(cpu, tb, pc_); \
+                next_ = exit_jc_find(cpu, tb, TB_LINK_ANY, pc_); \
                 if (!next_) \
                     goto chain_direct; \
             } \
@@ -493,8 +498,14 @@ chain_direct:
         if (code != TB_FLAG_CODE64)
             pc = (uint32_t)pc;
         next = exit_link_find(cpu, tb, op->link, pc, tb->flags);
-        if (!next)
-            goto out;
+        if (!next) {
+            next = exit_jc_find(cpu, tb, op->link, pc);
+            if (!next) {
+                next = tcg_chain_lookup(cpu, tb, op->link, pc);
+                if (!next)
+                    goto out;
+            }
+        }
         tb = next;
     }
 
