@@ -374,8 +374,10 @@ typedef struct TCGCPU {
      * has one linked; a RET64 pops it, and when the address is the one
      * popped from the guest's stack goes on into that block without a
      * lookup.  An entry counts only while tb_link_epoch is what it was at
-     * the push (no block invalidated or freed since); cpu_jc_flush (a CR3
-     * write, INVLPG) empties the stack.  A ring: deep calls overwrite the
+     * the push (no block invalidated or freed since) and in a block with
+     * the CALL's flags (a return to a kernel address from CPL 3 must not
+     * run the kernel's block, which would skip the page's U/S check);
+     * cpu_jc_flush (a CR3 write, INVLPG) empties the stack.  A ring: deep calls overwrite the
      * oldest entries, whose returns then take the lookup.
      */
 #define RAS_SIZE 16
@@ -384,6 +386,7 @@ typedef struct TCGCPU {
         TranslatedBlock *tb;         /* the block at lin, or NULL */
         struct DecodedOp *site;      /* the op whose link is that block, or NULL */
         uint32_t epoch;              /* tb_link_epoch at the push */
+        uint32_t flags;              /* the CALL's block's flags (CPL: TB_FLAG_USER) */
     } ras[RAS_SIZE];
     unsigned ras_top;
     TranslatedBlock *prev_tb;        /* block run last, whose links may be followed */

@@ -307,14 +307,18 @@ static inline TranslatedBlock *exit_link_find(const TCGCPU *cpu, const Translate
 }
 
 /*
- * An indirect exit of a 64-bit block (RET, JMP/CALL r/m) to lin that none
- * of the block's shared slots links: the CPU's jump cache, which holds what
- * the run loop's lookup would find (cleared with the link generation, so
- * its blocks are not freed), and remembered in a shared slot as the run
- * loop would.  Not out of blocks that must return to the run loop or be
- * checked for breakpoints (their flags are never a chained block's).
+ * An exit of tb to lin that its link slot does not link: the CPU's jump
+ * cache, which holds what the run loop's lookup would find (cleared with
+ * the link generation, so its blocks are not freed), remembered in the
+ * exit's slot as the run loop would: a direct exit's own (more than
+ * TB_LINKS_DIRECT direct exits share them, so two hot ones can take turns
+ * in one), an indirect exit's (RET, JMP/CALL r/m) in a shared one.  Only
+ * where the next block has tb's flags (a near branch), and not out of
+ * blocks that must return to the run loop or be checked for breakpoints
+ * (their flags are never a chained block's).
  */
-static inline TranslatedBlock *exit_jc_find(TCGCPU *cpu, TranslatedBlock *tb, uint64_t lin)
+static inline TranslatedBlock *exit_jc_find(TCGCPU *cpu, TranslatedBlock *tb, unsigned slot,
+                                            uint64_t lin)
 {
     unsigned h = (unsigned)((lin ^ (lin >> JC_BITS)) & (JC_SIZE - 1));
     TranslatedBlock *next = cpu->jc[h].tb;
@@ -323,7 +327,7 @@ static inline TranslatedBlock *exit_jc_find(TCGCPU *cpu, TranslatedBlock *tb, ui
         cpu->jc[h].flags != tb->flags || next->invalid ||
         (tb->flags & (TB_FLAGS_ALONE | TB_FLAG_BP)))
         return NULL;
-    k = TB_LINKS_DIRECT + tb->link_next++ % (TB_LINKS - TB_LINKS_DIRECT);
+    k = slot < TB_LINKS_DIRECT ? slot : TB_LINKS_DIRECT + tb->link_next++ % (TB_LINKS - TB_LINKS_DIRECT);
     tb->link[k].lin = lin;
     tb->link[k].gen = cpu->link_gen;
     tb->link[k].flags = tb->flags;
@@ -416,6 +420,7 @@ static inline __attribute__((always_inline)) void ras_push(TCGCPU *cpu, DecodedO
     cpu->ras[i].tb = site && site->link_epoch == epoch ? site->link_tb : NULL;
     cpu->ras[i].site = site;
     cpu->ras[i].epoch = epoch;
+    cpu->ras[i].flags = cpu->cur_tb->flags;
 }
 
 /*
@@ -509,7 +514,8 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
  * The same in a 64-bit block.  A direct slot only ever links a block with
  * this block's flags (tcg-accel.c tb_lookup_flags), so its key is the
  * linear PC and the generation.  An indirect exit missing the shared
- * slots tries the jump cache (exit_jc_find) before the run loop.
+ * slots tries the jump cache (exit_jc_find) before the run loop; a direct
+ * one whose slot links elsewhere does in chain_direct.
  * direct == DIRECT_OP_LINK: a JMP64_REL, J<cc> or CALL64_REL op (64-bit
  * operand size) whose target is in the block's first page, so that its op
  * link (op_link_fill) may take it there without the block's link slots.
@@ -533,7 +539,7 @@ long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks)
             } else { \
                 next_ = exit_link_find(cpu, tb, op->link, pc_, tb->flags); \
                 if (unlikely(!next_)) { \
-                    next_ = exit_jc_find(cpu, tb, pc_); \
+                    next_ = exit_jc_find(cpu, tb, TB_LINK_ANY, pc_); \
                     if (!next_) \
                         goto chain_direct; \
                 } \
@@ -651,8 +657,14 @@ chain_direct:
         if (code != TB_FLAG_CODE64)
             pc = (uint32_t)pc;
         next = exit_link_find(cpu, tb, op->link, pc, tb->flags);
-        if (!next)
-            goto out;
+        if (!next) {
+            next = exit_jc_find(cpu, tb, op->link, pc);
+            if (!next) {
+                next = tcg_chain_lookup(cpu, tb, op->link, pc);
+                if (!next)
+                    goto out;
+            }
+        }
         tb = next;
     }
 
@@ -1530,7 +1542,8 @@ L_RET64:
         unsigned i = cpu->ras_top-- & (RAS_SIZE - 1);
         TranslatedBlock *next;
         if (likely(op->sub) && likely(cpu->ras[i].lin == cpu->seg[SEG_CS].base + a) &&
-            likely(cpu->ras[i].epoch == __atomic_load_n(&tb_link_epoch, __ATOMIC_RELAXED))) {
+            likely(cpu->ras[i].epoch == __atomic_load_n(&tb_link_epoch, __ATOMIC_RELAXED)) &&
+            likely(cpu->ras[i].flags == tb->flags)) {
             if (unlikely(CHAIN_STOP()))
                 goto chain_direct;
             next = cpu->ras[i].tb;
@@ -1538,7 +1551,7 @@ L_RET64:
                 /* Not linked yet: the block's links or the jump cache, then link the site. */
                 next = exit_link_find(cpu, tb, op->link, cpu->ras[i].lin, tb->flags);
                 if (!next)
-                    next = exit_jc_find(cpu, tb, cpu->ras[i].lin);
+                    next = exit_jc_find(cpu, tb, op->link, cpu->ras[i].lin);
                 if (!next)
                     goto chain_direct;
                 if (cpu->ras[i].site)

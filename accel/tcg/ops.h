@@ -209,6 +209,17 @@ static inline TranslatedBlock *tb_link_find(const TCGCPU *cpu, const TranslatedB
 long tcg_exec_tb(TCGCPU *cpu, TranslatedBlock *tb, long max_blocks);
 
 /*
+ * tcg-accel.c: the run loop's block lookup for exec.c's chain_direct, when
+ * a near branch of prev to lin finds neither a current link nor a jump
+ * cache entry (after a CR3 write every link is stale): the existing block
+ * by physical address, recorded in the jump cache and in prev's exit slot
+ * as the run loop would, or NULL (a block to translate, or one that spans
+ * two pages) to go back to the run loop.  May raise #PF or #GP for the
+ * fetch at lin, as the run loop's lookup would at the same point.
+ */
+TranslatedBlock *tcg_chain_lookup(TCGCPU *cpu, TranslatedBlock *prev, unsigned slot, uint64_t lin);
+
+/*
  * SSE operands (ops-sse.c), shared with ops-sse-fp.c: the linear address of
  * a memory operand (#GP when align is asked and it is not 16-byte aligned),
  * and a source operand: the register, or len bytes of memory zero-extended.

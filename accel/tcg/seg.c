@@ -21,6 +21,9 @@ void cpu_update_mmu_idx(TCGCPU *cpu)
         cpu->mmu_idx = MMU_USER_AC;
     else
         cpu->mmu_idx = MMU_USER;
+    /* Block keys follow the fetch privilege (tb.h TB_FLAG_USER). */
+    cpu->tb_flags_extra = (uint8_t)((cpu->tb_flags_extra & ~TB_FLAG_USER) |
+                                    (cpu->mmu_idx != MMU_KERNEL ? TB_FLAG_USER : 0));
 }
 
 void cpu_update_hflags(TCGCPU *cpu)

@@ -286,6 +286,14 @@ struct TranslatedBlock {
  * into one (tcg-accel.c tb_lookup_cpu).
  */
 #define TB_FLAG_BP    32u
+/*
+ * Fetched with user privilege (CPL 3: TCGCPU.mmu_idx is not MMU_KERNEL).
+ * The block is the same code either way, but the jump cache and the links
+ * map a linear PC to a block without a TLB lookup: keyed with this bit, a
+ * block the kernel ran on a supervisor page is never reached from CPL 3,
+ * whose fetch must fault there (SDM 3A §4.6).
+ */
+#define TB_FLAG_USER  64u
 /* Blocks of one instruction that return to the run loop (no links). */
 #define TB_FLAGS_ALONE (TB_FLAG_SSTEP | TB_FLAG_ONE | TB_FLAG_CSLIM)
 

@@ -277,6 +277,42 @@ linked:
     return tb;
 }
 
+TranslatedBlock *tcg_chain_lookup(TCGCPU *cpu, TranslatedBlock *prev, unsigned slot, uint64_t lin)
+{
+    uint32_t flags = prev->flags;
+    /* As tb_lookup_flags: no links out of these (nor into them: same flags). */
+    if (flags & (TB_FLAGS_ALONE | TB_FLAG_BP))
+        return NULL;
+    uint64_t ppage;
+    mmu_translate_code(cpu, lin, &ppage, NULL);          /* may raise #PF (or #GP) */
+    uint64_t pc_phys = ppage | (lin & 0xfff);
+    unsigned ph = (unsigned)((pc_phys ^ (pc_phys >> JC_BITS)) & (JC_SIZE - 1));
+    if (cpu->pjc_gen != __atomic_load_n(&tb_free_gen, __ATOMIC_ACQUIRE))
+        return NULL;
+    TranslatedBlock *tb = cpu->pjc[ph];
+    if (!tb || tb->pc_phys != pc_phys || tb->flags != flags || tb->invalid) {
+        tb = tb_find(pc_phys, flags);
+        if (!tb)
+            return NULL;
+        cpu->pjc[ph] = tb;
+    }
+    /* The tail page's mapping is checked by the run loop's lookup only. */
+    if (tb->page2 != UINT64_MAX)
+        return NULL;
+    unsigned h = (unsigned)((lin ^ (lin >> JC_BITS)) & (JC_SIZE - 1));
+    cpu->jc[h].lin = lin;
+    cpu->jc[h].gen = cpu->link_gen;
+    cpu->jc[h].flags = flags;
+    cpu->jc[h].tb = tb;
+    unsigned k = slot < TB_LINKS_DIRECT ? slot :
+                 TB_LINKS_DIRECT + prev->link_next++ % (TB_LINKS - TB_LINKS_DIRECT);
+    prev->link[k].lin = lin;
+    prev->link[k].gen = cpu->link_gen;
+    prev->link[k].flags = flags;
+    prev->link[k].tb = tb;
+    return tb;
+}
+
 /* ---- local APIC glue ---- */
 
 /*

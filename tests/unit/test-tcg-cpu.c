@@ -613,6 +613,86 @@ static void test_jump_cache_forgets_remapped_code(void)
 }
 
 /*
+ * A CR3 write makes every link and jump-cache entry stale (cpu.h
+ * cpu_jc_flush); a near branch then finds the next block by the run loop's
+ * lookup, done in place (tcg-accel.c tcg_chain_lookup): through the TLB as
+ * refilled after the write, so a remapped target runs its new code, a
+ * not-present one faults at the target (CR2 and the saved RIP are the
+ * target, as for any fetch), and a block already translated is entered
+ * without going back to the run loop (its exec_count stays).
+ */
+static void test_branch_after_cr3_write_looks_up_in_place(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x0f, 0x22, 0xd8,                 /* mov cr3, eax */
+            0xe9, 0xf8, 0x4f, 0x2f, 0x00);              /* jmp 0x305000 */
+    CODE_AT(&e, 0x305000, 0xbb, 0x01, 0x00, 0x00, 0x00, 0xf4);     /* mov ebx, 1; hlt */
+    CODE_AT(&e, 0x306000, 0xbb, 0x02, 0x00, 0x00, 0x00, 0xf4);     /* mov ebx, 2; hlt */
+    setup_paging32(&e);
+    static const uint32_t target[] = { 0x306000, 0x305000, 0x306000, 0x305000, 0x306000 };
+    for (unsigned pass = 0; pass < ARRAY_LEN(target); pass++) {
+        st32_le(e.ram + PTAB + 4 * 0x305, target[pass] | 3);
+        e.cpu->regs[R_EAX] = PDIR;
+        e.cpu->regs[R_EBX] = 0;
+        e.cpu->rip = CODE;
+        e.cpu->halted = false;
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_EQ("EBX from the page mapped at the CR3 write", target[pass] == 0x305000 ? 1 : 2,
+                 e.cpu->regs[R_EBX]);
+    }
+    TranslatedBlock *t1 = tb_find(0x305000, TB_FLAG_CODE32), *t2 = tb_find(0x306000, TB_FLAG_CODE32);
+    CHECK_MSG(t1 && t2, "both targets translated");
+    if (t1 && t2) {
+        CHECK_EQ("0x305000 entered from the run loop once", 1, t1->exec_count);
+        CHECK_EQ("0x306000 entered from the run loop once", 1, t2->exec_count);
+    }
+    st32_le(e.ram + PTAB + 4 * 0x305, 0);
+    e.cpu->regs[R_EAX] = PDIR;
+    e.cpu->rip = CODE;
+    e.cpu->halted = false;
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_PF, e.cpu->stopped_vec);
+    CHECK_EQ("error code: fetch, not present", 0, e.cpu->stopped_err);
+    CHECK_EQ("CR2", 0x305000, e.cpu->cr2);
+    CHECK_EQ("RIP: the target", 0x305000, e.cpu->rip);
+}
+
+/*
+ * A block with more direct exits than link slots shares them (exec.c
+ * tcg_specialize: slot = exit index % TB_LINKS_DIRECT).  Two hot exits in
+ * one slot take turns through the jump cache (exec.c exit_jc_find), not
+ * through the run loop: their targets keep the exec_count of their first
+ * entry, and the loop computes what it should.
+ */
+static void test_direct_exits_sharing_a_link_slot(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE,
+            0xf6, 0xc3, 0x01,                   /* X: test bl, 1 */
+            0x75, 0x24,                         /* jnz T1 (exit 0, slot 0) */
+            0x3d, 0x39, 0x30, 0x00, 0x00,       /* cmp eax, 12345 */
+            0x74, 0x30, 0x74, 0x2e, 0x74, 0x2c, 0x74, 0x2a, 0x74, 0x28,   /* 5 x je BAD (slots 1-5) */
+            0xe9, 0x18, 0x00, 0x00, 0x00);      /* jmp T2 (exit 6, slot 0) */
+    CODE_AT(&e, CODE + 0x29, 0xfe, 0xc3, 0x49, 0x75, 0xd2, 0xf4);    /* T1: inc bl; dec ecx; jnz X; hlt */
+    CODE_AT(&e, CODE + 0x31, 0xfe, 0xc3, 0x49, 0x75, 0xca, 0xf4);    /* T2: the same */
+    CODE_AT(&e, CODE + 0x3c, 0xcc);             /* BAD: int3 */
+    setup_pm32(&e);
+    e.cpu->regs[R_ECX] = 200;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("ECX", 0, e.cpu->regs[R_ECX]);
+    CHECK_EQ("BL: one per pass", 200, e.cpu->regs[R_EBX] & 0xff);
+    CHECK_EQ("RIP after the HLT of T1 (odd last pass)", CODE + 0x2f, e.cpu->rip);
+    TranslatedBlock *t1 = tb_find(CODE + 0x29, TB_FLAG_CODE32);
+    TranslatedBlock *t2 = tb_find(CODE + 0x31, TB_FLAG_CODE32);
+    CHECK_MSG(t1 && t2, "both targets translated");
+    if (t1 && t2) {
+        CHECK_MSG(t1->exec_count <= 2, "T1 entered from the run loop %" PRIu64 " times", t1->exec_count);
+        CHECK_MSG(t2->exec_count <= 2, "T2 entered from the run loop %" PRIu64 " times", t2->exec_count);
+    }
+}
+
+/*
  * tlb_flush (a CR3 write) walks only the entries filled since the sets were
  * last empty (mmu.c tlb_filled), or every entry once more were filled than
  * it can list: either way a remapped page must read its new mapping after
@@ -748,6 +828,44 @@ static void test_long_mode_syscall_sysret(void)
     CHECK_EQ("SS", 0x43, e.cpu->seg[SEG_SS].sel);
     CHECK_EQ("RCX", CODE + 2, e.cpu->regs[R_ECX]);
     CHECK_MSG(e.cpu->regs[R_R11] & FL_IF, "R11 holds the old RFLAGS");
+}
+
+/*
+ * A supervisor code page the kernel has just run is in the jump cache (and
+ * linked), keyed by its linear PC: a CPL-3 jump to the same PC must still
+ * fetch through the user TLB set and take #PF with U/S=0 (SDM 3A §4.6,
+ * error code P|U|I/D), not run the kernel's block at CPL 3.
+ */
+static void test_user_jump_into_cached_supervisor_code_faults(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xff, 0xe0);                  /* user: jmp rax */
+    CODE_AT(&e, 0x12000, 0x90, 0x48, 0x0f, 0x07);   /* kernel: nop; sysretq */
+    setup_long64(&e);
+    e.cpu->star = (0x38ull << 48) | (0x18ull << 32);
+    st64_le(e.ram + PML4, PDPT | 7);
+    st64_le(e.ram + PDPT, PD | 7);
+    st64_le(e.ram + PD, PT | 7);
+    st64_le(e.ram + PT + 8 * (CODE >> 12), CODE | 7);    /* 0x12000 stays supervisor-only */
+    tlb_flush(e.cpu, true);
+    for (int pass = 0; pass < 2; pass++) {      /* the second finds the blocks cached and linked */
+        e.cpu->rip = 0x12000;
+        e.cpu->regs[R_ECX] = CODE;
+        e.cpu->regs[R_R11] = 2;
+        e.cpu->regs[R_EAX] = 0x12000;
+        e.cpu->stop_on_exception = true;
+        CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+        CHECK_EQ("vector", EXCP_PF, e.cpu->stopped_vec);
+        CHECK_EQ("error code P|U|I/D", PFERR_P | PFERR_U | PFERR_ID, e.cpu->stopped_err);
+        CHECK_EQ("CR2", 0x12000, e.cpu->cr2);
+        CHECK_EQ("CPL", 3, e.cpu->cpl);
+        /* Back to CPL 0 as the #PF delivery would have done. */
+        X86CPUState s;
+        cpu_to_x86_state(e.cpu, &s);
+        seg_flat(&s.seg[SEG_CS], 0x18, 0xb, 0, true);
+        seg_flat(&s.seg[SEG_SS], 0x10, 0x3, 0, false);
+        cpu_from_x86_state(e.cpu, &s);
+    }
 }
 
 /* ---------------- integer semantics and flags ---------------- */
@@ -1241,6 +1359,49 @@ static void test_return_prediction_forgets_remapped_page(void)
                  99 + 127, e.cpu->regs[R_EAX]);
         CHECK_EQ("RIP after the HLT", CODE + 0x12, e.cpu->rip);
     }
+}
+
+/*
+ * The return prediction belongs to the privilege that made the CALL: kernel
+ * code calls f twice (so the return site gets linked and the prediction
+ * carries its block); the third time f goes to CPL 3 with IRETQ, and user
+ * code RETs to the kernel's return address, the one on top of the
+ * prediction stack.  That is a fetch from a supervisor page at CPL 3:
+ * #PF with P|U|I (SDM 3A §4.7), not the kernel's block run in user mode.
+ */
+static void test_return_prediction_keeps_privilege(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xb9, 0x03, 0x00, 0x00, 0x00,    /* mov ecx, 3 */
+            0xe8, 0xf6, 0x0f, 0x00, 0x00,               /* L: call f (CODE + 0x1000) */
+            0xff, 0xc9,                                 /* R: dec ecx */
+            0x75, 0xf7,                                 /* jnz L */
+            0xf4);                                      /* hlt */
+    CODE_AT(&e, CODE + 0x1000, 0x83, 0xf9, 0x01,        /* f: cmp ecx, 1 */
+            0x74, 0x01,                                 /* je user */
+            0xc3,                                       /* ret */
+            0x6a, 0x33,                                 /* user: push 0x33 (SS) */
+            0x68, 0xf8, 0x3f, 0x01, 0x00,               /* push 0x13ff8 (RSP) */
+            0x6a, 0x02,                                 /* push 2 (RFLAGS) */
+            0x6a, 0x4b,                                 /* push 0x4b (CS) */
+            0x68, 0x00, 0x20, 0x01, 0x00,               /* push 0x12000 (RIP) */
+            0x48, 0xcf);                                /* iretq */
+    CODE_AT(&e, 0x12000, 0xc3);                         /* user code: ret */
+    setup_long64(&e);
+    st64_le(e.ram + 0x13ff8, CODE + 10);                /* the user stack holds R */
+    /* User pages: the tables' upper levels and 0x12000-0x13fff. */
+    st64_le(e.ram + PML4, PDPT | 7);
+    st64_le(e.ram + PDPT, PD | 7);
+    st64_le(e.ram + PD, PT | 7);
+    st64_le(e.ram + PT + 8 * 0x12, 0x12000 | 7);
+    st64_le(e.ram + PT + 8 * 0x13, 0x13000 | 7);
+    e.cpu->stop_on_exception = true;
+    CHECK_EQ("run result", TCG_RUN_EXCEPTION, run(&e));
+    CHECK_EQ("vector", EXCP_PF, e.cpu->stopped_vec);
+    CHECK_EQ("error code: present, user, fetch", 0x15, e.cpu->stopped_err);
+    CHECK_EQ("CR2", CODE + 10, e.cpu->cr2);
+    CHECK_EQ("ECX: the kernel's DEC did not run", 1, e.cpu->regs[R_ECX]);
+    CHECK_EQ("CPL", 3, e.cpu->cpl);
 }
 
 /*
@@ -4398,12 +4559,15 @@ static const TestCase cases[] = {
     TEST_CASE(test_paging32_pse_4mb_page),
     TEST_CASE(test_pae_paging_and_pdpte_load),
     TEST_CASE(test_global_page_survives_cr3_reload),
+    TEST_CASE(test_branch_after_cr3_write_looks_up_in_place),
+    TEST_CASE(test_direct_exits_sharing_a_link_slot),
     TEST_CASE(test_tlb_flush_listed_and_overflowed),
     TEST_CASE(test_jump_cache_forgets_remapped_code),
     TEST_CASE(test_long_mode_nx_fetch_fault),
     TEST_CASE(test_long_mode_reserved_bit_fault),
     TEST_CASE(test_long_mode_exception_frame),
     TEST_CASE(test_long_mode_syscall_sysret),
+    TEST_CASE(test_user_jump_into_cached_supervisor_code_faults),
     TEST_CASE(test_flags_add_signed_overflow),
     TEST_CASE(test_flags_inc_preserves_cf),
     TEST_CASE(test_flags_sub_borrow),
@@ -4429,6 +4593,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_op_linked_block_rewritten),
     TEST_CASE(test_return_prediction_checks_the_address),
     TEST_CASE(test_return_prediction_forgets_remapped_page),
+    TEST_CASE(test_return_prediction_keeps_privilege),
     TEST_CASE(test_call_to_other_page_follows_the_mapping),
     TEST_CASE(test_flat64_memory_forms_and_faults),
     TEST_CASE(test_tb_page_lists_unlink_in_any_order),
