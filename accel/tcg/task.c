@@ -5,9 +5,8 @@
  * in the IDT, and IRET with EFLAGS.NT=1 back to the previous task.
  *
  * 16-bit (type 1/3) and 32-bit (type 9/11) TSSs.  Long mode has no task
- * switching: callers refuse it (#GP) before getting here.  Not modelled: the
- * TSS T (debug trap) bit, and the I/O permission bitmap lives with the I/O
- * instructions.
+ * switching: callers refuse it (#GP) before getting here.  The I/O
+ * permission bitmap lives with the I/O instructions.
  *
  * Fault ordering (§7.3, table 7-1): everything about the new TSS is checked
  * and the whole new TSS is read before the old task's state is written, so
@@ -30,6 +29,7 @@
 #define TSS32_EAX     0x28        /* then ECX EDX EBX ESP EBP ESI EDI, 4 bytes each */
 #define TSS32_ES      0x48        /* then CS SS DS FS GS, 4 bytes each */
 #define TSS32_LDT     0x60
+#define TSS32_T       0x64        /* bit 0: debug trap on entry to the task */
 #define TSS32_MIN_LIMIT 0x67
 
 /* 16-bit TSS (SDM 3A §7.6, figure 7-11). */
@@ -51,6 +51,7 @@ typedef struct TaskState {
     uint32_t regs[8];
     uint16_t segs[6];             /* tss_seg_order */
     uint16_t ldt;
+    bool debug_trap;              /* the T flag (32-bit TSS only) */
 } TaskState;
 
 static uint64_t tss_desc_addr(TCGCPU *cpu, uint16_t sel)
@@ -70,6 +71,7 @@ static void task_read(TCGCPU *cpu, uint32_t base, bool is32, TaskState *t)
         for (int i = 0; i < 6; i++)
             t->segs[i] = (uint16_t)sys_ld(cpu, base + TSS32_ES + 4 * i, 1);
         t->ldt = (uint16_t)sys_ld(cpu, base + TSS32_LDT, 1);
+        t->debug_trap = sys_ld(cpu, base + TSS32_T, 1) & 1;
     } else {
         t->eip = (uint32_t)sys_ld(cpu, base + TSS16_IP, 1);
         t->eflags = (uint32_t)sys_ld(cpu, base + TSS16_FLAGS, 1);
@@ -310,4 +312,16 @@ void task_switch(TCGCPU *cpu, uint16_t sel, TaskSwitchReason reason, uint64_t sa
     /* An exception that switched tasks pushes its error code on the new task's stack. */
     if (has_err)
         cpu_push(cpu, is32 ? 2 : 1, err);
+
+    /*
+     * The new TSS's T flag: a #DB trap once the switch is complete, before
+     * the new task's first instruction, with DR6.BT (SDM 3A §7.2.1 and
+     * §17.2.3).  The run loop delivers pending trap bits before the next
+     * block, whichever way the switch came (instruction, IRET, gate).
+     */
+    if (t.debug_trap) {
+        cpu->dr6_pending |= DR6_BT;
+        cpu->run_events = true;
+        __atomic_store_n(&cpu->chain_break, 1, __ATOMIC_RELAXED);
+    }
 }

@@ -286,6 +286,45 @@ static void test_real_mode_segment_limit_gp(void)
 
 /* ---------------- protected mode: exceptions through the IDT ---------------- */
 
+/*
+ * A task switch to a TSS with the T flag set (byte 100, bit 0) raises a
+ * debug trap once the switch is complete, before the new task's first
+ * instruction, with DR6.BT (SDM 3A §7.2.1, §17.2.3).  Without T: none.
+ */
+static void test_task_switch_t_flag_debug_trap(void)
+{
+    for (int t_flag = 0; t_flag < 2; t_flag++) {
+        Env e = env_new();
+        const uint32_t tss = 0x4000;
+        CODE_AT(&e, CODE, 0xea, 0x00, 0x00, 0x00, 0x00, 0x58, 0x00);   /* jmp 0x58:0 */
+        CODE_AT(&e, CODE + 0x100, 0xb8, 0x34, 0x12, 0x00, 0x00,      /* mov eax, 0x1234 */
+                0xf4);                                              /* hlt */
+        setup_pm32(&e);
+        /* GDT[11]: an available 32-bit TSS at 0x4000, limit 0x67. */
+        st32_le(e.ram + GDT + 0x58, (tss << 16) | 0x67);
+        st32_le(e.ram + GDT + 0x5c, 0x8900 | ((tss >> 16) & 0xff));
+        st32_le(e.ram + tss + 0x20, CODE + 0x100);          /* EIP */
+        st32_le(e.ram + tss + 0x24, 2);                     /* EFLAGS */
+        st32_le(e.ram + tss + 0x38, 0x70000);               /* ESP */
+        static const uint16_t segs[6] = { 0x10, 0x08, 0x10, 0x10, 0x10, 0x10 };
+        for (int i = 0; i < 6; i++)
+            st32_le(e.ram + tss + 0x48 + 4 * i, segs[i]);
+        st32_le(e.ram + tss + 0x64, (uint32_t)t_flag);     /* T */
+        CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+        CHECK_EQ("TR", 0x58, e.cpu->tr.sel);
+        if (!t_flag) {
+            CHECK_EQ("EAX: the new task ran", 0x1234, e.cpu->regs[R_EAX]);
+            CHECK_EQ("DR6.BT clear", 0, e.cpu->dr[6] & DR6_BT);
+            continue;
+        }
+        CHECK_EQ("EIP in the #DB handler", HANDLERS + 1 * 16 + 1, e.cpu->rip);
+        CHECK_MSG(e.cpu->regs[R_EAX] != 0x1234, "the trap comes before the first instruction");
+        CHECK_EQ("DR6.BT", DR6_BT, e.cpu->dr[6] & (DR6_BT | DR6_BS | 0xf));
+        CHECK_EQ("ESP: the frame on the new task's stack", 0x70000 - 12, e.cpu->regs[R_ESP]);
+        CHECK_EQ("return EIP: the new task's first instruction", CODE + 0x100, rd32(&e, 0x70000 - 12));
+    }
+}
+
 static void test_pm32_gp_error_code_is_selector(void)
 {
     Env e = env_new();
@@ -4543,6 +4582,7 @@ static const TestCase cases[] = {
     TEST_CASE(test_real_mode_segment_limit_gp),
     TEST_CASE(test_exception_loop_returns_on_budget),
     TEST_CASE(test_pm32_gp_error_code_is_selector),
+    TEST_CASE(test_task_switch_t_flag_debug_trap),
     TEST_CASE(test_pm32_not_present_segment_np),
     TEST_CASE(test_pm32_limit_violation_and_expand_up),
     TEST_CASE(test_pm32_int_from_ring3_switches_stack),
