@@ -3,7 +3,8 @@
  * machine in one CPU mode — descriptor tables, gates, TSSs, page tables and
  * registers that are mostly sensible and partly random — fills the code,
  * handler and ROM areas with random bytes and opcode-shaped "soup", and runs
- * it until it halts, triple-faults or a block budget ends.  A guest may do
+ * it, on one CPU or two taking turns, with or without random external
+ * interrupts, until it halts, triple-faults or a block budget ends.  A guest may do
  * anything to its own machine; the host process must not crash, hang or
  * touch memory outside guest RAM (run with configure --enable-sanitizers
  * for the last), and the outcome must be a function of the guest alone:
@@ -81,16 +82,27 @@ static AddressSpace *fuzz_as;
 static uint8_t *fuzz_ram, *fuzz_rom;
 static Rng device_rng;              /* reset per run, so device reads repeat */
 
+static bool interrupts_on;
+
+/* A device access may change the interrupt line: the CPU asks again. */
+static void chaos_maybe_interrupt(void)
+{
+    if (interrupts_on && rnd(&device_rng) % 4 == 0)
+        tcg_raise_interrupt_check();
+}
+
 static uint64_t chaos_read(void *opaque, hwaddr offset, unsigned size)
 {
     (void)opaque;
     (void)size;
+    chaos_maybe_interrupt();
     return rnd(&device_rng) ^ offset;
 }
 
 static void chaos_write(void *opaque, hwaddr offset, uint64_t value, unsigned size)
 {
     (void)opaque, (void)offset, (void)value, (void)size;
+    chaos_maybe_interrupt();
 }
 
 static const MemoryRegionOps chaos_mmio_ops = { .read = chaos_read, .write = chaos_write };
@@ -104,6 +116,33 @@ static void chaos_port_write(void *opaque, uint16_t port, uint32_t value, unsign
 {
     chaos_write(opaque, port, value, size);
 }
+
+/*
+ * An interrupt controller that raises INTR at random (for the seeds that
+ * enable it): external interrupts through every kind of gate, into every
+ * mode, waking HLT.  The CPU asks it after device accesses and between
+ * run slices (a timer); its answers come from device_rng, so they repeat.
+ */
+static bool chaos_intr_pending(void *opaque, int cpu_id)
+{
+    (void)opaque, (void)cpu_id;
+    return interrupts_on && rnd(&device_rng) % 2 == 0;
+}
+
+static unsigned long interrupts_acked;
+
+static int chaos_intr_ack(void *opaque, int cpu_id)
+{
+    (void)opaque, (void)cpu_id;
+    interrupts_acked++;
+    uint64_t v = rnd(&device_rng);
+    /* A misprogrammed controller may deliver an exception's vector too. */
+    return (int)(v % 10 == 0 ? (v >> 8) & 0xff : 0x20 + (v >> 8) % 0xe0);
+}
+
+static const TCGInterruptController chaos_intc = {
+    .pending = chaos_intr_pending, .ack = chaos_intr_ack,
+};
 
 static const IoPortOps chaos_port_ops = { .read = chaos_port_read, .write = chaos_port_write,
                                            .max_access = 4 };
@@ -124,6 +163,7 @@ static void machine_init(void)
     fuzz_rom = memory_region_host_ptr(rom);
     /* Ports 0x60-0x7f answer with random data; the rest are unassigned (all ones). */
     ioport_register(0x60, 0x20, &chaos_port_ops, NULL, "chaos", NULL);
+    tcg_set_interrupt_controller(&chaos_intc);
 }
 
 /* ---- code soup ---- */
@@ -396,7 +436,7 @@ static void write_tss(Rng *r, FuzzMode mode, uint32_t cr3)
         st16_le(a + 0x66, 0x68);
         /* TSS_B: a runnable 32-bit task in ring 0 or 3 (or v8086), for task gates. */
         bool user = chance(r, 30), v86 = chance(r, 10);
-        uint32_t eflags = 2 | (uint32_t)(rnd(r) & 0x0cd5) | (v86 ? 1u << 17 : 0);
+        uint32_t eflags = 2 | (uint32_t)(rnd(r) & 0x0ed5) | (v86 ? 1u << 17 : 0);
         st32_le(b + 0x1c, cr3);
         st32_le(b + 0x20, v86 ? below(r, 0x10000) : CODE + below(r, 0x10000));
         st32_le(b + 0x24, eflags);
@@ -482,19 +522,29 @@ static uint64_t reg_value(Rng *r)
     }
 }
 
-static void setup(TCGCPU *cpu, Rng *r, FuzzMode mode)
+static bool mode_is_long(FuzzMode mode)
 {
-    bool lm = mode == MODE_LONG64 || mode == MODE_COMPAT || mode == MODE_USER64;
+    return mode == MODE_LONG64 || mode == MODE_COMPAT || mode == MODE_USER64;
+}
+
+static bool mode_has_paging(FuzzMode mode)
+{
+    return mode == MODE_PAGING32 || mode == MODE_PAE || mode == MODE_USER32 || mode_is_long(mode);
+}
+
+/* The machine's memory for one seed; returns CR3 (0 without paging). */
+static uint32_t setup_memory(Rng *r, FuzzMode mode)
+{
+    bool lm = mode_is_long(mode);
     bool user = mode == MODE_USER32 || mode == MODE_USER64;
-    bool paging = mode == MODE_PAGING32 || mode == MODE_PAE || lm || user;
-    X86CPUState s;
 
     memset(fuzz_ram, 0, RAM_SIZE);
     write_gdt(r, lm);
     write_idt(r, mode);
     /* user32 runs under PAE paging; the long modes share one set of 4-level tables. */
-    uint32_t cr3 = paging ? write_page_tables(r, lm ? MODE_LONG64 : mode == MODE_USER32 ?
-                                              MODE_PAE : mode, user) : 0;
+    uint32_t cr3 = mode_has_paging(mode) ?
+                   write_page_tables(r, lm ? MODE_LONG64 : mode == MODE_USER32 ? MODE_PAE : mode,
+                                     user) : 0;
     write_tss(r, lm ? MODE_LONG64 : mode, cr3);
     soup(r, fuzz_ram + CODE, 0x10000, lm);
     soup(r, fuzz_ram + HANDLERS, 0x2000, lm);
@@ -503,13 +553,21 @@ static void setup(TCGCPU *cpu, Rng *r, FuzzMode mode)
     soup(r, fuzz_rom, ROM_SIZE, lm);
     for (unsigned i = 0; i < 0x10000; i++)
         fuzz_ram[DATA + i] = (uint8_t)rnd(r);
+    return cr3;
+}
+
+/* One CPU's registers in that machine (each CPU of a run gets its own). */
+static void setup_cpu(TCGCPU *cpu, Rng *r, FuzzMode mode, uint32_t cr3)
+{
+    bool lm = mode_is_long(mode);
+    X86CPUState s;
 
     memset(&s, 0, sizeof(s));
     for (unsigned i = 0; i < 16; i++)
         s.regs[i] = reg_value(r);
     s.regs[R_ESP] = stack_ptr(r);
-    /* DF, AC, IOPL, and arithmetic flags random; TF sometimes (single-step traps). */
-    s.rflags = 2 | (rnd(r) & 0x30cd5) | (chance(r, 5) ? 0x100 : 0);
+    /* Arithmetic flags, DF, IF, IOPL and AC random; TF sometimes (single-step traps). */
+    s.rflags = 2 | (rnd(r) & 0x43ed5) | (chance(r, 5) ? 0x100 : 0);
     s.rip = CODE + below(r, 0x100);
     s.gdt.base = GDT;
     s.gdt.limit = GDT_ENTRIES * 8 - 1;
@@ -572,7 +630,7 @@ static void setup(TCGCPU *cpu, Rng *r, FuzzMode mode)
             s.regs[R_ESP] &= 0xffffffffu;
         break;
     }
-    if (paging) {
+    if (mode_has_paging(mode)) {
         s.cr0 |= X86_CR0_PG;
         s.cr3 = cr3;
         if (mode == MODE_PAGING32)
@@ -601,7 +659,8 @@ static void setup(TCGCPU *cpu, Rng *r, FuzzMode mode)
     cpu->sysenter_esp = stack_ptr(r);
 }
 
-typedef struct Outcome {
+/* What a run leaves: each CPU's state and all of RAM. */
+typedef struct CPUOutcome {
     X86CPUState s;
     F80 fpr[8];
     XMMReg xmm[16];
@@ -609,41 +668,82 @@ typedef struct Outcome {
     uint16_t fcw, fsw;
     uint64_t icount;
     bool halted, shutdown;
-    unsigned exits;                 /* tcg_cpu_exec calls */
+} CPUOutcome;
+
+#define MAX_CPUS 2
+
+typedef struct Outcome {
+    CPUOutcome cpu[MAX_CPUS];
+    unsigned n_cpus;
+    unsigned calls;                 /* tcg_cpu_exec calls */
     uint8_t *ram;
 } Outcome;
 
-#define RUN_CALLS  24
+#define RUN_SLICES 24
 #define RUN_BLOCKS 256
+
+static bool cpu_halted_for_good(TCGCPU *cpu)
+{
+    /* A triple fault, or HLT that no interrupt can end. */
+    return cpu->shutdown || (cpu->halted && (!interrupts_on || !(cpu_get_eflags(cpu) & FL_IF)));
+}
 
 static void run_seed(FuzzMode mode, uint64_t seed, Outcome *o)
 {
     Rng r = { seed * 0x100000001b3ull + mode };
+    TCGCPU *cpus[MAX_CPUS];
     device_rng.s = seed ^ 0x5eed;
     tb_flush_all();
     tb_reap();
-    TCGCPU *cpu = tcg_cpu_new(fuzz_as, 0);
-    setup(cpu, &r, mode);
+    uint32_t cr3 = setup_memory(&r, mode);
+    /*
+     * A third of the seeds run two CPUs in turn on the same memory, in
+     * shorter slices: one rewrites code the other has translated and
+     * linked, or the tables it walks.
+     */
+    unsigned n_cpus = chance(&r, 33) ? 2 : 1;
+    long slice_blocks = n_cpus > 1 ? RUN_BLOCKS / 4 : RUN_BLOCKS;
+    for (unsigned i = 0; i < n_cpus; i++) {
+        cpus[i] = tcg_cpu_new(fuzz_as, (int)i);
+        setup_cpu(cpus[i], &r, mode, cr3);
+    }
+    interrupts_on = chance(&r, 50);
     unsigned calls = 0;
-    while (calls < RUN_CALLS) {
-        calls++;
-        TCGRunResult res = tcg_cpu_exec(cpu, RUN_BLOCKS);
-        if (res == TCG_RUN_HALTED)
-            break;              /* HLT or triple fault: nothing will wake it here */
+    for (unsigned slice = 0; slice < RUN_SLICES * n_cpus; slice++) {
+        TCGCPU *cpu = cpus[slice % n_cpus];
+        if (cpu_halted_for_good(cpu))
+            continue;
+        if (interrupts_on && slice >= n_cpus && slice % n_cpus == 0)
+            tcg_raise_interrupt_check();        /* a timer tick */
+        /*
+         * A slice ends in its budget or a halt; a kick (the interrupt
+         * check's, from a device access or the timer tick) returns early
+         * and is re-entered, as the vCPU thread does, a bounded number of times.
+         */
+        for (unsigned entry = 0; entry < 4; entry++) {
+            calls++;
+            if (tcg_cpu_exec(cpu, slice_blocks) != TCG_RUN_EXIT)
+                break;
+        }
     }
     memset(o, 0, sizeof(*o));
-    cpu_to_x86_state(cpu, &o->s);
-    memcpy(o->fpr, cpu->fpr, sizeof(o->fpr));
-    memcpy(o->xmm, cpu->xmm, sizeof(o->xmm));
-    o->mxcsr = cpu->mxcsr;
-    o->fcw = cpu->fcw;
-    o->fsw = cpu->fsw;
-    o->icount = cpu->icount;
-    o->halted = cpu->halted;
-    o->shutdown = cpu->shutdown;
-    o->exits = calls;
+    o->n_cpus = n_cpus;
+    o->calls = calls;
+    for (unsigned i = 0; i < n_cpus; i++) {
+        TCGCPU *cpu = cpus[i];
+        CPUOutcome *c = &o->cpu[i];
+        cpu_to_x86_state(cpu, &c->s);
+        memcpy(c->fpr, cpu->fpr, sizeof(c->fpr));
+        memcpy(c->xmm, cpu->xmm, sizeof(c->xmm));
+        c->mxcsr = cpu->mxcsr;
+        c->fcw = cpu->fcw;
+        c->fsw = cpu->fsw;
+        c->icount = cpu->icount;
+        c->halted = cpu->halted;
+        c->shutdown = cpu->shutdown;
+        tcg_cpu_free(cpu);
+    }
     o->ram = g_memdup2(fuzz_ram, RAM_SIZE);
-    tcg_cpu_free(cpu);
 }
 
 static bool seg_same(const X86Segment *a, const X86Segment *b)
@@ -653,8 +753,8 @@ static bool seg_same(const X86Segment *a, const X86Segment *b)
            a->l == b->l && a->db == b->db && a->g == b->g && a->unusable == b->unusable;
 }
 
-/* The first difference between two outcomes, or NULL. */
-static const char *outcome_diff(const Outcome *a, const Outcome *b, char *buf, size_t len)
+/* The first difference between two runs of one CPU, or NULL. */
+static const char *cpu_outcome_diff(const CPUOutcome *a, const CPUOutcome *b, char *buf, size_t len)
 {
     for (unsigned i = 0; i < 16; i++)
         if (a->s.regs[i] != b->s.regs[i])
@@ -681,10 +781,22 @@ static const char *outcome_diff(const Outcome *a, const Outcome *b, char *buf, s
         return "x87 state";
     if (memcmp(a->xmm, b->xmm, sizeof(a->xmm)) || a->mxcsr != b->mxcsr)
         return "SSE state";
-    if (a->icount != b->icount || a->halted != b->halted || a->shutdown != b->shutdown ||
-        a->exits != b->exits)
-        return snprintf(buf, len, "run: icount %" PRIu64 " vs %" PRIu64 ", halted %d/%d",
+    if (a->icount != b->icount || a->halted != b->halted || a->shutdown != b->shutdown)
+        return snprintf(buf, len, "icount %" PRIu64 " vs %" PRIu64 ", halted %d/%d",
                         a->icount, b->icount, a->halted, b->halted), buf;
+    return NULL;
+}
+
+static const char *outcome_diff(const Outcome *a, const Outcome *b, char *buf, size_t len)
+{
+    char sub[120];
+    for (unsigned i = 0; i < a->n_cpus; i++) {
+        const char *d = cpu_outcome_diff(&a->cpu[i], &b->cpu[i], sub, sizeof(sub));
+        if (d)
+            return snprintf(buf, len, "CPU %u: %s", i, d), buf;
+    }
+    if (a->calls != b->calls)
+        return snprintf(buf, len, "run slices entered %u vs %u", a->calls, b->calls), buf;
     for (uint32_t p = 0; p < RAM_SIZE; p++)
         if (a->ram[p] != b->ram[p])
             return snprintf(buf, len, "RAM at %#x: %02x vs %02x", p, a->ram[p], b->ram[p]), buf;
@@ -704,7 +816,7 @@ static void fuzz_mode(FuzzMode mode)
     if (getenv("KESTREL_TCG_FUZZ_SEED"))
         first = env_u64("KESTREL_TCG_FUZZ_SEED", 1), count = 1;
     bool verbose = getenv("KESTREL_TCG_FUZZ_VERBOSE");   /* each seed on stderr: which one hung */
-    uint64_t insns = 0, halted = 0;
+    uint64_t insns = 0, halted = 0, smp = 0;
     for (uint64_t seed = first; seed < first + count; seed++) {
         Outcome a, b;
         char buf[160];
@@ -718,8 +830,11 @@ static void fuzz_mode(FuzzMode mode)
         CHECK_MSG(!d, "mode %s seed %" PRIu64 ": two runs differ (%s); repeat with "
                   "KESTREL_TCG_FUZZ_SEED=%" PRIu64 " build/tests/unit/test-tcg-fuzz test_fuzz_%s",
                   mode_names[mode], seed, d, seed, mode_names[mode]);
-        insns += a.icount;
-        halted += a.halted;
+        for (unsigned i = 0; i < a.n_cpus; i++) {
+            insns += a.cpu[i].icount;
+            halted += a.cpu[i].halted;
+        }
+        smp += a.n_cpus > 1;
         g_free(a.ram);
         g_free(b.ram);
     }
@@ -727,8 +842,9 @@ static void fuzz_mode(FuzzMode mode)
      * (one seed alone may well fault at once). */
     CHECK_MSG(count < 20 || insns >= count * 20, "mode %s: only %" PRIu64 " instructions in %" PRIu64 " seeds",
               mode_names[mode], insns, count);
-    printf("# %s: %" PRIu64 " seeds, %" PRIu64 " guest instructions, %" PRIu64 " halted\n",
-           mode_names[mode], count, insns, halted);
+    printf("# %s: %" PRIu64 " seeds (%" PRIu64 " with two CPUs), %" PRIu64 " guest instructions, "
+           "%" PRIu64 " CPUs halted, %lu interrupts\n", mode_names[mode], count, smp, insns, halted,
+           interrupts_acked / 2);
 }
 
 static void test_fuzz_real(void) { fuzz_mode(MODE_REAL); }
