@@ -500,6 +500,9 @@ void cpu_update_mmu_idx(TCGCPU *cpu);
 void seg_compute_ok(TCGCPU *cpu, int s);
 void seg_load_real(TCGCPU *cpu, int s, uint16_t sel);
 void seg_load(TCGCPU *cpu, int s, uint16_t sel);     /* MOV/POP/Lxx: mode-aware */
+/* Protected-mode loads faulting with check_vec: #GP (MOV/POP/Lxx, LLDT) or #TS (task switch). */
+void seg_load_checked(TCGCPU *cpu, int s, uint16_t sel, int check_vec);
+void ldt_load(TCGCPU *cpu, uint16_t sel, int check_vec);
 void seg_set_from_desc(SegCache *sc, uint16_t sel, uint32_t lo, uint32_t hi);
 bool desc_fetch(TCGCPU *cpu, uint16_t sel, uint32_t *lo, uint32_t *hi);
 void desc_fetch_or_fault(TCGCPU *cpu, uint16_t sel, uint32_t *lo, uint32_t *hi, int vec, uint32_t err);
@@ -507,7 +510,6 @@ void seg_check_slow(TCGCPU *cpu, int s, uint64_t off, unsigned len, int acc);
 void helper_far_jmp(TCGCPU *cpu, uint16_t sel, uint64_t off, uint64_t next_rip);
 void helper_far_call(TCGCPU *cpu, uint16_t sel, uint64_t off, int opsz, uint64_t next_rip);
 void helper_far_ret(TCGCPU *cpu, int opsz, uint16_t pop_bytes);
-void helper_lldt(TCGCPU *cpu, uint16_t sel);
 void helper_ltr(TCGCPU *cpu, uint16_t sel);
 uint64_t tss_stack(TCGCPU *cpu, int dpl, uint16_t *ss_out);
 

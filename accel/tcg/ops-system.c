@@ -525,7 +525,7 @@ int helper_grp6(TCGCPU *cpu, const DecodedOp *op)
         require_cpl0(cpu);
         uint16_t sel = (uint16_t)rm_read(cpu, op, 1);
         if (op->sub == 2)
-            helper_lldt(cpu, sel);
+            ldt_load(cpu, sel, EXCP_GP);
         else
             helper_ltr(cpu, sel);
         return H_NEXT_END;

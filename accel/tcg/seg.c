@@ -36,6 +36,12 @@ void cpu_update_hflags(TCGCPU *cpu)
     else if (cpu->vm86)
         cpu->cpl = 3;
     cpu->code64 = cpu->lma && (cpu->seg[SEG_CS].attr & SEGA_L);
+    /*
+     * SDM 3A §3.4.4: 64-bit mode treats CS's base as zero.  Every CS load
+     * comes here, and fetches and block keys add the base (ops.h cpu_tb_key).
+     */
+    if (cpu->code64)
+        cpu->seg[SEG_CS].base = 0;
     cpu->code_size = cpu->code64 ? 3 : (cpu->seg[SEG_CS].attr & SEGA_DB) ? 2 : 1;
     cpu->cs_limited = cpu->pe && !cpu->vm86 && !cpu->code64 &&
                       cpu->seg[SEG_CS].limit < (cpu->code_size == 2 ? 0xffffffffu : 0xffffu);
@@ -163,16 +169,30 @@ void seg_load(TCGCPU *cpu, int s, uint16_t sel)
         seg_load_real(cpu, s, sel);
         return;
     }
+    seg_load_checked(cpu, s, sel, EXCP_GP);
+}
+
+/*
+ * A segment register from its descriptor in protected mode, with the
+ * checks of SDM 3A §5.10 and 2B "MOV".  check_vec is the vector of a failed
+ * check: #GP for MOV/POP/Lxx, #TS for the loads of a task switch (2A "JMP",
+ * task switch; SDM 3A §7.3 step 11), which also loads CS; not present is
+ * #NP, or #SS for SS, either way.  A null selector leaves the register
+ * unusable; null SS faults, except MOV/POP SS in 64-bit code below CPL 3.
+ */
+void seg_load_checked(TCGCPU *cpu, int s, uint16_t sel, int check_vec)
+{
     SegCache *sc = &cpu->seg[s];
     uint32_t lo, hi;
     unsigned rpl = sel & 3, cpl = cpu->cpl;
     if ((sel & ~3u) == 0) {
-        if (s == SEG_SS && !(cpu->code64 && cpl < 3))
-            raise_exception_err(cpu, EXCP_GP, 0);
+        bool null_ss_ok = s == SEG_SS && check_vec == EXCP_GP && cpu->code64 && cpl < 3;
+        if ((s == SEG_SS && !null_ss_ok) || s == SEG_CS)
+            raise_exception_err(cpu, check_vec, sel & 0xfffc);
         sc->sel = sel;
         sc->base = 0;
         sc->limit = 0;
-        sc->attr = s == SEG_SS ? (uint16_t)((cpl << 5) | SEGA_DB) : 0;
+        sc->attr = null_ss_ok ? (uint16_t)((cpl << 5) | SEGA_DB) : 0;
         sc->unusable = 1;
         if (s == SEG_SS)
             cpu_update_hflags(cpu);
@@ -180,28 +200,28 @@ void seg_load(TCGCPU *cpu, int s, uint16_t sel)
             seg_compute_ok(cpu, s);
         return;
     }
-    desc_fetch_or_fault(cpu, sel, &lo, &hi, EXCP_GP, sel & 0xfffc);
+    desc_fetch_or_fault(cpu, sel, &lo, &hi, check_vec, sel & 0xfffc);
     uint16_t attr = (uint16_t)((hi >> 8) & 0xf0ff);
     unsigned dpl = SEGA_DPL(attr);
-    if (!(attr & SEGA_S))
-        raise_exception_err(cpu, EXCP_GP, sel & 0xfffc);
-    if (s == SEG_SS) {
-        if ((attr & SEGA_CODE) || !(attr & SEGA_RW) || rpl != cpl || dpl != cpl)
-            raise_exception_err(cpu, EXCP_GP, sel & 0xfffc);
-        if (!(attr & SEGA_P))
-            raise_exception_err(cpu, EXCP_SS, sel & 0xfffc);
+    bool bad;
+    if (!(attr & SEGA_S)) {
+        bad = true;
+    } else if (s == SEG_CS) {
+        bad = !(attr & SEGA_CODE) || ((attr & SEGA_CONF_EXPD) ? dpl > rpl : dpl != rpl);
+    } else if (s == SEG_SS) {
+        bad = (attr & SEGA_CODE) || !(attr & SEGA_RW) || rpl != cpl || dpl != cpl;
     } else {
-        if ((attr & SEGA_CODE) && !(attr & SEGA_RW))
-            raise_exception_err(cpu, EXCP_GP, sel & 0xfffc);
         bool conforming_code = (attr & SEGA_CODE) && (attr & SEGA_CONF_EXPD);
-        if (!conforming_code && (rpl > dpl || cpl > dpl))
-            raise_exception_err(cpu, EXCP_GP, sel & 0xfffc);
-        if (!(attr & SEGA_P))
-            raise_exception_err(cpu, EXCP_NP, sel & 0xfffc);
+        bad = ((attr & SEGA_CODE) && !(attr & SEGA_RW)) ||
+              (!conforming_code && (rpl > dpl || cpl > dpl));
     }
+    if (bad)
+        raise_exception_err(cpu, check_vec, sel & 0xfffc);
+    if (!(attr & SEGA_P))
+        raise_exception_err(cpu, s == SEG_SS ? EXCP_SS : EXCP_NP, sel & 0xfffc);
     desc_set_accessed(cpu, sel, hi);
     seg_set_from_desc(sc, sel, lo, hi | 0x100);
-    if (s == SEG_SS)
+    if (s == SEG_SS || s == SEG_CS)
         cpu_update_hflags(cpu);
     else
         seg_compute_ok(cpu, s);
@@ -552,7 +572,11 @@ void helper_far_ret(TCGCPU *cpu, int opsz, uint16_t pop_bytes)
     cpu->rip = nip & tmask;
 }
 
-void helper_lldt(TCGCPU *cpu, uint16_t sel)
+/*
+ * LDTR from its GDT descriptor: LLDT (SDM 2A "LLDT": #GP, not present
+ * #NP) or a task switch (2A "JMP", task switch: #TS for all of it).
+ */
+void ldt_load(TCGCPU *cpu, uint16_t sel, int check_vec)
 {
     if ((sel & ~3u) == 0) {
         cpu->ldt.sel = sel;
@@ -562,14 +586,14 @@ void helper_lldt(TCGCPU *cpu, uint16_t sel)
         return;
     }
     if (sel & 4)
-        raise_exception_err(cpu, EXCP_GP, sel & 0xfffc);
+        raise_exception_err(cpu, check_vec, sel & 0xfffc);
     uint32_t lo, hi;
-    desc_fetch_or_fault(cpu, sel, &lo, &hi, EXCP_GP, sel & 0xfffc);
+    desc_fetch_or_fault(cpu, sel, &lo, &hi, check_vec, sel & 0xfffc);
     uint16_t attr = (uint16_t)((hi >> 8) & 0xf0ff);
     if ((attr & SEGA_S) || SEGA_TYPE(attr) != 2)
-        raise_exception_err(cpu, EXCP_GP, sel & 0xfffc);
+        raise_exception_err(cpu, check_vec, sel & 0xfffc);
     if (!(attr & SEGA_P))
-        raise_exception_err(cpu, EXCP_NP, sel & 0xfffc);
+        raise_exception_err(cpu, check_vec == EXCP_TS ? EXCP_TS : EXCP_NP, sel & 0xfffc);
     seg_set_from_desc(&cpu->ldt, sel, lo, hi);
     if (cpu->lma)
         cpu->ldt.base |= sys_ld(cpu, cpu->gdt.base + (sel & ~7u) + 8, 2) << 32;

@@ -115,85 +115,6 @@ static void tss_set_busy(TCGCPU *cpu, uint16_t sel, bool busy)
     sys_st(cpu, a, 2, hi);
 }
 
-/*
- * A segment register of the new task (SDM 3A §7.3 step 11 and the "Task
- * switch" exception list in 2A "JMP"): the checks of a normal load, but
- * reported as #TS(selector), except not-present (#NP, or #SS for SS).
- */
-static void task_load_seg(TCGCPU *cpu, int s, uint16_t sel)
-{
-    SegCache *sc = &cpu->seg[s];
-    unsigned cpl = cpu->cpl, rpl = sel & 3;
-    uint32_t lo, hi;
-
-    if ((sel & ~3u) == 0) {
-        if (s == SEG_CS || s == SEG_SS)
-            raise_exception_err(cpu, EXCP_TS, sel & 0xfffc);
-        sc->sel = sel;
-        sc->base = 0;
-        sc->limit = 0;
-        sc->attr = 0;
-        sc->unusable = 1;
-        seg_compute_ok(cpu, s);
-        return;
-    }
-    if (!desc_fetch(cpu, sel, &lo, &hi))
-        raise_exception_err(cpu, EXCP_TS, sel & 0xfffc);
-    uint16_t attr = (uint16_t)((hi >> 8) & 0xf0ff);
-    unsigned dpl = SEGA_DPL(attr);
-    bool bad;
-    if (!(attr & SEGA_S)) {
-        bad = true;
-    } else if (s == SEG_CS) {
-        bad = !(attr & SEGA_CODE) ||
-              ((attr & SEGA_CONF_EXPD) ? dpl > rpl : dpl != rpl);
-    } else if (s == SEG_SS) {
-        bad = (attr & SEGA_CODE) || !(attr & SEGA_RW) || rpl != cpl || dpl != cpl;
-    } else {
-        bool conf_code = (attr & SEGA_CODE) && (attr & SEGA_CONF_EXPD);
-        bad = ((attr & SEGA_CODE) && !(attr & SEGA_RW)) ||
-              (!conf_code && (rpl > dpl || cpl > dpl));
-    }
-    if (bad)
-        raise_exception_err(cpu, EXCP_TS, sel & 0xfffc);
-    if (!(attr & SEGA_P))
-        raise_exception_err(cpu, s == SEG_SS ? EXCP_SS : EXCP_NP, sel & 0xfffc);
-    if (!(hi & 0x100)) {
-        hi |= 0x100;
-        uint64_t a = ((sel & 4) ? cpu->ldt.base : cpu->gdt.base) + (sel & ~7u) + 4;
-        sys_st(cpu, a, 2, hi);
-    }
-    seg_set_from_desc(sc, sel, lo, hi);
-    if (s == SEG_CS || s == SEG_SS)
-        cpu_update_hflags(cpu);
-    else
-        seg_compute_ok(cpu, s);
-}
-
-static void task_load_ldt(TCGCPU *cpu, uint16_t sel)
-{
-    SegCache *ldt = &cpu->ldt;
-    uint32_t lo, hi;
-    if ((sel & ~3u) == 0) {
-        ldt->sel = sel;
-        ldt->base = 0;
-        ldt->limit = 0;
-        ldt->unusable = 1;
-        return;
-    }
-    /* The LDT descriptor must be in the GDT (SDM 2A "JMP", task switch: #TS(LDT selector)). */
-    if ((sel & 4) || (sel | 7u) > cpu->gdt.limit)
-        raise_exception_err(cpu, EXCP_TS, sel & 0xfffc);
-    lo = (uint32_t)sys_ld(cpu, cpu->gdt.base + (sel & ~7u), 2);
-    hi = (uint32_t)sys_ld(cpu, cpu->gdt.base + (sel & ~7u) + 4, 2);
-    uint16_t attr = (uint16_t)((hi >> 8) & 0xf0ff);
-    if ((attr & SEGA_S) || SEGA_TYPE(attr) != 2)
-        raise_exception_err(cpu, EXCP_TS, sel & 0xfffc);
-    if (!(attr & SEGA_P))
-        raise_exception_err(cpu, EXCP_TS, sel & 0xfffc);
-    seg_set_from_desc(ldt, sel, lo, hi);
-}
-
 void task_switch(TCGCPU *cpu, uint16_t sel, TaskSwitchReason reason, uint64_t save_eip,
                  bool has_err, uint32_t err, uint32_t ext)
 {
@@ -283,7 +204,7 @@ void task_switch(TCGCPU *cpu, uint16_t sel, TaskSwitchReason reason, uint64_t sa
     cpu_update_hflags(cpu);
 
     /* Step 11: descriptors, with the new task's privilege checks. */
-    task_load_ldt(cpu, t.ldt);
+    ldt_load(cpu, t.ldt, EXCP_TS);
     if (cpu->eflags & FL_VM) {
         /* The new task runs in virtual-8086 mode (SDM 3A §20.2.5). */
         for (int i = 0; i < 6; i++)
@@ -292,17 +213,13 @@ void task_switch(TCGCPU *cpu, uint16_t sel, TaskSwitchReason reason, uint64_t sa
     } else {
         cpu->cpl = t.segs[1] & 3;
         cpu_update_hflags(cpu);
-        task_load_seg(cpu, SEG_CS, t.segs[1]);
-        task_load_seg(cpu, SEG_SS, t.segs[2]);
-        task_load_seg(cpu, SEG_DS, t.segs[3]);
-        task_load_seg(cpu, SEG_ES, t.segs[0]);
-        if (is32) {
-            task_load_seg(cpu, SEG_FS, t.segs[4]);
-            task_load_seg(cpu, SEG_GS, t.segs[5]);
-        } else {
-            task_load_seg(cpu, SEG_FS, 0);
-            task_load_seg(cpu, SEG_GS, 0);
-        }
+        /* The checks of a normal load, reported as #TS(selector) (2A "JMP", task switch). */
+        seg_load_checked(cpu, SEG_CS, t.segs[1], EXCP_TS);
+        seg_load_checked(cpu, SEG_SS, t.segs[2], EXCP_TS);
+        seg_load_checked(cpu, SEG_DS, t.segs[3], EXCP_TS);
+        seg_load_checked(cpu, SEG_ES, t.segs[0], EXCP_TS);
+        seg_load_checked(cpu, SEG_FS, is32 ? t.segs[4] : 0, EXCP_TS);
+        seg_load_checked(cpu, SEG_GS, is32 ? t.segs[5] : 0, EXCP_TS);
     }
 
     /* The new EIP must lie within the new CS (2A "JMP": #GP(0) in the new task). */
