@@ -348,13 +348,16 @@ static inline TranslatedBlock *exit_jc_find(TCGCPU *cpu, TranslatedBlock *tb, un
  * freed (tb_link_epoch).  It is filled from the link slot once that slot
  * has been followed (the slot's block has this block's flags), when the
  * target is on the page of the block's start (linear, as the block runs:
- * the same offsets as the physical page).
+ * the same offsets as the physical page).  Not to a block that runs onto
+ * a second page: that page's mapping is not fixed by this block's (a CR3
+ * write or INVLPG may remap it alone), and only the link generation,
+ * which an op link does not look at, follows the mapping.
  */
 static void op_link_fill(const DecodedOp *op, TranslatedBlock *next)
 {
     uint32_t epoch = __atomic_load_n(&tb_link_epoch, __ATOMIC_ACQUIRE);
     /* Read after the epoch: a block killed later changes the epoch again (tb.c tb_kill). */
-    if (__atomic_load_n(&next->invalid, __ATOMIC_ACQUIRE))
+    if (__atomic_load_n(&next->invalid, __ATOMIC_ACQUIRE) || next->page2 != UINT64_MAX)
         return;
     DecodedOp *w = (DecodedOp *)op;
     w->link_tb = next;

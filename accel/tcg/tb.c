@@ -125,6 +125,17 @@ TranslatedBlock *tb_find(uint64_t pc_phys, uint32_t flags)
     return tb;
 }
 
+TranslatedBlock *tb_find_page2(uint64_t pc_phys, uint32_t flags, uint64_t page2)
+{
+    g_mutex_lock(&tb_lock);
+    TranslatedBlock *tb = tb_hash[tb_hash_fn(pc_phys, flags)];
+    while (tb && !(tb->pc_phys == pc_phys && tb->flags == flags &&
+                   (tb->page2 == UINT64_MAX || tb->page2 == page2)))
+        tb = tb->hash_next;
+    g_mutex_unlock(&tb_lock);
+    return tb;
+}
+
 bool tb_page_has_code(uint64_t paddr_page)
 {
     g_mutex_lock(&tb_lock);

@@ -304,6 +304,13 @@ TranslatedBlock *tb_alloc(unsigned n_ops);
 /* Insert; returns a bitmask of pages (1 = first, 2 = second) that newly hold code. */
 unsigned tb_insert(TranslatedBlock *tb);
 TranslatedBlock *tb_find(uint64_t pc_phys, uint32_t flags);
+/*
+ * The same, for code whose next linear page maps physical page page2
+ * (UINT64_MAX: it maps nothing): a block that ends on its first page or
+ * runs onto page2.  The same first page can be followed by different
+ * second pages in different address spaces, each with its own block.
+ */
+TranslatedBlock *tb_find_page2(uint64_t pc_phys, uint32_t flags, uint64_t page2);
 bool tb_page_has_code(uint64_t paddr_page);
 void tb_invalidate_phys_range(uint64_t pa, uint64_t len);
 void tb_flush_all(void);

@@ -237,9 +237,14 @@ TranslatedBlock *tb_lookup_flags(TCGCPU *cpu, uint64_t lin, uint32_t flags)
     if (tb && tb->page2 != UINT64_MAX) {
         uint64_t pa2;
         uint64_t lin2 = (lin & TLB_PAGE_MASK) + 0x1000;
-        if (!mmu_translate(cpu, lin2, ACC_EXEC, cpu->mmu_idx, &pa2, false) ||
-            (pa2 & TLB_PAGE_MASK) != tb->page2)
-            tb = NULL;
+        /* 32- and 16-bit code wraps at 4 GiB, as the decoder did (decode.c fetch8). */
+        if ((flags & TB_FLAG_SIZE_MASK) != TB_FLAG_CODE64)
+            lin2 = (uint32_t)lin2;
+        /* Else the block decoded for this mapping of the next page, if any (tb.h). */
+        if (!mmu_translate(cpu, lin2, ACC_EXEC, cpu->mmu_idx, &pa2, false))
+            tb = tb_find_page2(pc_phys, flags, UINT64_MAX);
+        else if ((pa2 & TLB_PAGE_MASK) != tb->page2)
+            tb = tb_find_page2(pc_phys, flags, pa2 & TLB_PAGE_MASK);
     }
     if (!tb) {
         tb = tcg_translate(cpu, lin, pc_phys, flags,
@@ -260,9 +265,11 @@ found:
      * Translating may have flushed the jump cache (and cleared prev_tb).
      * A block run alone (single step, interrupt shadow) gets no links: the
      * run loop must see its end (exec.c's chain_direct relies on this).
+     * Nor does a block checked here before it runs (breakpoints, the CS
+     * limit below): exec.c's chain path follows links without that check.
      */
     prev = cpu->prev_tb;
-    if (prev && !(prev->flags & TB_FLAGS_ALONE) && !(flags & TB_FLAG_BP)) {
+    if (prev && !(prev->flags & TB_FLAGS_ALONE) && !(flags & (TB_FLAG_BP | TB_FLAG_CSLIM))) {
         /* A direct slot links only blocks with prev's flags (exec.c END_DIRECT_LINKED64). */
         unsigned k = cpu->exit_link < TB_LINKS_DIRECT && flags == prev->flags ? cpu->exit_link :
                      TB_LINKS_DIRECT + prev->link_next++ % (TB_LINKS - TB_LINKS_DIRECT);

@@ -1489,6 +1489,204 @@ static void test_call_to_other_page_follows_the_mapping(void)
 }
 
 /*
+ * A block whose last instruction runs onto the next page (tb->page2) is
+ * valid only while that page maps the same physical page; a CR3 write
+ * does not change the first page here, so nothing but the mapping check
+ * of the second one stops a stale block.  The code page's last bytes hold
+ * "add eax, imm32" with the imm32's top byte on the next page, which is
+ * remapped (CR3 write) from a copy whose byte is 1 to one whose byte is 2
+ * (the rest of that page: dec ecx; jz done; jmp rbx; done: hlt).  It is
+ * reached by a JNZ from its own first page (an op link, exec.c
+ * op_link_fill) or as the return address of a CALL on that page (the
+ * return prediction, which takes the site's op link): after the remap
+ * both must run the new bytes.
+ */
+static void test_op_link_to_two_page_block_follows_the_mapping(void)
+{
+    static const char *const what[] = {
+        "EAX: JNZ's op link, after the remap", "EAX: RET's prediction, after the remap",
+    };
+    for (int ret = 0; ret < 2; ret++) {
+        Env e = env_new();
+        CODE_AT(&e, CODE + 0x100, 0x85, 0xc9,           /* J: test ecx, ecx */
+                0x0f, 0x85, 0xf4, 0x0e, 0x00, 0x00,     /* jnz T (CODE + 0xffc) */
+                0xf4);                                  /* hlt */
+        CODE_AT(&e, CODE + 0xff7, 0xe8, 0x04, 0x10, 0x00, 0x00,    /* C: call CODE + 0x2000 */
+                0x05, 0x01, 0x00, 0x00);                /* T: add eax, 0x??000001 */
+        CODE_AT(&e, CODE + 0x2000, 0xc3);               /* ret */
+        static const uint8_t tail[] = {
+            0x01,                                       /* T's imm32, top byte */
+            0xff, 0xc9,                                 /* dec ecx */
+            0x74, 0x02,                                 /* jz done */
+            0xff, 0xe3,                                 /* jmp rbx */
+            0xf4,                                       /* done: hlt */
+        };
+        put(&e, 0x11000, tail, sizeof(tail));
+        put(&e, 0x41000, tail, sizeof(tail));
+        e.ram[0x41000] = 0x02;
+        setup_long64(&e);
+        uint64_t start = ret ? CODE + 0xff7 : CODE + 0x100;
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass) {
+                st64_le(e.ram + PT + 8 * 0x11, 0x41000 | 3);
+                CHECK(cpu_write_cr3(e.cpu, e.cpu->cr3));
+            }
+            e.cpu->rip = start;
+            e.cpu->regs[R_EBX] = start;
+            e.cpu->regs[R_ECX] = 4;
+            e.cpu->regs[R_EAX] = 0;
+            e.cpu->halted = false;
+            CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+            CHECK_EQ(pass ? what[ret] : "EAX: four times 0x01000001",
+                     (pass ? 0x02000001u : 0x01000001u) * 4, e.cpu->regs[R_EAX]);
+        }
+    }
+}
+
+/*
+ * A block that the CS limit may cut short (TB_FLAG_CSLIM) is checked
+ * against the limit each time it is entered (tcg-accel.c cs_limit_check),
+ * also when the run loop's lookup finds it linked.  A far JMP to CS 0x58
+ * (limit 0x10fff) lands on a 5-byte MOV at 0x10ffe, which crosses the
+ * limit: #GP(0) there every time (SDM 3A §5.3), the handler counting the
+ * faults and noting the faulting EIP, then looping back to the far JMP.
+ * The third time the far JMP's block has the target linked.
+ */
+static void test_far_jump_to_cs_limited_block_checks_the_limit(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0xb9, 0x04, 0x00, 0x00, 0x00,    /* mov ecx, 4 */
+            0x49,                                       /* L: dec ecx */
+            0x74, 0x07,                                 /* jz done */
+            0xea, 0xfe, 0x0f, 0x01, 0x00, 0x58, 0x00,   /* jmp far 0x58:0x10ffe */
+            0xf4);                                      /* done: hlt */
+    CODE_AT(&e, CODE + 0xffe, 0xb8, 0x78, 0x56, 0x34, 0x12,    /* mov eax, 0x12345678 */
+            0xf4);
+    setup_pm32(&e);
+    CODE_AT(&e, HANDLERS + 16 * EXCP_GP, 0x43,          /* #GP: inc ebx */
+            0x8b, 0x54, 0x24, 0x04,                     /* mov edx, [esp + 4] (EIP) */
+            0x83, 0xc4, 0x10,                           /* add esp, 16 */
+            0xe9, 0x28, 0xaf, 0x00, 0x00);              /* jmp L */
+    /* 0x58: 32-bit code, base 0, limit 0x10fff (byte granular). */
+    st64_le(e.ram + GDT + 0x58, 0x00419b0000000fffull);
+    e.cpu->regs[R_EAX] = 0;
+    e.cpu->regs[R_EBX] = 0;
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EBX: three #GP", 3, e.cpu->regs[R_EBX]);
+    CHECK_EQ("EDX: the last #GP's EIP, the MOV", 0x10ffe, e.cpu->regs[R_EDX]);
+    CHECK_EQ("EAX: the MOV past the limit never ran", 0, e.cpu->regs[R_EAX]);
+    CHECK_EQ("EIP after the HLT", CODE + 0x10, e.cpu->rip);
+}
+
+/*
+ * 32-bit code wraps at 4 GiB (EIP and the linear address of a fetch are 32
+ * bits wide, compatibility mode included): an instruction at 0xfffffffe runs on
+ * at linear 0, so the block's second page is linear page 0, not 2^32.  In
+ * compatibility mode 2^32 is a different (here unmapped) linear address:
+ * the lookup must check the page the block was decoded from, or it throws
+ * the block away and decodes a new one each time it misses the jump cache
+ * (a CR3 write each round here), every copy kept until its code is written.
+ */
+static void test_compat_code_wrapping_at_4g_keeps_its_block(void)
+{
+    Env e = env_new();
+    setup_long64(&e);
+    /* Linear 0xfffff000 -> 0x50000 (PDPT[3] -> PD at 0x24000 -> PT at 0x25000). */
+    st64_le(e.ram + PDPT + 8 * 3, 0x24000 | 3);
+    st64_le(e.ram + 0x24000 + 8 * 511, 0x25000 | 3);
+    st64_le(e.ram + 0x25000 + 8 * 511, 0x50000 | 3);
+    CODE_AT(&e, 0x50ffe, 0xb8, 0x78);                   /* mov eax, 0x12345678 ... */
+    CODE_AT(&e, 0, 0x56, 0x34, 0x12,                    /* ... its last bytes at linear 0 */
+            0x0f, 0x22, 0xda,                           /* mov cr3, edx */
+            0x49,                                       /* dec ecx */
+            0x75, 0xf5,                                 /* jnz 0xfffffffe */
+            0xf4);                                      /* hlt */
+    X86CPUState s;
+    cpu_to_x86_state(e.cpu, &s);
+    seg_flat(&s.seg[SEG_CS], 0x08, 0xb, 0, false);      /* compatibility mode */
+    s.rip = 0xfffffffe;
+    cpu_from_x86_state(e.cpu, &s);
+    e.cpu->regs[R_EDX] = PML4;
+    e.cpu->regs[R_ECX] = 50;
+    unsigned before = tb_count();
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EAX", 0x12345678, e.cpu->regs[R_EAX]);
+    CHECK_EQ("EIP after the HLT", 10, e.cpu->rip);
+    unsigned made = tb_count() - before;
+    CHECK_MSG(made <= 4, "blocks made for 50 rounds of a 2-block loop: %u, expected at most 4",
+              made);
+}
+
+/*
+ * The same first page can be followed by different second pages in two
+ * address spaces: a block spanning both is kept per second page.  A loop
+ * switches CR3 between two page tables that differ only in where linear
+ * 0x11000 goes (0x11000 or 0x41000) and runs a block whose last
+ * instruction, "add eax, imm32" at 0x10ffc, takes its top byte from that
+ * page.  Each block found for the other mapping must not make a new one:
+ * the blocks stay as many as the loop has, not one per round.
+ */
+static void test_two_page_block_kept_per_second_page(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE + 0x100, 0x0f, 0x22, 0xde,         /* L: mov cr3, rsi */
+            0x48, 0x87, 0xf7,                           /* xchg rdi, rsi */
+            0xe9, 0xf1, 0x0e, 0x00, 0x00);              /* jmp T (CODE + 0xffc) */
+    CODE_AT(&e, CODE + 0xffc, 0x05, 0x01, 0x00, 0x00);  /* T: add eax, 0x??000001 */
+    static const uint8_t tail[] = {
+        0x01,                                           /* T's imm32, top byte */
+        0xff, 0xc9,                                     /* dec ecx */
+        0x74, 0x02,                                     /* jz done */
+        0xff, 0xe3,                                     /* jmp rbx */
+        0xf4,                                           /* done: hlt */
+    };
+    put(&e, 0x11000, tail, sizeof(tail));
+    put(&e, 0x41000, tail, sizeof(tail));
+    e.ram[0x41000] = 0x02;
+    setup_long64(&e);
+    /* A second set of tables at 0x60000, the same but for linear 0x11000. */
+    memcpy(e.ram + 0x60000, e.ram + PML4, 0x4000);
+    st64_le(e.ram + 0x60000, 0x61000 | 3);
+    st64_le(e.ram + 0x61000, 0x62000 | 3);
+    st64_le(e.ram + 0x62000, 0x63000 | 3);
+    st64_le(e.ram + 0x63000 + 8 * 0x11, 0x41000 | 3);
+    e.cpu->rip = CODE + 0x100;
+    e.cpu->regs[R_EBX] = CODE + 0x100;
+    e.cpu->regs[R_ECX] = 50;
+    e.cpu->regs[R_ESI] = 0x60000;
+    e.cpu->regs[R_EDI] = PML4;
+    e.cpu->regs[R_EAX] = 0;
+    unsigned before = tb_count();
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("EAX: 25 x 0x02000001 + 25 x 0x01000001", 25u * 0x03000002u, e.cpu->regs[R_EAX]);
+    unsigned made = tb_count() - before;
+    CHECK_MSG(made <= 8, "blocks made for 50 rounds of a loop of 4 blocks in 2 mappings: %u, "
+              "expected at most 8", made);
+}
+
+/*
+ * SDM 3A §3.4.4: in 64-bit mode the processor treats CS's base as zero,
+ * whatever the descriptor says.  RETFQ to a 64-bit code segment whose
+ * descriptor has base 0x1000 runs the code at the offset itself.
+ */
+static void test_long_mode_code_segment_base_is_ignored(void)
+{
+    Env e = env_new();
+    CODE_AT(&e, CODE, 0x6a, 0x58,                       /* push 0x58 */
+            0x68, 0x00, 0x01, 0x01, 0x00,               /* push CODE + 0x100 */
+            0x48, 0xcb);                                /* retfq */
+    CODE_AT(&e, CODE + 0x100, 0xb8, 0x01, 0x00, 0x00, 0x00, 0xf4);    /* mov eax, 1; hlt */
+    CODE_AT(&e, CODE + 0x1100, 0xb8, 0x02, 0x00, 0x00, 0x00, 0xf4);   /* mov eax, 2; hlt */
+    setup_long64(&e);
+    /* 0x58: 64-bit code, DPL 0, base 0x1000. */
+    st64_le(e.ram + GDT + 0x58, 0x00af9b001000ffffull);
+    CHECK_EQ("run result", TCG_RUN_HALTED, run(&e));
+    CHECK_EQ("CS", 0x58, e.cpu->seg[SEG_CS].sel);
+    CHECK_EQ("EAX: the code at the offset, not at base + offset", 1, e.cpu->regs[R_EAX]);
+    CHECK_EQ("RIP after the HLT", CODE + 0x106, e.cpu->rip);
+}
+
+/*
  * Memory forms in 64-bit code (exec.c INC_M_F, DEC_M_F, ST_I_F, CMP_MI_F,
  * TEST_MI_F, JMP_M_F), each at several operand sizes: results and flags
  * (INC/DEC keep CF, SDM 2A "INC"), twice so that the second pass meets a
@@ -4635,6 +4833,11 @@ static const TestCase cases[] = {
     TEST_CASE(test_return_prediction_forgets_remapped_page),
     TEST_CASE(test_return_prediction_keeps_privilege),
     TEST_CASE(test_call_to_other_page_follows_the_mapping),
+    TEST_CASE(test_op_link_to_two_page_block_follows_the_mapping),
+    TEST_CASE(test_far_jump_to_cs_limited_block_checks_the_limit),
+    TEST_CASE(test_compat_code_wrapping_at_4g_keeps_its_block),
+    TEST_CASE(test_two_page_block_kept_per_second_page),
+    TEST_CASE(test_long_mode_code_segment_base_is_ignored),
     TEST_CASE(test_flat64_memory_forms_and_faults),
     TEST_CASE(test_tb_page_lists_unlink_in_any_order),
     TEST_CASE(test_dma_write_invalidates_translated_code),
