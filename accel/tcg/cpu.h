@@ -472,6 +472,23 @@ static inline void cpu_jc_flush(TCGCPU *cpu)
     memset(cpu->ras, 0, sizeof(cpu->ras));    /* its blocks were found through the old mapping */
 }
 
+/* Jcc condition cond from materialised flags f (CC_OP_EFLAGS keeps them in cc_aux). */
+TCG_INLINE bool cc_eval_flags(uint32_t f, int cond)
+{
+    bool r;
+    switch (cond >> 1) {
+    case 0: r = f & CC_O; break;
+    case 1: r = f & CC_C; break;
+    case 2: r = f & CC_Z; break;
+    case 3: r = f & (CC_C | CC_Z); break;
+    case 4: r = f & CC_S; break;
+    case 5: r = f & CC_P; break;
+    case 6: r = !(f & CC_S) != !(f & CC_O); break;
+    default: r = (f & CC_Z) || !(f & CC_S) != !(f & CC_O); break;
+    }
+    return (cond & 1) ? !r : r;
+}
+
 /* flags.c */
 uint32_t cc_compute_all(const TCGCPU *cpu);
 uint32_t cc_compute_cf(const TCGCPU *cpu);

@@ -20,23 +20,6 @@
 #include "kestrel/log.h"
 #include "kestrel/machine.h"
 
-/* Jcc condition cond from materialised flags f (CC_OP_EFLAGS keeps them in cc_aux). */
-static inline __attribute__((always_inline)) bool cc_eval_flags(uint32_t f, int cond)
-{
-    bool r;
-    switch (cond >> 1) {
-    case 0: r = f & CC_O; break;
-    case 1: r = f & CC_C; break;
-    case 2: r = f & CC_Z; break;
-    case 3: r = f & (CC_C | CC_Z); break;
-    case 4: r = f & CC_S; break;
-    case 5: r = f & CC_P; break;
-    case 6: r = !(f & CC_S) != !(f & CC_O); break;
-    default: r = (f & CC_Z) || !(f & CC_S) != !(f & CC_O); break;
-    }
-    return (cond & 1) ? !r : r;
-}
-
 /*
  * Jcc condition cond (a constant at each call site) straight from the lazy
  * state for the common producers, else through flags.c.  ZF and SF come

@@ -147,19 +147,7 @@ bool cc_test(const TCGCPU *cpu, int cond)
         default: break;
         }
     }
-    {
-        uint32_t f = cc_compute_all(cpu);
-        switch (cond >> 1) {
-        case 0: r = f & CC_O; break;
-        case 1: r = f & CC_C; break;
-        case 2: r = f & CC_Z; break;
-        case 3: r = f & (CC_C | CC_Z); break;
-        case 4: r = f & CC_S; break;
-        case 5: r = f & CC_P; break;
-        case 6: r = !!(f & CC_S) != !!(f & CC_O); break;
-        default: r = (f & CC_Z) || (!!(f & CC_S) != !!(f & CC_O)); break;
-        }
-    }
+    return cc_eval_flags(cc_compute_all(cpu), cond);
 out:
     return (cond & 1) ? !r : r;
 }
