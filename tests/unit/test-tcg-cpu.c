@@ -1489,6 +1489,26 @@ static void test_call_to_other_page_follows_the_mapping(void)
 }
 
 /*
+ * The second page of a block that starts at 0x10ffc (T: add eax, imm32 with
+ * the imm32's top byte on the next page, then dec ecx; jz done; jmp rbx;
+ * done: hlt), in two physical copies: at 0x11000 the byte is 01, at
+ * 0x41000 it is 02, so EAX tells which mapping of linear 0x11000 ran.
+ */
+static void put_second_page_tails(Env *e)
+{
+    static const uint8_t tail[] = {
+        0x01,                                           /* T's imm32, top byte */
+        0xff, 0xc9,                                     /* dec ecx */
+        0x74, 0x02,                                     /* jz done */
+        0xff, 0xe3,                                     /* jmp rbx */
+        0xf4,                                           /* done: hlt */
+    };
+    put(e, 0x11000, tail, sizeof(tail));
+    put(e, 0x41000, tail, sizeof(tail));
+    e->ram[0x41000] = 0x02;
+}
+
+/*
  * A block whose last instruction runs onto the next page (tb->page2) is
  * valid only while that page maps the same physical page; a CR3 write
  * does not change the first page here, so nothing but the mapping check
@@ -1514,16 +1534,7 @@ static void test_op_link_to_two_page_block_follows_the_mapping(void)
         CODE_AT(&e, CODE + 0xff7, 0xe8, 0x04, 0x10, 0x00, 0x00,    /* C: call CODE + 0x2000 */
                 0x05, 0x01, 0x00, 0x00);                /* T: add eax, 0x??000001 */
         CODE_AT(&e, CODE + 0x2000, 0xc3);               /* ret */
-        static const uint8_t tail[] = {
-            0x01,                                       /* T's imm32, top byte */
-            0xff, 0xc9,                                 /* dec ecx */
-            0x74, 0x02,                                 /* jz done */
-            0xff, 0xe3,                                 /* jmp rbx */
-            0xf4,                                       /* done: hlt */
-        };
-        put(&e, 0x11000, tail, sizeof(tail));
-        put(&e, 0x41000, tail, sizeof(tail));
-        e.ram[0x41000] = 0x02;
+        put_second_page_tails(&e);
         setup_long64(&e);
         uint64_t start = ret ? CODE + 0xff7 : CODE + 0x100;
         for (int pass = 0; pass < 2; pass++) {
@@ -1633,16 +1644,7 @@ static void test_two_page_block_kept_per_second_page(void)
             0x48, 0x87, 0xf7,                           /* xchg rdi, rsi */
             0xe9, 0xf1, 0x0e, 0x00, 0x00);              /* jmp T (CODE + 0xffc) */
     CODE_AT(&e, CODE + 0xffc, 0x05, 0x01, 0x00, 0x00);  /* T: add eax, 0x??000001 */
-    static const uint8_t tail[] = {
-        0x01,                                           /* T's imm32, top byte */
-        0xff, 0xc9,                                     /* dec ecx */
-        0x74, 0x02,                                     /* jz done */
-        0xff, 0xe3,                                     /* jmp rbx */
-        0xf4,                                           /* done: hlt */
-    };
-    put(&e, 0x11000, tail, sizeof(tail));
-    put(&e, 0x41000, tail, sizeof(tail));
-    e.ram[0x41000] = 0x02;
+    put_second_page_tails(&e);
     setup_long64(&e);
     /* A second set of tables at 0x60000, the same but for linear 0x11000. */
     memcpy(e.ram + 0x60000, e.ram + PML4, 0x4000);
